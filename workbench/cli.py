@@ -1,0 +1,140 @@
+"""The `workbench` command line: a thin shell over the Python API."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import WorkbenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Dynamical-systems workbench: generate ground truth, fit neural surrogates, compare flows.")
+console = Console()
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+def _parse_pairs(pairs: List[str], what: str) -> dict[str, float]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise WorkbenchError(f"--{what} expects NAME=NUMBER, got {pair!r}") from None
+    return out
+
+
+@app.command("systems")
+def list_systems(kind: Optional[str] = typer.Option(None, help="Only 'ode' or 'sde' systems.")) -> None:
+    """Table of the catalog."""
+    import workbench as wb
+
+    table = Table(title="Systems catalog")
+    for column in ("name", "kind", "dim", "parameters", "max Lyapunov", "description"):
+        table.add_column(column)
+    for name in wb.systems(kind):
+        s = wb.system(name)
+        table.add_row(name, s.kind, str(s.dim), ", ".join(f"{k}={v:g}" for k, v in s.defaults.items()),
+                      f"{s.lyapunov:g}" if s.lyapunov else "", s.description)
+    console.print(table)
+
+
+@app.command()
+def show(name: str, option: List[str] = typer.Option([], "--option", help="Structural option, e.g. dim=10.")) -> None:
+    """Parameters, facts and reference of one system."""
+    import workbench as wb
+
+    s = wb.system(name, **{k: int(v) for k, v in _parse_pairs(option, "option").items()})
+    console.print(f"[bold]{s.name}[/bold] ({s.kind}, dim {s.dim}): {s.description}")
+    console.print(f"state: {', '.join(f'{v} [{u}]' for v, u in zip(s.state_names, s.state_units))}")
+    console.print(f"equations: {s.equations}")
+    table = Table(title="parameters")
+    for column in ("name", "default", "range", "meaning"):
+        table.add_column(column)
+    for key, spec in s.params.items():
+        table.add_row(key, f"{spec.default:g}", f"[{spec.low:g}, {spec.high:g}]", spec.description)
+    console.print(table)
+    console.print(f"default span: t in [0, {s.t_end:g}], dt = {s.dt:g}")
+    console.print("facts: " + json.dumps(s.facts))
+    console.print(f"reference: {s.reference}")
+
+
+@app.command()
+def generate(name: str,
+             out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file."),
+             n: int = typer.Option(256, "--n", help="Number of trajectories."),
+             t_end: Optional[float] = typer.Option(None, "--t-end", help="End time (default: the system's)."),
+             dt: Optional[float] = typer.Option(None, "--dt", help="Sampling step (default: the system's)."),
+             seed: int = typer.Option(0, "--seed"),
+             param: List[str] = typer.Option([], "--param", help="Fixed parameter, NAME=VALUE (repeatable)."),
+             sample: List[str] = typer.Option([], "--sample-param", help="Parameter drawn per trajectory from its range."),
+             option: List[str] = typer.Option([], "--option", help="Structural option, e.g. dim=10."),
+             obs_noise: float = typer.Option(0.0, "--obs-noise", help="Observation noise std."),
+             relative_noise: bool = typer.Option(False, "--relative-noise", help="Noise as a multiple of each variable's std."),
+             missing: float = typer.Option(0.0, "--missing", help="Fraction of samples dropped (irregular sampling)."),
+             derivative: bool = typer.Option(False, "--derivative", help="Also store the true vector field."),
+             method: Optional[str] = typer.Option(None, "--method", help="ODE solver (dop853, dopri5, radau, torchdiffeq names)."),
+             rtol: float = typer.Option(1e-10, "--rtol"), atol: float = typer.Option(1e-10, "--atol"),
+             device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda (default: auto)."),
+             quiet: bool = QUIET) -> None:
+    """Generate trajectories of a catalog system and write them to HDF5."""
+    import time
+
+    import workbench as wb
+
+    start = time.perf_counter()
+    ds = wb.simulate(name, n=n, t_end=t_end, dt=dt, seed=seed, params=_parse_pairs(param, "param"),
+                     sample_params=sample or None, options={k: int(v) for k, v in _parse_pairs(option, "option").items()},
+                     obs_noise=obs_noise, obs_noise_kind="relative" if relative_noise else "absolute",
+                     missing=missing, derivative=derivative, method=method, rtol=rtol, atol=atol,
+                     device=device, progress=False if quiet else None)
+    elapsed = time.perf_counter() - start
+    wb.save(ds, out)
+    console.print(summary(ds))
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {elapsed:.2f} s")
+
+
+def summary(ds) -> str:
+    """A few human lines about a dataset."""
+    from .dataset import observation_mask
+
+    lines = [f"system {ds.attrs.get('system', '?')} ({ds.attrs.get('kind', '?')}): "
+             f"{ds.sizes['trajectory']} trajectories x {ds.sizes['time']} samples x {ds.sizes['variable']} variables",
+             f"time [{float(ds.time[0]):g}, {float(ds.time[-1]):g}], integrator {ds.attrs.get('integrator', '?')}"]
+    if "split" in ds.coords:
+        values, counts = __import__("numpy").unique(ds["split"].values, return_counts=True)
+        lines.append("split: " + ", ".join(f"{v}={c}" for v, c in zip(values, counts)))
+    observed = observation_mask(ds)
+    if not observed.all():
+        lines.append(f"observed samples: {observed.mean():.1%}")
+    state = ds["state"]
+    for var in ds["variable"].values:
+        values = state.sel(variable=var)
+        lines.append(f"  {var}: min {float(values.min()):.4g}  mean {float(values.mean()):.4g}  max {float(values.max()):.4g}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        app(args=argv or ["--help"], prog_name="workbench", standalone_mode=False)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, typer.Abort):
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except typer.TyperException as exc:  # usage errors: bad option values, unknown commands
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"error: {message} (see `workbench --help`)", file=sys.stderr)
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,370 @@
+"""Ground-truth trajectories from catalog (or user) systems, in one batched float64 solve."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import xarray as xr
+
+import systems as catalog
+from systems import System
+
+from .dataset import SPLITS, make_dataset
+from .devices import DeviceLike, resolve_device
+from .errors import BadParameterError, DivergenceError, SolverStallError, UnsupportedError
+from .progress import progress_bar
+from .solvers import TABLEAUX, integrate_batch
+
+SystemLike = Union[str, System]
+DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+SDE_SCHEMES = ("euler", "milstein", "srk")
+SCIPY_METHODS = {"radau": "Radau", "bdf": "BDF", "lsoda": "LSODA"}
+
+
+def get_system(system: SystemLike, **options: int) -> System:
+    """The :class:`System` for a catalog name or a System object, with structural ``options`` applied."""
+    if isinstance(system, System):
+        return system.with_options(**options)
+    if not isinstance(system, str):
+        raise BadParameterError(f"expected a system name or System, got {type(system).__name__}")
+    return catalog.get(system).with_options(**options)
+
+
+def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt: Optional[float] = None, *,
+             times: Optional[Sequence[float]] = None, seed: int = 0,
+             params: Optional[Mapping[str, Any]] = None,
+             sample_params: Union[Sequence[str], Mapping[str, Sequence[float]], None] = None,
+             x0: Optional[Any] = None, obs_noise: float = 0.0, obs_noise_kind: str = "absolute",
+             missing: float = 0.0, derivative: bool = False,
+             split: Optional[Sequence[float]] = DEFAULT_SPLIT,
+             method: Optional[str] = None, rtol: float = 1e-10, atol: float = 1e-10,
+             sde_dt: Optional[float] = None, scheme: Optional[str] = None, brownian: Any = None,
+             max_steps: int = 200_000, device: DeviceLike = None, options: Optional[Mapping[str, int]] = None,
+             progress: Optional[bool] = None) -> xr.Dataset:
+    """Integrate ``n`` trajectories of a system and return them as a labelled dataset.
+
+    Arguments:
+        system: catalog name (see :func:`workbench.systems`) or a :class:`System`.
+        n: number of trajectories.
+        t_end, dt: time span ``[0, t_end]`` and sampling step (defaults: the system's).
+        times: explicit increasing sample times (overrides ``t_end``/``dt``).
+        seed: seeds initial conditions, sampled parameters, noise, masks and splits.
+        params: fixed values ``{name: value}`` or per-trajectory arrays of length ``n``.
+        sample_params: parameters drawn uniformly per trajectory: names (from the declared range)
+            or ``{name: (low, high)}``.
+        x0: initial states, shape ``(n, dim)`` or ``(dim,)``; default: the system's sampler.
+        obs_noise: standard deviation of Gaussian observation noise added to ``state``.
+        obs_noise_kind: ``"absolute"`` or ``"relative"`` (a multiple of each variable's std).
+        missing: fraction of samples (after the first) dropped at random per trajectory;
+            recorded in ``mask`` and set to NaN in ``state``: irregular sampling.
+        derivative: also store the true drift at the (noise-free) samples as ``derivative``.
+        split: fractions for train/val/test by trajectory, or ``None`` for no split.
+        method: ODEs: ``"dop853"`` (default; per-trajectory step control), ``"dopri5"``, a
+            torchdiffeq method (e.g. ``"dopri8"``, ``"rk4"``) or ``"radau"``/``"bdf"`` (scipy, per
+            trajectory; the default for stiff systems).
+        rtol, atol: ODE tolerances (defaults serve as truth).
+        sde_dt: SDE integration step (default ``dt / 10``); ``scheme``: ``euler``, ``milstein``
+            (default for diagonal/scalar/additive noise) or ``srk`` (torchsde's names).
+        brownian: a torchsde Brownian motion of size ``(n, noise_dim)`` to drive an SDE (default:
+            a ``BrownianInterval`` seeded by ``seed``); pass a ``torchsde.BrownianTree`` to refine
+            ``sde_dt`` on one fixed path.
+        max_steps: step budget per trajectory before a :class:`SolverStallError`.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
+        options: structural options, e.g. ``{"dim": 10}`` for ``lorenz96``.
+        progress: show a progress bar (default: only on a terminal).
+
+    Returns:
+        ``xarray.Dataset`` in the workbench schema, float64.
+
+    Raises:
+        WorkbenchError: unknown names, bad parameters, divergence or solver stalls (naming the
+        system, its parameters and the trajectory index).
+    """
+    sys_ = get_system(system, **dict(options or {}))
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise BadParameterError(f"n must be a positive integer, got {n!r}")
+    dev = resolve_device(device)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    t = _sample_times(sys_, t_end, dt, times)
+    values = _parameter_values(sys_, n, params, sample_params, rng)
+    y0 = _initial_states(sys_, n, x0, gen)
+    p = {k: torch.as_tensor(v, dtype=torch.float64, device=dev) for k, v in values.items()}
+    tt = torch.as_tensor(t, dtype=torch.float64, device=dev)
+    try:
+        if sys_.kind == "ode":
+            states, integrator = _solve_ode(sys_, y0.to(dev), tt, p, method, rtol, atol, max_steps, progress)
+        else:
+            states, integrator = _solve_sde(sys_, y0.to(dev), tt, p, sde_dt, scheme, seed, brownian, progress)
+    except (DivergenceError, SolverStallError) as exc:
+        row = getattr(exc, "row", None)
+        raise type(exc)(f"{sys_.name}: trajectory {row} with parameters {_row_params(values, row)} "
+                        f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {exc}. "
+                        "Shorten t_end, pick parameters inside the attractor's range, or raise max_steps") from None
+    clean = states.cpu().numpy()
+    deriv = _derivative(sys_, tt, torch.from_numpy(clean).to(dev), p) if derivative else None
+    observed = _noisy(clean, obs_noise, obs_noise_kind, rng)
+    mask = None
+    if missing:
+        if not 0 <= missing < 1:
+            raise BadParameterError(f"missing must be a fraction in [0, 1), got {missing}")
+        mask = rng.random(observed.shape[:2]) >= missing
+        mask[:, 0] = True
+        observed = np.where(mask[..., None], observed, np.nan)
+    split_labels = _split_labels(n, split, rng)
+    attrs = {
+        "title": f"{sys_.name} trajectories", "system": sys_.name, "kind": sys_.kind,
+        "params": {k: float(np.asarray(v).ravel()[0]) for k, v in values.items() if np.ndim(v) == 0},
+        "options": dict(sys_.options), "generator": "workbench.simulate", "seed": int(seed),
+        "obs_noise": float(obs_noise), "obs_noise_kind": obs_noise_kind, "missing": float(missing),
+        "reference": sys_.reference, "facts": sys_.facts, **integrator,
+    }
+    if split_labels is not None:
+        attrs["split"] = dict(zip(SPLITS, map(float, split)))
+    per_traj = {f"param_{k}": np.asarray(v, dtype=np.float64) for k, v in values.items() if np.ndim(v) == 1}
+    return make_dataset(observed, t, sys_.state_names, units=sys_.state_units, time_units=sys_.time_units,
+                        mask=mask, derivative=deriv, per_trajectory=per_traj, split=split_labels, attrs=attrs)
+
+
+def _fmt(values: Any) -> str:
+    return json.dumps(values, default=float)
+
+
+def _row_params(values: Mapping[str, Any], row: Optional[int]) -> str:
+    return _fmt({k: float(np.asarray(v)[row] if np.ndim(v) else v) for k, v in values.items()})
+
+
+def _sample_times(sys_: System, t_end: Optional[float], dt: Optional[float],
+                  times: Optional[Sequence[float]]) -> np.ndarray:
+    if times is not None:
+        t = np.asarray(times, dtype=np.float64)
+        if t.ndim != 1 or t.size < 1 or not np.isfinite(t).all() or (np.diff(t) <= 0).any():
+            raise BadParameterError("times must be a 1-D, finite, strictly increasing sequence")
+        return t
+    t_end = sys_.t_end if t_end is None else float(t_end)
+    dt = sys_.dt if dt is None else float(dt)
+    if not (np.isfinite(t_end) and t_end > 0 and np.isfinite(dt) and 0 < dt <= t_end):
+        raise BadParameterError(f"need 0 < dt <= t_end, got t_end={t_end}, dt={dt}")
+    steps = int(round(t_end / dt))
+    if abs(steps * dt - t_end) > 1e-9 * max(1.0, t_end):
+        raise BadParameterError(f"t_end={t_end} is not a whole number of dt={dt} steps; adjust one of them")
+    if steps > 10_000_000:
+        raise BadParameterError(f"{steps} samples per trajectory is too many; use a larger dt")
+    return np.linspace(0.0, t_end, steps + 1)
+
+
+def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
+                      sample_params: Union[Sequence[str], Mapping[str, Sequence[float]], None],
+                      rng: np.random.Generator) -> dict[str, Any]:
+    given = dict(params or {})
+    sys_.check_params(given)
+    values: dict[str, Any] = dict(sys_.defaults)
+    for key, value in given.items():
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 1 and arr.size != n:
+            raise BadParameterError(f"parameter {key!r} has {arr.size} values for {n} trajectories; give one or n")
+        if arr.ndim > 1:
+            raise BadParameterError(f"parameter {key!r} must be a number or a 1-D array of length n")
+        values[key] = arr if arr.ndim == 1 else float(arr)
+    ranges = sample_params if isinstance(sample_params, Mapping) else {k: None for k in (sample_params or ())}
+    for key, bounds in ranges.items():
+        if key not in sys_.params:
+            sys_.check_params({key: 0.0})  # raises the unknown-name error
+        spec = sys_.params[key]
+        low, high = (spec.low, spec.high) if bounds is None else map(float, bounds)
+        sys_.check_params({key: [low, high]})
+        values[key] = rng.uniform(low, high, size=n)
+    return values
+
+
+def _initial_states(sys_: System, n: int, x0: Any, gen: torch.Generator) -> torch.Tensor:
+    if x0 is None:
+        return sys_.sample_x0(n, gen)
+    y0 = torch.as_tensor(np.asarray(x0, dtype=np.float64))
+    if y0.ndim == 1:
+        y0 = y0.expand(n, -1)
+    if y0.shape != (n, sys_.dim):
+        raise BadParameterError(f"x0 must have shape ({n}, {sys_.dim}) or ({sys_.dim},) for {sys_.name}, got {tuple(y0.shape)}")
+    if not torch.isfinite(y0).all():
+        raise BadParameterError("x0 must be finite")
+    return y0.clone()
+
+
+def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
+               method: Optional[str], rtol: float, atol: float, max_steps: int,
+               progress: Optional[bool]) -> tuple[torch.Tensor, dict[str, Any]]:
+    if not (0 < rtol < 1 and 0 < atol < 1):
+        raise BadParameterError(f"rtol and atol must lie in (0, 1), got rtol={rtol}, atol={atol}")
+    method = method or ("radau" if sys_.stiff else "dop853")
+    info = {"integrator": method, "rtol": float(rtol), "atol": float(atol)}
+
+    def field(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return sys_.drift(tt, y, p)
+
+    if method in TABLEAUX:
+        bar = progress_bar(1.0, f"{sys_.name}: integrating {y0.shape[0]} trajectories", progress)
+        with bar:
+            out, stats = integrate_batch(field, y0, t, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
+                                         bound=sys_.bound, progress=lambda f: bar.update(f - bar.n))
+        info.update(integrator=f"{method} (workbench, per-trajectory step control)", nfe=stats.nfe)
+        return out, info
+    if method in SCIPY_METHODS:
+        return _solve_scipy(sys_, y0, t, p, method, rtol, atol, max_steps, progress), info
+    return _solve_torchdiffeq(sys_, y0, t, field, method, rtol, atol, max_steps), info
+
+
+def _solve_torchdiffeq(sys_: System, y0: torch.Tensor, t: torch.Tensor, field: Any, method: str,
+                       rtol: float, atol: float, max_steps: int) -> torch.Tensor:
+    import torchdiffeq
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    if method not in SOLVERS:
+        raise BadParameterError(f"unknown ODE method {method!r}; use one of "
+                                f"{sorted({*TABLEAUX, *SCIPY_METHODS, *SOLVERS} - {'scipy_solver'})}")
+    fixed = method in ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun2", "heun3")
+    # torchdiffeq's default error norm is an RMS over the whole batch; the max over trajectories of
+    # each trajectory's RMS makes every trajectory meet the tolerance.
+    options = {} if fixed else {"norm": lambda r: r.pow(2).mean(-1).sqrt().max(), "max_num_steps": max_steps}
+    if fixed:
+        options = {"step_size": float(t[1] - t[0]) / 10 if len(t) > 1 else 1e-3}
+    try:
+        out = torchdiffeq.odeint(lambda tt, y: field(tt.expand(y.shape[0]), y), y0, t,
+                                 rtol=rtol, atol=atol, method=method, options=options)
+    except AssertionError as exc:
+        raise SolverStallError(f"{sys_.name}: torchdiffeq {method} stopped: {exc}; loosen rtol/atol, "
+                               "use method='dop853', or raise max_steps") from None
+    out = out.transpose(0, 1)
+    _check_finite(out, sys_.bound)
+    return out
+
+
+def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor], method: str,
+                 rtol: float, atol: float, max_steps: int, progress: Optional[bool]) -> torch.Tensor:
+    """Implicit route for stiff systems: one scipy solve per trajectory (stiff steps differ wildly)."""
+    from scipy.integrate import solve_ivp
+
+    t_np = t.cpu().numpy()
+    out = np.empty((y0.shape[0], len(t_np), y0.shape[1]))
+    bar = progress_bar(y0.shape[0], f"{sys_.name}: {method} per trajectory", progress, "traj")
+    for row in range(y0.shape[0]):
+        p_row = {k: (v[row] if v.ndim else v).cpu() for k, v in p.items()}
+
+        def rhs(tt: float, y: np.ndarray) -> np.ndarray:
+            return sys_.drift(torch.tensor(tt, dtype=torch.float64),
+                              torch.from_numpy(y.T), p_row).numpy().T
+
+        sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), method=SCIPY_METHODS[method],
+                        t_eval=t_np, rtol=rtol, atol=atol, vectorized=True)
+        if not sol.success or sol.y.shape[1] != len(t_np):
+            error = SolverStallError(f"scipy {method} failed: {sol.message}")
+            error.row = row
+            raise error
+        out[row] = sol.y.T
+        bar.update(1)
+    bar.close()
+    result = torch.from_numpy(out).to(y0.device)
+    _check_finite(result, sys_.bound)
+    return result
+
+
+def _check_finite(states: torch.Tensor, bound: float) -> None:
+    bad = ~torch.isfinite(states).all(-1) | (states.abs() > bound).any(-1)
+    if bool(bad.any()):
+        row, step = (int(i) for i in bad.nonzero()[0])
+        error = DivergenceError(f"state became non-finite or exceeded the bound {bound:g} at sample {step}")
+        error.row = row
+        raise error
+
+
+class _TorchsdeSystem(torch.nn.Module):
+    """Adapter giving torchsde the ``f``/``g``/``noise_type``/``sde_type`` interface it expects."""
+
+    sde_type = "ito"
+
+    def __init__(self, sys_: System, p: Mapping[str, torch.Tensor]):
+        super().__init__()
+        self.sys_, self.p = sys_, p
+        self.noise_type = sys_.noise_type
+
+    def f(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.sys_.drift(t, y, self.p)
+
+    def g(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        g = self.sys_.diffusion(t, y, self.p)
+        if self.sys_.noise_type == "additive":
+            return torch.diag_embed(g)
+        if self.sys_.noise_type == "scalar":
+            return g.unsqueeze(-1)
+        return g
+
+
+def default_scheme(sys_: System) -> str:
+    """Milstein (strong order 1) where torchsde supports it for the noise type, else Euler-Maruyama."""
+    return "milstein" if sys_.noise_type in ("diagonal", "scalar", "additive") else "euler"
+
+
+def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
+               sde_dt: Optional[float], scheme: Optional[str], seed: int, bm: Any,
+               progress: Optional[bool]) -> tuple[torch.Tensor, dict[str, Any]]:
+    import torchsde
+
+    scheme = scheme or default_scheme(sys_)
+    if scheme not in SDE_SCHEMES:
+        raise BadParameterError(f"unknown SDE scheme {scheme!r}; use one of {SDE_SCHEMES}")
+    if scheme == "srk" and sys_.noise_type == "general":
+        raise UnsupportedError(f"scheme 'srk' does not support the general noise of {sys_.name}; use 'euler'")
+    step = float(t[1] - t[0]) if len(t) > 1 else 1.0
+    sde_dt = step / 10 if sde_dt is None else float(sde_dt)
+    if not 0 < sde_dt <= step + 1e-12:
+        raise BadParameterError(f"sde_dt must be positive and no larger than the sampling step {step:g}, got {sde_dt}")
+    adapter = _TorchsdeSystem(sys_, p)
+    m = sys_.dim if sys_.noise_type == "additive" else sys_.noise_dim
+    if bm is None:
+        bm = torchsde.BrownianInterval(t0=float(t[0]), t1=float(t[-1]), size=(y0.shape[0], m), dtype=y0.dtype,
+                                       device=y0.device, entropy=int(seed), dt=sde_dt,
+                                       levy_area_approximation="space-time" if scheme == "srk" else "none")
+    with progress_bar(1, f"{sys_.name}: {scheme} SDE, dt={sde_dt:g}", progress), torch.no_grad():
+        out = torchsde.sdeint(adapter, y0, t, bm=bm, method=scheme, dt=sde_dt, adaptive=False)
+    out = out.transpose(0, 1)
+    _check_finite(out, sys_.bound)
+    return out, {"integrator": f"torchsde {scheme}", "dt_sde": sde_dt, "sde_type": "ito"}
+
+
+def _derivative(sys_: System, t: torch.Tensor, states: torch.Tensor, p: Mapping[str, torch.Tensor]) -> np.ndarray:
+    """The true drift at every sample: ``(trajectory, time, variable)``."""
+    n, steps, _ = states.shape
+    p_flat = {k: (v[:, None].expand(n, steps).reshape(-1) if v.ndim else v) for k, v in p.items()}
+    tt = t[None].expand(n, steps).reshape(-1)
+    with torch.no_grad():
+        f = sys_.drift(tt, states.reshape(n * steps, -1), p_flat)
+    return f.reshape(n, steps, -1).cpu().numpy()
+
+
+def _noisy(clean: np.ndarray, level: float, kind: str, rng: np.random.Generator) -> np.ndarray:
+    if kind not in ("absolute", "relative"):
+        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {kind!r}")
+    if not (np.isfinite(level) and level >= 0):
+        raise BadParameterError(f"obs_noise must be a non-negative number, got {level}")
+    if level == 0:
+        return clean
+    scale = level * (clean.reshape(-1, clean.shape[-1]).std(0) if kind == "relative" else 1.0)
+    return clean + rng.standard_normal(clean.shape) * scale
+
+
+def _split_labels(n: int, split: Optional[Sequence[float]], rng: np.random.Generator) -> Optional[list[str]]:
+    """Assign whole trajectories to train/val/test: at least one each when n >= 3."""
+    if split is None:
+        return None
+    fractions = np.asarray(split, dtype=np.float64)
+    if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
+        raise BadParameterError(f"split must be three fractions (train, val, test) summing to 1, got {split}")
+    counts = np.floor(fractions * n).astype(int)
+    if n >= 3:
+        counts = np.where((fractions > 0) & (counts == 0), 1, counts)
+    counts[0] = n - counts[1:].sum()
+    if counts[0] < 1:
+        raise BadParameterError(f"split {tuple(split)} leaves no training trajectory out of {n}")
+    labels = np.repeat(np.array(SPLITS), counts)
+    return list(labels[rng.permutation(n)])
