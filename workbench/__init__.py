@@ -1,7 +1,7 @@
 """Dynamical-systems modeling workbench: ground truth, neural surrogates, comparisons, HDF5 data.
 
 Public API (see README): ``systems``, ``system``, ``register_system``, ``simulate``, ``save``,
-``load``, ``from_csv``, ``from_numpy``, ``WorkbenchError``.
+``load``, ``from_csv``, ``from_numpy``, ``learners``, ``fit``, ``load_model``, ``WorkbenchError``.
 """
 __version__ = "0.1.0"
 
@@ -10,9 +10,12 @@ from systems import Param, System
 from .catalog import register_system, system, systems
 from .dataset import from_csv, from_numpy, load, save, select_split
 from .errors import WorkbenchError
+from .learners import learners
+from .model import Model, load_model
 from .simulate import simulate
+from .train import fit
 
 __all__ = [
-    "Param", "System", "WorkbenchError", "from_csv", "from_numpy", "load", "register_system", "save",
-    "select_split", "simulate", "system", "systems", "__version__",
+    "Model", "Param", "System", "WorkbenchError", "fit", "from_csv", "from_numpy", "learners", "load",
+    "load_model", "register_system", "save", "select_split", "simulate", "system", "systems", "__version__",
 ]

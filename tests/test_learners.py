@@ -1,0 +1,144 @@
+"""Every learner through the one fit loop: learning, refusal, save/load, resume, NaN guard."""
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import workbench as wb
+from workbench.errors import BadParameterError, DivergenceError, UnsupportedError
+
+FAST = {"epochs": 8, "steps_per_epoch": 25, "window": 8, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def vdp():
+    return wb.simulate("van_der_pol", n=12, t_end=4.0, dt=0.1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def spring():
+    return wb.simulate("mass_spring", n=12, t_end=3.0, dt=0.1, seed=0, derivative=True)
+
+
+@pytest.mark.parametrize("learner, options", [
+    ("node", {}), ("anode", {}), ("sonode", {}), ("resnet", {}), ("rknet", {}), ("lmnet", {}),
+    ("ensemble", {"members": 2, "base": "resnet"}),
+])
+def test_validation_loss_drops_tenfold(vdp, learner, options):
+    model = wb.fit(vdp, learner, **FAST, **options)
+    initial, best = model.history[0]["val_loss"], min(h["val_loss"] for h in model.history)
+    assert best < initial / 10, f"{learner}: val loss {initial:.3g} -> {best:.3g}"
+    pred = model.predict(wb.select_split(vdp, "test"))
+    assert pred.state.dims == ("sample", "trajectory", "time", "variable")
+    assert pred.sizes["sample"] == (2 if learner == "ensemble" else 1)
+    assert np.isfinite(pred.state.values).all()
+
+
+def test_hnn_learns_mass_spring_from_derivatives(spring):
+    model = wb.fit(spring, "hnn", **FAST)
+    assert model.meta["objective"] == "derivative"
+    assert min(h["val_loss"] for h in model.history) < model.history[0]["val_loss"] / 10
+    # the learned field is a symplectic gradient: dq/dt = 2p, dp/dt = -2q for this system
+    x = np.array([[0.5, 0.0], [0.0, 0.5]])
+    np.testing.assert_allclose(model.vector_field(x), [[0.0, -1.0], [1.0, 0.0]], atol=0.15)
+
+
+def test_nsde_learns_ornstein_uhlenbeck_diffusion():
+    ds = wb.simulate("ornstein_uhlenbeck", n=32, seed=0)
+    model = wb.fit(ds, "nsde", **{**FAST, "epochs": 10})
+    sigma = wb.system("ornstein_uhlenbeck").defaults["sigma"]
+    g = model.diffusion(np.linspace(-0.5, 0.5, 5)[:, None])
+    np.testing.assert_allclose(g, sigma, rtol=0.15)
+    assert min(h["val_loss"] for h in model.history) < model.history[0]["val_loss"] - 0.3
+    paths = model.predict([[1.0]], np.linspace(0, 1, 11), n_samples=64, seed=1)
+    assert paths.sizes["sample"] == 64 and paths.state.isel(time=-1).std() > 0.1
+
+
+def test_save_load_predict_identical(tmp_path, vdp):
+    model = wb.fit(vdp, "node", **{**FAST, "epochs": 2})
+    model.save(tmp_path / "run")
+    back = wb.load_model(tmp_path / "run")
+    a = model.predict(wb.select_split(vdp, "test"))
+    b = back.predict(wb.select_split(vdp, "test"))
+    xr.testing.assert_identical(a, b)
+    assert back.history == model.history
+    path = wb.save(a, tmp_path / "pred.h5")
+    with xr.open_dataset(path, engine="h5netcdf") as opened:
+        assert opened.state.dims == ("sample", "trajectory", "time", "variable")
+
+
+def test_tampered_weights_are_refused(tmp_path, vdp):
+    wb.fit(vdp, "resnet", **{**FAST, "epochs": 1}).save(tmp_path / "run")
+    weights = tmp_path / "run" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(wb.WorkbenchError, match="checksum"):
+        wb.load_model(tmp_path / "run")
+
+
+def test_resume_continues_from_the_saved_step(tmp_path, vdp):
+    options = {**FAST, "epochs": 6, "patience": 100}
+    interrupted = wb.fit(vdp, "resnet", out=tmp_path / "run", callback=lambda r: r["epoch"] < 3, **options)
+    assert len(interrupted.history) == 4
+    resumed = wb.fit(vdp, "resnet", out=tmp_path / "run", resume=True, **options)
+    straight = wb.fit(vdp, "resnet", **options)
+    assert [h["epoch"] for h in resumed.history] == list(range(7))
+    np.testing.assert_allclose([h["val_loss"] for h in resumed.history],
+                               [h["val_loss"] for h in straight.history], rtol=1e-5)
+
+
+def test_nan_guard_restores_weights_and_halves_lr(vdp, monkeypatch):
+    from workbench.learners.discrete import DiscreteMap
+
+    original = DiscreteMap.loss
+    calls = {"n": 0}
+
+    def poisoned(self, batch, horizon, objective):
+        loss = original(self, batch, horizon, objective)
+        if self.training:
+            calls["n"] += 1
+        return loss * float("nan") if calls["n"] in (3, 4) else loss
+
+    monkeypatch.setattr(DiscreteMap, "loss", poisoned)
+    model = wb.fit(vdp, "resnet", **{**FAST, "epochs": 2})
+    assert model.history[1]["lr"] == pytest.approx(3e-3 / 4)
+    assert all(np.isfinite(h["val_loss"]) for h in model.history)
+    monkeypatch.setattr(DiscreteMap, "loss", lambda self, *a: original(self, *a) * (float("nan") if self.training else 1.0))
+    with pytest.raises(DivergenceError, match="diverged"):
+        wb.fit(vdp, "resnet", **{**FAST, "epochs": 2})
+
+
+@pytest.mark.parametrize("data, learner, message", [
+    ("vdp", "hnn", "needs canonical coordinates"),
+    ("ou", "node", "use 'nsde'"),
+    ("masked", "resnet", "regularly sampled"),
+    ("vdp", "nosuch", "unknown learner"),
+])
+def test_unsupported_data_is_refused(vdp, data, learner, message):
+    datasets = {"vdp": vdp, "ou": wb.simulate("ornstein_uhlenbeck", n=4, t_end=1.0, dt=0.1),
+                "masked": wb.simulate("van_der_pol", n=4, t_end=1.0, dt=0.1, missing=0.2)}
+    with pytest.raises(wb.WorkbenchError, match=message):
+        wb.fit(datasets[data], learner, epochs=1)
+
+
+def test_bad_options_and_devices_are_named(vdp):
+    with pytest.raises(BadParameterError, match="no option"):
+        wb.fit(vdp, "node", epochs=1, hiden=3)
+    if not torch.cuda.is_available():
+        with pytest.raises(BadParameterError, match="CUDA is not available"):
+            wb.fit(vdp, "node", epochs=1, device="cuda")
+    with pytest.raises(BadParameterError, match="duration"):
+        wb.fit(vdp, "node", time_budget="soon")
+
+
+def test_callback_can_stop_and_time_budget_ends_training(vdp):
+    seen = []
+    model = wb.fit(vdp, "resnet", **{**FAST, "epochs": 50}, callback=lambda r: seen.append(r) or r["epoch"] < 2)
+    assert len(model.history) == 3 and seen[-1]["epoch"] == 2
+    model = wb.fit(vdp, "resnet", time_budget=1.5, steps_per_epoch=5)
+    assert 1.0 < model.history[-1]["elapsed"] < 4.0
+
+
+def test_masked_irregular_data_trains_continuous_learner():
+    ds = wb.simulate("van_der_pol", n=12, t_end=4.0, dt=0.1, seed=0, missing=0.3)
+    model = wb.fit(ds, "node", **FAST)
+    assert min(h["val_loss"] for h in model.history) < model.history[0]["val_loss"] / 5

@@ -1,0 +1,153 @@
+"""From a dataset to training tensors: standardisation, splits, and windows (multiple shooting)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .dataset import json_attr, observation_mask, select_split, validate
+from .errors import DatasetError
+from .learners.base import Batch, DataInfo
+
+
+@dataclass
+class Standardiser:
+    """z = (x - mean) / std per variable, fitted on observed training samples."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, states: np.ndarray, mask: np.ndarray) -> "Standardiser":
+        observed = states[mask]
+        std = observed.std(0)
+        floor = max(float(np.abs(observed).max()), 1.0) * 1e-6
+        return cls(mean=observed.mean(0), std=np.where(std > floor, std, 1.0))
+
+    def to_z(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.std
+
+
+@dataclass
+class Split:
+    """Standardised tensors of one split."""
+
+    z: torch.Tensor          # (N, T, D)
+    mask: torch.Tensor       # (N, T) bool
+    dz: Optional[torch.Tensor]
+
+    @property
+    def n(self) -> int:
+        return self.z.shape[0]
+
+
+def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[str]] = None) -> DataInfo:
+    """Kind, dimension, sampling regularity and canonical split of a dataset."""
+    t = ds["time"].values
+    steps = np.diff(t)
+    uniform = steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=1e-12)
+    names = [str(v) for v in ds["variable"].values]
+    facts = json_attr(ds, "facts", {}) or {}
+    q = q or facts.get("q")
+    p = p or facts.get("p")
+    qp = None
+    if q and p:
+        missing = [v for v in [*q, *p] if v not in names]
+        if missing:
+            raise DatasetError(f"canonical coordinates {missing} are not variables of this dataset ({names})")
+        qp = ([names.index(v) for v in q], [names.index(v) for v in p])
+    return DataInfo(kind=str(ds.attrs.get("kind", "ode")), dim=len(names),
+                    regular=bool(uniform and observation_mask(ds).all()),
+                    dt=float(np.median(steps)) if steps.size else 1.0,
+                    has_derivative="derivative" in ds, qp_split=qp, names=names)
+
+
+def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.float32,
+            scaler: Optional[Standardiser] = None) -> tuple[Standardiser, Split, Optional[Split], torch.Tensor]:
+    """Standardiser (fitted on train unless given), train and validation tensors, and times.
+
+    Without a ``split`` coordinate every trajectory trains and nothing validates.
+    """
+    ds = validate(ds)
+    if "sample" in ds["state"].dims:
+        raise DatasetError("this dataset holds predictions (it has a 'sample' dim); fit on observed or simulated data")
+    has_split = "split" in ds.coords
+    train = select_split(ds, "train") if has_split else ds
+    if train.sizes["trajectory"] == 0:
+        raise DatasetError("the dataset has no training trajectories (split == 'train'); resplit it")
+    val = select_split(ds, "val") if has_split else None
+    if val is not None and val.sizes["trajectory"] == 0:
+        val = None
+    states, mask = train["state"].values, observation_mask(train)
+    scaler = scaler or Standardiser.fit(states, mask)
+
+    def tensors(part: xr.Dataset) -> Split:
+        m = observation_mask(part)
+        z = np.nan_to_num(scaler.to_z(part["state"].values))
+        dz = part["derivative"].values / scaler.std if "derivative" in part else None
+        as_t = lambda a: torch.tensor(a, dtype=dtype, device=device)  # noqa: E731
+        return Split(z=as_t(z), mask=torch.tensor(m, device=device), dz=None if dz is None else as_t(np.nan_to_num(dz)))
+
+    times = torch.tensor(ds["time"].values, dtype=dtype, device=device)
+    return scaler, tensors(train), None if val is None else tensors(val), times
+
+
+class WindowSampler:
+    """Random windows of ``length`` consecutive samples, the multiple-shooting minibatches.
+
+    On a uniform time grid windows start anywhere; on a non-uniform grid all windows of a batch
+    share their start so they share relative times (one batched solve).
+    """
+
+    def __init__(self, split: Split, times: torch.Tensor, length: int, generator: torch.Generator):
+        self.split, self.times, self.gen = split, times, generator
+        steps = (times[1:] - times[:-1]).double()
+        self.uniform = steps.numel() == 0 or bool(torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-5))
+
+        self.length = max(2, min(length, len(times)))
+        self.n_start = len(times) - self.length + 1
+        # a window must start at an observed sample: its first state seeds the rollout
+        self.starts = split.mask[:, : self.n_start].nonzero().cpu()
+        if len(self.starts) == 0:
+            raise DatasetError("no trajectory has an observed sample early enough to start a training window; "
+                               "use a shorter window or data with fewer missing samples")
+
+    def _gather(self, traj: torch.Tensor, start: torch.Tensor) -> Batch:
+        device = self.split.z.device
+        traj, start = traj.to(device), start.to(device)
+        index = start[:, None] + torch.arange(self.length, device=device)
+        s = self.split
+        return Batch(z=s.z[traj[:, None], index], t=self.times[index], mask=s.mask[traj[:, None], index],
+                     dz=None if s.dz is None else s.dz[traj[:, None], index])
+
+    def sample(self, batch_size: int) -> Batch:
+        if self.uniform:
+            pick = torch.randint(0, len(self.starts), (batch_size,), generator=self.gen)
+            traj, start = self.starts[pick].unbind(-1)
+        else:
+            row = self.starts[torch.randint(0, len(self.starts), (1,), generator=self.gen)][0]
+            observed = self.split.mask[:, int(row[1])].nonzero().squeeze(-1).cpu()
+            traj = observed[torch.randint(0, len(observed), (batch_size,), generator=self.gen)]
+            start = row[1].expand(batch_size)
+        return self._gather(traj, start)
+
+    def fixed(self, per_trajectory: int = 4) -> list[Batch]:
+        """Deterministic evaluation windows: about evenly spaced observed starts on every trajectory."""
+        batches = []
+        observed = self.split.mask[:, : self.n_start].cpu()
+        for s in torch.linspace(0, self.n_start - 1, min(per_trajectory, self.n_start)).round().long().tolist():
+            if self.uniform:  # the first observed sample at or after s, per trajectory
+                later = observed[:, s:]
+                has = later.any(1)
+                start = s + later.float().argmax(1)
+                traj = has.nonzero().squeeze(-1)
+                start = start[traj]
+            else:
+                traj = observed[:, s].nonzero().squeeze(-1)
+                start = torch.full((len(traj),), s)
+            if len(traj):
+                batches.append(self._gather(traj, start))
+        return batches
