@@ -20,7 +20,7 @@ lorenz63 = register(System(
     name="lorenz63", kind="ode", state_names=("x", "y", "z"),
     drift=lorenz63_drift,
     params={"sigma": Param(10.0, 5.0, 15.0, "Prandtl number"),
-            "rho": Param(28.0, 24.0, 40.0, "Rayleigh number (chaotic above ~24.74)"),
+            "rho": Param(28.0, 24.0, 40.0, "Rayleigh number (strange attractor above ~24.06)"),
             "beta": Param(8.0 / 3.0, 1.0, 4.0, "aspect-ratio factor")},
     x0_low=(-15.0, -20.0, 5.0), x0_high=(15.0, 20.0, 40.0), t_end=20.0, dt=0.01,
     reference="Lorenz (1963), Deterministic nonperiodic flow, J. Atmos. Sci. 20(2):130-141",

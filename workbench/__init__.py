@@ -14,8 +14,9 @@ from .learners import learners
 from .model import Model, load_model
 from .simulate import simulate
 from .train import fit
+from .evaluate import evaluate
 
 __all__ = [
-    "Model", "Param", "System", "WorkbenchError", "fit", "from_csv", "from_numpy", "learners", "load",
+    "Model", "Param", "System", "WorkbenchError", "evaluate", "fit", "from_csv", "from_numpy", "learners", "load",
     "load_model", "register_system", "save", "select_split", "simulate", "system", "systems", "__version__",
 ]

@@ -101,6 +101,107 @@ def generate(name: str,
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {elapsed:.2f} s")
 
 
+def _learner_options(pairs: List[str]) -> dict:
+    """--option NAME=VALUE for learner options; values are read as JSON where they parse."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise WorkbenchError(f"--option expects NAME=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbench schema)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Run folder for the model."),
+        learner: str = typer.Option("node", "--learner", "-l", help="Learner name (see `workbench learners`)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs"),
+        time_budget: Optional[str] = typer.Option(None, "--time-budget", help="e.g. 90s, 5m, 1h."),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda (default: auto)."),
+        seed: int = typer.Option(0, "--seed"),
+        lr: float = typer.Option(3e-3, "--lr"),
+        batch_size: int = typer.Option(64, "--batch-size"),
+        window: Optional[int] = typer.Option(None, "--window", help="Samples per training window."),
+        option: List[str] = typer.Option([], "--option", help="Learner option NAME=VALUE (JSON values)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+        quiet: bool = QUIET) -> None:
+    """Fit a surrogate to a dataset and save it as a run folder."""
+    import workbench as wb
+
+    ds = wb.load(data)
+    model = wb.fit(ds, learner, epochs=epochs, time_budget=time_budget, device=device, seed=seed, lr=lr,
+                   batch_size=batch_size, window=window, out=out, resume=resume,
+                   progress=False if quiet else None, **_learner_options(option))
+    last = model.history[-1]
+    best = min(h["val_loss"] for h in model.history)
+    console.print(f"{learner}: {last['epoch']} epochs in {last['elapsed']:.1f} s, validation loss "
+                  f"{model.history[0]['val_loss']:.4g} -> {best:.4g}; saved {out}")
+
+
+@app.command()
+def predict(run: Path = typer.Argument(..., help="Run folder written by `workbench fit`."),
+            data: Path = typer.Option(..., "--data", help="Dataset whose initial states and times to use."),
+            out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file."),
+            split: Optional[str] = typer.Option("test", "--split", help="train, val, test, or 'all'."),
+            samples: int = typer.Option(32, "--samples", help="Paths per initial state (stochastic models)."),
+            seed: int = typer.Option(0, "--seed")) -> None:
+    """Roll a fitted model out from a dataset's initial states and save the predictions."""
+    import workbench as wb
+
+    model = wb.load_model(run)
+    ds = wb.load(data)
+    if split != "all":
+        ds = wb.select_split(ds, split)
+    pred = model.predict(ds, n_samples=samples, seed=seed)
+    wb.save(pred, out)
+    console.print(f"wrote {out}: {dict(pred.state.sizes)}")
+
+
+@app.command()
+def evaluate(run: Path = typer.Argument(..., help="Run folder written by `workbench fit`."),
+             data: Path = typer.Option(..., "--data", help="Dataset with held-out trajectories."),
+             split: str = typer.Option("test", "--split"),
+             samples: int = typer.Option(32, "--samples"),
+             out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also save all metrics to HDF5."),
+             seed: int = typer.Option(0, "--seed")) -> None:
+    """Score a fitted model on held-out data and print the headline metrics."""
+    import workbench as wb
+    from .evaluate import summary as headline
+
+    scores = wb.evaluate(wb.load_model(run), wb.load(data), split=split, n_samples=samples, seed=seed)
+    table = Table(title=f"{scores.attrs['learner']} on {scores.attrs['system']} ({split}, "
+                        f"{scores.attrs['n_trajectories']} trajectories)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in headline(scores).items():
+        table.add_row(name, f"{value:.4g}")
+    console.print(table)
+    if out is not None:
+        from .dataset import write_netcdf
+
+        console.print(f"wrote {write_netcdf(scores, out)}")
+
+
+@app.command("learners")
+def list_learners() -> None:
+    """Table of learners and what each supports."""
+    from .learners import LEARNERS
+
+    table = Table(title="Learners")
+    for column in ("name", "data", "stochastic", "irregular data", "needs", "reference"):
+        table.add_column(column)
+    for name, cls in sorted(LEARNERS.items()):
+        s = cls.supports
+        needs = ", ".join(n for n, flag in (("(q, p) split", s.needs_qp), ("(q, v) state", s.needs_even_dim)) if flag)
+        table.add_row(name, "/".join(s.kinds), "yes" if s.stochastic else "no", "yes" if s.irregular else "no",
+                      needs, cls.reference)
+    console.print(table)
+
+
 def summary(ds) -> str:
     """A few human lines about a dataset."""
     from .dataset import observation_mask

@@ -186,8 +186,6 @@ def save(ds: xr.Dataset, path: PathLike) -> Path:
     complete, so a crash never leaves a half-written file. Returns the path written.
     """
     ds = validate(ds)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     encoding = {}
     for name, var in ds.variables.items():
         if var.dtype.kind in "fiub" and var.ndim >= 1 and var.size > 0:
@@ -195,8 +193,15 @@ def save(ds: xr.Dataset, path: PathLike) -> Path:
             encoding[name] = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "chunksizes": chunks}
             if var.dtype.kind == "f":
                 encoding[name]["_FillValue"] = None
+    return write_netcdf(ds, path, encoding)
+
+
+def write_netcdf(ds: xr.Dataset, path: PathLike, encoding: Optional[dict] = None) -> Path:
+    """Write any xarray Dataset (e.g. metrics) to HDF5 via h5netcdf, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_target(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding, invalid_netcdf=False)
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding or {}, invalid_netcdf=False)
     return path
 
 

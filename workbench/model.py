@@ -139,7 +139,7 @@ class Model:
         if times is None:
             raise BadParameterError("predict needs times (or a dataset to take them from)")
         x0 = self._check_states(x0)
-        t = np.asarray(times, dtype=np.float64)
+        t = np.array(times, dtype=np.float64)
         if t.ndim != 1 or t.size < 1 or (np.diff(t) <= 0).any():
             raise BadParameterError("times must be a 1-D strictly increasing sequence")
         if int(n_samples) < 1:

@@ -92,7 +92,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     values = _parameter_values(sys_, n, params, sample_params, rng)
     y0 = _initial_states(sys_, n, x0, gen)
     p = {k: torch.as_tensor(v, dtype=torch.float64, device=dev) for k, v in values.items()}
-    tt = torch.as_tensor(t, dtype=torch.float64, device=dev)
+    tt = torch.tensor(t, dtype=torch.float64, device=dev)
     try:
         if sys_.kind == "ode":
             states, integrator = _solve_ode(sys_, y0.to(dev), tt, p, method, rtol, atol, max_steps, progress)
@@ -182,7 +182,7 @@ def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
 def _initial_states(sys_: System, n: int, x0: Any, gen: torch.Generator) -> torch.Tensor:
     if x0 is None:
         return sys_.sample_x0(n, gen)
-    y0 = torch.as_tensor(np.asarray(x0, dtype=np.float64))
+    y0 = torch.tensor(np.asarray(x0, dtype=np.float64))
     if y0.ndim == 1:
         y0 = y0.expand(n, -1)
     if y0.shape != (n, sys_.dim):

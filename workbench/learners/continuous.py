@@ -77,6 +77,7 @@ class ContinuousLearner(Learner):
 
         eps = torch.finfo(z0.dtype).eps
         rtol = max(self.options["rtol"], 1e3 * eps)
-        out, _ = integrate_batch(field, self.lift(z0), t - t[0] + 0 * t[0], method="dopri5",
-                                 rtol=rtol, atol=rtol / 10, max_steps=self.options["max_steps"], bound=1e8)
+        out, stats = integrate_batch(field, self.lift(z0), t - t[0], method="dopri5",
+                                     rtol=rtol, atol=rtol / 10, max_steps=self.options["max_steps"], bound=1e8)
+        self.last_nfe = stats.nfe
         return self.project(out).unsqueeze(0).expand(n_samples, -1, -1, -1)

@@ -21,6 +21,7 @@ class DiscreteMap(Learner):
 
     supports = Supports(kinds=("ode",), irregular=False, objectives=("trajectory",))
     defaults = {"hidden": 64, "depth": 2, "activation": "tanh", "objective": "trajectory", "dt": 1.0}
+    stages = 1  # evaluations of f per map step
 
     def __init__(self, dim: int, **options):
         super().__init__(dim, **options)
@@ -55,6 +56,7 @@ class DiscreteMap(Learner):
             raise UnsupportedError(f"{self.name} is a map with step {self.h:g}: it predicts only at multiples of that "
                                    "step from the start; ask for such times or use a continuous-time learner")
         path = self.iterate(z0, int(index[-1]))
+        self.last_nfe = int(index[-1]) * self.stages
         return path[:, index.long()].unsqueeze(0).expand(n_samples, -1, -1, -1)
 
 
@@ -68,6 +70,7 @@ class ResNetMap(DiscreteMap):
 
 class RungeKuttaMap(DiscreteMap):
     name = "rknet"
+    stages = 4
     reference = "Wang & Lin 1998, Runge-Kutta neural network for identification of dynamical systems"
 
     def step(self, z: torch.Tensor, previous: Optional[torch.Tensor]) -> torch.Tensor:

@@ -59,4 +59,6 @@ class Ensemble(Learner):
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """One path per member (``n_samples`` is the member count)."""
-        return torch.cat([m.rollout(z0, t, 1) for m in self.members])
+        paths = torch.cat([m.rollout(z0, t, 1) for m in self.members])
+        self.last_nfe = sum(getattr(m, "last_nfe", 0) for m in self.members)
+        return paths

@@ -74,4 +74,5 @@ class NeuralSDE(Learner):
                                        size=batch.shape, dtype=batch.dtype, device=batch.device,
                                        entropy=entropy, dt=step)
         path = torchsde.sdeint(_TorchsdeAdapter(self), batch, t, bm=bm, method="euler", dt=step)
+        self.last_nfe = 2 * int(round(float(t[-1] - t[0]) / step))  # one drift and one diffusion call per step
         return path.transpose(0, 1).reshape(n_samples, z0.shape[0], len(t), self.dim)

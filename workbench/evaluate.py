@@ -1,0 +1,156 @@
+"""Score a fitted model on held-out trajectories: every metric that applies, as one Dataset."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import xarray as xr
+
+import systems as catalog
+
+from . import metrics
+from .dataset import json_attr, observation_mask, select_split
+from .errors import WorkbenchError
+from .model import Model
+from .simulate import simulate
+
+MAX_FIELD_POINTS = 2000
+
+
+def true_system(ds: xr.Dataset) -> Optional[catalog.System]:
+    """The catalog system a dataset was generated from, if it is known here."""
+    name = ds.attrs.get("system")
+    try:
+        return catalog.get(name).with_options(**(json_attr(ds, "options", {}) or {})) if name else None
+    except WorkbenchError:
+        return None
+
+
+def parameters_per_trajectory(ds: xr.Dataset, system: catalog.System) -> dict[str, np.ndarray]:
+    """Each trajectory's parameter values: per-trajectory coords, else the file's, else defaults."""
+    fixed = {**system.defaults, **(json_attr(ds, "params", {}) or {})}
+    n = ds.sizes["trajectory"]
+    return {k: ds[f"param_{k}"].values if f"param_{k}" in ds.coords else np.full(n, float(fixed[k]))
+            for k in system.params}
+
+
+def true_drift(ds: xr.Dataset, system: catalog.System, traj: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The true drift at states ``x`` belonging to trajectories ``traj`` (positions in ``ds``)."""
+    p = {k: torch.as_tensor(v[traj], dtype=torch.float64) for k, v in parameters_per_trajectory(ds, system).items()}
+    with torch.no_grad():
+        return system.drift(torch.zeros(len(x), dtype=torch.float64), torch.as_tensor(x), p).numpy()
+
+
+def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: int = 32, seed: int = 0,
+             threshold: float = 0.4, oracle: bool = True) -> xr.Dataset:
+    """All applicable metrics of ``model`` on the ``split`` trajectories of ``ds``.
+
+    Arguments:
+        model: a fitted :class:`Model`.
+        ds: dataset in the schema; its ``split`` selects the held-out trajectories (all if absent).
+        split: which split to score.
+        n_samples: sample paths per initial state for stochastic models.
+        seed: seeds stochastic rollouts and oracle samples.
+        threshold: normalized-error level for the valid prediction time.
+        oracle: for SDE data from the catalog, also score samples of the true SDE.
+
+    Returns:
+        Dataset: horizon-dependent metrics keep a ``time`` dim (``rmse``, ``normalized_error``,
+        ``crps``, ``energy_score``, interval scores), per-trajectory ones a ``trajectory`` dim
+        (``vpt``), and scalars summarise (``vpt_median``, ``vector_field_error``, ``energy_mse``,
+        ``nfe``, ``*_oracle`` and ``*_relative``).
+    """
+    test = select_split(ds, split)
+    if test.sizes["trajectory"] == 0:
+        raise WorkbenchError(f"the dataset has no {split!r} trajectories to evaluate on; pass split='val' or resplit")
+    pred = model.predict(test, n_samples=n_samples, seed=seed)
+    system = true_system(test)
+    lyapunov = system.lyapunov if system is not None and system.lyapunov else model.meta.get("lyapunov")
+    out = xr.Dataset(attrs={"learner": model.name, "system": str(test.attrs.get("system")), "split": split,
+                            "threshold": threshold, "n_trajectories": int(test.sizes["trajectory"])})
+    out["rmse"] = metrics.rmse(pred, test)
+    error = metrics.normalized_error(pred, test)
+    out["normalized_error"] = error.mean("trajectory").assign_attrs(error.attrs)
+    vpt = metrics.valid_prediction_time_from_error(error, threshold, lyapunov)
+    out["vpt"] = vpt["vpt"]
+    out["vpt_median"] = vpt["vpt"].median().assign_attrs(vpt["vpt"].attrs)
+    if "vpt_lyapunov" in vpt:
+        out["vpt_lyapunov_median"] = vpt["vpt_lyapunov"].median().assign_attrs(vpt["vpt_lyapunov"].attrs)
+    nfe = getattr(model.learner, "last_nfe", None)
+    if nfe is not None:
+        out["nfe"] = xr.DataArray(float(nfe), attrs={"long_name": "vector-field evaluations per rollout"})
+    if system is not None:
+        _field_and_energy(out, model, test, pred, system, seed)
+    if pred.sizes["sample"] > 1:
+        _stochastic(out, pred, test)
+        if oracle and system is not None and system.kind == "sde":
+            truth_samples = _oracle_samples(test, system, pred.sizes["sample"], seed)
+            for name, model_score, oracle_score in (
+                    ("crps", metrics.crps(pred, test).mean(), metrics.crps(truth_samples, test).mean()),
+                    ("energy_score", metrics.energy_score(pred, test).mean(),
+                     metrics.energy_score(truth_samples, test).mean())):
+                out[f"{name}_oracle"] = oracle_score.assign_attrs(long_name=f"{name} of samples of the true SDE")
+                out[f"{name}_relative"] = metrics.oracle_relative(model_score, oracle_score)
+    return out
+
+
+def _field_and_energy(out: xr.Dataset, model: Model, test: xr.Dataset, pred: xr.Dataset,
+                      system: catalog.System, seed: int) -> None:
+    observed = observation_mask(test)
+    traj, step = np.nonzero(observed)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(traj), size=min(MAX_FIELD_POINTS, len(traj)), replace=False)
+    traj, step = traj[pick], step[pick]
+    x = test["state"].values[traj, step]
+    learned = model.vector_field(x)
+    out["vector_field_error"] = metrics.vector_field_error(learned, true_drift(test, system, traj, x))
+    if system.energy is None:
+        return
+    params = {k: torch.as_tensor(v, dtype=torch.float64)[:, None]
+              for k, v in parameters_per_trajectory(test, system).items()}
+
+    def energy(states: np.ndarray) -> np.ndarray:
+        return system.energy(torch.as_tensor(states, dtype=torch.float64), params).numpy()
+
+    dims = ("trajectory", "time")
+    true_energy = xr.DataArray(energy(np.nan_to_num(test["state"].values)), dims=dims,
+                               coords={"time": test["time"]}).where(xr.DataArray(observed, dims=dims))
+    pred_energy = xr.DataArray(np.stack([energy(s) for s in pred["state"].values]), dims=("sample",) + dims,
+                               coords={"time": test["time"]})
+    out["energy_mse"] = metrics.energy_mse(pred_energy, true_energy)
+    out["energy_drift"] = metrics.energy_drift(pred_energy).mean("trajectory")
+
+
+def _stochastic(out: xr.Dataset, pred: xr.Dataset, test: xr.Dataset) -> None:
+    out["crps"] = metrics.crps(pred, test).mean("variable")
+    out["energy_score"] = metrics.energy_score(pred, test)
+    for name, series in metrics.interval_scores(pred, test).data_vars.items():
+        out[name] = series
+    t = test["time"].values
+    chosen = [t[len(t) // 4], t[len(t) // 2], t[-1]]
+    w1 = metrics.wasserstein1(pred, test, times=chosen)
+    out["wasserstein1"] = w1.rename(time="w1_time").mean("variable").assign_attrs(w1.attrs)
+
+
+def _oracle_samples(test: xr.Dataset, system: catalog.System, k: int, seed: int) -> xr.Dataset:
+    """``k`` paths of the true SDE from each test initial state, shaped like a prediction."""
+    n = test.sizes["trajectory"]
+    params = {name: np.tile(v, k) for name, v in parameters_per_trajectory(test, system).items()}
+    x0 = np.tile(test["state"].isel(time=0).values, (k, 1))
+    sims = simulate(system, n=n * k, times=test["time"].values, x0=x0, params=params, seed=seed + 1, split=None)
+    state = sims["state"].values.reshape(k, n, *sims["state"].shape[1:])
+    return xr.Dataset({"state": (("sample", "trajectory", "time", "variable"), state)},
+                      coords={"time": test["time"], "variable": test["variable"], "trajectory": test["trajectory"]})
+
+
+def summary(scores: xr.Dataset) -> dict[str, float]:
+    """Scalar headline numbers of an :func:`evaluate` result (for tables and leaderboards)."""
+    table: dict[str, Any] = {}
+    for name, var in scores.data_vars.items():
+        if var.ndim == 0:
+            table[name] = float(var)
+    for name in ("rmse", "crps", "energy_score", "coverage_50", "coverage_90"):
+        if name in scores:
+            table[f"{name}_mean"] = float(scores[name].mean())
+    return table
