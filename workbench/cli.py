@@ -202,6 +202,38 @@ def list_learners() -> None:
     console.print(table)
 
 
+@app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def launch_app(ctx: typer.Context,
+         port: int = typer.Option(8501, "--port", help="Port to serve on (localhost only unless --address)."),
+         address: str = typer.Option("127.0.0.1", "--address", help="Interface to bind; 127.0.0.1 keeps it local.")) -> None:
+    """Launch the web app (extra options go to `streamlit run`)."""
+    import os
+
+    from .demo import DEMOS, build_demo, demo_paths
+
+    entry = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+    if not entry.is_file():
+        raise WorkbenchError(f"the app is not next to this installation ({entry}); run from a source checkout")
+    if not all(demo_paths(kind)[0].is_file() for kind in DEMOS):
+        console.print("building the demo data and models (first run only)...")
+        build_demo()
+    command = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", address,
+               "--server.port", str(port), "--server.maxUploadSize", "64",
+               "--browser.gatherUsageStats", "false", *ctx.args]
+    console.print(f"serving on http://{address}:{port}")
+    os.execv(sys.executable, command)
+
+
+@app.command()
+def demo(folder: Optional[Path] = typer.Option(None, "--folder", help="Where to write (default: data/)."),
+         quiet: bool = QUIET) -> None:
+    """Rebuild the demo datasets and models the app shows by default (a few CPU-minutes)."""
+    from .demo import build_demo
+
+    for path in build_demo(folder, progress=False if quiet else None):
+        console.print(f"wrote {path}")
+
+
 def summary(ds) -> str:
     """A few human lines about a dataset."""
     from .dataset import observation_mask

@@ -85,7 +85,7 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     if pred.sizes["sample"] > 1:
         _stochastic(out, pred, test)
         if oracle and system is not None and system.kind == "sde":
-            truth_samples = _oracle_samples(test, system, pred.sizes["sample"], seed)
+            truth_samples = oracle_samples(test, system, pred.sizes["sample"], seed)
             for name, model_score, oracle_score in (
                     ("crps", metrics.crps(pred, test).mean(), metrics.crps(truth_samples, test).mean()),
                     ("energy_score", metrics.energy_score(pred, test).mean(),
@@ -133,7 +133,7 @@ def _stochastic(out: xr.Dataset, pred: xr.Dataset, test: xr.Dataset) -> None:
     out["wasserstein1"] = w1.rename(time="w1_time").mean("variable").assign_attrs(w1.attrs)
 
 
-def _oracle_samples(test: xr.Dataset, system: catalog.System, k: int, seed: int) -> xr.Dataset:
+def oracle_samples(test: xr.Dataset, system: catalog.System, k: int, seed: int) -> xr.Dataset:
     """``k`` paths of the true SDE from each test initial state, shaped like a prediction."""
     n = test.sizes["trajectory"]
     params = {name: np.tile(v, k) for name, v in parameters_per_trajectory(test, system).items()}

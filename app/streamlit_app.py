@@ -1,0 +1,19 @@
+"""Entry point of the web app: `workbench app` (or `streamlit run app/streamlit_app.py`)."""
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# the app's helper modules live beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+st.set_page_config(page_title="Dynamics workbench", page_icon=":material/timeline:", layout="wide")
+
+pages = [
+    st.Page("views/systems.py", title="Systems", icon=":material/science:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", default=True),
+    st.Page("views/uncertainty.py", title="Uncertainty", icon=":material/ssid_chart:"),
+    st.Page("views/data.py", title="Data", icon=":material/upload_file:"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,47 @@
+"""The embedded default shown by the app: small demo datasets and models shipped in ``data/``.
+
+``workbench demo`` rebuilds them (a few CPU-minutes); the app only reads them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .dataset import save
+from .simulate import simulate
+from .train import fit
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+DEMOS = {
+    "ode": {"system": "lorenz63", "data": "demo-lorenz63.h5", "model": "demo-lorenz63-node",
+            "simulate": {"n": 48, "t_end": 10.0, "dt": 0.02, "seed": 0},
+            "fit": {"learner": "node", "time_budget": 240, "hidden": 128, "depth": 2, "window": 16,
+                    "batch_size": 128, "seed": 0}},
+    "sde": {"system": "double_well", "data": "demo-double-well.h5", "model": "demo-double-well-nsde",
+            "simulate": {"n": 64, "t_end": 10.0, "dt": 0.05, "seed": 0},
+            "fit": {"learner": "nsde", "time_budget": 90, "window": 16, "batch_size": 128, "seed": 0}},
+}
+
+
+def demo_paths(kind: str, folder: Optional[Path] = None) -> tuple[Path, Path]:
+    """(dataset file, model folder) of the ``"ode"`` or ``"sde"`` demo."""
+    folder = folder or DATA_DIR
+    spec = DEMOS[kind]
+    return folder / spec["data"], folder / spec["model"]
+
+
+def build_demo(folder: Optional[Path] = None, progress: Optional[bool] = None) -> list[Path]:
+    """Generate the demo datasets and fit their models; returns the paths written."""
+    written = []
+    for kind, spec in DEMOS.items():
+        data_path, model_path = demo_paths(kind, folder)
+        ds = simulate(spec["system"], **spec["simulate"], progress=progress)
+        save(ds, data_path)
+        options = dict(spec["fit"])
+        learner = options.pop("learner")
+        fit(ds, learner, out=model_path, progress=progress, **options)
+        for leftover in ("checkpoint.json", "checkpoint.safetensors"):
+            (model_path / leftover).unlink(missing_ok=True)
+        written += [data_path, model_path]
+    return written
