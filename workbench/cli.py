@@ -234,6 +234,34 @@ def demo(folder: Optional[Path] = typer.Option(None, "--folder", help="Where to 
         console.print(f"wrote {path}")
 
 
+@app.command()
+def benchmark(out: Path = typer.Option(..., "--out", "-o", help="Results folder (rerun to resume)."),
+              systems: str = typer.Option("lorenz63,van_der_pol", "--systems", help="Comma-separated systems."),
+              learners: str = typer.Option("node,resnet", "--learners", help="Comma-separated learners."),
+              seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
+              budget: str = typer.Option("60s", "--budget", help="Training time per cell, e.g. 90s, 2m."),
+              n: int = typer.Option(32, "--n", help="Trajectories per system."),
+              preset: Optional[str] = typer.Option(None, "--preset", help="hnn, anode or chaos (overrides the lists)."),
+              scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT."),
+              workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster processes (default: cores)."),
+              quiet: bool = QUIET) -> None:
+    """Fit and score a grid of systems x learners x seeds on Dask; write results.h5 and leaderboard.md."""
+    from . import benchmark as bench
+    from .train import parse_duration
+
+    seconds = parse_duration(budget)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise WorkbenchError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    grid = bench.preset(preset, seconds) if preset else bench.grid_from_names(
+        [s.strip() for s in systems.split(",") if s.strip()], [s.strip() for s in learners.split(",") if s.strip()],
+        seed_list, seconds, n)
+    bench.run_grid(grid, out, scheduler=scheduler, workers=workers, progress=False if quiet else None)
+    console.print((out / "leaderboard.md").read_text())
+    console.print(f"wrote {out / 'results.h5'}, {out / 'results.csv'}, {out / 'leaderboard.md'}")
+
+
 def summary(ds) -> str:
     """A few human lines about a dataset."""
     from .dataset import observation_mask

@@ -68,7 +68,7 @@ def _auto_options(name: str, info: DataInfo, options: dict[str, Any]) -> dict[st
 def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         time_budget: Union[None, float, str] = None, device: DeviceLike = None, seed: int = 0,
         batch_size: int = 64, lr: float = 3e-3, window: Optional[int] = None, steps_per_epoch: int = 25,
-        patience: int = 15, clip: float = 1.0, precision: str = "float32", q: Optional[list[str]] = None,
+        patience: int = 15, clip: float = 1.0, schedule: Optional[str] = None, precision: str = "float32", q: Optional[list[str]] = None,
         p: Optional[list[str]] = None, out: Optional[PathLike] = None, resume: bool = False,
         callback: Optional[Callback] = None, threads: Optional[int] = None, progress: Optional[bool] = None,
         **learner_options: Any) -> Model:
@@ -86,6 +86,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         batch_size, lr, clip: minibatch size, Adam learning rate, gradient-norm clip.
         window: samples per training window (the curriculum grows the horizon up to it).
         patience: epochs without validation improvement before stopping.
+        schedule: learning-rate schedule, ``"cosine"`` (annealed to 1% over the epochs or the time
+            budget; the default with a time budget) or ``"plateau"`` (halved after 4 epochs
+            without improvement; the default otherwise).
         precision: ``"float32"`` (default) or ``"float64"``.
         q, p: canonical coordinate names, for HNN on datasets that do not declare them.
         out: run folder; written every epoch (atomically), so ``resume=True`` can continue.
@@ -103,6 +106,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         epochs = 10 ** 9 if budget is not None else DEFAULT_EPOCHS
     if int(epochs) < 1 or batch_size < 1 or steps_per_epoch < 1 or not lr > 0:
         raise BadParameterError("epochs, batch_size and steps_per_epoch must be >= 1 and lr > 0")
+    schedule = schedule or ("cosine" if budget is not None else "plateau")
+    if schedule not in ("cosine", "plateau"):
+        raise BadParameterError(f"schedule must be 'cosine' or 'plateau', got {schedule!r}")
     if precision not in ("float32", "float64"):
         raise BadParameterError(f"precision must be 'float32' or 'float64', got {precision!r}")
     dtype = getattr(torch, precision)
@@ -128,7 +134,7 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     meta = {"learner": learner, "options": options, "variables": info.names, "kind": info.kind, "dt": info.dt,
             "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
             "time_units": ds["time"].attrs.get("units", "1"), "system": ds.attrs.get("system"),
-            "params": json_attr(ds, "params", {}), "objective": objective, "window": length, "seed": seed,
+            "params": json_attr(ds, "params", {}), "objective": objective, "window": length, "seed": seed, "schedule": schedule,
             "precision": precision, "lyapunov": (json_attr(ds, "facts", {}) or {}).get("max_lyapunov_exponent")}
 
     def validate_loss() -> float:
@@ -153,10 +159,13 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     stale = _epochs_since_improvement(history)
     bar = progress_bar(None if budget else epochs - start_epoch + 1, f"fit {learner}", progress, "epoch")
     good_state = copy.deepcopy(module.state_dict())
-    bad_steps = 0
+    bad_steps, lr_scale = 0, 1.0
     module.train()
     for epoch in range(start_epoch, int(epochs) + 1):
         frac = (epoch - 1) / max(1, epochs - 1) if budget is None else min(1.0, (time.perf_counter() - started) / budget)
+        if schedule == "cosine":
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_scale * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
         horizon = length if objective != "trajectory" else max(2, min(length, 2 + round((length - 2) * frac / 0.5)))
         losses = []
         for _ in range(steps_per_epoch):
@@ -172,6 +181,7 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
                                           "restarts from the last good weights with halved learning rates; lower lr, "
                                           "shorten window, or check the data for outliers")
                 module.load_state_dict(good_state)
+                lr_scale *= 0.5
                 for group in optimizer.param_groups:
                     group["lr"] *= 0.5
                 optimizer.state.clear()
@@ -187,7 +197,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
             val_loss = validate_loss()
         else:
             good_state = copy.deepcopy(module.state_dict())
-        scheduler.step(val_loss)
+        if schedule == "plateau":
+            scheduler.step(val_loss)
         improved = val_loss < best_val
         if improved:
             best_val, best_state, stale = val_loss, copy.deepcopy(module.state_dict()), 0

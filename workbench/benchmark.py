@@ -1,0 +1,236 @@
+"""Benchmark grids: systems x learners x seeds, each cell fit and scored, scaled out on Dask.
+
+Every cell is one ``dask.distributed`` task (a ``LocalCluster`` of one single-threaded process per
+core by default, or any running cluster given its scheduler address). Finished cells are JSON files
+written atomically, so a rerun skips them and an interrupted cell leaves nothing behind; a failing
+cell records its error and the grid goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .dataset import PathLike, atomic_write_bytes, load, make_dataset, save, write_netcdf
+from .errors import BadParameterError, WorkbenchError
+
+HEADLINE = ("vpt_median", "vpt_lyapunov_median", "rmse_mean", "vector_field_error", "energy_mse", "nfe",
+            "crps_mean", "coverage_90_mean", "crps_relative", "final_error", "fit_seconds")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One learner configuration of a grid: a label, a learner name and its options."""
+
+    label: str
+    learner: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How a grid generates one system's data: ``simulate`` keyword arguments, or a custom builder."""
+
+    system: str
+    simulate: dict[str, Any] = field(default_factory=dict)
+    builder: Optional[Callable[[], xr.Dataset]] = None
+
+
+@dataclass
+class Grid:
+    data: list[DataSpec]
+    entries: list[Entry]
+    seeds: list[int]
+    budget: float
+    reference: dict[tuple[str, str], float] = field(default_factory=dict)
+    reference_metric: str = ""
+
+
+def crossing_dataset(n: int = 64, noise: float = 0.05, seed: int = 0) -> xr.Dataset:
+    """Dupont et al. (2019)'s 1-D task g(-1) = 1, g(1) = -1: states at t=0 and t=1 whose paths must cross.
+
+    A neural ODE's flow is a homeomorphism and cannot order-reverse points on the line; an
+    augmented one can.
+    """
+    rng = np.random.default_rng(seed)
+    x0 = np.where(rng.random(n) < 0.5, -1.0, 1.0) + noise * rng.standard_normal(n)
+    states = np.stack([x0, -np.sign(x0)], axis=1)[..., None]
+    split = np.array(["train"] * n)
+    split[rng.permutation(n)[: n // 4]] = "val"
+    split[rng.permutation(n)[: n // 4]] = "test"
+    return make_dataset(states, [0.0, 1.0], ["x"], split=list(split),
+                        attrs={"system": "crossing_1d", "kind": "ode", "generator": "workbench.benchmark.crossing_dataset",
+                               "reference": "Dupont, Doucet & Teh 2019, Augmented Neural ODEs, Sec. 3"})
+
+
+def preset(name: str, budget: float) -> Grid:
+    """Grids that reproduce published comparisons: ``hnn``, ``anode``, ``chaos``."""
+    if name == "hnn":
+        settings = {"n": 50, "t_end": 3.0, "dt": 0.1, "obs_noise": 0.05, "derivative": True, "split": (0.5, 0.0, 0.5)}
+        return Grid(data=[DataSpec("mass_spring", settings), DataSpec("pendulum", settings)],
+                    entries=[Entry("mlp", "node", {"objective": "derivative", "hidden": 200, "window": 8}),
+                             Entry("hnn", "hnn", {"hidden": 200, "window": 8})],
+                    seeds=[0, 1, 2], budget=budget, reference_metric="energy_mse",
+                    reference={("mass_spring", "mlp"): 1.70e-1, ("mass_spring", "hnn"): 3.84e-4,
+                               ("pendulum", "mlp"): 4.2e-2, ("pendulum", "hnn"): 2.49e-2})
+    if name == "anode":
+        return Grid(data=[DataSpec("crossing_1d", builder=crossing_dataset)],
+                    entries=[Entry("node", "node", {"window": 2, "solver": "dopri5"}),
+                             Entry("anode", "anode", {"window": 2, "solver": "dopri5", "augment": 1})],
+                    seeds=[0, 1, 2], budget=budget)
+    if name == "chaos":
+        return Grid(data=[DataSpec(s, {"n": 48, "seed": 0}) for s in ("lorenz63", "rossler", "lorenz96")],
+                    entries=[Entry(n, n) for n in ("node", "anode", "rknet", "resnet")], seeds=[0, 1], budget=budget)
+    raise BadParameterError(f"unknown preset {name!r}; use hnn, anode or chaos")
+
+
+def cell_name(system: str, label: str, seed: int) -> str:
+    return f"{system}__{label}__seed{seed}"
+
+
+def run_cell(data_path: str, system: str, entry: Entry, seed: int, budget: float, out: str) -> dict[str, Any]:
+    """Fit and score one cell; write its JSON result atomically and return it (errors included)."""
+    from .devices import configure_threads
+    from .evaluate import evaluate, summary
+    from .train import fit
+
+    configure_threads(1)
+    result: dict[str, Any] = {"system": system, "learner": entry.label, "seed": seed}
+    start = time.perf_counter()
+    try:
+        ds = load(data_path)
+        model = fit(ds, entry.learner, time_budget=budget, seed=seed, progress=False, **entry.options)
+        result["fit_seconds"] = time.perf_counter() - start
+        scores = evaluate(model, ds, n_samples=32, seed=seed)
+        result.update(summary(scores))
+        if "normalized_error" in scores:
+            result["final_error"] = float(scores["normalized_error"].isel(time=-1))
+    except WorkbenchError as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a cell's crash is recorded, never fatal to the grid
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    atomic_write_bytes(Path(out) / "cells" / f"{cell_name(system, entry.label, seed)}.json",
+                       json.dumps(result, indent=1).encode())
+    return result
+
+
+def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, workers: Optional[int] = None,
+             progress: Optional[bool] = None) -> xr.Dataset:
+    """Run every unfinished cell of ``grid`` on Dask and write ``results.h5``, ``leaderboard.md``, ``results.csv``.
+
+    Arguments:
+        grid: systems (data specs), learner entries, seeds and the per-cell time budget in seconds.
+        out: results folder; finished cells in ``out/cells`` are skipped on a rerun.
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``); default: a
+            ``LocalCluster`` with ``workers`` single-threaded processes (default: one per core).
+        progress: progress bar over cells.
+
+    Returns:
+        The tidy results Dataset (``score(system, learner, seed, metric)`` and ``error``).
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from .progress import progress_bar
+    from .simulate import simulate
+
+    folder = Path(out)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    data_paths = {}
+    for spec in grid.data:
+        path = folder / "data" / f"{spec.system}.h5"
+        if not path.is_file():
+            save(spec.builder() if spec.builder else simulate(spec.system, **spec.simulate, progress=False), path)
+        data_paths[spec.system] = str(path)
+    todo = [(spec.system, entry, seed) for spec in grid.data for entry in grid.entries for seed in grid.seeds
+            if not (folder / "cells" / f"{cell_name(spec.system, entry.label, seed)}.json").is_file()]
+    if todo:
+        cluster = None
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, env={"WORKBENCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
+            client = Client(cluster)
+        try:
+            futures = [client.submit(run_cell, data_paths[s], s, e, seed, grid.budget, str(folder), pure=False)
+                       for s, e, seed in todo]
+            with progress_bar(len(futures), "benchmark cells", progress, "cell") as bar:
+                for _ in as_completed(futures):
+                    bar.update(1)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return collect(grid, folder)
+
+
+def collect(grid: Grid, folder: Path) -> xr.Dataset:
+    """Gather cell files into the tidy Dataset and write results.h5, results.csv and leaderboard.md."""
+    systems = [spec.system for spec in grid.data]
+    labels = [entry.label for entry in grid.entries]
+    cells = {}
+    for path in (folder / "cells").glob("*.json"):
+        record = json.loads(path.read_text())
+        cells[(record["system"], record["learner"], record["seed"])] = record
+    metrics_found = [m for m in HEADLINE if any(m in r for r in cells.values())]
+    shape = (len(systems), len(labels), len(grid.seeds))
+    score = np.full(shape + (len(metrics_found),), np.nan)
+    error = np.full(shape, "", dtype=object)
+    for (s, label, seed), record in cells.items():
+        if s in systems and label in labels and seed in grid.seeds:
+            index = (systems.index(s), labels.index(label), grid.seeds.index(seed))
+            error[index] = record.get("error", "")
+            for k, metric in enumerate(metrics_found):
+                score[index + (k,)] = record.get(metric, np.nan)
+    ds = xr.Dataset({"score": (("system", "learner", "seed", "metric"), score),
+                     "error": (("system", "learner", "seed"), error.astype(str))},
+                    coords={"system": systems, "learner": labels, "seed": grid.seeds, "metric": metrics_found},
+                    attrs={"budget_seconds": grid.budget, "generator": "workbench.benchmark"})
+    write_netcdf(ds, folder / "results.h5")
+    table = ds["score"].to_dataframe().dropna().reset_index()
+    atomic_write_bytes(folder / "results.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(folder / "leaderboard.md", leaderboard(ds, grid).encode())
+    return ds
+
+
+def leaderboard(ds: xr.Dataset, grid: Grid) -> str:
+    """Markdown: mean +- std over seeds per system and learner, published numbers alongside."""
+    shown = [m for m in ("vpt_lyapunov_median", "vpt_median", "rmse_mean", "vector_field_error", "energy_mse",
+                         "final_error", "nfe", "crps_mean", "fit_seconds") if m in ds["metric"].values]
+    header = ["system", "learner", *shown] + ([f"{grid.reference_metric} (paper)"] if grid.reference else []) + ["failed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in ds["system"].values:
+        for label in ds["learner"].values:
+            values = ds["score"].sel(system=s, learner=label)
+            cells = []
+            for m in shown:
+                v = values.sel(metric=m).values
+                v = v[np.isfinite(v)]
+                cells.append(f"{v.mean():.3g} ± {v.std():.2g}" if v.size else "—")
+            if grid.reference:
+                ref = grid.reference.get((str(s), str(label)))
+                cells.append(f"{ref:.3g}" if ref is not None else "")
+            failed = [e for e in ds["error"].sel(system=s, learner=label).values if e]
+            cells.append(f"{len(failed)}: {failed[0][:80]}" if failed else "0")
+            lines.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def grid_from_names(systems: Sequence[str], learners: Sequence[str], seeds: Sequence[int], budget: float,
+                    n: int = 32) -> Grid:
+    """A grid over catalog systems (default spans, ``n`` trajectories) and plain learner names."""
+    from .learners import get_learner
+    from .simulate import get_system
+
+    for name in systems:
+        get_system(name)
+    for name in learners:
+        get_learner(name)
+    return Grid(data=[DataSpec(s, {"n": n, "seed": 0}) for s in systems],
+                entries=[Entry(name, name) for name in learners], seeds=list(seeds), budget=budget)
