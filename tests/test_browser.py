@@ -21,7 +21,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 VIEWPORT = {"width": 1400, "height": 1000}
 HEALTH_TIMEOUT_S = 90
-FIRST_CHARTS_TIMEOUT_S = 120
+FIRST_CHARTS_TIMEOUT_S = 180  # a cold first render of Compare takes ~40 s on 2 cores
 CHARTS_TIMEOUT_S = 90
 MAX_FULL_PAGE_BYTES = 1_500_000
 CHARTS = '[data-testid="stPlotlyChart"] .js-plotly-plot'
@@ -74,6 +74,7 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+        print(f"streamlit server log:\n{log.read_text(errors='replace')[-5000:]}")  # shown on failure
 
 
 @pytest.fixture()
@@ -126,13 +127,30 @@ def go_to(page, title: str) -> None:
                                  "Uncertainty": "Uncertainty"}[title]).first.wait_for(timeout=60_000)
 
 
-def screenshot(page, path: Path) -> None:
-    """A full-page screenshot, or the viewport at the first chart when the full page is too heavy."""
-    page.screenshot(path=str(path), full_page=True)
+SCROLL_HEIGHT_JS = """() => {
+    // Streamlit scrolls its main area inside a container, so the document is only a viewport tall
+    const heights = [document.documentElement.scrollHeight];
+    for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], section'))
+        if (el.scrollHeight > el.clientHeight) heights.push(el.scrollHeight + el.getBoundingClientRect().top);
+    return Math.ceil(Math.max(...heights));
+}"""
+
+
+def screenshot(page, path: Path, max_height: int = 6000) -> None:
+    """The whole page (the viewport stretched to the app's height), or the viewport at the first chart
+    when that picture would be too heavy for the README."""
+    height = min(max(page.evaluate(SCROLL_HEIGHT_JS), VIEWPORT["height"]), max_height)
+    try:
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+        page.wait_for_timeout(1500)  # Plotly redraws on resize
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(VIEWPORT)
     if path.stat().st_size > MAX_FULL_PAGE_BYTES:
+        page.wait_for_timeout(1000)
         page.locator(CHARTS).first.scroll_into_view_if_needed()
         page.wait_for_timeout(1000)
-        page.screenshot(path=str(path), full_page=False)
+        page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000, f"{path} looks empty"
 
 
@@ -141,6 +159,10 @@ def test_pages_render_in_a_real_browser(server, shots):
 
     url, log = server
     console_errors = []
+    start = time.monotonic()
+
+    def mark(step: str) -> None:  # shown with -s, or on failure
+        print(f"[browser] {time.monotonic() - start:6.1f} s  {step}")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
                                      timeout=60_000)
@@ -148,12 +170,14 @@ def test_pages_render_in_a_real_browser(server, shots):
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(60_000)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            page.on("console", lambda msg: print(f"[console {msg.type}] {msg.text}") if msg.type == "error" else None)
             page.goto(url, wait_until="domcontentloaded", timeout=60_000)
 
             # default page: Compare (time series, phase portraits, vector fields, own initial condition)
             page.locator("h1", has_text="Learned vs true flow").first.wait_for(timeout=FIRST_CHARTS_TIMEOUT_S * 1000)
             assert wait_charts(page, 3, FIRST_CHARTS_TIMEOUT_S) >= 3
             assert_clean(page, "Compare")
+            mark("Compare rendered")
             screenshot(page, shots / "compare.png")
 
             # Systems: generate trajectories, then look at them
@@ -164,18 +188,22 @@ def test_pages_render_in_a_real_browser(server, shots):
             page.locator('[data-testid="stAlertContentSuccess"]').first.wait_for(timeout=CHARTS_TIMEOUT_S * 1000)
             assert wait_charts(page, 2, CHARTS_TIMEOUT_S) >= 2
             assert_clean(page, "Systems after Generate")
+            mark("Systems generated")
             screenshot(page, shots / "systems.png")
 
             # back to Compare: the charts come back
             go_to(page, "Compare")
             assert wait_charts(page, 3, CHARTS_TIMEOUT_S) >= 3
             assert_clean(page, "Compare (again)")
+            mark("Compare rendered again")
 
             # Uncertainty: fan chart, calibration, marginals
             go_to(page, "Uncertainty")
             assert wait_charts(page, 3, CHARTS_TIMEOUT_S) >= 3
             assert_clean(page, "Uncertainty")
+            mark("Uncertainty rendered")
             screenshot(page, shots / "uncertainty.png")
+            mark("done")
         finally:
             browser.close()
     assert not console_errors, f"JavaScript errors in the page: {console_errors}"

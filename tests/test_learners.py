@@ -142,3 +142,9 @@ def test_masked_irregular_data_trains_continuous_learner():
     ds = wb.simulate("van_der_pol", n=12, t_end=4.0, dt=0.1, seed=0, missing=0.3)
     model = wb.fit(ds, "node", **FAST)
     assert min(h["val_loss"] for h in model.history) < model.history[0]["val_loss"] / 5
+
+
+def test_stalled_rollout_is_reported_not_hung(vdp):
+    model = wb.fit(vdp, "node", epochs=1, steps_per_epoch=2, max_steps=5)
+    with pytest.raises(wb.WorkbenchError, match="budget of 5 steps"):
+        model.predict([[1.0, 0.0]], np.linspace(0.0, 200.0, 11))

@@ -364,7 +364,7 @@ def _split_labels(n: int, split: Optional[Sequence[float]], rng: np.random.Gener
     if n >= 3:
         counts = np.where((fractions > 0) & (counts == 0), 1, counts)
     counts[0] = n - counts[1:].sum()
-    if counts[0] < 1:
+    if counts[0] < 0 or (fractions[0] > 0 and counts[0] < 1):
         raise BadParameterError(f"split {tuple(split)} leaves no training trajectory out of {n}")
     labels = np.repeat(np.array(SPLITS), counts)
     return list(labels[rng.permutation(n)])

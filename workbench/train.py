@@ -125,17 +125,18 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     module.set_scaling(torch.as_tensor(scaler.mean, dtype=dtype, device=dev),
                        torch.as_tensor(scaler.std, dtype=dtype, device=dev))
     objective = module.objective(info.has_derivative)
-    length = int(window or DEFAULT_WINDOW[objective])
     generator = torch.Generator().manual_seed(seed)
-    train_windows = WindowSampler(train, times, length, generator)
+    train_windows = WindowSampler(train, times, int(window or DEFAULT_WINDOW[objective]), generator)
+    length = train_windows.length  # at most the number of samples
     val_windows = WindowSampler(val if val is not None else train, times, length, generator).fixed()
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=4)
     meta = {"learner": learner, "options": options, "variables": info.names, "kind": info.kind, "dt": info.dt,
             "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
             "time_units": ds["time"].attrs.get("units", "1"), "system": ds.attrs.get("system"),
-            "params": json_attr(ds, "params", {}), "objective": objective, "window": length, "seed": seed, "schedule": schedule,
-            "precision": precision, "lyapunov": (json_attr(ds, "facts", {}) or {}).get("max_lyapunov_exponent")}
+            "params": json_attr(ds, "params", {}), "objective": objective, "window": length, "seed": seed,
+            "schedule": schedule, "precision": precision,
+            "lyapunov": (json_attr(ds, "facts", {}) or {}).get("max_lyapunov_exponent")}
 
     def validate_loss() -> float:
         module.eval()
