@@ -60,8 +60,9 @@ def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], names: Sequen
 
 
 def vector_field(gx: np.ndarray, gy: np.ndarray, u: np.ndarray, v: np.ndarray, names: Sequence[str],
-                 title: str, color: str) -> go.Figure:
-    """Arrows of a 2-D field on a grid (u, v of shape (ny, nx)), normalised for readability."""
+                 title: str, color: str, speed_range: Optional[tuple[float, float]] = None) -> go.Figure:
+    """Arrows of a 2-D field on a grid (u, v of shape (ny, nx)), normalised for readability;
+    ``speed_range`` fixes the colour scale so two panels can share it."""
     speed = np.hypot(u, v)
     scale = 0.45 * min(np.ptp(gx[0]) / max(gx.shape[1] - 1, 1), np.ptp(gy[:, 0]) / max(gy.shape[0] - 1, 1))
     un, vn = u / np.maximum(speed, 1e-12) * scale, v / np.maximum(speed, 1e-12) * scale
@@ -73,6 +74,8 @@ def vector_field(gx: np.ndarray, gy: np.ndarray, u: np.ndarray, v: np.ndarray, n
                                hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=gx.ravel() + un.ravel(), y=gy.ravel() + vn.ravel(), mode="markers",
                              marker={"color": speed.ravel(), "colorscale": "Viridis", "size": 4,
+                                     "cmin": speed_range[0] if speed_range else None,
+                                     "cmax": speed_range[1] if speed_range else None,
                                      "colorbar": {"title": "speed"}}, name="speed", hovertemplate="speed %{marker.color:.3g}"))
     fig.update_layout(title=title, xaxis_title=names[0], yaxis_title=names[1], height=420, showlegend=False,
                       margin={"t": 40, "b": 30})

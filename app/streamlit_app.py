@@ -7,7 +7,8 @@ import streamlit as st
 # the app's helper modules live beside this file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-st.set_page_config(page_title="Dynamics workbench", page_icon=":material/timeline:", layout="wide")
+# the favicon is an emoji: a material-icon favicon is fetched from the internet, which may be unreachable
+st.set_page_config(page_title="Dynamics workbench", page_icon="📈", layout="wide")
 
 pages = [
     st.Page("views/systems.py", title="Systems", icon=":material/science:"),

@@ -25,6 +25,8 @@ FIRST_CHARTS_TIMEOUT_S = 180  # a cold first render of Compare takes ~40 s on 2 
 CHARTS_TIMEOUT_S = 90
 MAX_FULL_PAGE_BYTES = 1_500_000
 CHARTS = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+# keys of charts the default page draws for the shipped lorenz63 demo (st.plotly_chart key -> .st-key-<key>)
+COMPARE_CHARTS = ["compare_timeseries", "compare_phase2d", "field_true", "field_learned", "field_error"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -84,8 +86,9 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-def wait_idle(page, timeout_s: float, quiet_s: float = 1.5) -> None:
-    """Wait until the script is not running (no status widget) for `quiet_s` seconds in a row."""
+def wait_idle(page, timeout_s: float, quiet_s: float = 2.0) -> None:
+    """Wait until the script is not running (no status widget) for `quiet_s` seconds in a row
+    (the widget shows up ~1 s after a rerun starts, hence the quiet period)."""
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
@@ -101,12 +104,13 @@ def wait_idle(page, timeout_s: float, quiet_s: float = 1.5) -> None:
     raise TimeoutError(f"the app was still running after {timeout_s} s")
 
 
-def wait_charts(page, minimum: int, timeout_s: float) -> int:
-    """Wait for at least `minimum` drawn Plotly charts and an idle script; return how many there are."""
+def wait_charts(page, keys: list[str], timeout_s: float) -> int:
+    """Wait until the Plotly charts with these Streamlit keys are drawn and the script is idle;
+    return how many charts the page shows."""
     deadline = time.monotonic() + timeout_s
     page.wait_for_function(
-        "([sel, n]) => document.querySelectorAll(sel + ' .main-svg').length >= n",
-        arg=[CHARTS, minimum], timeout=timeout_s * 1000)
+        "keys => keys.every(k => document.querySelector(`.st-key-${k} .js-plotly-plot .main-svg`))",
+        arg=keys, timeout=timeout_s * 1000)
     wait_idle(page, max(5.0, deadline - time.monotonic()))
     page.wait_for_timeout(2000)  # let Plotly finish drawing (and any transitions) before looking
     return page.locator(CHARTS).count()
@@ -163,6 +167,7 @@ def test_pages_render_in_a_real_browser(server, shots):
 
     def mark(step: str) -> None:  # shown with -s, or on failure
         print(f"[browser] {time.monotonic() - start:6.1f} s  {step}")
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
                                      timeout=60_000)
@@ -171,11 +176,12 @@ def test_pages_render_in_a_real_browser(server, shots):
             page.set_default_timeout(60_000)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
             page.on("console", lambda msg: print(f"[console {msg.type}] {msg.text}") if msg.type == "error" else None)
+            page.on("requestfailed", lambda request: print(f"[request failed] {request.url} {request.failure}"))
             page.goto(url, wait_until="domcontentloaded", timeout=60_000)
 
             # default page: Compare (time series, phase portraits, vector fields, own initial condition)
             page.locator("h1", has_text="Learned vs true flow").first.wait_for(timeout=FIRST_CHARTS_TIMEOUT_S * 1000)
-            assert wait_charts(page, 3, FIRST_CHARTS_TIMEOUT_S) >= 3
+            assert wait_charts(page, COMPARE_CHARTS, FIRST_CHARTS_TIMEOUT_S) >= 3
             assert_clean(page, "Compare")
             mark("Compare rendered")
             screenshot(page, shots / "compare.png")
@@ -186,20 +192,20 @@ def test_pages_render_in_a_real_browser(server, shots):
             assert_clean(page, "Systems")
             page.get_by_role("button", name="Generate").click()
             page.locator('[data-testid="stAlertContentSuccess"]').first.wait_for(timeout=CHARTS_TIMEOUT_S * 1000)
-            assert wait_charts(page, 2, CHARTS_TIMEOUT_S) >= 2
+            assert wait_charts(page, ["systems_timeseries", "systems_phase"], CHARTS_TIMEOUT_S) >= 2
             assert_clean(page, "Systems after Generate")
             mark("Systems generated")
             screenshot(page, shots / "systems.png")
 
             # back to Compare: the charts come back
             go_to(page, "Compare")
-            assert wait_charts(page, 3, CHARTS_TIMEOUT_S) >= 3
+            assert wait_charts(page, COMPARE_CHARTS, CHARTS_TIMEOUT_S) >= 3
             assert_clean(page, "Compare (again)")
             mark("Compare rendered again")
 
             # Uncertainty: fan chart, calibration, marginals
             go_to(page, "Uncertainty")
-            assert wait_charts(page, 3, CHARTS_TIMEOUT_S) >= 3
+            assert wait_charts(page, ["fan_chart", "coverage", "marginals"], CHARTS_TIMEOUT_S) >= 3
             assert_clean(page, "Uncertainty")
             mark("Uncertainty rendered")
             screenshot(page, shots / "uncertainty.png")

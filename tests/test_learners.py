@@ -148,3 +148,18 @@ def test_stalled_rollout_is_reported_not_hung(vdp):
     model = wb.fit(vdp, "node", epochs=1, steps_per_epoch=2, max_steps=5)
     with pytest.raises(wb.WorkbenchError, match="budget of 5 steps"):
         model.predict([[1.0, 0.0]], np.linspace(0.0, 200.0, 11))
+
+
+def test_adjoint_gradients_match_backprop_through_the_solver(vdp):
+    from workbench.learners import get_learner
+    from workbench.windows import WindowSampler, prepare
+
+    _, train, _, times = prepare(vdp, torch.device("cpu"), torch.float64)
+    batch = WindowSampler(train, times, 6, torch.Generator().manual_seed(0)).sample(8)
+    grads = []
+    for adjoint in (False, True):
+        torch.manual_seed(0)
+        learner = get_learner("node")(2, solver="dopri5", rtol=1e-9, atol=1e-10, adjoint=adjoint).double()
+        learner.loss(batch, 6, "trajectory").backward()
+        grads.append(torch.cat([p.grad.ravel() for p in learner.parameters()]))
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)

@@ -86,13 +86,17 @@ if system is not None and len(variables) >= 2:
     if len(variables) > 2:
         st.caption("Slice through the data mean in the other variables: " +
                    ", ".join(f"{variables[k]}={mid[k]:.3g}" for k in range(len(variables)) if k not in (i, j)))
+    st.caption("The grid spans the data's bounding box, so its corners may lie off the attractor where no "
+               "training data was; the headline vector-field error is measured on test-data points.")
     names = (variables[i], variables[j])
     f1, f2, f3 = st.columns(3)
     shape = gx.shape
+    speeds = np.hypot(np.r_[true_f[:, i], learned_f[:, i]], np.r_[true_f[:, j], learned_f[:, j]])
+    shared = (float(speeds.min()), float(speeds.max()))
     f1.plotly_chart(charts.vector_field(gx, gy, true_f[:, i].reshape(shape), true_f[:, j].reshape(shape), names,
-                                        "true drift", charts.TRUE_COLOR), key="field_true")
+                                        "true drift", charts.TRUE_COLOR, shared), key="field_true")
     f2.plotly_chart(charts.vector_field(gx, gy, learned_f[:, i].reshape(shape), learned_f[:, j].reshape(shape),
-                                        names, "learned drift", charts.LEARNED_COLOR), key="field_learned")
+                                        names, "learned drift", charts.LEARNED_COLOR, shared), key="field_learned")
     f3.plotly_chart(charts.heatmap(gx, gy, rel.reshape(shape), names, "relative error |f_learned - f_true| / |f_true|"),
                     key="field_error")
 

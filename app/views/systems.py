@@ -67,7 +67,8 @@ st.success(f"{label}: {ds.sizes['trajectory']} trajectories x {ds.sizes['time']}
 variables = [str(v) for v in ds["variable"].values]
 shown = st.slider("trajectories shown", 1, int(ds.sizes["trajectory"]), min(5, int(ds.sizes["trajectory"])))
 states = ds["state"].values[:shown]
-st.plotly_chart(charts.timeseries(states[0], None, ds["time"].values, variables), key="systems_timeseries")
+shown_index = st.number_input("time series of trajectory", 0, shown - 1, 0)
+st.plotly_chart(charts.timeseries(states[shown_index], None, ds["time"].values, variables), key="systems_timeseries")
 if len(variables) >= 2:
     c1, c2, c3 = st.columns(3)
     i = variables.index(c1.selectbox("x axis", variables, index=0))

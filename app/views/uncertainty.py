@@ -23,7 +23,7 @@ if default is None:
     st.stop()
 data_label = c2.selectbox("Dataset", list(datasets), index=list(datasets).index(default))
 ds = datasets[data_label]
-n_samples = c3.slider("sample paths", 16, 512, 128, step=16)
+n_samples = c3.slider("sample paths", 16, 512, 64, step=16)
 test = wb.select_split(ds, "test")
 system = true_system(ds)
 
@@ -56,10 +56,12 @@ true_marginal = (oracle if oracle is not None else test)["state"].values[..., t_
 right.plotly_chart(charts.marginals(pred["state"].values[:, :, t_index, var].ravel(), true_marginal,
                                     f"{variables[var]} at t={times[t_index]:.3g}"), key="marginals")
 
-scores = state.guarded(lambda: state.evaluate_cached(model_label, data_label, model, ds, 64, len(model.history)))
+scores = state.guarded(lambda: state.evaluate_cached(model_label, data_label, model, ds, 32, len(model.history)))
 if scores is not None:
     table = {k: v for k, v in summary(scores).items()
              if k.startswith(("crps", "energy_score", "coverage", "width")) or k.endswith("relative")}
     st.subheader("Scores (test split)")
-    st.caption("`*_relative` divides the model's score by that of samples of the true SDE: 1 is the best possible.")
+    st.caption("`*_relative` divides the model's score by that of samples of the true SDE from the same initial "
+               f"states: 1 is the best possible in expectation. With {test.sizes['trajectory']} test trajectories "
+               "both scores carry sampling noise, so values somewhat below 1 occur by chance.")
     st.dataframe({"metric": list(table), "value": [f"{v:.4g}" for v in table.values()]}, hide_index=True)
