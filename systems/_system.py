@@ -63,9 +63,10 @@ class System:
         mean, variance: linear SDEs only: analytic ``E[x_t]`` and ``Var[x_t]`` given ``x0``
             (shape ``(batch, dim)``) as functions ``m(t, x0, p)``.
         bound: a state whose absolute value exceeds this is treated as divergence.
-        positive: states must stay >= 0 (population models): used only for documentation and
-            initial-condition checks.
         description: one sentence for tables.
+        time_units: unit of the time axis.
+        options, builder: structural options (e.g. ``{"dim": 10}``) and the function that builds
+            the variant for other values (see :meth:`with_options`).
     """
 
     name: str

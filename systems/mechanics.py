@@ -178,7 +178,8 @@ double_pendulum = register(System(
     equations=(r"\dot{\theta}_1 = \frac{l_2 p_1 - l_1 p_2 \cos\Delta}{l_1^2 l_2 (m_1 + m_2\sin^2\Delta)} \\ "
                r"\dot{\theta}_2 = \frac{(m_1+m_2) l_1 p_2 - m_2 l_2 p_1 \cos\Delta}"
                r"{m_2 l_1 l_2^2 (m_1 + m_2\sin^2\Delta)} \\ "
-               r"\dot{p}_1 = -m_2 l_1 l_2 \dot{\theta}_1 \dot{\theta}_2 \sin\Delta - (m_1+m_2) g l_1 \sin\theta_1 \\ "
+               r"\dot{p}_1 = -m_2 l_1 l_2 \dot{\theta}_1 \dot{\theta}_2 \sin\Delta "
+               r"- (m_1+m_2) g l_1 \sin\theta_1 \\ "
                r"\dot{p}_2 = m_2 l_1 l_2 \dot{\theta}_1 \dot{\theta}_2 \sin\Delta - m_2 g l_2 \sin\theta_2"),
     description="Double pendulum in canonical coordinates; chaotic at large energies "
                 "(Delta = theta1 - theta2).",

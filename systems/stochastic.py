@@ -14,34 +14,38 @@ from .mechanics import damped_oscillator_drift, van_der_pol, van_der_pol_drift
 from .populations import sir, sir_drift, sir_sampler, state_sum
 
 
-def _col(value: torch.Tensor) -> torch.Tensor:
-    """A parameter shaped to broadcast against a whole ``(..., dim)`` state, not just ``x[..., 0]``."""
-    return torch.as_tensor(value).unsqueeze(-1)
+def _col(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A parameter shaped to broadcast against a whole ``(..., dim)`` state, not just ``x[..., 0]``.
+
+    It takes the state's dtype and device: once unsqueezed, a 0-d parameter is no longer a
+    scalar, so type promotion and CPU-scalar-on-GPU broadcasting would otherwise change.
+    """
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device).unsqueeze(-1)
 
 
-def _exp(rate: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+def _exp(rate: torch.Tensor, t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     """``exp(rate t)`` as a column, for the moments ``m(t, x0, p)``."""
-    return torch.exp(_col(rate) * t)
+    return torch.exp(_col(rate, like) * torch.as_tensor(t, dtype=like.dtype, device=like.device))
 
 
 # --- Ornstein–Uhlenbeck --------------------------------------------------------------------
 
 def _ou_drift(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
-    return _col(p["theta"]) * (_col(p["mu"]) - x)
+    return _col(p["theta"], x) * (_col(p["mu"], x) - x)
 
 
 def _additive_sigma(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
-    return _col(p["sigma"]) * torch.ones_like(x)
+    return _col(p["sigma"], x) * torch.ones_like(x)
 
 
 def _ou_mean(t: torch.Tensor | float, x0: torch.Tensor, p: Params) -> torch.Tensor:
-    mu = _col(p["mu"])
-    return mu + (x0 - mu) * _exp(-p["theta"], t)
+    mu = _col(p["mu"], x0)
+    return mu + (x0 - mu) * _exp(-p["theta"], t, x0)
 
 
 def _ou_variance(t: torch.Tensor | float, x0: torch.Tensor, p: Params) -> torch.Tensor:
-    theta, sigma = _col(p["theta"]), _col(p["sigma"])
-    return sigma ** 2 / (2 * theta) * (1 - _exp(-2 * p["theta"], t)) * torch.ones_like(x0)
+    theta, sigma = _col(p["theta"], x0), _col(p["sigma"], x0)
+    return sigma ** 2 / (2 * theta) * (1 - _exp(-2 * p["theta"], t, x0)) * torch.ones_like(x0)
 
 
 ornstein_uhlenbeck = register(System(
@@ -62,19 +66,19 @@ ornstein_uhlenbeck = register(System(
 # --- geometric Brownian motion -------------------------------------------------------------
 
 def _gbm_drift(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
-    return _col(p["mu"]) * x
+    return _col(p["mu"], x) * x
 
 
 def _gbm_diffusion(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
-    return _col(p["sigma"]) * x
+    return _col(p["sigma"], x) * x
 
 
 def _gbm_mean(t: torch.Tensor | float, x0: torch.Tensor, p: Params) -> torch.Tensor:
-    return x0 * _exp(p["mu"], t)
+    return x0 * _exp(p["mu"], t, x0)
 
 
 def _gbm_variance(t: torch.Tensor | float, x0: torch.Tensor, p: Params) -> torch.Tensor:
-    return x0 ** 2 * _exp(2 * p["mu"], t) * (_exp(p["sigma"] ** 2, t) - 1)
+    return x0 ** 2 * _exp(2 * p["mu"], t, x0) * (_exp(p["sigma"] ** 2, t, x0) - 1)
 
 
 geometric_brownian_motion = register(System(
@@ -94,22 +98,22 @@ geometric_brownian_motion = register(System(
 # --- Cox–Ingersoll–Ross --------------------------------------------------------------------
 
 def _cir_drift(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
-    return _col(p["kappa"]) * (_col(p["theta"]) - x)
+    return _col(p["kappa"], x) * (_col(p["theta"], x) - x)
 
 
 def _cir_diffusion(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
     # Discretisations can step slightly below zero; the clamp keeps the square root real.
-    return _col(p["sigma"]) * torch.sqrt(torch.clamp(x, min=0))
+    return _col(p["sigma"], x) * torch.sqrt(torch.clamp(x, min=0))
 
 
 def _cir_mean(t: torch.Tensor | float, x0: torch.Tensor, p: Params) -> torch.Tensor:
-    theta = _col(p["theta"])
-    return theta + (x0 - theta) * _exp(-p["kappa"], t)
+    theta = _col(p["theta"], x0)
+    return theta + (x0 - theta) * _exp(-p["kappa"], t, x0)
 
 
 def _cir_variance(t: torch.Tensor | float, x0: torch.Tensor, p: Params) -> torch.Tensor:
-    kappa, theta, sigma = _col(p["kappa"]), _col(p["theta"]), _col(p["sigma"])
-    e1 = _exp(-p["kappa"], t)
+    kappa, theta, sigma = _col(p["kappa"], x0), _col(p["theta"], x0), _col(p["sigma"], x0)
+    e1 = _exp(-p["kappa"], t, x0)
     return x0 * sigma ** 2 / kappa * (e1 - e1 ** 2) + theta * sigma ** 2 / (2 * kappa) * (1 - e1) ** 2
 
 
