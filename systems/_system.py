@@ -55,6 +55,7 @@ class System:
         brownian_dim: number of Brownian motions (``dim`` unless the noise is general or scalar).
         x0_sampler: optional ``(n, generator) -> (n, dim)`` float64 tensor replacing the box.
         lyapunov: largest Lyapunov exponent at the default parameters (chaotic systems).
+        chaotic: declare chaos where no published exponent is known (default: ``lyapunov > 0``).
         facts_source: where ``lyapunov`` and other numbers come from.
         energy: conserved energy ``H(x, p)`` with ``x`` of shape ``(..., dim)``.
         qp_split: ``(q_indices, p_indices)`` of the canonical coordinates for Hamiltonian systems.
@@ -87,6 +88,7 @@ class System:
     brownian_dim: Optional[int] = None
     x0_sampler: Optional[Callable[[int, torch.Generator], torch.Tensor]] = None
     lyapunov: Optional[float] = None
+    chaotic: Optional[bool] = None
     facts_source: str = ""
     energy: Optional[StateFunction] = None
     qp_split: Optional[tuple[tuple[int, ...], tuple[int, ...]]] = None
@@ -155,7 +157,7 @@ class System:
         """Known facts as plain JSON-friendly values (for tables, files and the app)."""
         facts: dict[str, object] = {
             "stiff": self.stiff,
-            "chaotic": self.lyapunov is not None and self.lyapunov > 0,
+            "chaotic": self.chaotic if self.chaotic is not None else bool(self.lyapunov and self.lyapunov > 0),
         }
         if self.lyapunov is not None:
             facts["max_lyapunov_exponent"] = self.lyapunov

@@ -124,6 +124,7 @@ thomas = register(System(
               "synthesis, 'labyrinth chaos', Int. J. Bifurcation Chaos 9(10):1889-1905",
     equations=(r"\dot{x} = \sin y - b x \\ \dot{y} = \sin z - b y \\ \dot{z} = \sin x - b z"),
     description="Cyclically symmetric attractor of a damped particle in a periodic force lattice.",
+    chaotic=True,
 ))
 
 
@@ -175,7 +176,7 @@ def make_lorenz96(dim: int = 10) -> System:
                   "Predictability, vol. 1, pp. 1-18",
         equations=r"\dot{x}_i = (x_{i+1} - x_{i-2}) x_{i-1} - x_i + F, \quad i = 1..N \text{ (cyclic)}",
         description=f"Lorenz-96 toy atmosphere with {dim} sites on a ring.",
-        options={"dim": dim}, builder=make_lorenz96,
+        options={"dim": dim}, builder=make_lorenz96, chaotic=dim >= 5,
     )
 
 
@@ -207,6 +208,7 @@ lorenz84 = register(System(
     equations=(r"\dot{x} = -y^2 - z^2 - a x + a F \\ \dot{y} = xy - bxz - y + G \\ "
                r"\dot{z} = bxy + xz - z"),
     description="Low-order model of the westerly jet and a travelling eddy.",
+    chaotic=True,
 ))
 
 
@@ -235,4 +237,5 @@ hindmarsh_rose = register(System(
     equations=(r"\dot{x} = y - a x^3 + b x^2 - z + I \\ \dot{y} = c - d x^2 - y \\ "
                r"\dot{z} = r (s (x - x_R) - z)"),
     description="Bursting neuron: fast spiking (x, y) modulated by slow adaptation z.",
+    chaotic=True,
 ))

@@ -275,7 +275,7 @@ def load(path: PathLike) -> xr.Dataset:
     """
     check_hdf5_safety(path)
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as opened:
+        with xr.open_dataset(path, engine="h5netcdf", phony_dims="sort") as opened:
             ds = opened.load()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{path} is HDF5 but not a readable netCDF-4 dataset ({exc}); "

@@ -50,9 +50,9 @@ class DiscreteMap(Learner):
 
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        steps = (t - t[0]) / self.h
+        steps = (t.double() - t.double()[0]) / self.h  # float32 times would blur long step counts
         index = torch.round(steps)
-        if (steps - index).abs().max() > 1e-4:
+        if ((steps - index).abs() > 1e-4 * steps.clamp_min(1.0)).any():
             raise UnsupportedError(f"{self.name} is a map with step {self.h:g}: it predicts only at multiples of that "
                                    "step from the start; ask for such times or use a continuous-time learner")
         path = self.iterate(z0, int(index[-1]))
