@@ -163,3 +163,14 @@ def test_adjoint_gradients_match_backprop_through_the_solver(vdp):
         learner.loss(batch, 6, "trajectory").backward()
         grads.append(torch.cat([p.grad.ravel() for p in learner.parameters()]))
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)
+
+
+def test_malformed_model_config_is_refused(tmp_path, vdp):
+    import json
+
+    wb.fit(vdp, "resnet", epochs=1, steps_per_epoch=2).save(tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["variables"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(wb.WorkbenchError, match="incomplete or malformed"):
+        wb.load_model(tmp_path / "run")

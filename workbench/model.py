@@ -206,8 +206,14 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
     if hashlib.sha256(raw).hexdigest() != config.get("weights_sha256"):
         raise DatasetError(f"{weights_path} does not match its config.json (checksum differs); the folder was "
                            "modified or partially copied")
-    cls = get_learner(config["learner"])
-    learner = cls(len(config["variables"]), **config["options"])
+    try:
+        cls = get_learner(config["learner"])
+        learner = cls(len(config["variables"]), **config["options"])
+        scaler = Standardiser(mean=np.asarray(config["scaler"]["mean"], dtype=float),
+                              std=np.asarray(config["scaler"]["std"], dtype=float))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{folder / 'config.json'} is incomplete or malformed ({type(exc).__name__}: {exc}); "
+                           "save models with model.save(path)") from None
     try:
         state = load_file(str(weights_path))
         learner.load_state_dict(state)
@@ -215,7 +221,6 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
         raise DatasetError(f"{weights_path} could not be loaded into a {config['learner']} learner ({exc})") from None
     dtype = next(iter(state.values())).dtype if state else torch.float32
     learner.to(device=resolve_device(device), dtype=dtype)
-    scaler = Standardiser(mean=np.asarray(config["scaler"]["mean"]), std=np.asarray(config["scaler"]["std"]))
     history_path = folder / "history.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
     meta = {k: v for k, v in config.items() if k not in ("format", "format_version", "scaler", "weights_sha256")}
