@@ -26,7 +26,12 @@ SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
 
 @dataclass(frozen=True)
 class Tableau:
-    """An explicit embedded Runge-Kutta method with FSAL error estimate and dense output."""
+    """An explicit embedded Runge-Kutta method with FSAL error estimate and dense output.
+
+    Dense output is either a polynomial in the step fraction (``dense_p``, Dormand-Prince) or the
+    DOP853 interpolant built from ``extra_stages`` more evaluations (``extra_a``, ``extra_c``,
+    ``dense_d``).
+    """
 
     name: str
     order: int
@@ -36,18 +41,33 @@ class Tableau:
     c: np.ndarray
     e_high: np.ndarray
     e_low: Optional[np.ndarray] = None  # DOP853's extra 3rd-order estimator
-    dense: str = "hermite"
+    dense_p: Optional[np.ndarray] = None
+    extra_a: Optional[np.ndarray] = None
+    extra_c: Optional[np.ndarray] = None
+    dense_d: Optional[np.ndarray] = None
+
+    @property
+    def extra_stages(self) -> int:
+        return 0 if self.extra_c is None else len(self.extra_c)
+
+    def tensors(self, dtype: torch.dtype, device: torch.device) -> dict[str, Optional[torch.Tensor]]:
+        """Every coefficient array as a tensor, converted once per solve rather than once per step."""
+        names = ("a", "b", "c", "e_high", "e_low", "dense_p", "extra_a", "dense_d")
+        return {name: None if getattr(self, name) is None else
+                torch.as_tensor(getattr(self, name), dtype=dtype, device=device) for name in names}
 
 
 _D = scipy.integrate.DOP853
 _R = scipy.integrate.RK45
-DOP853 = Tableau("dop853", 8, 7, _D.A, _D.B, _D.C, _D.E5, _D.E3, dense="dop853")
-DOPRI5 = Tableau("dopri5", 5, 4, _R.A, _R.B, _R.C, _R.E, dense="dopri5")
+DOP853 = Tableau("dop853", 8, 7, _D.A, _D.B, _D.C, _D.E5, _D.E3,
+                 extra_a=_D.A_EXTRA, extra_c=_D.C_EXTRA, dense_d=_D.D)
+DOPRI5 = Tableau("dopri5", 5, 4, _R.A, _R.B, _R.C, _R.E, dense_p=_R.P)
 TABLEAUX = {t.name: t for t in (DOP853, DOPRI5)}
 
 
-def _dense_output(tab: Tableau, f: "BatchField", k: torch.Tensor, t_old: torch.Tensor, h: torch.Tensor,
-                  y_old: torch.Tensor, y_new: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def _dense_output(tab: Tableau, coef: dict[str, Optional[torch.Tensor]], f: "BatchField", k: torch.Tensor,
+                  t_old: torch.Tensor, h: torch.Tensor, y_old: torch.Tensor,
+                  y_new: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """Continuous extension on ``[t_old, t_old + h]`` as a function of ``x = (t - t_old) / h``.
 
     The returned function takes ``x`` of shape ``(batch, m)`` and returns ``(batch, m, dim)``.
@@ -55,36 +75,31 @@ def _dense_output(tab: Tableau, f: "BatchField", k: torch.Tensor, t_old: torch.T
     DOP853: the 7th-order interpolant of Hairer et al. (three extra stages, scipy's coefficients);
     dopri5: the 4th-order interpolant of Dormand & Prince (Shampine 1986), as in scipy's RK45.
     """
-    dtype, device = k.dtype, k.device
     hb = h[:, None]
     flat = k.reshape(k.shape[0], -1)
-    if tab.dense == "dopri5":
-        q = torch.as_tensor(_R.P, dtype=dtype, device=device).T @ flat[: len(_R.P)]  # (4, B*D)
-        q = q.reshape(4, *k.shape[1:])
+    if coef["dense_p"] is not None:
+        p = coef["dense_p"]
+        q = (p.T @ flat[: p.shape[0]]).reshape(p.shape[1], *k.shape[1:])
 
         def at(x: torch.Tensor) -> torch.Tensor:
             xb = x[..., None]
             poly = xb * (q[0, :, None] + xb * (q[1, :, None] + xb * (q[2, :, None] + xb * q[3, :, None])))
             return y_old[:, None] + hb[:, None] * poly
         return at
-    extra = torch.empty(3, *k.shape[1:], dtype=dtype, device=device)
-    stages = torch.cat([k, extra])
+    stages = torch.cat([k, torch.empty(tab.extra_stages, *k.shape[1:], dtype=k.dtype, device=k.device)])
     flat = stages.reshape(stages.shape[0], -1)
-    a_extra = torch.as_tensor(_D.A_EXTRA, dtype=dtype, device=device)
-    for i, c in enumerate(_D.C_EXTRA):
+    for i, c in enumerate(tab.extra_c):
         s = k.shape[0] + i
-        dy = (a_extra[i, :s] @ flat[:s]).reshape(k.shape[1:])
+        dy = (coef["extra_a"][i, :s] @ flat[:s]).reshape(k.shape[1:])
         stages[s] = f(t_old + c * h, y_old + hb * dy)
-    flat = stages.reshape(stages.shape[0], -1)
     delta = y_new - y_old
-    f_old, f_new = stages[0], stages[len(_D.B)]
+    f_old, f_new = stages[0], stages[len(tab.b)]
     coeffs = [delta, hb * f_old - delta, 2 * delta - hb * (f_new + f_old)]
-    d_part = (torch.as_tensor(_D.D, dtype=dtype, device=device) @ flat).reshape(-1, *k.shape[1:])
-    coeffs += [hb * row for row in d_part]
+    coeffs += [hb * row for row in (coef["dense_d"] @ flat).reshape(-1, *k.shape[1:])]
 
     def at(x: torch.Tensor) -> torch.Tensor:
         xb = x[..., None]
-        y = torch.zeros(1, dtype=dtype, device=device)
+        y = torch.zeros(1, dtype=k.dtype, device=k.device)
         for i, coeff in enumerate(reversed(coeffs)):
             y = (y + coeff[:, None]) * (xb if i % 2 == 0 else 1 - xb)
         return y + y_old[:, None]
@@ -155,11 +170,8 @@ def integrate_batch(f: BatchField, y0: torch.Tensor, times: torch.Tensor, *, met
     tab = TABLEAUX[method]
     dtype, device = y0.dtype, y0.device
     n, n_out = y0.shape[0], times.shape[0]
-    a = torch.as_tensor(tab.a, dtype=dtype, device=device)
-    b = torch.as_tensor(tab.b, dtype=dtype, device=device)
-    c = torch.as_tensor(tab.c, dtype=dtype, device=device)
-    e_high = torch.as_tensor(tab.e_high, dtype=dtype, device=device)
-    e_low = None if tab.e_low is None else torch.as_tensor(tab.e_low, dtype=dtype, device=device)
+    coef = tab.tensors(dtype, device)
+    a, b, c, e_high, e_low = coef["a"], coef["b"], coef["c"], coef["e_high"], coef["e_low"]
     stages = len(tab.b)
     out = torch.empty(n, n_out, y0.shape[1], dtype=dtype, device=device)
     out[:, 0] = y0
@@ -207,8 +219,8 @@ def integrate_batch(f: BatchField, y0: torch.Tensor, times: torch.Tensor, *, met
         count = torch.where(accept, torch.searchsorted(times, t_new, right=True) - next_out, 0)
         most = int(count.max())
         if most > 0:
-            interpolate = _dense_output(tab, f, k, t, h_step, y, y_new)
-            stats.nfe += 3 if tab.dense == "dop853" else 0
+            interpolate = _dense_output(tab, coef, f, k, t, h_step, y, y_new)
+            stats.nfe += tab.extra_stages
             offsets = torch.arange(most, device=device)
             index = (next_out[:, None] + offsets).clamp(max=n_out - 1)
             wanted = offsets < count[:, None]
