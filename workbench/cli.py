@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -18,17 +18,27 @@ console = Console()
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
-def _parse_pairs(pairs: List[str], what: str) -> dict[str, float]:
+def _parse_pairs(pairs: List[str], what: str, convert: Callable[[str], Any] = float) -> dict[str, Any]:
+    """NAME=VALUE options as a dict, each value read by ``convert`` (numbers by default)."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         try:
             if not sep:
                 raise ValueError
-            out[key.strip()] = float(value)
+            out[key.strip()] = convert(value)
         except ValueError:
-            raise WorkbenchError(f"--{what} expects NAME=NUMBER, got {pair!r}") from None
+            expected = "NUMBER" if convert is float else "VALUE"
+            raise WorkbenchError(f"--{what} expects NAME={expected}, got {pair!r}") from None
     return out
+
+
+def _json_or_text(value: str) -> Any:
+    """A learner option's value: JSON where it parses (numbers, lists, booleans), else the text."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 @app.command("systems")
@@ -101,20 +111,6 @@ def generate(name: str,
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {elapsed:.2f} s")
 
 
-def _learner_options(pairs: List[str]) -> dict:
-    """--option NAME=VALUE for learner options; values are read as JSON where they parse."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise WorkbenchError(f"--option expects NAME=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 @app.command()
 def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbench schema)."),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder for the model."),
@@ -135,7 +131,7 @@ def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbe
     ds = wb.load(data)
     model = wb.fit(ds, learner, epochs=epochs, time_budget=time_budget, device=device, seed=seed, lr=lr,
                    batch_size=batch_size, window=window, out=out, resume=resume,
-                   progress=False if quiet else None, **_learner_options(option))
+                   progress=False if quiet else None, **_parse_pairs(option, "option", _json_or_text))
     last = model.history[-1]
     best = min(h["val_loss"] for h in model.history)
     console.print(f"{learner}: {last['epoch']} epochs in {last['elapsed']:.1f} s, validation loss "
