@@ -162,15 +162,21 @@ class Model:
     # --- files -------------------------------------------------------------------------------
     def save(self, path: PathLike) -> Path:
         """Write the run folder (weights, config, history); each file is written atomically."""
-        folder = Path(path)
-        weights = _weights_bytes(self.learner.state_dict())
-        config = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta,
-                  "scaler": {"mean": self.scaler.mean.tolist(), "std": self.scaler.std.tolist()},
-                  "weights_sha256": hashlib.sha256(weights).hexdigest()}
-        atomic_write_bytes(folder / "model.safetensors", weights)
-        atomic_write_bytes(folder / "history.json", json.dumps(self.history, indent=1).encode())
-        atomic_write_bytes(folder / "config.json", json.dumps(config, indent=1).encode())
-        return folder
+        return write_run(path, self.learner.state_dict(), self.scaler, self.meta, self.history)
+
+
+def write_run(path: PathLike, weights_state: dict[str, torch.Tensor], scaler: Standardiser,
+              meta: dict[str, Any], history: list[dict[str, Any]]) -> Path:
+    """Write a run folder from a learner's state dict (the fit loop saves its best weights this way)."""
+    folder = Path(path)
+    weights = _weights_bytes(weights_state)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
+              "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+              "weights_sha256": hashlib.sha256(weights).hexdigest()}
+    atomic_write_bytes(folder / "model.safetensors", weights)
+    atomic_write_bytes(folder / "history.json", json.dumps(history, indent=1).encode())
+    atomic_write_bytes(folder / "config.json", json.dumps(config, indent=1).encode())
+    return folder
 
 
 def _weights_bytes(state: dict[str, torch.Tensor]) -> bytes:

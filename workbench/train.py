@@ -24,7 +24,7 @@ from .devices import DeviceLike, configure_threads, resolve_device
 from .errors import BadParameterError, DivergenceError, WorkbenchError
 from .learners import Learner, get_learner
 from .learners.base import DataInfo
-from .model import Model, _weights_bytes, load_model, read_config
+from .model import Model, _weights_bytes, load_model, write_run
 from .progress import progress_bar
 from .windows import WindowSampler, data_info, prepare
 
@@ -240,7 +240,7 @@ def _checkpoint(folder: Path, module: Learner, best_state: dict, optimizer: torc
                 scheduler: Any, generator: torch.Generator, scaler: Any, meta: dict, history: list,
                 best_val: float) -> None:
     """Write the best model (for users) and the last state (for resume), each file atomically."""
-    Model(_clone_with(module, best_state), scaler, meta, history).save(folder)
+    write_run(folder, best_state, scaler, meta, history)
     tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
     opt_state = optimizer.state_dict()
     for index, state in opt_state["state"].items():
@@ -252,12 +252,6 @@ def _checkpoint(folder: Path, module: Learner, best_state: dict, optimizer: torc
              "scheduler": {k: v for k, v in scheduler.state_dict().items() if isinstance(v, (int, float, str, list))},
              "options": meta["options"], "learner": meta["learner"]}
     atomic_write_bytes(folder / "checkpoint.json", json.dumps(state).encode())
-
-
-def _clone_with(module: Learner, state: dict) -> Learner:
-    clone = copy.deepcopy(module)
-    clone.load_state_dict(state)
-    return clone
 
 
 def _restore(folder: Path, module: Learner, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -277,7 +271,6 @@ def _restore(folder: Path, module: Learner, optimizer: torch.optim.Optimizer, sc
     optimizer.load_state_dict(opt_state)
     scheduler.load_state_dict({**scheduler.state_dict(), **state["scheduler"]})
     generator.set_state(tensors["generator"])
-    read_config(folder)
     best = load_model(folder, device=next(module.parameters()).device)
     history = json.loads((folder / "history.json").read_text())
     return state["epoch"] + 1, state["best_val"], best.learner.state_dict(), history
