@@ -109,18 +109,56 @@ def test_coverage_of_samples_from_the_true_distribution_is_nominal():
     xr.testing.assert_allclose(scores["width_50"], wm.interval_width(pred, 0.5))
 
 
+@pytest.mark.parametrize("members, points", [(8, 20_000), (32, 20_000), (1000, 2_000)])
+def test_coverage_of_a_finite_calibrated_ensemble_is_nominal(members, points):
+    # Truth and members are independent draws from the same (skewed) distribution, so an unbiased
+    # coverage has mean `level` and standard error at most sqrt(level (1 - level) / points). Linear
+    # sample quantiles cover about (M - 1)/(M + 1) of the level: 0.849 at 90% for M = 32.
+    rng = np.random.default_rng(30 + members)
+    trajectories = points // 10
+    scale = np.exp(rng.normal(size=(trajectories, 1, 1)))
+    truth = dataset(scale * rng.gamma(2.0, size=(trajectories, 10, 1)))
+    pred = dataset(scale * rng.gamma(2.0, size=(members, trajectories, 10, 1)))
+    scores = wm.interval_scores(pred, truth)
+    for level in (0.5, 0.9):
+        standard_error = np.sqrt(level * (1 - level) / points)
+        observed = float(wm.coverage(pred, truth, level, over="all"))
+        assert observed == pytest.approx(level, abs=4 * standard_error)
+        assert float(scores[f"coverage_{_tag(level)}"].mean()) == pytest.approx(observed, rel=1e-12)
+
+
+def _tag(level):
+    return f"{100 * level:g}"
+
+
+def rank_coverage(members, y, level):
+    """Reference: the share of y's randomised-PIT range [b, b + e + 1] / (M + 1) inside the central interval."""
+    m = len(members)
+    below, equal = np.sum(members < y), np.sum(members == y)
+    lo, hi = (1 - level) / 2 * (m + 1), (1 + level) / 2 * (m + 1)
+    start, stop = below, below + equal + 1
+    return max(0.0, min(stop, hi) - max(start, lo)) / (stop - start)
+
+
 def test_coverage_and_width_match_numpy_and_ignore_unobserved_samples():
     rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(9, 3, 4, 2)), rng.normal(size=(3, 4, 2))
+    x, y = np.round(rng.normal(size=(9, 3, 4, 2)), 1), np.round(rng.normal(size=(3, 4, 2)), 1)   # ties
     mask = np.ones((3, 4), dtype=bool)
     mask[0, 1] = mask[2, 3] = False
     y_stored = np.where(mask[..., None], y, 1e6)          # garbage where unobserved must not count
-    lo, hi = np.quantile(x, 0.05, axis=0), np.quantile(x, 0.95, axis=0)
-    inside = ((y >= lo) & (y <= hi)).astype(float)
+    inside = np.array([[[rank_coverage(x[:, i, j, k], y[i, j, k], 0.9) for k in range(2)] for j in range(4)]
+                       for i in range(3)])
     observed = np.broadcast_to(mask[..., None], y.shape)
     expected = (inside * observed).sum((0, 2)) / observed.sum((0, 2))
     np.testing.assert_allclose(wm.coverage(dataset(x), dataset(y_stored, mask=mask)).values, expected)
+    lo, hi = np.quantile(x, 0.05, axis=0, method="weibull"), np.quantile(x, 0.95, axis=0, method="weibull")
     np.testing.assert_allclose(wm.interval_width(dataset(x)).values, (hi - lo).mean((0, 2)))
+
+
+def test_coverage_of_a_diverged_ensemble_is_undefined_not_a_miss():
+    x, y = np.zeros((4, 1, 2, 1)), np.zeros((1, 2, 1))
+    x[2, 0, 1, 0] = np.nan
+    np.testing.assert_array_equal(np.isnan(wm.coverage(array(x), dataset(y)).values), [False, True])
 
 
 # --- valid prediction time -------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def _finish(result: xr.DataArray, name: str, long_name: str, units: Optional[str
     return result
 
 
-def _over_time_blocks(func: Callable[..., xr.DataArray], *arrays: xr.DataArray) -> xr.DataArray:
+def _over_time_blocks(func: Callable[..., Data], *arrays: xr.DataArray) -> Data:
     """``func(*arrays)`` evaluated on consecutive blocks of times, so temporaries stay near ``_BLOCK_ELEMENTS``."""
     n_time = arrays[0].sizes["time"]
     per_time = sum(a.size for a in arrays) // n_time
@@ -391,11 +391,26 @@ def energy_score(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
 
 
 def _interval(pred: xr.DataArray, level: float) -> tuple[xr.DataArray, xr.DataArray]:
-    """Lower and upper ends of the central ``level`` interval of the ensemble (linear quantiles)."""
+    """Lower and upper ends of the central ``level`` interval of the ensemble.
+
+    Quantiles at Weibull plotting positions: member ``k`` of ``M`` (in sorted order) stands at probability
+    ``k / (M + 1)``, its expected CDF value, and levels in between interpolate linearly (numpy's
+    ``method="weibull"``). Levels outside ``[1, M] / (M + 1)`` clamp to the extreme members.
+    """
     _check_level(level)
     bounds = _over_time_blocks(
-        lambda block: block.quantile([(1 - level) / 2, (1 + level) / 2], dim="sample", skipna=False), pred)
+        lambda block: block.quantile([(1 - level) / 2, (1 + level) / 2], dim="sample", method="weibull",
+                                     skipna=False), pred)
     return bounds.isel(quantile=0, drop=True), bounds.isel(quantile=1, drop=True)
+
+
+def _ranks(pred: xr.DataArray, truth: xr.DataArray) -> xr.Dataset:
+    """Per truth value, the members strictly ``below`` it and ``at_or_below`` it (NaN where a member is NaN)."""
+    def block(p: xr.DataArray, t: xr.DataArray) -> xr.Dataset:
+        valid = p.notnull().all("sample")
+        return xr.Dataset({"below": (p < t).sum("sample").where(valid),
+                           "at_or_below": (p <= t).sum("sample").where(valid)})
+    return _over_time_blocks(block, pred, truth)
 
 
 def _reduce_dims(values: xr.DataArray, over: Over) -> tuple[str, ...]:
@@ -406,13 +421,20 @@ def _reduce_dims(values: xr.DataArray, over: Over) -> tuple[str, ...]:
     raise BadParameterError(f"over must be 'time' (a time series) or 'all' (one number), got {over!r}")
 
 
-def _coverage(lower: xr.DataArray, upper: xr.DataArray, truth: xr.DataArray, observed: xr.DataArray,
-              level: float, over: Over) -> xr.DataArray:
-    # Comparisons with a NaN bound are False; restore NaN so a diverged ensemble is not read as a miss.
-    inside = ((truth >= lower) & (truth <= upper)).astype(float).where(lower.notnull() & upper.notnull())
+def _coverage(ranks: xr.Dataset, members: int, observed: xr.DataArray, level: float, over: Over) -> xr.DataArray:
+    # For an exchangeable ensemble of M members the truth's rank among the M + 1 values is uniform on
+    # 0..M (ties broken at random), so its randomised PIT value is uniform on [below, at_or_below + 1]
+    # / (M + 1). Counting the share of that range inside [(1 - level)/2, (1 + level)/2] makes the expected
+    # coverage of a calibrated ensemble exactly `level` for every M; a 0/1 count against sample quantiles
+    # is biased low (about (M - 1)/(M + 1) of the level for linear quantiles) and cannot exceed
+    # (M - 1)/(M + 1) at all. A NaN member makes the entry NaN, so a diverged ensemble is not read as a miss.
+    _check_level(level)
+    low, high = (members + 1) * (1 - level) / 2, (members + 1) * (1 + level) / 2
+    start, stop = ranks["below"], ranks["at_or_below"] + 1
+    inside = (np.minimum(stop, high) - np.maximum(start, low)).clip(min=0.0) / (stop - start)
     result = _observed_mean(inside, observed, _reduce_dims(inside, over))
     return _finish(result, f"coverage_{_level_tag(level)}", f"fraction of truth inside the central "
-                   f"{level:g} ensemble interval", "1", level=level)
+                   f"{level:g} ensemble interval (rank-based)", "1", level=level)
 
 
 def _width(lower: xr.DataArray, upper: xr.DataArray, observed: xr.DataArray, level: float,
@@ -436,11 +458,16 @@ def _prediction_observed(pred: Data, metric: str) -> tuple[xr.DataArray, xr.Data
 
 
 def coverage(pred: Data, truth: Data, level: float = 0.9, over: Over = "time") -> xr.DataArray:
-    """Empirical coverage of the ensemble's central interval.
+    """Empirical coverage of the ensemble's central interval, unbiased for any ensemble size.
 
-    Definition: the fraction of observed truth values ``y`` with ``q_lo <= y <= q_hi``, where ``q_lo`` and
-    ``q_hi`` are the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the members (linear
-    interpolation), averaged over trajectories and variables. A calibrated ensemble covers ``level``.
+    Definition: with ``M`` members, ``b`` of them below the truth ``y`` and ``e`` equal to it, the
+    randomised PIT value of ``y`` is uniform on ``[b, b + e + 1] / (M + 1)``; an observation counts with
+    the share of that range inside ``[(1 - level)/2, (1 + level)/2]``. Averaged over trajectories and
+    variables. Order statistic ``k`` sits at probability ``k / (M + 1)`` as in :func:`interval_width`, so
+    the count is the 0/1 inside-test against those quantiles with the two ranks that straddle a bound
+    counted fractionally. A calibrated ensemble (truth and members exchangeable) covers exactly ``level``
+    in expectation, for M = 8 as for M = 1000; linear sample quantiles would cover about
+    ``(M - 1)/(M + 1)`` of it.
 
     Arguments:
         pred: ensemble ``state(sample, trajectory, time, variable)``.
@@ -452,18 +479,22 @@ def coverage(pred: Data, truth: Data, level: float = 0.9, over: Over = "time") -
         DataArray ``coverage_<100 level>(time)`` (or a scalar), dimensionless.
 
     References:
+        Anderson (1996), J. Climate 9, 1518-1530 (rank histograms: each of the M + 1 ranks has probability
+        1/(M + 1)); Czado, Gneiting, Held (2009), Biometrics 65, 1254-1261 (randomised PIT);
         Gneiting, Balabdaoui, Raftery (2007), JRSS B 69, 243-268 (calibration and sharpness).
     """
     p, t, observed = _pair(pred, truth, "coverage", min_samples=1)
-    lower, upper = _interval(p, level)
-    return _coverage(lower, upper, t, observed, level, over)
+    return _coverage(_ranks(p, t), p.sizes["sample"], observed, level, over)
 
 
 def interval_width(pred: Data, level: float = 0.9, over: Over = "time") -> xr.DataArray:
     """Mean width of the ensemble's central ``level`` interval (sharpness).
 
-    Definition: ``mean_{trajectory, variable} (q_hi - q_lo)`` with the quantiles of :func:`coverage`,
-    over all predicted samples (those a mask in a ``pred`` Dataset marks unobserved excluded).
+    Definition: ``mean_{trajectory, variable} (q_hi - q_lo)`` with ``q_lo``, ``q_hi`` the
+    ``(1 - level)/2`` and ``(1 + level)/2`` quantiles at Weibull plotting positions (member ``k`` of ``M``
+    at probability ``k / (M + 1)``, linear in between, clamped to the extreme members when
+    ``M < 2 / (1 - level) - 1``), over all predicted samples (those a mask in a ``pred`` Dataset marks
+    unobserved excluded).
 
     Arguments:
         pred: ensemble ``state(sample, trajectory, time, variable)``.
@@ -474,7 +505,8 @@ def interval_width(pred: Data, level: float = 0.9, over: Over = "time") -> xr.Da
         DataArray ``width_<100 level>(time)`` (or a scalar) in state units.
 
     References:
-        Gneiting, Balabdaoui, Raftery (2007), JRSS B 69, 243-268.
+        Hyndman & Fan (1996), Am. Stat. 50, 361-365 (definition 6); Gneiting, Balabdaoui, Raftery (2007),
+        JRSS B 69, 243-268.
     """
     p, observed = _prediction_observed(pred, "interval_width")
     lower, upper = _interval(p, level)
@@ -482,7 +514,7 @@ def interval_width(pred: Data, level: float = 0.9, over: Over = "time") -> xr.Da
 
 
 def interval_scores(pred: Data, truth: Data, levels: Sequence[float] = (0.5, 0.9)) -> xr.Dataset:
-    """Coverage and width time series for several interval levels, sharing one quantile computation each.
+    """Coverage and width time series for several interval levels, sharing one rank computation.
 
     Arguments:
         pred: ensemble ``state(sample, trajectory, time, variable)``.
@@ -495,10 +527,11 @@ def interval_scores(pred: Data, truth: Data, levels: Sequence[float] = (0.5, 0.9
     """
     p, t, observed = _pair(pred, truth, "interval_scores", min_samples=1)
     _, pred_observed = _prediction_observed(pred, "interval_scores")
+    ranks = _ranks(p, t)
     scores = []
     for level in levels:
         lower, upper = _interval(p, level)
-        scores += [_coverage(lower, upper, t, observed, level, "time"),
+        scores += [_coverage(ranks, p.sizes["sample"], observed, level, "time"),
                    _width(lower, upper, pred_observed, level, _units(p), "time")]
     return xr.Dataset({score.name: score for score in scores})
 
