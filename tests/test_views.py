@@ -1,0 +1,178 @@
+"""workbench.views: what the app shows, checked against analytic fields, metrics and known data."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import workbench as wb
+from workbench import metrics, views
+from workbench.errors import DatasetError
+
+
+@pytest.fixture(scope="module")
+def oscillator():
+    # omega = 2: true field (p, -4 q)
+    return wb.simulate("harmonic_oscillator", n=8, t_end=2.0, dt=0.1, seed=0, params={"omega": 2.0})
+
+
+class FieldModel:
+    """A stand-in for a fitted model whose learned drift is a known function (duck-typed Model)."""
+
+    def __init__(self, variables, field):
+        self.variables, self.field = list(variables), field
+
+    def vector_field(self, x):
+        return self.field(np.asarray(x, dtype=float))
+
+
+def exact_field(x):
+    return np.stack([x[:, 1], -4.0 * x[:, 0]], axis=1)
+
+
+def test_content_key_follows_content_not_identity(oscillator, tmp_path):
+    key = views.content_key(oscillator)
+    assert key == views.content_key(oscillator.copy(deep=True))
+    assert key == views.content_key(wb.load(wb.save(oscillator, tmp_path / "osc.h5")))
+    nudged = oscillator.copy(deep=True)
+    nudged["state"].values[3, 5, 1] += 1e-12
+    resplit = oscillator.assign_coords(split=("trajectory", ["test"] * oscillator.sizes["trajectory"]))
+    retitled = oscillator.assign_attrs(title="something else")
+    shifted = oscillator.assign_coords(time=oscillator["time"] + 1.0)
+    keys = {key, *(views.content_key(d) for d in (nudged, resplit, retitled, shifted))}
+    assert len(keys) == 5
+
+
+def test_model_key_follows_weights(tmp_path):
+    from workbench.demo import demo_paths
+
+    model = wb.load_model(demo_paths("ode")[1], device="cpu")
+    key = views.model_key(model)
+    assert key == views.model_key(wb.load_model(model.save(tmp_path / "m"), device="cpu"))
+    first = next(model.learner.parameters())
+    with torch.no_grad():
+        first.view(-1)[0] += 1e-6
+    assert views.model_key(model) != key
+
+
+def test_field_on_grid_matches_the_analytic_field(oscillator):
+    grid = views.field_on_grid(FieldModel(["q", "p"], exact_field), oscillator, 0, 1, n=7)
+    q, p = np.meshgrid(grid["grid_x"].values, grid["grid_y"].values)
+    np.testing.assert_allclose(grid["true_drift"].sel(variable="q"), p, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grid["true_drift"].sel(variable="p"), -4.0 * q, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grid["error"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(grid["speed_true"], np.hypot(p, 4.0 * q), rtol=1e-12)
+    observed = oscillator["state"].values.reshape(-1, 2)
+    assert grid["grid_x"].values[[0, -1]] == pytest.approx([observed[:, 0].min(), observed[:, 0].max()])
+    assert (grid.attrs["horizontal"], grid.attrs["vertical"]) == ("q", "p")
+
+
+def test_field_error_is_per_point_and_agrees_with_the_metric(oscillator):
+    # learned = true + (1, 0): error at a point = 1 / RMS|f_true|; its RMS over the grid = vector_field_error
+    grid = views.field_on_grid(FieldModel(["q", "p"], lambda x: exact_field(x) + np.array([1.0, 0.0])),
+                               oscillator, 0, 1, n=9)
+    true = grid["true_drift"].values.reshape(-1, 2)
+    rms_true = np.sqrt(np.mean(np.sum(true ** 2, axis=1)))
+    np.testing.assert_allclose(grid["error"], 1.0 / rms_true, rtol=1e-12)
+    learned = grid["learned_drift"].values.reshape(-1, 2)
+    assert np.sqrt(np.mean(grid["error"].values ** 2)) == pytest.approx(
+        float(metrics.vector_field_error(learned, true)), rel=1e-12)
+    assert grid.attrs["vector_field_error"] == pytest.approx(float(metrics.vector_field_error(learned, true)))
+
+
+def test_field_on_grid_slices_higher_dimensions_at_the_mean():
+    ds = wb.simulate("lorenz63", n=4, t_end=1.0, dt=0.05, seed=0)
+    grid = views.field_on_grid(FieldModel(["x", "y", "z"], lambda x: np.zeros_like(x)), ds, 0, 2, n=5)
+    z_mean = float(ds["state"].sel(variable="y").mean())
+    assert json.loads(grid.attrs["slice"]) == {"y": pytest.approx(z_mean)}
+    # lorenz dx/dt = sigma (y - x) with y fixed at its mean
+    x = grid["grid_x"].values[None, :]
+    np.testing.assert_allclose(grid["true_drift"].sel(variable="x"), np.broadcast_to(10.0 * (z_mean - x), (5, 5)),
+                               rtol=1e-10)
+
+
+def test_field_on_grid_without_a_known_system_has_only_the_learned_field(oscillator):
+    imported = oscillator.assign_attrs(system="")
+    grid = views.field_on_grid(FieldModel(["q", "p"], exact_field), imported, 0, 1, n=4)
+    assert "true_drift" not in grid and "error" not in grid and "learned_drift" in grid
+
+
+@pytest.mark.parametrize("bad", [dict(i=0, j=0), dict(i=0, j=5), dict(i=0, j=1, n=1)])
+def test_field_on_grid_refuses_bad_requests(oscillator, bad):
+    with pytest.raises(wb.WorkbenchError):
+        views.field_on_grid(FieldModel(["q", "p"], exact_field), oscillator, **{"n": 4, **bad})
+
+
+def test_field_on_grid_refuses_a_model_of_other_variables(oscillator):
+    with pytest.raises(DatasetError, match="pick a dataset"):
+        views.field_on_grid(FieldModel(["x", "y"], exact_field), oscillator, 0, 1)
+
+
+def ensemble(members, n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    dims = ("trajectory", "time", "variable")
+    truth = xr.DataArray(rng.standard_normal((n, 2, 1)), dims=dims)
+    pred = xr.DataArray(rng.standard_normal((members, n, 2, 1)), dims=("sample",) + dims)
+    return pred, truth
+
+
+def test_calibration_curve_equals_coverage_level_by_level():
+    pred, truth = ensemble(8, n=300)
+    levels = [0.2, 0.5, 0.9]
+    curve = views.calibration_curve(pred, truth, levels)
+    expected = [float(metrics.coverage(pred, truth, level, over="all")) for level in levels]
+    np.testing.assert_allclose(curve.values, expected, rtol=1e-12)
+    assert list(curve["level"].values) == levels
+
+
+@pytest.mark.parametrize("members", [8, 32])
+def test_calibration_curve_of_a_calibrated_ensemble_is_the_diagonal(members):
+    pred, truth = ensemble(members)
+    curve = views.calibration_curve(pred, truth)
+    # 8000 independent truths: binomial standard error <= 0.0056
+    np.testing.assert_allclose(curve.values, curve["level"].values, atol=0.025)
+
+
+def test_fan_quantiles_bracket_the_samples():
+    pred, _ = ensemble(99, n=3)
+    q = views.fan_quantiles(pred, [0.05, 0.5, 0.95])
+    ordered = np.sort(pred.values, axis=0)
+    # Weibull positions: with 99 members, quantile k/100 is the k-th order statistic
+    np.testing.assert_allclose(q.sel(quantile=0.05), ordered[4])
+    np.testing.assert_allclose(q.sel(quantile=0.95), ordered[94])
+
+
+def test_describe_states_units_split_and_ranges():
+    ds = wb.simulate("damped_pendulum", n=16, t_end=2.0, dt=0.1, seed=0)
+    overview, table = views.describe(ds)
+    facts = dict(zip(overview["property"], overview["value"]))
+    assert facts["source"] == "damped_pendulum"
+    assert facts["time span"] == "0 to 2 s" and facts["sampling step"] == "0.1 s"
+    counts = {s: int((ds["split"].values == s).sum()) for s in ("train", "val", "test")}
+    assert facts["split (trajectories)"] == f"train {counts['train']}, val {counts['val']}, test {counts['test']}"
+    assert list(table["unit"]) == ["rad", "rad/s"]
+    theta = ds["state"].sel(variable=ds["variable"].values[0]).values
+    assert table["max"][0] == pytest.approx(theta.max()) and table["mean"][0] == pytest.approx(theta.mean())
+
+
+def test_describe_imported_data_without_units(tmp_path):
+    path = tmp_path / "my.csv"
+    path.write_text("trajectory,time,a\n0,0.0,1.0\n0,1.0,3.0\n1,0.0,2.0\n")
+    overview, table = views.describe(wb.from_csv(path))
+    facts = dict(zip(overview["property"], overview["value"]))
+    assert "my" in facts["source"] and facts["observed samples"] == "75.0%"
+    assert facts["kind"] == "measured or imported"
+    assert table["mean"][0] == pytest.approx(2.0) and table["max"][0] == pytest.approx(3.0)
+
+
+def test_unit_labels():
+    assert views.unit_label("theta", "rad") == "theta [rad]"
+    assert views.unit_label("x", "1") == "x [dimensionless]"
+    assert views.unit_label("x", None) == "x"
+
+
+def test_facts_table_is_readable_text():
+    table = views.facts_table(wb.system("lorenz63").facts)
+    facts = dict(zip(table["fact"], table["value"]))
+    assert facts["chaotic"] == "yes" and facts["max lyapunov exponent"] == "0.9056"

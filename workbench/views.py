@@ -1,0 +1,318 @@
+"""What the app draws, computed once here: content keys, fields on grids, calibration curves, summaries.
+
+The Streamlit pages only lay these results out; every number they show comes from a function in this
+module (or from :mod:`workbench.metrics` / :func:`workbench.evaluate.evaluate`), so it is tested once
+and a script gets exactly what the page shows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import metrics
+from .dataset import json_attr, observation_mask
+from .errors import BadParameterError, DatasetError
+from .evaluate import true_drift, true_system
+
+DIMENSIONLESS = "1"
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars and arrays as for Python numbers (a file read back holds numpy types)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+# --- identity --------------------------------------------------------------------------------------
+
+def _update_with_array(digest: "hashlib._Hash", name: str, values: np.ndarray) -> None:
+    values = np.asarray(values)
+    if values.dtype.kind in "OUS":  # strings: hash their text, not numpy's fixed-width buffer
+        payload = json.dumps([str(v) for v in values.ravel()]).encode()
+    else:
+        payload = np.ascontiguousarray(values).tobytes()
+    digest.update(f"{name}|{values.dtype.str}|{values.shape}|".encode())
+    digest.update(payload)
+
+
+def content_key(ds: xr.Dataset) -> str:
+    """SHA-256 of everything that makes a dataset what it is: every variable and coordinate with its
+    values, dims and attributes, and the global attributes.
+
+    Two datasets that differ in any state value, time, split, mask or attribute get different keys;
+    the same data loaded twice gets the same key. The app keys its caches by this, never by a label.
+
+    Arguments:
+        ds: any xarray Dataset (typically in the workbench schema).
+
+    Returns:
+        64 hex digits.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(map(str, ds.variables)):
+        var = ds.variables[name]
+        digest.update(json.dumps([name, list(var.dims), var.attrs], sort_keys=True, default=_plain).encode())
+        _update_with_array(digest, name, var.values)
+    digest.update(json.dumps(ds.attrs, sort_keys=True, default=_plain).encode())
+    return digest.hexdigest()
+
+
+def model_key(model: Any) -> str:
+    """SHA-256 of a fitted model: its weights (every tensor of the learner's state dict, in order),
+    its standardisation and its description (``model.meta``: learner, options, variables, system).
+
+    A retrained model, even under the same label, gets a different key; a model saved and loaded
+    again gets the same one.
+
+    Arguments:
+        model: a :class:`workbench.Model`.
+
+    Returns:
+        64 hex digits.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.learner.state_dict().items():
+        _update_with_array(digest, name, tensor.detach().cpu().numpy())
+    _update_with_array(digest, "scaler.mean", model.scaler.mean)
+    _update_with_array(digest, "scaler.std", model.scaler.std)
+    digest.update(json.dumps(model.meta, sort_keys=True, default=_plain).encode())
+    return digest.hexdigest()
+
+
+# --- units -----------------------------------------------------------------------------------------
+
+def variable_units(ds: xr.Dataset) -> dict[str, Optional[str]]:
+    """Each state variable's unit (``"1"`` when dimensionless, None when the file does not say)."""
+    names = [str(v) for v in ds["variable"].values]
+    if "units" in ds.coords:
+        return dict(zip(names, (str(u) for u in np.atleast_1d(ds["units"].values))))
+    unit = ds["state"].attrs.get("units")
+    return {name: (str(unit) if unit is not None else None) for name in names}
+
+
+def time_units(ds: xr.Dataset) -> Optional[str]:
+    """The unit of the time axis (``"1"`` when dimensionless, None when the file does not say)."""
+    unit = ds["time"].attrs.get("units")
+    return None if unit is None else str(unit)
+
+
+def unit_label(name: str, unit: Optional[str]) -> str:
+    """``"theta [rad]"``; ``"x [dimensionless]"`` for unit ``"1"``; the bare name for an unknown unit."""
+    if unit is None or unit == "":
+        return name
+    return f"{name} [{'dimensionless' if unit == DIMENSIONLESS else unit}]"
+
+
+# --- vector fields ---------------------------------------------------------------------------------
+
+def field_on_grid(model: Any, ds: xr.Dataset, i: int, j: int, n: int = 16) -> xr.Dataset:
+    """The learned and (where the system is known) the true drift on an ``n x n`` grid in the plane of
+    variables ``i`` (horizontal) and ``j`` (vertical), with the per-point error.
+
+    The grid spans the observed range of the two variables; the other variables sit at their observed
+    mean. The per-point error is ``|f_learned - f_true| / RMS_grid |f_true|`` (norms over all
+    variables): its root mean square over the grid equals :func:`workbench.metrics.vector_field_error`
+    on the same points, so the map and the scalar read on one scale without an arbitrary floor.
+
+    Arguments:
+        model: a fitted :class:`workbench.Model` whose variables are those of ``ds``.
+        ds: dataset in the schema; its ``system``/``params`` attrs give the true field when the system is
+            in the catalog (the first trajectory's parameters are used).
+        i, j: positions of the horizontal and vertical variables (different).
+        n: grid points per axis, 2 to 200.
+
+    Returns:
+        Dataset with dims ``(grid_y, grid_x, variable)``: ``learned_drift``, ``speed_learned`` (the drift's
+        length in the (i, j) plane), and when the truth is known ``true_drift``, ``speed_true`` and
+        ``error``; coords ``grid_x``/``grid_y`` (values of variables ``i`` and ``j``); attrs
+        ``horizontal``, ``vertical``, ``slice`` (JSON: the fixed values of the other variables) and
+        ``vector_field_error`` when the truth is known.
+    """
+    variables = [str(v) for v in ds["variable"].values]
+    if variables != list(model.variables):
+        raise DatasetError(f"the model predicts {list(model.variables)} but the dataset holds {variables}; "
+                           "pick a dataset with the model's variables")
+    dim = len(variables)
+    if not (0 <= i < dim and 0 <= j < dim) or i == j:
+        raise BadParameterError(f"pick two different variables among {variables} for the grid (got {i} and {j})")
+    if not 2 <= int(n) <= 200:
+        raise BadParameterError(f"grid size must be between 2 and 200 points per axis, got {n}")
+    observed = ds["state"].values[observation_mask(ds)]
+    observed = observed[np.isfinite(observed).all(axis=1)]
+    if len(observed) == 0:
+        raise DatasetError("the dataset has no finite observed state to span a grid")
+    lo, hi, mid = observed.min(0), observed.max(0), observed.mean(0)
+    xs, ys = np.linspace(lo[i], hi[i], int(n)), np.linspace(lo[j], hi[j], int(n))
+    gx, gy = np.meshgrid(xs, ys)
+    points = np.tile(mid, (gx.size, 1))
+    points[:, i], points[:, j] = gx.ravel(), gy.ravel()
+    shape = (int(n), int(n), dim)
+    grid_dims = ("grid_y", "grid_x", "variable")
+    learned = model.vector_field(points)
+    out = xr.Dataset(
+        {"learned_drift": (grid_dims, learned.reshape(shape), {"long_name": "learned drift dx/dt"}),
+         "speed_learned": (grid_dims[:2], np.hypot(learned[:, i], learned[:, j]).reshape(shape[:2]),
+                           {"long_name": "length of the learned drift in the plane"})},
+        coords={"grid_x": ("grid_x", xs, {"long_name": variables[i]}),
+                "grid_y": ("grid_y", ys, {"long_name": variables[j]}),
+                "variable": ("variable", variables)},
+        attrs={"horizontal": variables[i], "vertical": variables[j],
+               "slice": json.dumps({variables[k]: float(mid[k]) for k in range(dim) if k not in (i, j)})})
+    system = true_system(ds)
+    if system is None:
+        return out
+    true = true_drift(ds, system, np.zeros(len(points), dtype=int), points)
+    rms_true = np.sqrt(np.mean(np.sum(true ** 2, axis=1)))
+    error = np.linalg.norm(learned - true, axis=1) / rms_true if rms_true > 0 else np.full(len(points), np.nan)
+    out["true_drift"] = (grid_dims, true.reshape(shape), {"long_name": "true drift dx/dt"})
+    out["speed_true"] = (grid_dims[:2], np.hypot(true[:, i], true[:, j]).reshape(shape[:2]),
+                         {"long_name": "length of the true drift in the plane"})
+    out["error"] = (grid_dims[:2], error.reshape(shape[:2]),
+                    {"long_name": "|f_learned - f_true| / RMS |f_true| over the grid", "units": DIMENSIONLESS})
+    if rms_true > 0:
+        out.attrs["vector_field_error"] = float(metrics.vector_field_error(learned, true))
+    return out
+
+
+# --- calibration -----------------------------------------------------------------------------------
+
+def calibration_curve(pred: metrics.Data, truth: metrics.Data,
+                      levels: Sequence[float] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 2))) -> xr.DataArray:
+    """Observed coverage of the ensemble's central intervals at several nominal levels, in one pass.
+
+    Each value is :func:`workbench.metrics.coverage` ``(pred, truth, level, over="all")``; the truth's
+    rank among the members is computed once and shared by all levels.
+
+    Arguments:
+        pred: ensemble ``state(sample, trajectory, time, variable)`` (or the Dataset holding it).
+        truth: true ``state(trajectory, time, variable)`` on the same coordinates.
+        levels: nominal probabilities in (0, 1).
+
+    Returns:
+        DataArray ``coverage(level)``, dimensionless; a calibrated ensemble lies on the diagonal.
+    """
+    levels = np.asarray(levels, dtype=float)
+    if levels.ndim != 1 or levels.size == 0:
+        raise BadParameterError("levels must be a non-empty list of probabilities in (0, 1)")
+    p, t, observed = metrics._pair(pred, truth, "calibration_curve", min_samples=1)
+    ranks = metrics._ranks(p, t)
+    values = [float(metrics._coverage(ranks, p.sizes["sample"], observed, float(level), "all")) for level in levels]
+    return xr.DataArray(np.array(values), dims="level", coords={"level": levels}, name="coverage",
+                        attrs={"long_name": "fraction of truth inside the central ensemble interval",
+                               "units": DIMENSIONLESS, "members": int(p.sizes["sample"])})
+
+
+def fan_quantiles(samples: metrics.Data, probabilities: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)
+                  ) -> xr.DataArray:
+    """Quantiles over the ``sample`` dim at Weibull plotting positions (as :func:`metrics.interval_width`),
+    for fan charts: the 0.05/0.95 pair bounds the central 90% band that the coverage scores.
+
+    Arguments:
+        samples: ensemble ``state`` with a ``sample`` dim (or the Dataset holding it).
+        probabilities: quantile levels in [0, 1].
+
+    Returns:
+        DataArray with a leading ``quantile`` dim and the remaining dims of ``samples``.
+    """
+    state = samples["state"] if isinstance(samples, xr.Dataset) else samples
+    if "sample" not in state.dims:
+        raise BadParameterError("fan_quantiles needs an ensemble with a 'sample' dim; predict with n_samples > 1")
+    return state.quantile(list(probabilities), dim="sample", method="weibull", skipna=False)
+
+
+# --- summaries -------------------------------------------------------------------------------------
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A readable summary of a dataset (simulated or imported) with units.
+
+    Arguments:
+        ds: dataset in the schema.
+
+    Returns:
+        ``(overview, variables)``: ``overview`` has columns ``property`` and ``value`` (source, kind,
+        sizes, time span and step with units, split counts, observed share, generator/integrator where
+        known); ``variables`` has one row per state variable with its unit, min, mean, max and std over
+        the observed samples.
+    """
+    t = ds["time"].values
+    tu = time_units(ds)
+    tu_text = "" if tu in (None, "", DIMENSIONLESS) else f" {tu}"
+    simulated = ds.attrs.get("kind") in ("ode", "sde") and ds.attrs.get("system")
+    source = ds.attrs["system"] if simulated else next(
+        (str(ds.attrs[k]) for k in ("source_file", "source", "title") if ds.attrs.get(k)), "imported data")
+    rows = [("source", str(source)),
+            ("kind", {"ode": "simulated, deterministic (ODE)", "sde": "simulated, stochastic (SDE)"}.get(
+                ds.attrs.get("kind"), "measured or imported")),
+            ("size", f"{ds.sizes['trajectory']} trajectories x {ds.sizes['time']} samples x "
+                     f"{ds.sizes['variable']} variables"),
+            ("time span", f"{_number(float(t[0]))} to {_number(float(t[-1]))}{tu_text}" +
+             ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)"))]
+    if len(t) > 1:
+        steps = np.diff(t)
+        regular = np.allclose(steps, steps[0], rtol=1e-6, atol=0.0)
+        rows.append(("sampling step", f"{_number(float(steps[0]))}{tu_text}" if regular else
+                     f"irregular, {_number(float(steps.min()))} to {_number(float(steps.max()))}{tu_text}"))
+    if "split" in ds.coords:
+        names, counts = np.unique(ds["split"].values.astype(str), return_counts=True)
+        order = {"train": 0, "val": 1, "test": 2}
+        pairs = sorted(zip(names, counts), key=lambda pair: order.get(pair[0], 3))
+        rows.append(("split (trajectories)", ", ".join(f"{name} {count}" for name, count in pairs)))
+    observed = observation_mask(ds)
+    if not observed.all():
+        rows.append(("observed samples", f"{observed.mean():.1%}"))
+    params = json_attr(ds, "params", None)
+    if params:
+        rows.append(("parameters", ", ".join(f"{k} = {_number(float(v))}" for k, v in params.items())))
+    for key, label in (("integrator", "integrator"), ("generator", "generated by"), ("seed", "seed")):
+        if key in ds.attrs:
+            rows.append((label, str(ds.attrs[key])))
+    overview = pd.DataFrame(rows, columns=["property", "value"])
+
+    units = variable_units(ds)
+    state = ds["state"].values[observed]
+    table = []
+    for k, name in enumerate(units):
+        column = state[:, k][np.isfinite(state[:, k])]
+        stats = [float(f(column)) if column.size else float("nan") for f in (np.min, np.mean, np.max, np.std)]
+        table.append({"variable": name, "unit": units[name] if units[name] is not None else "not given",
+                      **dict(zip(("min", "mean", "max", "std"), stats))})
+    return overview, pd.DataFrame(table)
+
+
+def facts_table(facts: dict[str, Any]) -> pd.DataFrame:
+    """A catalog system's ``facts`` as a two-column table (``fact``, ``value``) of readable text.
+
+    Arguments:
+        facts: mapping of fact names to numbers, booleans, strings, lists or nested mappings.
+
+    Returns:
+        DataFrame with one row per fact (nested mappings flattened to ``outer: inner``).
+    """
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, float):
+            return _number(value)
+        if isinstance(value, (list, tuple)):
+            return ", ".join(text(v) for v in value)
+        return str(value)
+
+    rows = []
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            rows += [(f"{key.replace('_', ' ')}: {inner.replace('_', ' ')}", text(v)) for inner, v in value.items()]
+        else:
+            rows.append((key.replace("_", " "), text(value)))
+    return pd.DataFrame(rows, columns=["fact", "value"])
+
+
+__all__ = ["content_key", "model_key", "variable_units", "time_units", "unit_label", "field_on_grid",
+           "calibration_curve", "fan_quantiles", "describe", "facts_table"]
