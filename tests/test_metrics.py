@@ -1,4 +1,6 @@
 """Metrics against independent references: closed forms, scipy, and hand-computed numpy."""
+import tracemalloc
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -216,6 +218,27 @@ def test_wasserstein1_equals_scipy_for_different_pool_sizes_ties_and_masks():
             assert float(w[t, v]) == pytest.approx(reference, rel=1e-12, abs=1e-14)
     at_one = wm.wasserstein1(dataset(a), dataset(b, mask=mask), times=[1.0])
     xr.testing.assert_allclose(at_one, w.isel(time=[1]))
+
+
+def test_wasserstein1_memory_is_linear_in_the_pool_sizes():
+    # Datasets carry per-trajectory coordinates (trajectory ids, split); pooling must not broadcast them
+    # into a pool_a x pool_b array. 8k x 4k float64 would be 256 MB; the sorted merge needs well under 10.
+    rng = np.random.default_rng(8)
+    a = dataset(rng.normal(size=(8, 1000, 1, 1)))
+    b = dataset(rng.normal(0.5, 1.0, size=(4000, 1, 1)))
+    tracemalloc.start()
+    try:
+        w = wm.wasserstein1(a, b)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10e6
+    assert float(w[0, 0]) == pytest.approx(scipy.stats.wasserstein_distance(a.state.values.ravel(),
+                                                                            b.state.values.ravel()), rel=1e-12)
+    big_a, big_b = rng.normal(size=(2, 100_000, 1, 1)), rng.gamma(2.0, size=(100_000, 1, 1))
+    big = wm.wasserstein1(dataset(big_a), dataset(big_b))
+    reference = scipy.stats.wasserstein_distance(big_a.ravel(), big_b.ravel())
+    assert float(big[0, 0]) == pytest.approx(reference, rel=1e-10)
 
 
 # --- deterministic errors with a mask --------------------------------------------------------------

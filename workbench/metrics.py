@@ -541,7 +541,8 @@ def _wasserstein_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     ``W1 = integral |F_a(x) - F_b(x)| dx``: sort the pooled values; between consecutive values both
     empirical CDFs are constant, equal to the share of each sample at or below the left value. NaN
-    entries (absent samples) sort last and only touch NaN steps, which are dropped.
+    entries (absent samples) sort last and only touch NaN steps, which are dropped. O((n + m) log(n + m))
+    time and O(n + m) memory per row.
     """
     n_a = np.count_nonzero(~np.isnan(a), axis=-1)[..., None]
     n_b = np.count_nonzero(~np.isnan(b), axis=-1)[..., None]
@@ -566,7 +567,11 @@ def _pooled(samples: Data, role: str, pool_name: str, times: Optional[Sequence[f
                                 f"empirical distribution; it has dims {state.dims}")
     if times is not None:
         state = _select_times(state, times, role)
-    return state.stack({pool_name: pool}, create_index=False)
+    # Coordinates along the pooled dims (trajectory ids, split, per-trajectory parameters) must go: kept,
+    # they would sit on pool_a in one input and pool_b in the other, and xarray would broadcast them to
+    # a pool_a x pool_b array (1.1 GB for 16k vs 8k samples).
+    along_pool = [name for name, coord in state.coords.items() if set(coord.dims) & set(pool)]
+    return state.drop_vars(along_pool).stack({pool_name: pool}, create_index=False)
 
 
 def _select_times(state: xr.DataArray, times: Sequence[float], role: str) -> xr.DataArray:
@@ -586,7 +591,8 @@ def wasserstein1(samples_a: Data, samples_b: Data, times: Optional[Sequence[floa
     Definition: ``W1(mu, nu) = integral_0^1 |F_mu^-1(u) - F_nu^-1(u)| du = integral |F_mu - F_nu| dx``
     for the empirical distributions that pool the ``sample`` and ``trajectory`` dims of each input (pool
     sizes may differ; NaN or masked entries are left out). Exact; equals
-    ``scipy.stats.wasserstein_distance`` on the pooled values.
+    ``scipy.stats.wasserstein_distance`` on the pooled values. Time O(N log N) and memory O(N) in the
+    total pool size N per time and variable (200k vs 100k samples take a fraction of a second).
 
     Arguments:
         samples_a: e.g. model samples ``state(sample, trajectory, time, variable)``.
