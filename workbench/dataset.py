@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -18,7 +17,9 @@ import h5py
 import numpy as np
 import xarray as xr
 
-from .errors import DatasetError
+from .errors import DatasetError, ResourceLimitError
+from .safety import (MEMORY_ENV, atomic_write_bytes, check_allocation, check_input_file, check_output_target,
+                     format_bytes, memory_limit_is_default, parse_json_bounded)
 
 PathLike = Union[str, os.PathLike]
 STATE_DIMS = ("trajectory", "time", "variable")
@@ -35,6 +36,8 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
                  units: Optional[Sequence[str]] = None, time_units: str = "1",
                  trajectory: Optional[Sequence[int]] = None, mask: Optional[np.ndarray] = None,
                  derivative: Optional[np.ndarray] = None,
+                 inputs: Optional[np.ndarray] = None, input_names: Optional[Sequence[str]] = None,
+                 input_units: Optional[Sequence[str]] = None,
                  per_trajectory: Optional[Mapping[str, np.ndarray]] = None,
                  split: Optional[Sequence[str]] = None, attrs: Optional[Mapping[str, Any]] = None,
                  ) -> xr.Dataset:
@@ -49,6 +52,8 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
         trajectory: integer ids (default ``0..n-1``).
         mask: ``(trajectory, time)`` booleans, ``True`` where a sample was observed.
         derivative: the true vector field at the samples, shaped like ``state``.
+        inputs: exogenous inputs (forcing, control, covariates), shape ``(trajectory, time,
+            input_variable)``, stored as the variable ``input``; ``input_names``/``input_units`` label them.
         per_trajectory: extra ``(trajectory,)`` coordinates, e.g. ``{"param_rho": ...}``.
         split: ``train``/``val``/``test`` per trajectory.
         attrs: global attributes; dicts/lists/bools are stored as JSON strings.
@@ -80,6 +85,14 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
     if derivative is not None:
         data_vars["derivative"] = (dims, np.asarray(derivative),
                                    {"long_name": "true vector field (drift) at the samples"})
+    if inputs is not None:
+        inputs = np.asarray(inputs, dtype=np.float64)
+        names = list(input_names) if input_names is not None else [f"u{i}" for i in range(inputs.shape[-1])]
+        coords["input_variable"] = ("input_variable", np.asarray(names, dtype=str))
+        if input_units is not None:
+            coords["input_units"] = ("input_variable", np.asarray(list(input_units), dtype=str))
+        data_vars["input"] = (("trajectory", "time", "input_variable"), inputs,
+                              {"long_name": "exogenous inputs (forcing, control, covariates)"})
     base = {"Conventions": CONVENTIONS, "workbench_version": version()}
     ds = xr.Dataset(data_vars, coords=coords, attrs={**base, **encode_attrs(attrs or {})})
     return validate(ds)
@@ -100,15 +113,33 @@ def encode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+JSON_ATTRS = {"params": dict, "facts": dict, "options": dict, "split": dict, "learner_options": dict}
+JSON_ATTR_MAX_BYTES = 1 << 20
+
+
 def json_attr(ds: xr.Dataset, key: str, default: Any = None) -> Any:
-    """Decode a JSON-string attribute (e.g. ``params``); ``default`` when absent."""
+    """Decode a JSON-string attribute (e.g. ``params``); ``default`` when absent.
+
+    The text is bounded (1 MiB, nesting 64) and, for the attributes the workbench writes
+    (:data:`JSON_ATTRS`), must decode to the expected type; :class:`DatasetError` otherwise.
+    """
     raw = ds.attrs.get(key)
     if raw is None:
         return default
-    try:
-        return json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
-        raise DatasetError(f"attribute {key!r} should hold JSON, got {raw!r}; rewrite the file with workbench.save") from None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    value = parse_json_bounded(raw, f"attribute {key!r}", JSON_ATTR_MAX_BYTES) if isinstance(raw, str) else raw
+    expected = JSON_ATTRS.get(key)
+    if expected is not None and not isinstance(value, expected):
+        raise DatasetError(f"attribute {key!r} should hold a JSON {expected.__name__}, got {raw!r}; "
+                           "rewrite the file with workbench.save")
+    if key in ("params", "options"):
+        bad = {k: v for k, v in value.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)}
+        if bad:
+            raise DatasetError(f"attribute {key!r} must map names to finite numbers; {bad} are not. "
+                               "Fix the attribute or rewrite the file with workbench.save")
+    return value
 
 
 def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
@@ -125,7 +156,9 @@ def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     if not np.issubdtype(state.dtype, np.floating):
         raise DatasetError(f"{source}: 'state' must hold floating-point numbers, found {state.dtype}")
     if min(state.shape) == 0:
-        raise DatasetError(f"{source}: 'state' is empty (shape {dict(state.sizes)})")
+        hint = ("; it has no trajectories, e.g. a split that selected none (check ds['split'] or use another "
+                "split)" if state.sizes["trajectory"] == 0 else "; every trajectory needs samples and variables")
+        raise DatasetError(f"{source}: 'state' is empty (shape {dict(state.sizes)}){hint}")
     if "time" not in ds.coords:
         raise DatasetError(f"{source}: no 'time' coordinate; add the sample times along 'time'")
     time = np.asarray(ds["time"].values)
@@ -141,33 +174,85 @@ def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     if "mask" in ds:
         if ds["mask"].dims != ("trajectory", "time"):
             raise DatasetError(f"{source}: 'mask' must have dims ('trajectory', 'time'), found {ds['mask'].dims}")
-        observed = ds["mask"].values.astype(bool)
-    values = state.values
-    finite = np.isfinite(values)
-    if observed is not None:
-        finite = finite | ~np.broadcast_to(observed[..., None], values.shape)
-    if not finite.all():
-        where = np.argwhere(~finite)[0]
-        at = dict(zip(state.dims, (int(i) for i in where)))
-        raise DatasetError(f"{source}: 'state' holds NaN or infinite values (first at {at}); drop those samples "
-                           "or mark them missing with a boolean 'mask(trajectory, time)' variable")
+        observed = _mask_values(ds["mask"], source)
+    _check_finite(state, observed, source, "drop those samples or mark them missing with a boolean "
+                                           "'mask(trajectory, time)' variable")
     if "split" in ds.coords:
         bad = set(map(str, np.unique(ds["split"].values))) - set(SPLITS)
         if ds["split"].dims != ("trajectory",) or bad:
             raise DatasetError(f"{source}: 'split' must be a per-trajectory coordinate with values {SPLITS}"
                                + (f"; found {sorted(bad)}" if bad else ""))
-    if "derivative" in ds and ds["derivative"].shape != state.shape:
-        raise DatasetError(f"{source}: 'derivative' must have the shape of 'state' {state.shape}, found {ds['derivative'].shape}")
+    if "derivative" in ds:
+        _check_derivative(ds["derivative"], state, observed, source)
+    for key in JSON_ATTRS:
+        try:
+            json_attr(ds, key)
+        except DatasetError as exc:
+            raise DatasetError(f"{source}: {exc}") from None
+    if "input" in ds:
+        if ds["input"].dims != ("trajectory", "time", "input_variable"):
+            raise DatasetError(f"{source}: 'input' must have dims ('trajectory', 'time', 'input_variable'), "
+                               f"found {ds['input'].dims}")
+        if not np.isfinite(ds["input"].values).all():
+            raise DatasetError(f"{source}: 'input' holds NaN or infinite values; inputs must be known at every "
+                               "sample (interpolate gaps or drop those times)")
     return ds
 
 
-def select_split(ds: xr.Dataset, name: str) -> xr.Dataset:
-    """The trajectories of one split (``train``, ``val`` or ``test``); all of them if ``ds`` has no split."""
+def _mask_values(mask: xr.DataArray, source: str) -> np.ndarray:
+    """The mask as booleans; refuse values other than 0/1 and trajectories without a single observation."""
+    values = mask.values
+    if values.dtype != bool:
+        if not np.issubdtype(values.dtype, np.number) or not np.isin(values, (0, 1)).all():
+            raise DatasetError(f"{source}: 'mask' must hold booleans (true where observed), found {values.dtype} "
+                               "values other than 0/1")
+        values = values.astype(bool)
+    empty = np.flatnonzero(~values.any(axis=1))
+    if empty.size:
+        raise DatasetError(f"{source}: {empty.size} trajectories have no observed sample at all (their mask is "
+                           f"all false; positions {empty[:5].tolist()}...); drop them, e.g. "
+                           "ds.isel(trajectory=ds.mask.any('time').values)")
+    return values
+
+
+def _check_derivative(derivative: xr.DataArray, state: xr.DataArray, observed: Optional[np.ndarray],
+                      source: str) -> None:
+    if derivative.dims != state.dims or derivative.shape != state.shape:
+        raise DatasetError(f"{source}: 'derivative' must have the dims and shape of 'state' "
+                           f"{dict(state.sizes)}, found {dict(derivative.sizes)}")
+    if not np.issubdtype(derivative.dtype, np.floating):
+        raise DatasetError(f"{source}: 'derivative' must hold floating-point numbers, found {derivative.dtype}")
+    _check_finite(derivative, observed, source, "recompute it, or drop the 'derivative' variable if the "
+                                                "true vector field is unknown")
+
+
+def _check_finite(var: xr.DataArray, observed: Optional[np.ndarray], source: str, fix: str) -> None:
+    """Every observed value of ``var`` must be finite."""
+    values = var.values
+    finite = np.isfinite(values)
+    if observed is not None:
+        finite = finite | ~np.broadcast_to(observed[..., None], values.shape)
+    if not finite.all():
+        where = np.argwhere(~finite)[0]
+        at = dict(zip(var.dims, (int(i) for i in where)))
+        raise DatasetError(f"{source}: {var.name!r} holds NaN or infinite values (first at {at}); {fix}")
+
+
+def select_split(ds: xr.Dataset, name: str, required: bool = False) -> xr.Dataset:
+    """The trajectories of one split (``train``, ``val`` or ``test``); all of them if ``ds`` has no split.
+
+    With ``required=True`` an empty selection raises :class:`DatasetError` naming the splits present.
+    """
     if name not in SPLITS:
         raise DatasetError(f"unknown split {name!r}; use one of {SPLITS}")
     if "split" not in ds.coords:
         return ds
-    return ds.isel(trajectory=np.flatnonzero(ds["split"].values == name))
+    chosen = ds.isel(trajectory=np.flatnonzero(ds["split"].values == name))
+    if required and chosen.sizes["trajectory"] == 0:
+        present = sorted(set(map(str, ds["split"].values)))
+        raise DatasetError(f"the dataset has no {name!r} trajectories (its splits: {present or 'none'}); "
+                           "choose one of those splits, or 'all'")
+    return chosen
 
 
 def observation_mask(ds: xr.Dataset) -> np.ndarray:
@@ -182,8 +267,13 @@ def observation_mask(ds: xr.Dataset) -> np.ndarray:
 def save(ds: xr.Dataset, path: PathLike) -> Path:
     """Write ``ds`` to HDF5 (netCDF-4 layout via h5netcdf), gzip+shuffle, chunked per trajectory.
 
-    The write is atomic: a temporary file in the same folder is renamed over ``path`` only when
-    complete, so a crash never leaves a half-written file. Returns the path written.
+    The write is atomic (:func:`workbench.safety.atomic_target`): the file is encoded in memory,
+    written to a temporary in the same folder, fsync-ed and renamed over ``path``, so a crash or a
+    full disk never leaves a half-written file and the old file stays intact. Returns the path.
+
+    Raises:
+        DatasetError: ``ds`` breaks the schema; StorageError: ``path`` is a folder, FIFO or device,
+        the disk is full, or the folder cannot be written.
     """
     ds = validate(ds)
     encoding = {}
@@ -197,88 +287,117 @@ def save(ds: xr.Dataset, path: PathLike) -> Path:
 
 
 def write_netcdf(ds: xr.Dataset, path: PathLike, encoding: Optional[dict] = None) -> Path:
-    """Write any xarray Dataset (e.g. metrics) to HDF5 via h5netcdf, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_target(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding or {}, invalid_netcdf=False)
+    """Write any xarray Dataset (e.g. metrics) to HDF5 via h5netcdf, atomically.
+
+    HDF5 never touches the target's file system: the file is built in memory and written as plain
+    bytes, because HDF5 crashes the process when it closes a file after a failed write (full disk).
+    """
+    path = check_output_target(path)
+    data = ds.to_netcdf(engine="h5netcdf", encoding=encoding or {}, invalid_netcdf=False)
+    atomic_write_bytes(path, data)
     return path
 
 
-class _atomic_target:
-    """Context manager yielding a temp path that replaces ``path`` on success."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> str:
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write bytes to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_target(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-
 def check_hdf5_safety(path: PathLike) -> None:
-    """Reject files we will not read: not HDF5, external or soft links, external storage, virtual datasets."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"no such file: {path}")
+    """Reject files we will not read, before xarray touches them.
+
+    Refused: a missing, unreadable or non-regular file, non-HDF5 content, external or soft links,
+    external storage, virtual datasets, groups linked into themselves, nesting deeper than
+    :data:`MAX_GROUP_DEPTH` or more than :data:`MAX_OBJECTS` objects, and datasets whose declared
+    shape x dtype exceeds the memory budget (:func:`workbench.safety.check_allocation`): a small
+    compressed or fill-value file can declare gigabytes. With the default budget, a file that
+    would expand more than :data:`MAX_EXPANSION` times (and past 256 MiB) is refused as well.
+    """
+    path = check_input_file(path, "HDF5 file")
     if not h5py.is_hdf5(path):
         raise DatasetError(f"{path} is not an HDF5 file; save datasets with workbench.save or import CSV with workbench.from_csv")
     try:
         with h5py.File(path, "r") as handle:
-            _check_group(handle, path)
+            declared = _check_tree(handle, path)
     except OSError as exc:
         raise DatasetError(f"{path} could not be read as HDF5 ({exc}); the file may be truncated or corrupt") from None
+    check_allocation(declared, f"reading {path} (its datasets as declared)")
+    stored = path.stat().st_size
+    if memory_limit_is_default() and declared > max(MIN_SUSPECT_BYTES, MAX_EXPANSION * stored):
+        raise ResourceLimitError(
+            f"{path} is {format_bytes(stored)} on disk but declares {format_bytes(declared)} of data "
+            f"({declared / max(stored, 1):.0f}x; trajectory data compresses a few-fold), which is how "
+            f"decompression and fill-value bombs look. If the file is genuine, set {MEMORY_ENV} (e.g. 16G) "
+            "to read it")
 
 
-def _check_group(group: h5py.Group, path: Path) -> None:
-    for name in group:
-        link = group.get(name, getlink=True)
-        where = f"{group.name.rstrip('/')}/{name}"
-        if isinstance(link, h5py.ExternalLink):
-            raise DatasetError(f"{path}: {where} is an external link to {link.filename}; external links are refused "
-                               "because they read other files. Copy the data into the file instead")
-        if isinstance(link, h5py.SoftLink):
-            raise DatasetError(f"{path}: {where} is a soft link; links are refused, store the data directly")
-        item = group[name]
-        if isinstance(item, h5py.Group):
-            _check_group(item, path)
-        elif isinstance(item, h5py.Dataset):
-            if item.is_virtual:
-                raise DatasetError(f"{path}: {where} is a virtual dataset; virtual datasets map other files and are refused")
-            if item.external:
-                raise DatasetError(f"{path}: {where} uses external storage; its data lies in other files and is refused")
+MAX_GROUP_DEPTH = 32
+MAX_OBJECTS = 10_000
+# a file may expand this much when read before it counts as a bomb (with the default memory budget)
+MAX_EXPANSION = 100
+MIN_SUSPECT_BYTES = 256 * 2**20
+
+
+def _check_tree(root: h5py.Group, path: Path) -> int:
+    """Walk every link without recursion; return the bytes the datasets declare once read."""
+    declared, seen, count = 0, {h5py.h5o.get_info(root.id).addr}, 0
+    stack = [(root, 0)]
+    while stack:
+        group, depth = stack.pop()
+        for name in group:
+            count += 1
+            if count > MAX_OBJECTS:
+                raise DatasetError(f"{path} holds more than {MAX_OBJECTS} HDF5 objects; a workbench dataset has a "
+                                   "few dozen. Export the variables you need into a new file")
+            link = group.get(name, getlink=True)
+            where = f"{group.name.rstrip('/')}/{name}"
+            if isinstance(link, h5py.ExternalLink):
+                raise DatasetError(f"{path}: {where} is an external link to {link.filename}; external links are "
+                                   "refused because they read other files. Copy the data into the file instead")
+            if isinstance(link, h5py.SoftLink):
+                raise DatasetError(f"{path}: {where} is a soft link; links are refused, store the data directly")
+            item = group[name]
+            if isinstance(item, h5py.Group):
+                address = h5py.h5o.get_info(item.id).addr
+                if address in seen:
+                    raise DatasetError(f"{path}: {where} links back to a group already in the file (a cycle or "
+                                       "alias); store each group once")
+                if depth + 1 > MAX_GROUP_DEPTH:
+                    raise DatasetError(f"{path}: groups are nested deeper than {MAX_GROUP_DEPTH} levels at {where}; "
+                                       "a workbench dataset keeps its variables at the top level")
+                seen.add(address)
+                stack.append((item, depth + 1))
+            elif isinstance(item, h5py.Dataset):
+                if item.is_virtual:
+                    raise DatasetError(f"{path}: {where} is a virtual dataset; virtual datasets map other files and are refused")
+                if item.external:
+                    raise DatasetError(f"{path}: {where} uses external storage; its data lies in other files and is refused")
+                declared += _declared_bytes(item, where, path)
+    return declared
+
+
+def _declared_bytes(item: h5py.Dataset, where: str, path: Path) -> int:
+    """Bytes ``item`` occupies once read: its shape (or one chunk, if larger) x at least 8 bytes an element.
+
+    Eight bytes because readers widen narrow types (integers with fill values become float64).
+    """
+    width = max(item.dtype.itemsize, 8)
+    size = int(np.prod(item.shape, dtype=object)) * width if item.shape else width
+    chunk = int(np.prod(item.chunks, dtype=object)) * width if item.chunks else 0
+    check_allocation(max(size, chunk), f"{path}: dataset {where} (shape {item.shape}, {item.dtype})")
+    return max(size, chunk)
 
 
 def load(path: PathLike) -> xr.Dataset:
     """Read and validate a dataset written by :func:`save` (or any netCDF-4/HDF5 file in the schema).
 
-    The file is checked with h5py first (no external links, external storage or virtual
-    datasets), then read fully into memory and closed. Raises :class:`DatasetError` on any problem.
+    The file is checked with h5py first (:func:`check_hdf5_safety`: links, external storage,
+    virtual datasets, cycles, depth, declared sizes against the memory budget), then read fully
+    into memory and closed. Raises :class:`DatasetError` (or :class:`ResourceLimitError`,
+    :class:`StorageError`) on any problem.
     """
     check_hdf5_safety(path)
     try:
-        with xr.open_dataset(path, engine="h5netcdf", phony_dims="sort") as opened:
+        # decode_times=False: a calendar axis stays numeric ("days since ...") as the schema wants
+        with xr.open_dataset(path, engine="h5netcdf", phony_dims="sort", decode_times=False) as opened:
             ds = opened.load()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path} is HDF5 but not a readable netCDF-4 dataset ({exc}); "
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise DatasetError(f"{path} is HDF5 but not a readable netCDF-4 dataset ({type(exc).__name__}: {exc}); "
                            "write it with workbench.save or xarray's to_netcdf(engine='h5netcdf')") from None
     return validate(ds, source=str(path))
 
@@ -305,42 +424,6 @@ def from_numpy(states: np.ndarray, times: Sequence[float], variables: Optional[S
     return make_dataset(states, times, variables, attrs=attrs, **kwargs)
 
 
-def from_csv(path: PathLike, *, trajectory: str = "trajectory", time: str = "time",
-             variables: Optional[Sequence[str]] = None) -> xr.Dataset:
-    """A dataset from a long-format CSV: one row per sample with ``trajectory``, ``time`` and one column per state.
-
-    Trajectories may be sampled at different times: the time axis is the union of all times and a
-    ``mask`` marks which samples each trajectory has. A ``split`` column, if present, is kept.
-    """
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"could not read {path} as CSV ({exc})") from None
-    missing = [c for c in (trajectory, time) if c not in table.columns]
-    if missing:
-        raise DatasetError(f"{path}: CSV lacks column(s) {missing}; long format needs '{trajectory}', '{time}' "
-                           "and one column per state variable")
-    if variables is None:
-        variables = [c for c in table.columns if c not in (trajectory, time, "split")]
-    if not variables:
-        raise DatasetError(f"{path}: no state columns besides '{trajectory}' and '{time}'")
-    for column in [time, *variables]:
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            raise DatasetError(f"{path}: column {column!r} is not numeric")
-    if table.duplicated([trajectory, time]).any():
-        raise DatasetError(f"{path}: some trajectory has two rows with the same time; keep one row per sample")
-    ids = np.unique(table[trajectory].values)
-    times = np.unique(table[time].values.astype(np.float64))
-    states = np.full((len(ids), len(times), len(variables)), np.nan)
-    mask = np.zeros((len(ids), len(times)), dtype=bool)
-    rows = np.searchsorted(ids, table[trajectory].values)
-    cols = np.searchsorted(times, table[time].values.astype(np.float64))
-    states[rows, cols] = table[list(variables)].to_numpy(dtype=np.float64)
-    mask[rows, cols] = True
-    split = None
-    if "split" in table.columns:
-        split = table.groupby(trajectory)["split"].first().reindex(ids).astype(str).values
-    return make_dataset(states, times, variables, trajectory=ids, mask=None if mask.all() else mask,
-                        split=split, attrs={"generator": "workbench.from_csv", "source_file": Path(path).name})
+# CSV and foreign NetCDF imports live in their own module; it builds on make_dataset above, so it
+# is imported last (kept here so ``workbench.dataset.from_csv`` still works).
+from .imports import from_csv, from_netcdf  # noqa: E402

@@ -29,7 +29,15 @@ class UnsupportedError(WorkbenchError, TypeError):
     """A component was given data it declares it cannot handle."""
 
 
+class ResourceLimitError(WorkbenchError, MemoryError):
+    """A request or input whose declared size or work exceeds the memory or work budget."""
+
+
+class StorageError(WorkbenchError, OSError):
+    """A file-system problem: a full disk, an unreadable file, or an output path that cannot be written."""
+
+
 __all__ = [
     "WorkbenchError", "UnknownNameError", "BadParameterError", "DatasetError",
-    "DivergenceError", "SolverStallError", "UnsupportedError",
+    "DivergenceError", "SolverStallError", "UnsupportedError", "ResourceLimitError", "StorageError",
 ]
