@@ -1,0 +1,97 @@
+"""Attractor-level scores on cases with known answers: linear flows and maps (exact exponents),
+shifted Gaussians (closed-form W1, KL, Hellinger), sines (spectra), lines and squares (dimension),
+and Lorenz-63 scored against itself."""
+import numpy as np
+import pytest
+import torch
+
+import workbench as wb
+from workbench import attractor
+
+
+def test_linear_flow_exponent_is_the_largest_eigenvalue():
+    # the reference sits at the fixed point 0 (so it stays bounded); non-normal on purpose, so the
+    # perturbation must first align with the leading direction; and a growing rotation
+    for a in ([[0.3, 1.0], [0.0, -1.0]], [[0.3, 2.0], [-2.0, 0.3]]):
+        a = torch.tensor(a, dtype=torch.float64)
+        est = attractor.flow_lyapunov(lambda t, y: y @ a.T, torch.zeros(3, 2, dtype=torch.float64),
+                                      tau=1.0, total=200.0)
+        np.testing.assert_allclose(est, 0.3, atol=0.01)
+
+
+def test_linear_map_exponent_is_log_spectral_radius_per_time():
+    m = torch.tensor([[0.5, 2.0], [0.0, 1.2]], dtype=torch.float64)
+    est = attractor.benettin(lambda x: x @ m.T, torch.zeros(3, 2, dtype=torch.float64), tau=0.1, segments=1000)
+    np.testing.assert_allclose(est, np.log(1.2) / 0.1, rtol=0.01)
+
+
+def test_contracting_map_gives_a_negative_finite_exponent():
+    est = attractor.benettin(lambda x: 0.5 * x, torch.ones(2, 3, dtype=torch.float64), tau=1.0, segments=20)
+    np.testing.assert_allclose(est, np.log(0.5))
+
+
+@pytest.mark.slow
+def test_lorenz63_exponent_matches_the_literature():
+    est = attractor.system_lyapunov("lorenz63", total=200.0, tau=0.5, n_ic=4)
+    assert abs(est.mean() - 0.9056) < 0.05  # Sprott (2003); finite-time spread ~0.04 at this length
+
+
+def test_shifted_gaussian_distances_match_closed_forms():
+    rng = np.random.default_rng(0)
+    mu = 0.5
+    true = rng.normal(0.0, 1.0, (200_000, 1))
+    learned = rng.normal(mu, 1.0, (200_000, 1))
+    d = attractor.measure_distance(learned, true, variables=["x"])
+    assert float(d["w1"].sel(variable="x")) == pytest.approx(mu, rel=0.02)
+    assert float(d["kl"].sel(variable="x")) == pytest.approx(mu ** 2 / 2, rel=0.05)
+    assert float(d["hellinger"].sel(variable="x")) == pytest.approx(np.sqrt(1 - np.exp(-mu ** 2 / 8)), rel=0.05)
+
+
+def test_same_distribution_is_near_zero_and_disjoint_is_maximal():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0, 1, (50_000, 2)), rng.uniform(0, 1, (50_000, 2))
+    same = attractor.measure_distance(a, b)
+    assert float(same["w1"].max()) < 0.01 and float(same["hellinger"].max()) < 0.03
+    assert float(same["kl"].max()) < 0.002
+    far = attractor.measure_distance(a + 5.0, b)
+    np.testing.assert_allclose(far["hellinger"].values, 1.0)
+    np.testing.assert_allclose(far["w1"].values, 5.0, rtol=0.01)
+
+
+def test_diverged_run_scores_infinite():
+    d = attractor.measure_distance(np.array([[0.0], [np.inf]]), np.zeros((5, 1)))
+    assert np.isinf(d["w1"]).all() and np.isinf(d["kl"]).all()
+    assert np.isinf(attractor.spectrum_error(np.full((1, 64, 1), np.nan), np.ones((1, 64, 1)), 0.1)).all()
+
+
+def test_spectrum_error_known_cases():
+    t = np.arange(8192) * 0.01
+    sine = lambda f: np.sin(2 * np.pi * f * t)[None, :, None]  # noqa: E731
+    assert attractor.spectrum_error(sine(2.0), sine(2.0), 0.01)[0] == pytest.approx(0.0, abs=1e-12)
+    assert attractor.spectrum_error(sine(7.0), sine(2.0), 0.01)[0] == pytest.approx(2.0, abs=1e-2)
+    assert attractor.spectrum_error(2 * sine(2.0), sine(2.0), 0.01)[0] == pytest.approx(3.0, rel=1e-9)
+    assert attractor.spectrum_error(0 * sine(2.0), sine(2.0), 0.01)[0] == pytest.approx(1.0)
+
+
+def test_correlation_dimension_of_a_line_and_a_square():
+    rng = np.random.default_rng(0)
+    line = np.outer(rng.uniform(size=3000), [1.0, 2.0, -1.0])
+    assert attractor.correlation_dimension(line) == pytest.approx(1.0, abs=0.05)
+    assert attractor.correlation_dimension(rng.uniform(size=(5000, 2))) == pytest.approx(2.0, abs=0.1)
+
+
+def test_lorenz63_scored_against_itself_and_against_another_rho():
+    times = np.arange(0, 60.0, 0.02)
+    runs = wb.simulate("lorenz63", n=8, times=times, seed=0, split=None)["state"].values[:, 500:]  # transient dropped
+    other = wb.simulate("lorenz63", n=4, times=times, seed=2, split=None,
+                        params={"rho": 35.0})["state"].values[:, 500:]
+    first, second = runs[:4], runs[4:]
+    same, shifted = attractor.measure_distance(first, second), attractor.measure_distance(other, second)
+    spread = runs.reshape(-1, 3).std(0)
+    # finite runs (4 x 50 time units) leave a sampling floor of ~10% of the spread; rho = 35 sits far above it
+    assert (same["w1"].values < 0.15 * spread).all() and float(same["hellinger"].max()) < 0.15
+    assert float(shifted["w1"].sel(variable="x2")) > 3 * float(same["w1"].sel(variable="x2"))
+    assert float(shifted["hellinger"].max()) > 2 * float(same["hellinger"].max())
+    assert (attractor.spectrum_error(first, second, 0.02) < 0.5).all()
+    assert attractor.spectrum_error(other, second, 0.02).max() > 2 * attractor.spectrum_error(first, second, 0.02).max()
+    assert attractor.correlation_dimension(runs) == pytest.approx(2.05, abs=0.15)  # Grassberger & Procaccia 1983
