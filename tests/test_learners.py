@@ -5,6 +5,7 @@ import torch
 import xarray as xr
 
 import workbench as wb
+from workbench.training.runs import current_generation
 from workbench.errors import BadParameterError, DivergenceError, UnsupportedError
 
 FAST = {"epochs": 8, "steps_per_epoch": 25, "window": 8, "seed": 0}
@@ -69,7 +70,7 @@ def test_save_load_predict_identical(tmp_path, vdp):
 
 def test_tampered_weights_are_refused(tmp_path, vdp):
     wb.fit(vdp, "resnet", **{**FAST, "epochs": 1}).save(tmp_path / "run")
-    weights = tmp_path / "run" / "model.safetensors"
+    weights = current_generation(tmp_path / "run") / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(wb.WorkbenchError, match="checksum"):
         wb.load_model(tmp_path / "run")
@@ -154,8 +155,8 @@ def test_adjoint_gradients_match_backprop_through_the_solver(vdp):
     from workbench.learners import get_learner
     from workbench.windows import WindowSampler, prepare
 
-    _, train, _, times = prepare(vdp, torch.device("cpu"), torch.float64)
-    batch = WindowSampler(train, times, 6, torch.Generator().manual_seed(0)).sample(8)
+    data = prepare(vdp, torch.device("cpu"), torch.float64)
+    batch = WindowSampler(data.train, data.times, 6, torch.Generator().manual_seed(0)).sample(8)
     grads = []
     for adjoint in (False, True):
         torch.manual_seed(0)
@@ -165,12 +166,14 @@ def test_adjoint_gradients_match_backprop_through_the_solver(vdp):
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)
 
 
-def test_malformed_model_config_is_refused(tmp_path, vdp):
+def test_edited_model_config_is_refused(tmp_path, vdp):
+    """The checksum covers the config too: a changed scaler or a removed key is caught before use."""
     import json
 
     wb.fit(vdp, "resnet", epochs=1, steps_per_epoch=2).save(tmp_path / "run")
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    del config["variables"]
-    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(wb.WorkbenchError, match="incomplete or malformed"):
-        wb.load_model(tmp_path / "run")
+    path = current_generation(tmp_path / "run") / "config.json"
+    original = json.loads(path.read_text())
+    for edit in ({"scaler": {**original["scaler"], "std": [1.0] * 2}}, {"variables": None}):
+        path.write_text(json.dumps({**original, **edit}))
+        with pytest.raises(wb.WorkbenchError, match="modified after saving"):
+            wb.load_model(tmp_path / "run")

@@ -13,7 +13,7 @@ from .errors import WorkbenchError
 from .learners import learners
 from .model import Model, load_model
 from .simulate import simulate
-from .train import fit
+from .training import fit
 from .evaluate import evaluate
 
 __all__ = [

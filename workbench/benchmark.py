@@ -103,7 +103,7 @@ def run_cell(data_path: str, test_path: str, system: str, entry: Entry, seed: in
     """Fit and score one cell; write its JSON result atomically and return it (errors included)."""
     from .devices import configure_threads
     from .evaluate import evaluate, summary
-    from .train import fit
+    from .training import fit
 
     configure_threads(1)
     result: dict[str, Any] = {"system": system, "learner": entry.label, "seed": seed}

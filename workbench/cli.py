@@ -243,7 +243,7 @@ def benchmark(out: Path = typer.Option(..., "--out", "-o", help="Results folder 
               quiet: bool = QUIET) -> None:
     """Fit and score a grid of systems x learners x seeds on Dask; write results.h5 and leaderboard.md."""
     from . import benchmark as bench
-    from .train import parse_duration
+    from .training import parse_duration
 
     seconds = parse_duration(budget)
     try:

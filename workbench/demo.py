@@ -9,7 +9,7 @@ from typing import Optional
 
 from .dataset import save
 from .simulate import simulate
-from .train import fit
+from .training import fit
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from contextlib import contextmanager
+from typing import Iterator, Optional, Union
 
 import torch
 
@@ -42,3 +43,18 @@ def configure_threads(threads: Optional[int] = None) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+@contextmanager
+def torch_threads(threads: Optional[int] = None) -> Iterator[int]:
+    """Run a block with :func:`configure_threads`'s policy and restore the caller's thread count after.
+
+    Entry points (fit, simulate, predict, evaluate) use this so a library caller's process keeps
+    its own setting.
+    """
+    before = torch.get_num_threads()
+    try:
+        yield configure_threads(threads)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -1,7 +1,9 @@
 """A fitted surrogate: predictions as labelled datasets, vector fields, and safe save/load.
 
 A run folder holds ``model.safetensors`` (weights), ``config.json`` (learner, options,
-standardisation, data description, weights checksum) and ``history.json``. Nothing is pickled.
+standardisation, data description, and a SHA-256 over weights and config together) and
+``history.json``, written as one atomic generation (see :mod:`workbench.training.runs`).
+Nothing is pickled.
 """
 from __future__ import annotations
 
@@ -13,16 +15,16 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 import xarray as xr
-from safetensors.torch import load_file
 
-from .dataset import PathLike, atomic_write_bytes, make_dataset
-from .devices import DeviceLike, resolve_device
-from .errors import BadParameterError, DatasetError
-from .learners import Learner, get_learner
-from .windows import Standardiser
+from .dataset import PathLike, make_dataset, observation_mask
+from .devices import DeviceLike, resolve_device, torch_threads
+from .errors import BadParameterError, DatasetError, UnsupportedError
+from .learners import InputSignal, Learner, get_learner
+from .windows import Standardiser, input_names
 
 FORMAT = "workbench-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAX_CONFIG_BYTES = 4 * 2 ** 20
 
 
 class Model:
@@ -30,14 +32,16 @@ class Model:
 
     Attributes:
         learner: the torch module (standardised coordinates).
-        scaler: the standardisation fitted on the training split.
-        meta: JSON-friendly description (learner name/options, variables, units, system, dt...).
+        scaler: the standardisation of the state fitted on the training split.
+        input_scaler: the standardisation of the exogenous inputs (None without inputs).
+        meta: JSON-friendly description (learner name/options, variables, units, inputs, system...).
         history: one dict per epoch (``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``elapsed``...).
     """
 
     def __init__(self, learner: Learner, scaler: Standardiser, meta: dict[str, Any],
-                 history: Optional[list[dict[str, Any]]] = None):
+                 history: Optional[list[dict[str, Any]]] = None, input_scaler: Optional[Standardiser] = None):
         self.learner, self.scaler, self.meta = learner, scaler, meta
+        self.input_scaler = input_scaler
         self.history = history or []
 
     # --- description -------------------------------------------------------------------------
@@ -50,8 +54,13 @@ class Model:
         return list(self.meta["variables"])
 
     @property
+    def inputs(self) -> list[str]:
+        """Names of the exogenous inputs the model needs (empty for autonomous models)."""
+        return list(self.meta.get("inputs") or [])
+
+    @property
     def stochastic(self) -> bool:
-        return self.learner.supports.stochastic
+        return self.learner.capabilities().stochastic
 
     @property
     def device(self) -> torch.device:
@@ -68,38 +77,40 @@ class Model:
 
     # --- numerics in physical units ----------------------------------------------------------
     def _to_z(self, x: np.ndarray) -> torch.Tensor:
-        p = next(self.learner.parameters())
+        p = self.learner.scale
         return torch.as_tensor(self.scaler.to_z(x), dtype=p.dtype, device=p.device)
 
     def _from_z(self, z: torch.Tensor) -> np.ndarray:
         return z.detach().cpu().double().numpy() * self.scaler.std + self.scaler.mean
 
     def vector_field(self, x: np.ndarray) -> np.ndarray:
-        """The learned drift dx/dt at states ``x`` (N, D), in physical units (the ensemble's mean)."""
-        x = self._check_states(x)
-        with torch.no_grad():
-            dz = self.learner.drift(self._to_z(x))
-        return dz.detach().cpu().double().numpy() * self.scaler.std
+        """The learned drift dx/dt at states ``x`` (N, D), in physical units (an ensemble's mean;
+        inputs, if the model has any, held at their training mean)."""
+        return self.member_vector_fields(x).mean(0)
 
     def member_vector_fields(self, x: np.ndarray) -> np.ndarray:
-        """Each ensemble member's drift, shape (K, N, D); a deterministic model gives K = 1."""
+        """Each ensemble member's drift, shape (K, N, D); a single model gives K = 1."""
         x = self._check_states(x)
         with torch.no_grad():
-            z = self._to_z(x)
-            dz = self.learner.member_drifts(z) if hasattr(self.learner, "member_drifts") else self.learner.drift(z)[None]
+            dz = self.learner.member_drifts(self._to_z(x))
         return dz.detach().cpu().double().numpy() * self.scaler.std
 
     def diffusion(self, x: np.ndarray) -> np.ndarray:
         """The learned diagonal diffusion g(x) (N, D) in physical units (stochastic learners only)."""
-        if not hasattr(self.learner, "diffusion"):
-            raise BadParameterError(f"learner {self.name!r} has no diffusion; only 'nsde' learns one")
         x = self._check_states(x)
         with torch.no_grad():
             g = self.learner.diffusion(self._to_z(x))
         return g.detach().cpu().double().numpy() * self.scaler.std
 
+    def equations(self, latex: bool = False) -> list[str]:
+        """Discovered equations, one per state variable, in the dataset's variable names."""
+        return self.learner.equations(self.variables, latex=latex)
+
     def _check_states(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadParameterError(f"states must be numbers, shape (N, {len(self.variables)})") from None
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2 or x.shape[1] != len(self.variables):
@@ -109,128 +120,188 @@ class Model:
             raise BadParameterError("states must be finite")
         return x
 
+    def _input_signal(self, inputs: Optional[np.ndarray], t: np.ndarray, n: int) -> Optional[InputSignal]:
+        if not self.inputs:
+            return None
+        if inputs is None:
+            raise UnsupportedError(f"this {self.name} model was trained with exogenous inputs {self.inputs}; "
+                                   "predict needs their values over the prediction times: pass a dataset with an "
+                                   "'input' variable, or inputs= of shape (N, T, U)")
+        u = np.asarray(inputs, dtype=np.float64)
+        if u.shape != (n, len(t), len(self.inputs)) or not np.isfinite(u).all():
+            raise BadParameterError(f"inputs must be finite with shape ({n}, {len(t)}, {len(self.inputs)}) for "
+                                    f"inputs {self.inputs} at the prediction times, got {u.shape}")
+        p = self.learner.scale
+        values = torch.as_tensor(self.input_scaler.to_z(u), dtype=p.dtype, device=p.device)
+        return InputSignal(torch.as_tensor(t - t[0], dtype=p.dtype, device=p.device), values)
+
     def predict(self, x0: Union[np.ndarray, Sequence[float], xr.Dataset], times: Optional[Sequence[float]] = None,
-                n_samples: int = 1, seed: int = 0) -> xr.Dataset:
+                n_samples: int = 1, seed: int = 0, inputs: Optional[np.ndarray] = None,
+                threads: Optional[int] = None) -> xr.Dataset:
         """Roll the surrogate out from initial states.
 
         Arguments:
-            x0: initial states (N, D) or (D,), or a dataset in the schema (its states at the first
-                time are used, and its trajectory ids, split and time axis are kept).
+            x0: initial states (N, D) or (D,), or a dataset in the schema: its states at the first
+                time start the rollout (after the first C samples, for learners that need C samples
+                of context), and its trajectory ids, split, inputs and time axis are kept.
             times: increasing output times starting at the initial time (default: the dataset's).
             n_samples: sample paths per initial state for stochastic learners (an ensemble
                 returns one path per member; deterministic learners one path).
             seed: seeds the noise of stochastic rollouts.
+            inputs: exogenous inputs (N, T, U) at ``times``, for models trained with inputs when
+                ``x0`` is not a dataset.
+            threads: torch CPU threads for the rollout (default 1; restored afterwards).
 
         Returns:
             Dataset in the workbench schema with dims (sample, trajectory, time, variable).
         """
         coords: dict[str, Any] = {}
+        context = self.learner.capabilities().context
+        history = None
         if isinstance(x0, xr.Dataset):
             ds = x0
             if [str(v) for v in ds["variable"].values] != self.variables:
-                raise DatasetError(f"dataset variables {list(ds['variable'].values)} differ from the model's {self.variables}")
-            if "mask" in ds and not ds["mask"].values[:, 0].all():
-                raise DatasetError("some trajectories have no observation at the first time; cannot start a rollout")
-            times = ds["time"].values if times is None else times
+                raise DatasetError(f"dataset variables {[str(v) for v in ds['variable'].values]} differ from the "
+                                   f"model's {self.variables}; pick a dataset of the same system")
+            if ds.sizes["time"] <= context:
+                raise DatasetError(f"{self.name} needs {context} samples of context before its start; the dataset "
+                                   f"has {ds.sizes['time']}")
+            if not observation_mask(ds)[:, : context + 1].all():
+                raise DatasetError("some trajectories miss observations at the start of the rollout (and its "
+                                   "context); drop them or fill those samples")
+            if self.inputs:
+                if input_names(ds) != self.inputs:
+                    raise UnsupportedError(f"this model needs inputs {self.inputs} but the dataset has "
+                                           f"{input_names(ds) or 'none'}; pass data with the same 'input' variables")
+                inputs = ds["input"].values[:, context:]
+            times = ds["time"].values[context:] if times is None else times
             coords["trajectory"] = ds["trajectory"].values
             if "split" in ds.coords:
                 coords["split"] = list(ds["split"].values)
-            x0 = ds["state"].isel(time=0).values
+            history = ds["state"].values[:, :context]
+            x0 = ds["state"].values[:, context]
+        elif context:
+            raise UnsupportedError(f"{self.name} needs {context} samples of context before the start: pass a "
+                                   "dataset (its first samples warm the model up)")
         if times is None:
             raise BadParameterError("predict needs times (or a dataset to take them from)")
         x0 = self._check_states(x0)
         t = np.array(times, dtype=np.float64)
-        if t.ndim != 1 or t.size < 1 or (np.diff(t) <= 0).any():
-            raise BadParameterError("times must be a 1-D strictly increasing sequence")
-        if int(n_samples) < 1:
-            raise BadParameterError(f"n_samples must be >= 1, got {n_samples}")
-        samples = int(n_samples) if self.stochastic and self.name != "ensemble" else 1
+        if t.ndim != 1 or t.size < 1 or (np.diff(t) <= 0).any() or not np.isfinite(t).all():
+            raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or not 1 <= n_samples <= 100_000:
+            raise BadParameterError(f"n_samples must be an integer in [1, 100000], got {n_samples!r}")
+        caps = self.learner.capabilities()
+        samples = int(n_samples) if caps.stochastic else 1
+        signal = self._input_signal(inputs, t, len(x0))
         generator = torch.Generator().manual_seed(int(seed))
         self.learner.eval()
-        with torch.no_grad():
+        with torch_threads(threads), torch.no_grad():
             z0 = self._to_z(x0)
             tt = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
-            z = self.learner.rollout(z0, tt, samples, generator=generator)
+            ctx = self._to_z(history.reshape(-1, len(self.variables))).reshape(*history.shape) \
+                if history is not None and context else None
+            z = self.learner.rollout(z0, tt, samples, generator=generator, inputs=signal, context=ctx)
         state = self._from_z(z)
         attrs = {"title": f"{self.name} predictions", "system": self.meta.get("system"),
                  "kind": self.meta.get("kind"), "generator": "workbench.Model.predict", "learner": self.name,
-                 "learner_options": self.meta.get("options", {}), "seed": int(seed)}
+                 "learner_options": self.meta.get("options", {}), "seed": int(seed), "context_samples": context}
         return make_dataset(state, t, self.variables, units=self.meta.get("units"),
                             time_units=self.meta.get("time_units", "1"), trajectory=coords.get("trajectory"),
                             split=coords.get("split"), attrs=attrs)
 
     # --- files -------------------------------------------------------------------------------
     def save(self, path: PathLike) -> Path:
-        """Write the run folder (weights, config, history); each file is written atomically."""
-        return write_run(path, self.learner.state_dict(), self.scaler, self.meta, self.history)
+        """Write the run folder (weights, config, history) as one atomic generation."""
+        from .training.runs import RunWriter
+
+        with RunWriter(path) as writer:
+            writer.write(run_files(self))
+        return Path(path)
 
 
-def write_run(path: PathLike, weights_state: dict[str, torch.Tensor], scaler: Standardiser,
-              meta: dict[str, Any], history: list[dict[str, Any]]) -> Path:
-    """Write a run folder from a learner's state dict (the fit loop saves its best weights this way)."""
-    folder = Path(path)
-    weights = _weights_bytes(weights_state)
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-              "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
-              "weights_sha256": hashlib.sha256(weights).hexdigest()}
-    atomic_write_bytes(folder / "model.safetensors", weights)
-    atomic_write_bytes(folder / "history.json", json.dumps(history, indent=1).encode())
-    atomic_write_bytes(folder / "config.json", json.dumps(config, indent=1).encode())
-    return folder
-
-
-def _weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
+def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """Tensors as safetensors bytes (CPU, contiguous)."""
     from safetensors.torch import save
 
     return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
 
 
-def read_config(folder: Path) -> dict[str, Any]:
-    """The run folder's config, checked to be ours."""
-    path = folder / "config.json"
-    if not path.is_file():
-        raise DatasetError(f"{folder} is not a model folder (no config.json); save models with model.save(path)")
+def _integrity(weights: bytes, config: dict[str, Any]) -> str:
+    """SHA-256 over the weights and every config entry that shapes predictions."""
+    body = {k: v for k, v in config.items() if k != "sha256"}
+    digest = hashlib.sha256(weights)
+    digest.update(json.dumps(body, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def run_files(model: Model) -> dict[str, bytes]:
+    """The files of a saved model: weights, config (with its integrity hash) and history."""
+    weights = weights_bytes(model.learner.state_dict())
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **model.meta, "scaler": model.scaler.to_json(),
+              "input_scaler": model.input_scaler.to_json() if model.input_scaler is not None else None}
+    config["sha256"] = _integrity(weights, config)
+    return {"model.safetensors": weights, "config.json": json.dumps(config, indent=1).encode(),
+            "history.json": json.dumps(model.history, indent=1).encode()}
+
+
+def _json(data: bytes, what: str) -> Any:
+    if len(data) > MAX_CONFIG_BYTES:
+        raise DatasetError(f"{what} is {len(data):,} bytes, more than a model file needs ({MAX_CONFIG_BYTES:,}); "
+                           "it was not written by workbench")
     try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise DatasetError(f"{path} does not describe a workbench model")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise DatasetError(f"{path} was written by a newer workbench (format {config['format_version']}); upgrade")
-    return config
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetError(f"{what} is not valid JSON ({type(exc).__name__}); the run folder is damaged") from None
 
 
 def load_model(path: PathLike, device: DeviceLike = None) -> Model:
-    """Load a run folder written by :meth:`Model.save` (safetensors + JSON; nothing is unpickled)."""
+    """Load a run folder written by :meth:`Model.save` or ``fit(out=...)`` (safetensors + JSON;
+    nothing is unpickled). The weights and config must match their SHA-256."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    from .training.runs import read_run_files
+
     folder = Path(path)
-    config = read_config(folder)
-    weights_path = folder / "model.safetensors"
-    if not weights_path.is_file():
-        raise DatasetError(f"{folder} has no model.safetensors")
-    raw = weights_path.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != config.get("weights_sha256"):
-        raise DatasetError(f"{weights_path} does not match its config.json (checksum differs); the folder was "
-                           "modified or partially copied")
+    files = read_run_files(folder, ("config.json", "model.safetensors"), optional=("history.json",))
+    config = _json(files["config.json"], f"{folder}/config.json")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise DatasetError(f"{folder}/config.json does not describe a workbench model")
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(f"{folder}/config.json has format_version {version!r}; this workbench reads versions up "
+                           f"to {FORMAT_VERSION} (a newer file needs a newer workbench)")
+    raw = files["model.safetensors"]
+    expected = config.get("sha256") if version >= 2 else config.get("weights_sha256")
+    actual = _integrity(raw, config) if version >= 2 else hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise DatasetError(f"{folder}: the weights or config.json were modified after saving (checksum differs); "
+                           "retrain or restore the folder from a copy")
     try:
         cls = get_learner(config["learner"])
-        learner = cls(len(config["variables"]), **config["options"])
-        scaler = Standardiser(mean=np.asarray(config["scaler"]["mean"], dtype=float),
-                              std=np.asarray(config["scaler"]["std"], dtype=float))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"{folder / 'config.json'} is incomplete or malformed ({type(exc).__name__}: {exc}); "
+        dim = len(config["variables"])
+        n_inputs = len(config.get("inputs") or [])
+        scaler = Standardiser.from_json(config["scaler"], dim, "state")
+        input_scaler = Standardiser.from_json(config["input_scaler"], n_inputs, "input") if n_inputs else None
+        learner = cls(dim, n_inputs, **config["options"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"{folder}/config.json is incomplete or malformed ({type(exc).__name__}: {exc}); "
                            "save models with model.save(path)") from None
     try:
-        state = load_file(str(weights_path))
+        state = load_tensors(raw)
         learner.load_state_dict(state)
-    except Exception as exc:  # safetensors raises its own types for malformed headers
-        raise DatasetError(f"{weights_path} could not be loaded into a {config['learner']} learner ({exc})") from None
-    dtype = next(iter(state.values())).dtype if state else torch.float32
-    learner.to(device=resolve_device(device), dtype=dtype)
-    history_path = folder / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else []
-    meta = {k: v for k, v in config.items() if k not in ("format", "format_version", "scaler", "weights_sha256")}
-    return Model(learner, scaler, meta, history)
+    except (SafetensorError, RuntimeError, ValueError) as exc:
+        raise DatasetError(f"{folder}/model.safetensors could not be loaded into a {config['learner']} learner "
+                           f"({str(exc)[:200]})") from None
+    floats = [v.dtype for v in state.values() if v.is_floating_point()]
+    learner.to(device=resolve_device(device), dtype=floats[0] if floats else torch.float32)
+    history = _json(files["history.json"], f"{folder}/history.json") if "history.json" in files else []
+    if not isinstance(history, list):
+        raise DatasetError(f"{folder}/history.json must hold a list of epoch records")
+    meta = {k: v for k, v in config.items()
+            if k not in ("format", "format_version", "scaler", "input_scaler", "sha256", "weights_sha256")}
+    return Model(learner.eval(), scaler, meta, history, input_scaler)
 
 
 __all__ = ["Model", "load_model"]

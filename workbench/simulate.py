@@ -13,18 +13,25 @@ from systems import System
 
 from .dataset import SPLITS, make_dataset
 from .devices import DeviceLike, resolve_device
-from .errors import BadParameterError, DivergenceError, SolverStallError, UnsupportedError
+from .errors import BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnsupportedError
 from .progress import progress_bar
-from .solvers import TABLEAUX, integrate_batch
+from .safety import check_allocation, check_integer, check_real
+from .sde import TorchsdeProblem
+from .solvers import FIXED_STEP_METHODS, TABLEAUX, TORCHDIFFEQ_METHODS, integrate_batch
 
 SystemLike = Union[str, System]
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 SDE_SCHEMES = ("euler", "milstein", "srk")
 SCIPY_METHODS = {"radau": "Radau", "bdf": "BDF", "lsoda": "LSODA"}
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
 
 
 def get_system(system: SystemLike, **options: int) -> System:
-    """The :class:`System` for a catalog name or a System object, with structural ``options`` applied."""
+    """The :class:`System` for a catalog name or a System object, with structural ``options`` applied.
+
+    Options are whole numbers: ``dim=4.0`` is accepted as 4, ``dim=4.7`` or ``dim="4"`` refused.
+    """
+    options = {key: _whole(value, f"option {key!r}") for key, value in options.items()}
     if isinstance(system, System):
         return system.with_options(**options)
     if not isinstance(system, str):
@@ -82,13 +89,24 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         WorkbenchError: unknown names, bad parameters, divergence or solver stalls (naming the
         system, its parameters and the trajectory index).
     """
+    if options is not None and not isinstance(options, Mapping):
+        raise BadParameterError(f"options must be a mapping such as {{'dim': 10}}, got {options!r}")
     sys_ = get_system(system, **dict(options or {}))
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise BadParameterError(f"n must be a positive integer, got {n!r}")
+    n = check_integer(n, "n (the number of trajectories)", 1)
+    seed = check_integer(seed, "seed", 0, MAX_SEED)
+    max_steps = check_integer(max_steps, "max_steps", 1)
+    obs_noise = check_real(obs_noise, "obs_noise", 0.0)
+    missing = check_real(missing, "missing (a fraction of samples)", 0.0, 1.0)
+    if missing == 1.0:
+        raise BadParameterError("missing must be below 1: every trajectory keeps at least its first sample")
+    if obs_noise_kind not in ("absolute", "relative"):
+        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {obs_noise_kind!r}")
     dev = resolve_device(device)
     rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     t = _sample_times(sys_, t_end, dt, times)
+    # states, the noisy copy and the derivative are float64 (trajectory, time, variable) arrays
+    check_allocation(3 * n * len(t) * sys_.dim * 8, f"{n} trajectories x {len(t)} samples x {sys_.dim} variables")
     values = _parameter_values(sys_, n, params, sample_params, rng)
     y0 = _initial_states(sys_, n, x0, gen)
     p = {k: torch.as_tensor(v, dtype=torch.float64, device=dev) for k, v in values.items()}
@@ -97,7 +115,8 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         if sys_.kind == "ode":
             states, integrator = _solve_ode(sys_, y0.to(dev), tt, p, method, rtol, atol, max_steps, progress)
         else:
-            states, integrator = _solve_sde(sys_, y0.to(dev), tt, p, sde_dt, scheme, seed, brownian, progress)
+            states, integrator = _solve_sde(sys_, y0.to(dev), tt, p, sde_dt, scheme, seed, brownian, max_steps,
+                                            progress)
     except (DivergenceError, SolverStallError) as exc:
         row = getattr(exc, "row", None)
         raise type(exc)(f"{sys_.name}: trajectory {row} with parameters {_row_params(values, row)} "
@@ -108,8 +127,6 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     observed = _noisy(clean, obs_noise, obs_noise_kind, rng)
     mask = None
     if missing:
-        if not 0 <= missing < 1:
-            raise BadParameterError(f"missing must be a fraction in [0, 1), got {missing}")
         mask = rng.random(observed.shape[:2]) >= missing
         mask[:, 0] = True
         observed = np.where(mask[..., None], observed, np.nan)
@@ -128,6 +145,26 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
                         mask=mask, derivative=deriv, per_trajectory=per_traj, split=split_labels, attrs=attrs)
 
 
+def _whole(value: Any, name: str) -> int:
+    """A structural option as an int: whole floats pass (they come from text), fractions do not."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return check_integer(value, name)
+
+
+def _float_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a float64 array; strings, ``None`` and booleans are refused with the name."""
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise BadParameterError(f"{name} must be a number or an array of numbers, got {value!r}")
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError
+        return arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise BadParameterError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+
+
 def _fmt(values: Any) -> str:
     return json.dumps(values, default=float)
 
@@ -139,12 +176,12 @@ def _row_params(values: Mapping[str, Any], row: Optional[int]) -> str:
 def _sample_times(sys_: System, t_end: Optional[float], dt: Optional[float],
                   times: Optional[Sequence[float]]) -> np.ndarray:
     if times is not None:
-        t = np.asarray(times, dtype=np.float64)
+        t = _float_array(times, "times")
         if t.ndim != 1 or t.size < 1 or not np.isfinite(t).all() or (np.diff(t) <= 0).any():
             raise BadParameterError("times must be a 1-D, finite, strictly increasing sequence")
         return t
-    t_end = sys_.t_end if t_end is None else float(t_end)
-    dt = sys_.dt if dt is None else float(dt)
+    t_end = sys_.t_end if t_end is None else check_real(t_end, "t_end", 0.0, low_open=True)
+    dt = sys_.dt if dt is None else check_real(dt, "dt", 0.0, low_open=True)
     if not (np.isfinite(t_end) and t_end > 0 and np.isfinite(dt) and 0 < dt <= t_end):
         raise BadParameterError(f"need 0 < dt <= t_end, got t_end={t_end}, dt={dt}")
     steps = int(round(t_end / dt))
@@ -158,21 +195,27 @@ def _sample_times(sys_: System, t_end: Optional[float], dt: Optional[float],
 def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
                       sample_params: Union[Sequence[str], Mapping[str, Sequence[float]], None],
                       rng: np.random.Generator) -> dict[str, Any]:
-    given = dict(params or {})
+    if params is not None and not isinstance(params, Mapping):
+        raise BadParameterError(f"params must be a mapping {{name: value}}, got {params!r}; "
+                                f"e.g. params={{{next(iter(sys_.params), 'name')!r}: 1.0}}")
+    given = {key: _float_array(value, f"parameter {key!r}") for key, value in (params or {}).items()}
     sys_.check_params(given)
     values: dict[str, Any] = dict(sys_.defaults)
-    for key, value in given.items():
-        arr = np.asarray(value, dtype=np.float64)
+    for key, arr in given.items():
         if arr.ndim == 1 and arr.size != n:
             raise BadParameterError(f"parameter {key!r} has {arr.size} values for {n} trajectories; give one or n")
         if arr.ndim > 1:
             raise BadParameterError(f"parameter {key!r} must be a number or a 1-D array of length n")
         values[key] = arr if arr.ndim == 1 else float(arr)
+    if isinstance(sample_params, str):
+        sample_params = [sample_params]
     ranges = sample_params if isinstance(sample_params, Mapping) else {k: None for k in (sample_params or ())}
     for key, bounds in ranges.items():
         if key not in sys_.params:
             sys_.check_params({key: 0.0})  # raises the unknown-name error
         spec = sys_.params[key]
+        if bounds is not None and _float_array(bounds, f"sample_params[{key!r}]").shape != (2,):
+            raise BadParameterError(f"sample_params[{key!r}] must be (low, high), got {bounds!r}")
         low, high = (spec.low, spec.high) if bounds is None else map(float, bounds)
         sys_.check_params({key: [low, high]})
         values[key] = rng.uniform(low, high, size=n)
@@ -182,19 +225,24 @@ def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
 def _initial_states(sys_: System, n: int, x0: Any, gen: torch.Generator) -> torch.Tensor:
     if x0 is None:
         return sys_.sample_x0(n, gen)
-    y0 = torch.tensor(np.asarray(x0, dtype=np.float64))
+    y0 = torch.tensor(_float_array(x0, "x0"))
     if y0.ndim == 1:
         y0 = y0.expand(n, -1)
     if y0.shape != (n, sys_.dim):
         raise BadParameterError(f"x0 must have shape ({n}, {sys_.dim}) or ({sys_.dim},) for {sys_.name}, got {tuple(y0.shape)}")
     if not torch.isfinite(y0).all():
         raise BadParameterError("x0 must be finite")
+    if bool((y0.abs() > sys_.bound).any()):
+        # such a state would only be rejected step after step until the step size underflows
+        raise BadParameterError(f"x0 has values beyond {sys_.bound:g}, the bound past which {sys_.name} counts as "
+                                "diverged; start from a state of moderate size")
     return y0.clone()
 
 
 def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
                method: Optional[str], rtol: float, atol: float, max_steps: int,
                progress: Optional[bool]) -> tuple[torch.Tensor, dict[str, Any]]:
+    rtol, atol = check_real(rtol, "rtol", 0.0, 1.0, low_open=True), check_real(atol, "atol", 0.0, 1.0, low_open=True)
     if not (0 < rtol < 1 and 0 < atol < 1):
         raise BadParameterError(f"rtol and atol must lie in (0, 1), got rtol={rtol}, atol={atol}")
     method = method or ("radau" if sys_.stiff else "dop853")
@@ -218,17 +266,20 @@ def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
 def _solve_torchdiffeq(sys_: System, y0: torch.Tensor, t: torch.Tensor, field: Any, method: str,
                        rtol: float, atol: float, max_steps: int) -> torch.Tensor:
     import torchdiffeq
-    from torchdiffeq._impl.odeint import SOLVERS
 
-    if method not in SOLVERS:
+    if method not in TORCHDIFFEQ_METHODS:
         raise BadParameterError(f"unknown ODE method {method!r}; use one of "
-                                f"{sorted({*TABLEAUX, *SCIPY_METHODS, *SOLVERS} - {'scipy_solver'})}")
-    fixed = method in ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun2", "heun3")
+                                f"{sorted({*TABLEAUX, *SCIPY_METHODS, *TORCHDIFFEQ_METHODS})}")
+    fixed = method in FIXED_STEP_METHODS
     # torchdiffeq's default error norm is an RMS over the whole batch; the max over trajectories of
     # each trajectory's RMS makes every trajectory meet the tolerance.
     options = {} if fixed else {"norm": lambda r: r.pow(2).mean(-1).sqrt().max(), "max_num_steps": max_steps}
     if fixed:
         options = {"step_size": float(t[1] - t[0]) / 10 if len(t) > 1 else 1e-3}
+        steps = float(t[-1] - t[0]) / options["step_size"]
+        if steps > max_steps:
+            raise ResourceLimitError(f"{sys_.name}: fixed-step {method} takes {steps:.3g} steps, more than "
+                                     f"max_steps={max_steps}; use fewer samples (larger dt), or raise max_steps")
     try:
         out = torchdiffeq.odeint(lambda tt, y: field(tt.expand(y.shape[0]), y), y0, t,
                                  rtol=rtol, atol=atol, method=method, options=options)
@@ -247,16 +298,28 @@ def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str
 
     t_np = t.cpu().numpy()
     out = np.empty((y0.shape[0], len(t_np), y0.shape[1]))
+    # implicit steps evaluate the field about (dim + 1) times for the Jacobian plus a few Newton iterations
+    budget = max_steps * (y0.shape[1] + 8)
     bar = progress_bar(y0.shape[0], f"{sys_.name}: {method} per trajectory", progress, "traj")
     for row in range(y0.shape[0]):
         p_row = {k: (v[row] if v.ndim else v).cpu() for k, v in p.items()}
 
         def rhs(tt: float, y: np.ndarray) -> np.ndarray:
+            calls[0] += 1
+            if calls[0] > budget:  # solve_ivp has no step cap of its own
+                raise _OverBudget
             return sys_.drift(torch.tensor(tt, dtype=torch.float64),
                               torch.from_numpy(y.T), p_row).numpy().T
 
-        sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), method=SCIPY_METHODS[method],
-                        t_eval=t_np, rtol=rtol, atol=atol, vectorized=True)
+        calls = [0]
+        try:
+            sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), method=SCIPY_METHODS[method],
+                            t_eval=t_np, rtol=rtol, atol=atol, vectorized=True)
+        except _OverBudget:
+            error = SolverStallError(f"scipy {method} exceeded the budget of {max_steps} steps "
+                                     f"({budget} field evaluations)")
+            error.row = row
+            raise error from None
         if not sol.success or sol.y.shape[1] != len(t_np):
             error = SolverStallError(f"scipy {method} failed: {sol.message}")
             error.row = row
@@ -269,6 +332,10 @@ def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str
     return result
 
 
+class _OverBudget(Exception):
+    """Raised inside scipy's right-hand side to stop a solve past its step budget."""
+
+
 def _check_finite(states: torch.Tensor, bound: float) -> None:
     bad = ~torch.isfinite(states).all(-1) | (states.abs() > bound).any(-1)
     if bool(bad.any()):
@@ -278,35 +345,13 @@ def _check_finite(states: torch.Tensor, bound: float) -> None:
         raise error
 
 
-class _TorchsdeSystem(torch.nn.Module):
-    """Adapter giving torchsde the ``f``/``g``/``noise_type``/``sde_type`` interface it expects."""
-
-    sde_type = "ito"
-
-    def __init__(self, sys_: System, p: Mapping[str, torch.Tensor]):
-        super().__init__()
-        self.sys_, self.p = sys_, p
-        self.noise_type = sys_.noise_type
-
-    def f(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.sys_.drift(t, y, self.p)
-
-    def g(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        g = self.sys_.diffusion(t, y, self.p)
-        if self.sys_.noise_type == "additive":
-            return torch.diag_embed(g)
-        if self.sys_.noise_type == "scalar":
-            return g.unsqueeze(-1)
-        return g
-
-
 def default_scheme(sys_: System) -> str:
     """Milstein (strong order 1) where torchsde supports it for the noise type, else Euler-Maruyama."""
     return "milstein" if sys_.noise_type in ("diagonal", "scalar", "additive") else "euler"
 
 
 def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
-               sde_dt: Optional[float], scheme: Optional[str], seed: int, bm: Any,
+               sde_dt: Optional[float], scheme: Optional[str], seed: int, bm: Any, max_steps: int,
                progress: Optional[bool]) -> tuple[torch.Tensor, dict[str, Any]]:
     import torchsde
 
@@ -316,10 +361,18 @@ def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
     if scheme == "srk" and sys_.noise_type == "general":
         raise UnsupportedError(f"scheme 'srk' does not support the general noise of {sys_.name}; use 'euler'")
     step = float(t[1] - t[0]) if len(t) > 1 else 1.0
-    sde_dt = step / 10 if sde_dt is None else float(sde_dt)
+    sde_dt = step / 10 if sde_dt is None else check_real(sde_dt, "sde_dt", 0.0, low_open=True)
     if not 0 < sde_dt <= step + 1e-12:
         raise BadParameterError(f"sde_dt must be positive and no larger than the sampling step {step:g}, got {sde_dt}")
-    adapter = _TorchsdeSystem(sys_, p)
+    # fixed steps: the work is known before the first one, so refuse rather than run for hours
+    steps = float(t[-1] - t[0]) / sde_dt
+    if steps > max_steps:
+        raise ResourceLimitError(
+            f"{sys_.name}: sde_dt={sde_dt:g} over [{float(t[0]):g}, {float(t[-1]):g}] takes {steps:.3g} steps per "
+            f"trajectory ({steps * y0.shape[0]:.3g} in all), more than max_steps={max_steps}; use a larger sde_dt "
+            f"(>= {float(t[-1] - t[0]) / max_steps:.3g}), a shorter t_end, or raise max_steps")
+    adapter = TorchsdeProblem(lambda tt, y: sys_.drift(tt, y, p), lambda tt, y: sys_.diffusion(tt, y, p),
+                              sys_.noise_type)
     m = sys_.dim if sys_.noise_type == "additive" else sys_.noise_dim
     if bm is None:
         bm = torchsde.BrownianInterval(t0=float(t[0]), t1=float(t[-1]), size=(y0.shape[0], m), dtype=y0.dtype,
@@ -343,10 +396,6 @@ def _derivative(sys_: System, t: torch.Tensor, states: torch.Tensor, p: Mapping[
 
 
 def _noisy(clean: np.ndarray, level: float, kind: str, rng: np.random.Generator) -> np.ndarray:
-    if kind not in ("absolute", "relative"):
-        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {kind!r}")
-    if not (np.isfinite(level) and level >= 0):
-        raise BadParameterError(f"obs_noise must be a non-negative number, got {level}")
     if level == 0:
         return clean
     scale = level * (clean.reshape(-1, clean.shape[-1]).std(0) if kind == "relative" else 1.0)
@@ -357,7 +406,7 @@ def _split_labels(n: int, split: Optional[Sequence[float]], rng: np.random.Gener
     """Assign whole trajectories to train/val/test: at least one each when n >= 3."""
     if split is None:
         return None
-    fractions = np.asarray(split, dtype=np.float64)
+    fractions = _float_array(split, "split")
     if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
         raise BadParameterError(f"split must be three fractions (train, val, test) summing to 1, got {split}")
     counts = np.floor(fractions * n).astype(int)

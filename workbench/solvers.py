@@ -17,7 +17,7 @@ import numpy as np
 import scipy.integrate
 import torch
 
-from .errors import DivergenceError, SolverStallError
+from .errors import BadParameterError, DivergenceError, SolverStallError
 
 BatchField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -63,6 +63,10 @@ DOP853 = Tableau("dop853", 8, 7, _D.A, _D.B, _D.C, _D.E5, _D.E3,
                  extra_a=_D.A_EXTRA, extra_c=_D.C_EXTRA, dense_d=_D.D)
 DOPRI5 = Tableau("dopri5", 5, 4, _R.A, _R.B, _R.C, _R.E, dense_p=_R.P)
 TABLEAUX = {t.name: t for t in (DOP853, DOPRI5)}
+# torchdiffeq's public method names (its registry lives in a private module)
+FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun2", "heun3")
+ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
+TORCHDIFFEQ_METHODS = FIXED_STEP_METHODS + ADAPTIVE_METHODS
 
 
 def _dense_output(tab: Tableau, coef: dict[str, Optional[torch.Tensor]], f: "BatchField", k: torch.Tensor,
@@ -167,8 +171,14 @@ def integrate_batch(f: BatchField, y0: torch.Tensor, times: torch.Tensor, *, met
 
     Errors carry the offending row in their ``row`` attribute.
     """
+    if method not in TABLEAUX:
+        raise BadParameterError(f"unknown batched method {method!r}; use one of {sorted(TABLEAUX)}")
     tab = TABLEAUX[method]
     dtype, device = y0.dtype, y0.device
+    outside = ~torch.isfinite(y0).all(-1) | (y0.abs() > bound).any(-1)
+    if bool(outside.any()):  # fail at once: such a row would be rejected until its step underflows
+        row = int(outside.nonzero()[0, 0])
+        raise _row_error(DivergenceError, row, f"the initial state is non-finite or beyond the divergence bound {bound:g}")
     n, n_out = y0.shape[0], times.shape[0]
     coef = tab.tensors(dtype, device)
     a, b, c, e_high, e_low = coef["a"], coef["b"], coef["c"], coef["e_high"], coef["e_low"]

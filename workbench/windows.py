@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -30,22 +30,53 @@ class Standardiser:
     def to_z(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.std
 
+    def to_json(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], size: int, what: str) -> "Standardiser":
+        """Rebuild from :meth:`to_json` output, checking ``size`` entries of finite, positive scales."""
+        mean = np.asarray(data["mean"], dtype=float)
+        std = np.asarray(data["std"], dtype=float)
+        if mean.shape != (size,) or std.shape != (size,) or not np.isfinite(mean).all() \
+                or not (np.isfinite(std) & (std > 0)).all():
+            raise DatasetError(f"the {what} standardisation must hold {size} finite means and positive scales")
+        return cls(mean=mean, std=std)
+
 
 @dataclass
 class Split:
-    """Standardised tensors of one split."""
+    """Standardised tensors of one split: states ``z`` (N, T, D), ``mask`` (N, T) bool, optional
+    true derivatives ``dz`` (N, T, D) and inputs ``u`` (N, T, U)."""
 
-    z: torch.Tensor          # (N, T, D)
-    mask: torch.Tensor       # (N, T) bool
-    dz: Optional[torch.Tensor]
+    z: torch.Tensor
+    mask: torch.Tensor
+    dz: Optional[torch.Tensor] = None
+    u: Optional[torch.Tensor] = None
 
     @property
     def n(self) -> int:
         return self.z.shape[0]
 
 
+@dataclass
+class Prepared:
+    """A dataset made ready for training: standardisers, split tensors and the time axis."""
+
+    scaler: Standardiser
+    input_scaler: Optional[Standardiser]
+    train: Split
+    val: Optional[Split]
+    times: torch.Tensor
+
+
+def input_names(ds: xr.Dataset) -> list[str]:
+    """Names of the dataset's exogenous inputs (empty when it has none)."""
+    return [str(v) for v in ds["input_variable"].values] if "input" in ds else []
+
+
 def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[str]] = None) -> DataInfo:
-    """Kind, dimension, sampling regularity and canonical split of a dataset."""
+    """Kind, dimension, sampling regularity, canonical split and inputs of a dataset."""
     t = ds["time"].values
     steps = np.diff(t)
     uniform = steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=1e-12)
@@ -62,12 +93,11 @@ def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[st
     return DataInfo(kind=str(ds.attrs.get("kind", "ode")), dim=len(names),
                     regular=bool(uniform and observation_mask(ds).all()),
                     dt=float(np.median(steps)) if steps.size else 1.0,
-                    has_derivative="derivative" in ds, qp_split=qp, names=names)
+                    has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds))
 
 
-def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.float32,
-            scaler: Optional[Standardiser] = None) -> tuple[Standardiser, Split, Optional[Split], torch.Tensor]:
-    """Standardiser (fitted on train unless given), train and validation tensors, and times.
+def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.float32) -> Prepared:
+    """Standardisers fitted on the training split, train and validation tensors, and times.
 
     Without a ``split`` coordinate every trajectory trains and nothing validates.
     """
@@ -81,18 +111,20 @@ def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.flo
     val = select_split(ds, "val") if has_split else None
     if val is not None and val.sizes["trajectory"] == 0:
         val = None
-    states, mask = train["state"].values, observation_mask(train)
-    scaler = scaler or Standardiser.fit(states, mask)
+    mask = observation_mask(train)
+    scaler = Standardiser.fit(train["state"].values, mask)
+    input_scaler = Standardiser.fit(train["input"].values, np.ones_like(mask)) if "input" in ds else None
+    as_t = lambda a: torch.tensor(a, dtype=dtype, device=device)  # noqa: E731
 
     def tensors(part: xr.Dataset) -> Split:
-        m = observation_mask(part)
         z = np.nan_to_num(scaler.to_z(part["state"].values))
         dz = part["derivative"].values / scaler.std if "derivative" in part else None
-        as_t = lambda a: torch.tensor(a, dtype=dtype, device=device)  # noqa: E731
-        return Split(z=as_t(z), mask=torch.tensor(m, device=device), dz=None if dz is None else as_t(np.nan_to_num(dz)))
+        u = input_scaler.to_z(part["input"].values) if input_scaler is not None else None
+        return Split(z=as_t(z), mask=torch.tensor(observation_mask(part), device=device),
+                     dz=None if dz is None else as_t(np.nan_to_num(dz)), u=None if u is None else as_t(u))
 
-    times = torch.tensor(ds["time"].values, dtype=dtype, device=device)
-    return scaler, tensors(train), None if val is None else tensors(val), times
+    return Prepared(scaler, input_scaler, tensors(train), None if val is None else tensors(val),
+                    torch.tensor(ds["time"].values, dtype=dtype, device=device))
 
 
 class WindowSampler:
@@ -120,8 +152,9 @@ class WindowSampler:
         traj, start = traj.to(device), start.to(device)
         index = start[:, None] + torch.arange(self.length, device=device)
         s = self.split
-        return Batch(z=s.z[traj[:, None], index], t=self.times[index], mask=s.mask[traj[:, None], index],
-                     dz=None if s.dz is None else s.dz[traj[:, None], index])
+        rows = traj[:, None]
+        return Batch(z=s.z[rows, index], t=self.times[index], mask=s.mask[rows, index],
+                     dz=None if s.dz is None else s.dz[rows, index], u=None if s.u is None else s.u[rows, index])
 
     def sample(self, batch_size: int) -> Batch:
         if self.uniform:

@@ -2,9 +2,11 @@
 "Augmented Neural ODEs", NeurIPS 2019."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-from .base import Supports, mlp
+from .base import Capabilities, mlp
 from .continuous import ContinuousLearner
 
 
@@ -14,14 +16,15 @@ class AugmentedNODE(ContinuousLearner):
 
     name = "anode"
     reference = "Dupont et al. 2019, Augmented Neural ODEs, NeurIPS"
-    supports = Supports(kinds=("ode",), objectives=("trajectory",))
+    supports = Capabilities(kinds=("ode",), objectives=("trajectory",), inputs=True)
     defaults = {"hidden": 64, "depth": 2, "activation": "tanh", "augment": 2, "objective": "trajectory",
                 **ContinuousLearner.solver_defaults}
 
-    def __init__(self, dim: int, **options):
-        super().__init__(dim, **options)
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
         o = self.options
-        self.net = mlp(dim + o["augment"], dim + o["augment"], o["hidden"], o["depth"], o["activation"])
+        width = dim + o["augment"]
+        self.net = mlp(width + self.n_inputs, width, o["hidden"], o["depth"], o["activation"])
 
     def lift(self, z: torch.Tensor) -> torch.Tensor:
         pad = torch.zeros(*z.shape[:-1], self.options["augment"], dtype=z.dtype, device=z.device)
@@ -30,5 +33,5 @@ class AugmentedNODE(ContinuousLearner):
     def project(self, y: torch.Tensor) -> torch.Tensor:
         return y[..., : self.dim]
 
-    def field(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.net(torch.cat([z, u], dim=-1) if self.n_inputs else z)

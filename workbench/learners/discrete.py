@@ -13,49 +13,62 @@ from typing import Optional
 import torch
 
 from ..errors import UnsupportedError
-from .base import Batch, Learner, Supports, masked_mse, mlp
+from .base import Batch, Capabilities, InputSignal, Learner, masked_mse, mlp
 
 
 class DiscreteMap(Learner):
-    """Base of map learners: learn one sampling step, roll out by iterating it."""
+    """Base of map learners: learn one sampling step, roll out by iterating it.
 
-    supports = Supports(kinds=("ode",), irregular=False, objectives=("trajectory",))
+    Exogenous inputs enter as ``u_k``, the input at the start of each step, beside the state.
+    """
+
+    supports = Capabilities(kinds=("ode",), irregular=False, objectives=("trajectory",), inputs=True)
     defaults = {"hidden": 64, "depth": 2, "activation": "tanh", "objective": "trajectory", "dt": 1.0}
     stages = 1  # evaluations of f per map step
 
-    def __init__(self, dim: int, **options):
-        super().__init__(dim, **options)
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
         o = self.options
-        self.f = mlp(dim, dim, o["hidden"], o["depth"], o["activation"])
+        self.net = mlp(dim + self.n_inputs, dim, o["hidden"], o["depth"], o["activation"])
         self.h = float(o["dt"])
 
-    def drift(self, z: torch.Tensor) -> torch.Tensor:
-        return self.f(z)
+    def f(self, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.net(torch.cat([z, u], dim=-1) if self.n_inputs else z)
 
-    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor]) -> torch.Tensor:
+    def drift(self, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if u is None and self.n_inputs:  # standardised inputs at their training mean
+            u = torch.zeros(z.shape[0], self.n_inputs, dtype=z.dtype, device=z.device)
+        return self.f(z, u)
+
+    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor], u: Optional[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def iterate(self, z0: torch.Tensor, steps: int) -> torch.Tensor:
-        """States after 0..steps map applications, shape (B, steps + 1, D)."""
+    def iterate(self, z0: torch.Tensor, steps: int, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """States after 0..steps map applications, shape (B, steps + 1, D); ``u`` (B, >= steps, U)."""
         states, previous = [z0], None
-        for _ in range(steps):
-            nxt = self.step(states[-1], previous)
+        for k in range(steps):
+            nxt = self.step(states[-1], previous, None if u is None else u[:, k])
             previous = states[-1]
             states.append(nxt)
         return torch.stack(states, dim=1)
 
     def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
-        pred = self.iterate(batch.z[:, 0], horizon - 1)
+        pred = self.iterate(batch.z[:, 0], horizon - 1, batch.u)
         return masked_mse(pred, batch.z[:, :horizon], batch.mask[:, :horizon])
 
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
+                context: Optional[torch.Tensor] = None) -> torch.Tensor:
         steps = (t.double() - t.double()[0]) / self.h  # float32 times would blur long step counts
         index = torch.round(steps)
         if ((steps - index).abs() > 1e-4 * steps.clamp_min(1.0)).any():
             raise UnsupportedError(f"{self.name} is a map with step {self.h:g}: it predicts only at multiples of that "
                                    "step from the start; ask for such times or use a continuous-time learner")
-        path = self.iterate(z0, int(index[-1]))
+        u = None
+        if inputs is not None:  # the input at every map step, read off the signal on the step grid
+            grid = torch.arange(int(index[-1]) + 1, dtype=inputs.times.dtype, device=z0.device) * self.h
+            u = torch.stack([inputs.at(tk) for tk in grid], dim=1)
+        path = self.iterate(z0, int(index[-1]), u)
         self.last_nfe = int(index[-1]) * self.stages
         return path[:, index.long()].unsqueeze(0).expand(n_samples, -1, -1, -1)
 
@@ -64,8 +77,8 @@ class ResNetMap(DiscreteMap):
     name = "resnet"
     reference = "He et al. 2016; Haber & Ruthotto 2017, Stable architectures for deep neural networks"
 
-    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor]) -> torch.Tensor:
-        return z + self.h * self.f(z)
+    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor], u: Optional[torch.Tensor]) -> torch.Tensor:
+        return z + self.h * self.f(z, u)
 
 
 class RungeKuttaMap(DiscreteMap):
@@ -73,12 +86,12 @@ class RungeKuttaMap(DiscreteMap):
     stages = 4
     reference = "Wang & Lin 1998, Runge-Kutta neural network for identification of dynamical systems"
 
-    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor]) -> torch.Tensor:
-        h = self.h
-        k1 = self.f(z)
-        k2 = self.f(z + 0.5 * h * k1)
-        k3 = self.f(z + 0.5 * h * k2)
-        k4 = self.f(z + h * k3)
+    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor], u: Optional[torch.Tensor]) -> torch.Tensor:
+        h = self.h  # the input is held at u_k over the step (zero-order hold)
+        k1 = self.f(z, u)
+        k2 = self.f(z + 0.5 * h * k1, u)
+        k3 = self.f(z + 0.5 * h * k2, u)
+        k4 = self.f(z + h * k3, u)
         return z + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
@@ -86,11 +99,11 @@ class LinearMultistepMap(DiscreteMap):
     name = "lmnet"
     reference = "Lu et al. 2018, Beyond Finite Layer Neural Networks (LM-ResNet), ICML"
 
-    def __init__(self, dim: int, **options):
-        super().__init__(dim, **options)
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
         self.k = torch.nn.Parameter(torch.zeros(()))
 
-    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor]) -> torch.Tensor:
+    def step(self, z: torch.Tensor, previous: Optional[torch.Tensor], u: Optional[torch.Tensor]) -> torch.Tensor:
         if previous is None:  # start-up: one Euler step supplies the second history value
-            return z + self.h * self.f(z)
-        return (1 - self.k) * z + self.k * previous + self.h * self.f(z)
+            return z + self.h * self.f(z, u)
+        return (1 - self.k) * z + self.k * previous + self.h * self.f(z, u)

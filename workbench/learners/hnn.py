@@ -2,9 +2,11 @@
 Greydanus, Dzamba & Yosinski, "Hamiltonian Neural Networks", NeurIPS 2019."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-from .base import Supports, mlp
+from .base import Capabilities, mlp
 from .continuous import ContinuousLearner
 
 
@@ -19,12 +21,12 @@ class HamiltonianNN(ContinuousLearner):
 
     name = "hnn"
     reference = "Greydanus et al. 2019, Hamiltonian Neural Networks, NeurIPS"
-    supports = Supports(kinds=("ode",), needs_qp=True, objectives=("auto", "derivative", "trajectory"))
+    supports = Capabilities(kinds=("ode",), needs_qp=True, objectives=("trajectory", "derivative"))
     defaults = {"hidden": 200, "depth": 2, "activation": "tanh", "objective": "auto",
                 "q": None, "p": None, **ContinuousLearner.solver_defaults}
 
-    def __init__(self, dim: int, **options):
-        super().__init__(dim, **options)
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
         o = self.options
         self.net = mlp(dim, 1, o["hidden"], o["depth"], o["activation"])
         q, p = o["q"], o["p"]
@@ -34,7 +36,7 @@ class HamiltonianNN(ContinuousLearner):
     def hamiltonian(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).squeeze(-1)
 
-    def field(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         # the field is a gradient even in no-grad rollouts; keep the graph only when training needs it
         keep_graph = torch.is_grad_enabled()
         with torch.enable_grad():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import Supports, mlp
+from typing import Optional
+
+from .base import Capabilities, mlp
 from .continuous import ContinuousLearner
 
 
@@ -12,22 +14,26 @@ class NeuralODE(ContinuousLearner):
     """An MLP vector field integrated by an ODE solver.
 
     Options: ``hidden``, ``depth``, ``activation`` of the MLP; ``time_dependent`` feeds ``t`` to
-    the field; ``objective`` ``"trajectory"`` (multiple shooting on windows), ``"derivative"``
+    the field; exogenous inputs ``u(t)`` (interpolated between samples) are fed to the field when the
+    data has them; ``objective`` ``"trajectory"`` (multiple shooting on windows), ``"derivative"``
     (regress the stored true vector field: the unconstrained baseline of the HNN paper) or ``"auto"``.
     """
 
     name = "node"
     reference = "Chen et al. 2018, Neural Ordinary Differential Equations, NeurIPS"
-    supports = Supports(kinds=("ode",), objectives=("trajectory", "derivative"))
+    supports = Capabilities(kinds=("ode",), objectives=("trajectory", "derivative"), inputs=True)
     defaults = {"hidden": 64, "depth": 2, "activation": "tanh", "time_dependent": False,
                 "objective": "trajectory", **ContinuousLearner.solver_defaults}
 
-    def __init__(self, dim: int, **options):
-        super().__init__(dim, **options)
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
         o = self.options
-        self.net = mlp(dim + int(o["time_dependent"]), dim, o["hidden"], o["depth"], o["activation"])
+        self.net = mlp(dim + int(o["time_dependent"]) + self.n_inputs, dim, o["hidden"], o["depth"], o["activation"])
 
-    def field(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        parts = [z]
         if self.options["time_dependent"]:
-            z = torch.cat([z, t.reshape(-1, 1).expand(z.shape[0], 1).to(z.dtype)], dim=-1)
-        return self.net(z)
+            parts.append(t.reshape(-1, 1).expand(z.shape[0], 1).to(z.dtype))
+        if self.n_inputs:
+            parts.append(u)
+        return self.net(torch.cat(parts, dim=-1) if len(parts) > 1 else z)

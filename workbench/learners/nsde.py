@@ -15,21 +15,8 @@ import torch
 import torchsde
 from torch import nn
 
-from .base import Batch, Learner, Supports, mlp
-
-
-class _TorchsdeAdapter(nn.Module):
-    noise_type, sde_type = "diagonal", "ito"
-
-    def __init__(self, learner: "NeuralSDE"):
-        super().__init__()
-        self.learner = learner
-
-    def f(self, t, y):
-        return self.learner.drift(y)
-
-    def g(self, t, y):
-        return self.learner.diffusion(y)
+from ..sde import TorchsdeProblem
+from .base import Batch, Capabilities, InputSignal, Learner, mlp
 
 
 class NeuralSDE(Learner):
@@ -38,17 +25,17 @@ class NeuralSDE(Learner):
 
     name = "nsde"
     reference = "Kidger et al. 2021 (neural SDEs); Euler-Maruyama transition likelihood"
-    supports = Supports(kinds=("sde", "ode"), stochastic=True, objectives=("likelihood",))
+    supports = Capabilities(kinds=("sde", "ode"), stochastic=True, objectives=("likelihood",))
     defaults = {"hidden": 64, "depth": 2, "activation": "tanh", "objective": "likelihood",
                 "min_diffusion": 1e-4, "substeps": 4}
 
-    def __init__(self, dim: int, **options):
-        super().__init__(dim, **options)
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
         o = self.options
         self.f = mlp(dim, dim, o["hidden"], o["depth"], o["activation"])
         self.g = mlp(dim, dim, o["hidden"], o["depth"], o["activation"])
 
-    def drift(self, z: torch.Tensor) -> torch.Tensor:
+    def drift(self, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.f(z)
 
     def diffusion(self, z: torch.Tensor) -> torch.Tensor:
@@ -66,13 +53,15 @@ class NeuralSDE(Learner):
         return (nll * both).sum() / both.sum().clamp_min(1)
 
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
+                context: Optional[torch.Tensor] = None) -> torch.Tensor:
         batch = z0.repeat(n_samples, 1)
         step = float((t[1:] - t[:-1]).min()) / self.options["substeps"] if len(t) > 1 else 1.0
         entropy = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator)) if generator is not None else None
         bm = torchsde.BrownianInterval(t0=float(t[0]), t1=float(t[-1]) if len(t) > 1 else float(t[0]) + 1.0,
                                        size=batch.shape, dtype=batch.dtype, device=batch.device,
                                        entropy=entropy, dt=step)
-        path = torchsde.sdeint(_TorchsdeAdapter(self), batch, t, bm=bm, method="euler", dt=step)
+        problem = TorchsdeProblem(lambda tt, y: self.drift(y), lambda tt, y: self.diffusion(y), "diagonal")
+        path = torchsde.sdeint(problem, batch, t, bm=bm, method="euler", dt=step)
         self.last_nfe = 2 * int(round(float(t[-1] - t[0]) / step))  # one drift and one diffusion call per step
         return path.transpose(0, 1).reshape(n_samples, z0.shape[0], len(t), self.dim)

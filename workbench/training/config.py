@@ -1,0 +1,106 @@
+"""The validated, JSON-serialisable description of one training run."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional, Union
+
+from ..errors import BadParameterError
+
+DEFAULT_EPOCHS = 40
+SCHEDULES = ("cosine", "plateau")
+PRECISIONS = ("float32", "float64")
+MAX_BATCH = 65_536
+MAX_STEPS_PER_EPOCH = 100_000
+
+
+def parse_duration(value: Union[None, float, int, str]) -> Optional[float]:
+    """Seconds from a number or a string such as ``"90s"``, ``"5m"``, ``"1.5h"``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise BadParameterError(f"a time budget must be a number of seconds or a string like '5m', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(value))
+        if not match:
+            raise BadParameterError(f"cannot read the duration {value!r}; write e.g. 90, '90s', '5m' or '1h'")
+        seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BadParameterError(f"a time budget must be positive and finite, got {value!r}")
+    return seconds
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadParameterError(f"{name} must be an integer in [{low}, {high:,}], got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low < value <= high:
+        raise BadParameterError(f"{name} must be a finite number in ({low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes a training run besides the learner and the data.
+
+    Attributes:
+        epochs: epochs of ``steps_per_epoch`` optimiser steps (default 40 unless only a
+            ``time_budget`` is given, which then ends the run).
+        time_budget: wall-clock seconds for the whole run, across resumes.
+        batch_size, lr, clip: minibatch size, Adam learning rate, gradient-norm clip.
+        window: samples per training window (the curriculum grows the horizon up to it);
+            ``None`` picks 16 for trajectory and likelihood objectives, 8 for derivatives.
+        steps_per_epoch: optimiser steps between validations and checkpoints.
+        patience: epochs without validation improvement before stopping.
+        schedule: ``"cosine"`` (annealed to 1% over the epochs or the budget; default with a
+            budget) or ``"plateau"`` (halved after 4 epochs without improvement).
+        precision: ``"float32"`` or ``"float64"``.
+        seed: seeds initialisation and batch sampling (CPU runs are reproducible).
+    """
+
+    epochs: Optional[int] = None
+    time_budget: Optional[float] = None
+    batch_size: int = 64
+    lr: float = 3e-3
+    window: Optional[int] = None
+    steps_per_epoch: int = 25
+    patience: int = 15
+    clip: float = 1.0
+    schedule: Optional[str] = None
+    precision: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        budget = parse_duration(self.time_budget)
+        object.__setattr__(self, "time_budget", budget)
+        epochs = self.epochs if self.epochs is not None else (10 ** 9 if budget is not None else DEFAULT_EPOCHS)
+        object.__setattr__(self, "epochs", _integer("epochs", epochs, 1, 10 ** 9))
+        _integer("batch_size", self.batch_size, 1, MAX_BATCH)
+        _integer("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
+        _integer("patience", self.patience, 1, 10 ** 9)
+        _integer("seed", self.seed, 0, 2 ** 63 - 1)
+        if self.window is not None:
+            _integer("window", self.window, 2, 10 ** 7)
+        _number("lr", self.lr, 0.0, 1.0)
+        _number("clip", self.clip, 0.0, 1e6)
+        schedule = self.schedule or ("cosine" if budget is not None else "plateau")
+        if schedule not in SCHEDULES:
+            raise BadParameterError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        object.__setattr__(self, "schedule", schedule)
+        if self.precision not in PRECISIONS:
+            raise BadParameterError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

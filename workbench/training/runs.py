@@ -1,0 +1,164 @@
+"""Run folders that change as one unit: every save writes a complete new generation, then one
+small pointer file is switched atomically, so a reader or a resumed run never sees a mix of files
+from two saves, and a ``kill -9`` at any moment leaves the previous generation loadable.
+
+Layout::
+
+    run/CURRENT            the name of the newest complete generation ("gen-000012")
+    run/gen-000012/        model.safetensors, config.json, history.json (+ checkpoint.* while training)
+    run/.lock              held (flock) by the one process writing the folder
+
+Folders written before generations existed (the files directly in ``run/``) are still read.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from ..dataset import PathLike, atomic_write_bytes
+from ..errors import DatasetError, WorkbenchError
+
+POINTER = "CURRENT"
+KEEP_GENERATIONS = 3
+GENERATION = re.compile(r"gen-(\d{6,})")
+READ_ATTEMPTS = 5
+
+
+class RunBusyError(WorkbenchError, RuntimeError):
+    """Another process is writing the same run folder."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RunWriter:
+    """The one writer of a run folder: holds its lock and writes generations.
+
+    Use as a context manager; a second writer of the same folder gets :class:`RunBusyError`.
+    """
+
+    def __init__(self, path: PathLike):
+        self.folder = Path(path)
+        self._lock_fd: Optional[int] = None
+
+    def __enter__(self) -> "RunWriter":
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DatasetError(f"{self.folder} exists and is not a folder; choose another --out path")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DatasetError(f"cannot create the run folder {self.folder} ({exc.strerror}); "
+                               "choose a writable --out path") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunBusyError(f"run folder {self.folder} is being written by another process; wait for it to "
+                               "finish or write to another folder") from None
+        self._lock_fd = fd
+        self._remove_partial()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _remove_partial(self) -> None:
+        """Delete generations a killed writer left half-written (never pointed to)."""
+        for entry in self.folder.glob(".gen-*.partial"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def write(self, files: dict[str, bytes]) -> Path:
+        """Write ``files`` as the next generation and make it current; returns its folder."""
+        number = max((n for n, _ in generations(self.folder)), default=0) + 1
+        name = f"gen-{number:06d}"
+        partial = self.folder / f".{name}.partial"
+        try:
+            partial.mkdir()
+            for filename, data in files.items():
+                with open(partial / filename, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            _fsync_dir(partial)
+            os.rename(partial, self.folder / name)
+            atomic_write_bytes(self.folder / POINTER, name.encode())
+        except OSError as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            need = sum(len(d) for d in files.values())
+            hint = f"free at least {need / 1e6:.1f} MB there" if exc.errno == errno.ENOSPC else "check the folder"
+            raise DatasetError(f"could not save the run to {self.folder} ({exc.strerror}); {hint}; the previous "
+                               "save is intact") from None
+        for _, path in generations(self.folder)[:-KEEP_GENERATIONS]:
+            shutil.rmtree(path, ignore_errors=True)
+        return self.folder / name
+
+
+def generations(folder: Path) -> list[tuple[int, Path]]:
+    """Complete generations in a run folder, oldest first."""
+    found = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = GENERATION.fullmatch(entry.name)
+        if match and entry.is_dir():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def read_run_files(path: PathLike, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """The files of a run folder's current generation (or of a pre-generation flat folder).
+
+    Retries when a concurrent writer prunes the generation between reading the pointer and the
+    files, so readers never fail because a save happened at the same time.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise DatasetError(f"{folder} {what}; pass a run folder written by model.save or `workbench fit --out`")
+    for _ in range(READ_ATTEMPTS):
+        base = current_generation(folder)
+        try:
+            out = {n: (base / n).read_bytes() for n in names}
+            out.update({n: (base / n).read_bytes() for n in optional if (base / n).is_file()})
+            return out
+        except FileNotFoundError as exc:
+            if base == folder:
+                missing = Path(exc.filename).name if exc.filename else "a file"
+                raise DatasetError(f"{folder} is not a complete model folder (no {missing}); save models with "
+                                   "model.save(path)") from None
+        except PermissionError:
+            raise DatasetError(f"{folder}: permission denied reading the run files; check the folder's "
+                               "permissions") from None
+    raise DatasetError(f"{folder} kept changing while it was read ({READ_ATTEMPTS} attempts); try again")
+
+
+def current_generation(path: PathLike) -> Path:
+    """The folder holding the run's current files: its newest generation, or the folder itself
+    for runs saved before generations existed."""
+    folder = Path(path)
+    pointer = folder / POINTER
+    if not pointer.is_file():
+        return folder
+    name = pointer.read_text(errors="replace").strip()
+    if not GENERATION.fullmatch(name):
+        raise DatasetError(f"{pointer} does not name a generation (found {name[:40]!r}); the folder was "
+                           "modified by hand")
+    return folder / name
+
+
+def has_run(path: PathLike) -> bool:
+    """True if ``path`` holds a saved run (current generation or flat files)."""
+    folder = Path(path)
+    return (folder / POINTER).is_file() or (folder / "config.json").is_file()
