@@ -1,0 +1,63 @@
+"""Shared machinery of closed-form learners (SINDy, NVAR, ESN): ridge regression from accumulated
+normal equations, and the validation score every closed-form fit reports."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..errors import UnsupportedError
+from .base import Learner
+
+VALIDATION_HORIZON = 16  # samples per validation window, as the gradient learners' default window
+
+
+class NormalEquations:
+    """Accumulates ``X^T X`` and ``X^T Y`` in float64 over chunks of rows, so the design matrix of a
+    long reservoir run never has to exist at once; :meth:`solve` gives the ridge solution."""
+
+    def __init__(self) -> None:
+        self.xtx: Optional[torch.Tensor] = None
+        self.xty: Optional[torch.Tensor] = None
+        self.yty, self.count = 0.0, 0
+
+    def add(self, features: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add rows ``features (M, F)`` with ``targets (M, D)``."""
+        x, y = features.double(), targets.double()
+        xtx, xty = x.T @ x, x.T @ y
+        self.xtx = xtx if self.xtx is None else self.xtx + xtx
+        self.xty = xty if self.xty is None else self.xty + xty
+        self.yty += float((y * y).sum())
+        self.count += y.numel()
+
+    def mean_squared_residual(self, weights: torch.Tensor) -> float:
+        """``mean (X W - Y)^2`` over every target entry added, from the accumulated sums."""
+        w = weights.double()
+        total = self.yty - 2 * float((w * self.xty).sum()) + float((w * (self.xtx @ w)).sum())
+        return max(total, 0.0) / max(self.count, 1)
+
+    def solve(self, ridge: float) -> torch.Tensor:
+        """``W (F, D)`` minimising ``||X W - Y||^2 + ridge ||W||^2`` (Tikhonov 1963; Hoerl & Kennard 1970)."""
+        eye = torch.eye(self.xtx.shape[0], dtype=self.xtx.dtype, device=self.xtx.device)
+        return torch.linalg.solve(self.xtx + ridge * eye, self.xty)
+
+
+def complete(split, learner: Learner) -> None:
+    """Refuse training data with missing samples: closed-form fits need every sample of a trajectory."""
+    if not bool(split.mask.all()):
+        raise UnsupportedError(f"learner {learner.name!r} fits whole, regularly sampled trajectories, but the data "
+                               "has missing samples; use 'node' for irregular or masked data")
+
+
+def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int = VALIDATION_HORIZON) -> float:
+    """Mean squared standardised error of rollouts over the first ``horizon`` samples after each
+    validation trajectory's context (the quantity gradient learners report as ``val_loss``)."""
+    context = learner.capabilities().context
+    end = min(split.z.shape[1], context + horizon)
+    if end <= context + 1:
+        return float("nan")
+    z = split.z[:, context:end]
+    with torch.no_grad():
+        pred = learner.rollout(z[:, 0], times[context:end], 1,
+                               context=split.z[:, :context] if context else None)[0]
+    return float(((pred - z) ** 2).mean())

@@ -1,0 +1,238 @@
+"""Reservoir computing, fitted in closed form by ridge regression: next-generation reservoir
+computing (NVAR; Gauthier, Bollt, Griffith & Barbosa, "Next generation reservoir computing",
+Nat. Commun. 12, 5564, 2021) and the echo state network (Jaeger 2001; Jaeger & Haas, Science 304,
+78, 2004; for chaotic forecasting Pathak, Hunt, Girvan, Lu & Ott, Phys. Rev. Lett. 120, 024102, 2018).
+
+Both are maps on the data's sample grid (step ``dt``) that predict the increment
+``z_{n+1} - z_n`` from features of the past; both need past samples before the start state
+(their ``context``): NVAR its delays, the ESN a washout that synchronises its reservoir.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import combinations_with_replacement
+from typing import Any, Optional
+
+import torch
+
+from ..errors import BadParameterError, UnsupportedError
+from .base import Capabilities, InputSignal, Learner
+from .closed_form import NormalEquations, complete, validation_loss
+
+ROWS_PER_CHUNK = 20_000  # design-matrix rows accumulated at once
+
+
+def step_indices(t: torch.Tensor, h: float, name: str) -> torch.Tensor:
+    """Indices of the times ``t`` on the map's grid ``t[0] + k h``; other times are refused."""
+    steps = (t.double() - t.double()[0]) / h
+    index = torch.round(steps)
+    if ((steps - index).abs() > 1e-4 * steps.clamp_min(1.0)).any():
+        raise UnsupportedError(f"{name} is a map with step {h:g}: it predicts only at multiples of that step from "
+                               "the start; ask for such times or use a continuous-time learner")
+    return index.long()
+
+
+def _positive_int(name: str, key: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise BadParameterError(f"{name}: {key} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+class ReservoirMap(Learner):
+    """Shared parts: options ``dt`` (the map's step, set from the data) and ``ridge``; subclasses give
+    :meth:`features` of a history window and :meth:`iterate`."""
+
+    supports = Capabilities(kinds=("ode",), irregular=False, objectives=("trajectory",), training="closed_form")
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        if not (self.options["dt"] > 0 and self.options["ridge"] >= 0):
+            raise BadParameterError(f"{self.name}: dt must be > 0 and ridge >= 0, got dt={self.options['dt']}, "
+                                    f"ridge={self.options['ridge']}")
+
+    def capabilities(self) -> Capabilities:
+        return replace(self.supports, context=self.context)
+
+    @property
+    def context(self) -> int:
+        raise NotImplementedError
+
+    def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
+                generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
+                context: Optional[torch.Tensor] = None) -> torch.Tensor:
+        index = step_indices(t, self.options["dt"], self.name)
+        if self.context and (context is None or context.shape[1] < self.context):
+            raise UnsupportedError(f"{self.name} needs {self.context} samples of context before the start state; "
+                                   "predict from a dataset (its first samples warm the model up)")
+        history = z0[:, None] if not self.context else torch.cat([context[:, -self.context:], z0[:, None]], 1)
+        path = self.iterate(history, int(index[-1]))
+        self.last_nfe = int(index[-1])
+        return path[:, index].unsqueeze(0).expand(n_samples, -1, -1, -1)
+
+    def iterate(self, history: torch.Tensor, steps: int) -> torch.Tensor:
+        """States ``(B, steps + 1, D)`` from the last sample of ``history (B, context + 1, D)`` on."""
+        raise NotImplementedError
+
+
+class NVAR(ReservoirMap):
+    """Next-generation reservoir computing: a nonlinear vector autoregression.
+
+    Features at sample ``n``: a constant, the linear part ``[z_n, z_{n-s}, ..., z_{n-(k-1)s}]`` and
+    every monomial of it of degree 2..``degree``; the readout ``W`` maps them to ``z_{n+1} - z_n``.
+
+    Options: ``delays`` (k), ``skip`` (s), ``degree``, ``ridge`` (Tikhonov weight; 2.5e-6 in Gauthier
+    et al. for Lorenz-63), ``dt``.
+    """
+
+    name = "nvar"
+    reference = "Gauthier et al. 2021, Next generation reservoir computing, Nat. Commun. 12, 5564"
+    defaults = {"delays": 2, "skip": 1, "degree": 2, "ridge": 2.5e-6, "dt": 1.0}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        for key in ("delays", "skip", "degree"):
+            _positive_int(self.name, key, o[key])
+        n_linear = o["delays"] * dim
+        self.monomials = [torch.tensor(list(combinations_with_replacement(range(n_linear), p)), dtype=torch.long)
+                          for p in range(2, o["degree"] + 1)]
+        n_features = 1 + n_linear + sum(len(m) for m in self.monomials)
+        self.register_buffer("readout", torch.zeros(n_features, dim))
+
+    @property
+    def context(self) -> int:
+        return (self.options["delays"] - 1) * self.options["skip"]
+
+    def features(self, window: torch.Tensor) -> torch.Tensor:
+        """Features ``(..., F)`` of history windows ``(..., context + 1, D)`` (oldest first)."""
+        taps = window.flip(-2)[..., :: self.options["skip"], :]  # z_n, z_{n-s}, ...
+        linear = taps.flatten(-2)
+        parts = [torch.ones_like(linear[..., :1]), linear]
+        parts += [linear[..., m].prod(-1) for m in self.monomials]
+        return torch.cat(parts, dim=-1)
+
+    def fit_closed_form(self, train, val, times: torch.Tensor) -> dict[str, float]:
+        """Ridge regression of the increments on the features over every training window."""
+        complete(train, self)
+        z = train.z.double()
+        c = self.context
+        if z.shape[1] < c + 2:
+            raise UnsupportedError(f"nvar needs trajectories of at least {c + 2} samples; got {z.shape[1]}")
+        equations = NormalEquations()
+        windows = z.unfold(1, c + 1, 1).transpose(-1, -2)[:, :-1]  # (N, T - c - 1, c + 1, D)
+        targets = z[:, c + 1:] - z[:, c:-1]
+        rows, flat_targets = windows.reshape(-1, c + 1, self.dim), targets.reshape(-1, self.dim)
+        for start in range(0, len(rows), ROWS_PER_CHUNK):
+            equations.add(self.features(rows[start:start + ROWS_PER_CHUNK]), flat_targets[start:start + ROWS_PER_CHUNK])
+        self.readout.copy_(equations.solve(self.options["ridge"]))
+        residual = torch.cat([self.features(rows[start:start + ROWS_PER_CHUNK]) @ self.readout.double()
+                              - flat_targets[start:start + ROWS_PER_CHUNK] for start in range(0, len(rows), ROWS_PER_CHUNK)])
+        scores = {"train_loss": float((residual ** 2).mean())}
+        scores["val_loss"] = validation_loss(self, val, times) if val is not None and val.n else float("nan")
+        return scores
+
+    def iterate(self, history: torch.Tensor, steps: int) -> torch.Tensor:
+        readout = self.readout.to(history.dtype)
+        window, out = history, [history[:, -1]]
+        for _ in range(steps):
+            nxt = window[:, -1] + self.features(window) @ readout
+            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+            out.append(nxt)
+        return torch.stack(out, dim=1)
+
+
+class EchoStateNetwork(ReservoirMap):
+    """A leaky echo state network driven by the state, with a ridge readout and closed-loop forecasts.
+
+    ``r_{n+1} = (1 - a) r_n + a tanh(W r_n + W_in z_n + b)`` with a sparse random ``W`` (``degree``
+    non-zeros per row on average) scaled to spectral radius ``radius``; the readout maps
+    ``[1, z_n, r_{n+1}, r_{n+1}^2]`` to ``z_{n+1} - z_n`` (the squares break the reservoir's odd
+    symmetry, Pathak et al. 2018). Fitted on the training trajectories after ``washout`` samples;
+    a forecast first drives the reservoir with the ``washout`` samples before its start.
+
+    Options: ``size`` (reservoir units), ``radius``, ``degree``, ``input_scale``, ``bias_scale``,
+    ``leak`` (a), ``washout``, ``ridge``, ``seed`` (the random reservoir), ``dt``.
+    """
+
+    name = "esn"
+    reference = "Jaeger & Haas 2004, Science 304, 78; Pathak et al. 2018, Phys. Rev. Lett. 120, 024102"
+    defaults = {"size": 400, "radius": 0.9, "degree": 3, "input_scale": 0.5, "bias_scale": 0.5, "leak": 1.0,
+                "washout": 100, "ridge": 1e-6, "seed": 0, "dt": 1.0}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        n = _positive_int(self.name, "size", o["size"])
+        _positive_int(self.name, "washout", o["washout"])
+        if not (0 < o["leak"] <= 1 and o["radius"] >= 0 and o["degree"] > 0):
+            raise BadParameterError(f"esn: need 0 < leak <= 1, radius >= 0, degree > 0; got {o['leak']}, "
+                                    f"{o['radius']}, {o['degree']}")
+        gen = torch.Generator().manual_seed(int(o["seed"]))
+        weights = (torch.rand(n, n, generator=gen, dtype=torch.float64) * 2 - 1)
+        weights *= torch.rand(n, n, generator=gen, dtype=torch.float64) < min(1.0, o["degree"] / n)
+        radius = torch.linalg.eigvals(weights).abs().max().real
+        weights *= o["radius"] / radius if radius > 0 else 0.0
+        self.register_buffer("weights", weights.float())
+        self.register_buffer("input_weights",
+                             ((torch.rand(n, dim, generator=gen, dtype=torch.float64) * 2 - 1) * o["input_scale"]).float())
+        self.register_buffer("bias", ((torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * o["bias_scale"]).float())
+        self.register_buffer("readout", torch.zeros(1 + dim + 2 * n, dim))
+
+    @property
+    def context(self) -> int:
+        return self.options["washout"]
+
+    def update(self, r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """One reservoir step driven by the state ``z``."""
+        a = self.options["leak"]
+        drive = r @ self.weights.to(r.dtype).T + z @ self.input_weights.to(r.dtype).T + self.bias.to(r.dtype)
+        return (1 - a) * r + a * torch.tanh(drive)
+
+    @staticmethod
+    def features(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.ones_like(z[..., :1]), z, r, r * r], dim=-1)
+
+    def _drive(self, z: torch.Tensor, r: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Reservoir states after each input sample: ``(B, T, N)`` for inputs ``z (B, T, D)``,
+        starting from ``r`` (zeros by default)."""
+        if r is None:
+            r = torch.zeros(z.shape[0], self.options["size"], dtype=z.dtype, device=z.device)
+        states = []
+        for k in range(z.shape[1]):
+            r = self.update(r, z[:, k])
+            states.append(r)
+        return torch.stack(states, dim=1)
+
+    def fit_closed_form(self, train, val, times: torch.Tensor) -> dict[str, float]:
+        """Drive the reservoir with each training trajectory and regress the increments on the features."""
+        complete(train, self)
+        z = train.z.double()
+        w = self.options["washout"]
+        if z.shape[1] < w + 2:
+            raise UnsupportedError(f"esn needs trajectories longer than its washout ({w} samples) plus 2; got "
+                                   f"{z.shape[1]}; lower washout=")
+        equations = NormalEquations()
+        chunk = max(1, ROWS_PER_CHUNK // z.shape[0])  # time steps per accumulation, all trajectories at once
+        with torch.no_grad():
+            r = self._drive(z[:, :w])[:, -1]
+            for start in range(w, z.shape[1] - 1, chunk):
+                stop = min(start + chunk, z.shape[1] - 1)
+                states = self._drive(z[:, start:stop], r)  # r_{n+1} after consuming z_n
+                r = states[:, -1]
+                x = self.features(z[:, start:stop], states).reshape(-1, self.readout.shape[0])
+                y = (z[:, start + 1:stop + 1] - z[:, start:stop]).reshape(-1, self.dim)
+                equations.add(x, y)
+            self.readout.copy_(equations.solve(self.options["ridge"]))
+        scores = {"train_loss": equations.mean_squared_residual(self.readout)}
+        scores["val_loss"] = validation_loss(self, val, times) if val is not None and val.n else float("nan")
+        return scores
+
+    def iterate(self, history: torch.Tensor, steps: int) -> torch.Tensor:
+        r = self._drive(history[:, :-1])[:, -1]
+        z, out = history[:, -1], [history[:, -1]]
+        readout = self.readout.to(z.dtype)
+        for _ in range(steps):
+            r = self.update(r, z)
+            z = z + self.features(z, r) @ readout
+            out.append(z)
+        return torch.stack(out, dim=1)
