@@ -95,6 +95,11 @@ class Model:
             dz = self.learner.member_drifts(self._to_z(x))
         return dz.detach().cpu().double().numpy() * self.scaler.std
 
+    def equations(self, latex: bool = False) -> list[str]:
+        """The discovered equations, one per state variable in the dataset's variable names (plain
+        text, or LaTeX with ``latex=True``); learners without equations raise UnsupportedError."""
+        return self.learner.equations(self.variables, latex=latex)
+
     def diffusion(self, x: np.ndarray) -> np.ndarray:
         """The learned diagonal diffusion g(x) (N, D) in physical units (stochastic learners only)."""
         x = self._check_states(x)

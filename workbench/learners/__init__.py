@@ -14,11 +14,13 @@ from .ensemble import Ensemble
 from .hnn import HamiltonianNN
 from .node import NeuralODE
 from .nsde import NeuralSDE
+from .reservoir import NVAR, EchoStateNetwork
+from .sindy import SINDy
 from .sonode import SecondOrderNODE
 
 LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls for cls in (NeuralODE, AugmentedNODE, SecondOrderNODE, HamiltonianNN, ResNetMap,
-                              RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble)
+                              RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork)
 }
 
 

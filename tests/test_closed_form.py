@@ -1,0 +1,91 @@
+"""Closed-form learners: SINDy recovers Lorenz-63's equations, NVAR forecasts a linear oscillator,
+and every closed-form model survives save -> load unchanged."""
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.learners import compatibility
+
+SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
+# PySINDy's degree-2 library order: 1, x, y, z, x^2, x y, x z, y^2, y z, z^2
+LORENZ = np.zeros((3, 10))
+LORENZ[0, [1, 2]] = -SIGMA, SIGMA
+LORENZ[1, [1, 2, 6]] = RHO, -1.0, -1.0
+LORENZ[2, [3, 5]] = -BETA, 1.0
+THRESHOLD = 0.1  # sindy's default STLSQ threshold: every coefficient below it is zeroed
+
+
+def lorenz_data(noise: float = 0.0, derivative: bool = False):
+    return wb.simulate("lorenz63", n=10, t_end=10.0, dt=0.01, seed=0, obs_noise=noise, obs_noise_kind="relative",
+                       derivative=derivative)
+
+
+def assert_recovers_lorenz(model, rel: float) -> None:
+    coefficients = model.learner.coefficients.double().numpy()
+    true = LORENZ != 0
+    np.testing.assert_allclose(coefficients[true], LORENZ[true], rtol=rel)
+    assert (coefficients[~true] == 0).all(), f"spurious terms survive: {coefficients[~true]}"
+
+
+def test_sindy_recovers_lorenz_from_clean_data_within_1_percent():
+    model = wb.fit(lorenz_data(), "sindy", threshold=THRESHOLD)
+    assert_recovers_lorenz(model, 0.01)
+    assert model.equations()[0] == "dx/dt = -10 x + 10 y"
+    assert model.equations(latex=True)[2] == r"\frac{dz}{dt} = -2.667 z + 1 x y"
+
+
+def test_sindy_recovers_lorenz_at_1_percent_noise_within_5_percent():
+    # observation noise with 1% of each variable's standard deviation; weak form (the default)
+    model = wb.fit(lorenz_data(noise=0.01), "sindy", threshold=THRESHOLD)
+    assert_recovers_lorenz(model, 0.05)
+
+
+def test_sindy_uses_stored_derivatives_and_sr3():
+    model = wb.fit(lorenz_data(derivative=True), "sindy", optimizer="sr3")
+    assert_recovers_lorenz(model, 1e-3)
+
+
+def test_sindy_ensemble_gives_coefficient_samples_and_spread():
+    ds = lorenz_data(noise=0.05)
+    model = wb.fit(ds, "sindy", ensemble=8, derivative="smoothed")
+    samples = model.learner.coefficient_samples.double().numpy()
+    assert samples.shape == (8, 3, 10) and samples.std(0).max() > 0
+    pred = model.predict(wb.select_split(ds, "test").isel(time=slice(0, 50)), n_samples=4, seed=0)
+    assert pred.sizes["sample"] == 4
+    assert float(pred.state.std("sample").isel(time=-1).max()) > 0
+
+
+def test_nvar_forecasts_a_linear_oscillator_to_1e_6():
+    ds = wb.simulate("harmonic_oscillator", n=8, t_end=10.0, dt=0.01, seed=0)
+    model = wb.fit(ds, "nvar", precision="float64")
+    test = wb.select_split(ds, "test")
+    pred = model.predict(test)
+    truth = test.state.sel(time=pred.time).values
+    assert pred.time.values[0] == pytest.approx(0.01)  # one delay of context: predictions start a step late
+    assert np.abs(pred.state.values[0] - truth).max() < 1e-6 * np.abs(truth).max()
+
+
+@pytest.mark.parametrize("learner, options", [("sindy", {"ensemble": 3}), ("nvar", {"delays": 3}),
+                                              ("esn", {"size": 40, "washout": 20})])
+def test_save_load_predict_identical(tmp_path, learner, options):
+    ds = wb.simulate("lorenz63", n=6, t_end=2.0, dt=0.01, seed=1)
+    model = wb.fit(ds, learner, **options)
+    model.save(tmp_path / learner)
+    loaded = wb.load_model(tmp_path / learner)
+    test = wb.select_split(ds, "test")
+    a, b = model.predict(test, n_samples=2, seed=3), loaded.predict(test, n_samples=2, seed=3)
+    np.testing.assert_array_equal(a.state.values, b.state.values)
+    assert np.isfinite(a.state.values).all()
+
+
+def test_equations_refused_for_learners_without_them():
+    model = wb.fit(wb.simulate("van_der_pol", n=4, t_end=1.0, dt=0.1), "resnet", epochs=1)
+    with pytest.raises(wb.WorkbenchError, match="sindy"):
+        model.equations()
+
+
+def test_closed_form_learners_refuse_missing_samples():
+    ds = wb.simulate("lorenz63", n=4, t_end=1.0, dt=0.01, missing=0.1)
+    verdicts = compatibility(ds)
+    for name in ("sindy", "nvar", "esn"):
+        assert verdicts[name] and "irregular" in verdicts[name]
