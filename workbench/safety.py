@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import numbers
 import os
 import re
 import secrets
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from .errors import DatasetError, ResourceLimitError, StorageError
+from .errors import BadParameterError, DatasetError, ResourceLimitError, StorageError
 
 PathLike = Union[str, os.PathLike]
 
@@ -130,6 +131,43 @@ def check_allocation(nbytes: int, what: str) -> None:
             f"{what} needs {format_bytes(nbytes)}, more than the memory budget of {format_bytes(limit)}; "
             f"use a smaller input, or raise the budget with the environment variable {MEMORY_ENV} "
             "(e.g. 16G) if this machine has the memory")
+
+
+# --- argument types ----------------------------------------------------------------------------
+
+def check_integer(value: Any, name: str, low: Optional[int] = None, high: Optional[int] = None) -> int:
+    """``value`` as an ``int`` in ``[low, high]``; booleans, floats and strings are refused.
+
+    Raises:
+        BadParameterError: naming ``name``, the value and the accepted range.
+    """
+    span = f"an integer in [{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise BadParameterError(f"{name} must be {span}, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise BadParameterError(f"{name} must be {span}, got {value}")
+    return value
+
+
+def check_real(value: Any, name: str, low: Optional[float] = None, high: Optional[float] = None,
+               low_open: bool = False) -> float:
+    """``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    Booleans and strings are refused, so ``True`` never becomes ``1.0`` and ``"1e-3"`` is not parsed.
+
+    Raises:
+        BadParameterError: naming ``name``, the value and the accepted range.
+    """
+    span = (f"a finite number in {'(' if low_open else '['}{'-inf' if low is None else low}, "
+            f"{'inf' if high is None else high}]")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise BadParameterError(f"{name} must be {span}, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    if value != value or value in (float("inf"), float("-inf")) or below or (high is not None and value > high):
+        raise BadParameterError(f"{name} must be {span}, got {value}")
+    return value
 
 
 # --- bounded JSON ------------------------------------------------------------------------------
@@ -432,7 +470,8 @@ def _storage_error(exc: OSError, path: Path, need_bytes: Optional[int]) -> Stora
 
 
 __all__ = [
-    "MEMORY_ENV", "atomic_target", "atomic_write_bytes", "check_allocation", "check_input_file",
+    "MEMORY_ENV", "atomic_target", "atomic_write_bytes", "check_allocation", "check_input_file", "check_integer",
+    "check_real",
     "check_output_target", "format_bytes", "json_depth", "memory_limit", "parse_json_bounded", "parse_size",
     "read_json_bounded", "remove_stale_temporaries",
 ]

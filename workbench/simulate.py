@@ -142,7 +142,8 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         attrs["split"] = dict(zip(SPLITS, map(float, split)))
     per_traj = {f"param_{k}": np.asarray(v, dtype=np.float64) for k, v in values.items() if np.ndim(v) == 1}
     return make_dataset(observed, t, sys_.state_names, units=sys_.state_units, time_units=sys_.time_units,
-                        mask=mask, derivative=deriv, per_trajectory=per_traj, split=split_labels, attrs=attrs)
+                        mask=mask, derivative=deriv, inputs=_inputs(sys_, tt, p, n), input_names=sys_.inputs,
+                        per_trajectory=per_traj, split=split_labels, attrs=attrs)
 
 
 def _whole(value: Any, name: str) -> int:
@@ -385,14 +386,30 @@ def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
     return out, {"integrator": f"torchsde {scheme}", "dt_sde": sde_dt, "sde_type": "ito"}
 
 
+def _per_sample(t: torch.Tensor, p: Mapping[str, torch.Tensor], n: int) -> tuple[torch.Tensor, dict]:
+    """Times and parameters repeated for every (trajectory, time) sample, flattened."""
+    steps = len(t)
+    p_flat = {k: (v[:, None].expand(n, steps).reshape(-1) if v.ndim else v) for k, v in p.items()}
+    return t[None].expand(n, steps).reshape(-1), p_flat
+
+
 def _derivative(sys_: System, t: torch.Tensor, states: torch.Tensor, p: Mapping[str, torch.Tensor]) -> np.ndarray:
     """The true drift at every sample: ``(trajectory, time, variable)``."""
     n, steps, _ = states.shape
-    p_flat = {k: (v[:, None].expand(n, steps).reshape(-1) if v.ndim else v) for k, v in p.items()}
-    tt = t[None].expand(n, steps).reshape(-1)
+    tt, p_flat = _per_sample(t, p, n)
     with torch.no_grad():
         f = sys_.drift(tt, states.reshape(n * steps, -1), p_flat)
     return f.reshape(n, steps, -1).cpu().numpy()
+
+
+def _inputs(sys_: System, t: torch.Tensor, p: Mapping[str, torch.Tensor], n: int) -> Optional[np.ndarray]:
+    """A forced system's inputs at every sample: ``(trajectory, time, input_variable)``."""
+    if sys_.forcing is None:
+        return None
+    tt, p_flat = _per_sample(t, p, n)
+    with torch.no_grad():
+        u = sys_.forcing(tt, p_flat)
+    return u.reshape(n, len(t), -1).cpu().numpy()
 
 
 def _noisy(clean: np.ndarray, level: float, kind: str, rng: np.random.Generator) -> np.ndarray:
