@@ -12,12 +12,13 @@ Modules:
     mechanics:   oscillators, pendula, Hénon-Heiles, Kepler, the neural-ODE spiral.
     chaotic:     Lorenz-63/84/96, Rössler, Chen, Chua, Thomas, Halvorsen, Hindmarsh-Rose.
     populations: Lotka-Volterra, SIR, FitzHugh-Nagumo, Brusselator, Robertson (stiff).
+    forced:      Duffing and van der Pol oscillators driven by a recorded input u(t).
     stochastic:  Ornstein-Uhlenbeck, geometric Brownian motion, CIR, double well, Langevin
                  oscillator, stochastic Lorenz, van der Pol and SIR.
 """
 from ._registry import get, names, register
 from ._system import Param, System
 from .errors import WorkbenchError
-from . import mechanics, chaotic, populations, stochastic  # noqa: F401  (registers the catalog)
+from . import mechanics, chaotic, populations, stochastic, forced  # noqa: F401  (registers the catalog)
 
 __all__ = ["System", "Param", "WorkbenchError", "register", "get", "names"]

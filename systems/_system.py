@@ -11,6 +11,7 @@ from .errors import WorkbenchError
 Params = Mapping[str, torch.Tensor]
 Field = Callable[[torch.Tensor, torch.Tensor, Params], torch.Tensor]
 StateFunction = Callable[[torch.Tensor, Params], torch.Tensor]
+Forcing = Callable[[torch.Tensor, Params], torch.Tensor]
 Moment = Callable[[torch.Tensor, torch.Tensor, Params], torch.Tensor]
 
 KINDS = ("ode", "sde")
@@ -66,6 +67,9 @@ class System:
         bound: a state whose absolute value exceeds this is treated as divergence.
         description: one sentence for tables.
         time_units: unit of the time axis.
+        inputs: names of exogenous inputs (forcing) the drift reads through ``forcing``.
+        forcing: ``u(t, p)`` with ``t`` of shape (batch,), returning (batch, len(inputs)); the
+            drift calls it, and :func:`workbench.simulate` records it as the dataset's ``input``.
         options, builder: structural options (e.g. ``{"dim": 10}``) and the function that builds
             the variant for other values (see :meth:`with_options`).
     """
@@ -98,6 +102,8 @@ class System:
     variance: Optional[Moment] = None
     bound: float = 1e6
     time_units: str = "1"
+    inputs: tuple[str, ...] = ()
+    forcing: Optional[Forcing] = None
     options: Mapping[str, int] = field(default_factory=dict)
     builder: Optional[Callable[..., "System"]] = None
 
@@ -126,6 +132,8 @@ class System:
             q, p = self.qp_split
             if len(q) != len(p) or sorted(q + p) != list(range(self.dim)):
                 problems.append("qp_split must split the state into equally long q and p index lists")
+        if bool(self.inputs) != (self.forcing is not None):
+            problems.append("a forced system declares both its input names and its forcing u(t, p)")
         if problems:
             raise WorkbenchError(f"system {self.name!r} is malformed: " + "; ".join(problems))
 
@@ -173,6 +181,8 @@ class System:
         if self.kind == "sde":
             facts["noise_type"] = self.noise_type
             facts["analytic_moments"] = self.mean is not None
+        if self.inputs:
+            facts["inputs"] = list(self.inputs)
         if self.facts_source:
             facts["source"] = self.facts_source
         return facts

@@ -123,14 +123,15 @@ def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbe
         batch_size: int = typer.Option(64, "--batch-size"),
         window: Optional[int] = typer.Option(None, "--window", help="Samples per training window."),
         option: List[str] = typer.Option([], "--option", help="Learner option NAME=VALUE (JSON values)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
         quiet: bool = QUIET) -> None:
-    """Fit a surrogate to a dataset and save it as a run folder."""
+    """Fit a surrogate to a dataset and save it as a run folder (one atomic generation per epoch)."""
     import workbench as wb
 
     ds = wb.load(data)
     model = wb.fit(ds, learner, epochs=epochs, time_budget=time_budget, device=device, seed=seed, lr=lr,
-                   batch_size=batch_size, window=window, out=out, resume=resume,
+                   batch_size=batch_size, window=window, out=out, resume=resume, overwrite=overwrite,
                    progress=False if quiet else None, **_parse_pairs(option, "option", _json_or_text))
     last = model.history[-1]
     best = min(h["val_loss"] for h in model.history)
