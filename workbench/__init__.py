@@ -8,7 +8,9 @@ __version__ = "0.1.0"
 from systems import Param, System
 
 from .catalog import register_system, system, systems
-from .dataset import from_csv, from_numpy, load, save, select_split
+from .dataset import from_csv, from_netcdf, from_numpy, load, save, select_split
+from .embedding import suggest_embedding
+from .splits import split_time
 from .errors import WorkbenchError
 from .learners import learners
 from .model import Model, load_model
@@ -17,6 +19,7 @@ from .training import fit
 from .evaluate import evaluate
 
 __all__ = [
-    "Model", "Param", "System", "WorkbenchError", "evaluate", "fit", "from_csv", "from_numpy", "learners", "load",
-    "load_model", "register_system", "save", "select_split", "simulate", "system", "systems", "__version__",
+    "Model", "Param", "System", "WorkbenchError", "evaluate", "fit", "from_csv", "from_netcdf", "from_numpy",
+    "learners", "load", "load_model", "register_system", "save", "select_split", "simulate", "split_time",
+    "suggest_embedding", "system", "systems", "__version__",
 ]

@@ -57,6 +57,18 @@ def split_time(ds: xr.Dataset, val: Boundary = 0.1, test: Boundary = 0.15) -> xr
         raise DatasetError(f"split_time needs at least 3 observed times, the data has {times.size}")
     test_start = _boundary(ds, test, times, "test", None)
     val_start = _boundary(ds, val, times, "val", test_start)
+    if val_start is not None and test_start is not None and not val_start < test_start:
+        raise BadParameterError(f"the validation piece must start before the test piece "
+                                f"(val starts at {val_start}, test at {test_start})")
+    if not (times < min(s for s in (val_start, test_start, np.inf) if s is not None)).sum() >= 2:
+        raise DatasetError("the training piece would hold fewer than 2 samples; give val/test smaller fractions "
+                           "or later start times")
+    return split_at(ds, val_start, test_start)
+
+
+def split_at(ds: xr.Dataset, val_start: Optional[float], test_start: Optional[float]) -> xr.Dataset:
+    """:func:`split_time` with boundaries given as times on the axis (None: no such piece)."""
+    observed = observation_mask(ds)
     end = np.inf
     starts = {"train": -np.inf, "val": val_start, "test": test_start}
     ordered = [s for s in SPLITS if starts[s] is not None]
@@ -64,12 +76,6 @@ def split_time(ds: xr.Dataset, val: Boundary = 0.1, test: Boundary = 0.15) -> xr
     for name in reversed(ordered):
         bounds[name] = (starts[name], end)
         end = starts[name]
-    if val_start is not None and test_start is not None and not val_start < test_start:
-        raise BadParameterError(f"the validation piece must start before the test piece "
-                                f"(val starts at {val_start}, test at {test_start})")
-    if not (times < min(s for s in (val_start, test_start, np.inf) if s is not None)).sum() >= 2:
-        raise DatasetError("the training piece would hold fewer than 2 samples; give val/test smaller fractions "
-                           "or later start times")
     t = ds["time"].values
     labels = np.empty(t.size, dtype="<U5")
     for name, (lo, hi) in bounds.items():
@@ -158,4 +164,4 @@ def merge_segments(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-__all__ = ["merge_segments", "split_time", "time_split_info"]
+__all__ = ["merge_segments", "split_at", "split_time", "time_split_info"]

@@ -90,10 +90,14 @@ def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[st
         if missing:
             raise DatasetError(f"canonical coordinates {missing} are not variables of this dataset ({names})")
         qp = ([names.index(v) for v in q], [names.index(v) for v in p])
-    return DataInfo(kind=str(ds.attrs.get("kind", "ode")), dim=len(names),
+    kind = str(ds.attrs.get("kind", "ode"))
+    # measured data ("observed", see workbench.imports) has no known system: every learner may try it,
+    # deterministic ones as an ODE's (nsde accepts both kinds)
+    return DataInfo(kind="ode" if kind == "observed" else kind, dim=len(names),
                     regular=bool(uniform and observation_mask(ds).all()),
                     dt=float(np.median(steps)) if steps.size else 1.0,
-                    has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds))
+                    has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds),
+                    length=int(ds.sizes["time"]))
 
 
 def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.float32) -> Prepared:

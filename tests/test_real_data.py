@@ -1,0 +1,271 @@
+"""Measured data: CSV/NetCDF import with dates and gaps, time splits, baselines, embedding, transforms."""
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import workbench as wb
+from workbench.baselines import AR, Climatology, Persistence, detect_period
+from workbench.embedding import delay_vectors, embed_dataset, suggest_embedding
+from workbench.errors import BadParameterError, DatasetError, ResourceLimitError
+from workbench.imports import from_csv, from_netcdf
+from workbench.rolling import rolling_evaluation, skills
+from workbench.splits import merge_segments, split_time
+from workbench import timeaxis, transforms
+
+
+def csv(text: str) -> bytes:
+    return text.strip().encode() + b"\n"
+
+
+# --- import -------------------------------------------------------------------------------------
+
+def test_iso_dates_round_trip_through_hdf5_and_xarray(tmp_path):
+    data = csv("""
+date,co2 [ppm]
+1958-03-29,316.1
+1958-04-05,317.3
+1958-04-12,
+1958-04-19,317.5
+""")
+    ds = from_csv(data)
+    assert ds["time"].attrs["units"] == "days since 1958-03-29"
+    assert ds["time"].attrs["calendar"] == "proleptic_gregorian"
+    np.testing.assert_array_equal(ds["time"].values, [0, 7, 14, 21])
+    assert list(ds["units"].values) == ["ppm"] and ds.attrs["kind"] == "observed"
+    np.testing.assert_array_equal(ds["mask"].values, [[True, True, False, True]])
+    expected = pd.to_datetime(["1958-03-29", "1958-04-05", "1958-04-12", "1958-04-19"]).values
+    np.testing.assert_array_equal(xr.decode_cf(ds)["time"].values, expected)
+    path = wb.save(ds, tmp_path / "co2.h5")
+    with xr.open_dataset(path, engine="h5netcdf") as decoded:  # any CF reader gets the dates back
+        np.testing.assert_array_equal(decoded["time"].values, expected)
+    loaded = wb.load(path)                                     # the workbench keeps the numeric axis
+    xr.testing.assert_identical(loaded, ds)
+    np.testing.assert_array_equal(timeaxis.to_datetimes(loaded), expected)
+
+
+def test_datetimes_with_hours_and_time_zone():
+    ds = from_csv(csv("""
+timestamp,x
+2020-01-01T00:00:00+01:00,1
+2020-01-01T01:30:00+01:00,2
+2020-01-01T03:00:00+01:00,3
+"""))
+    assert ds["time"].attrs["units"] == "hours since 2019-12-31"  # UTC midnight before the first sample
+    np.testing.assert_allclose(ds["time"].values, [23.0, 24.5, 26.0])
+    np.testing.assert_array_equal(timeaxis.to_datetimes(ds)[1], np.datetime64("2020-01-01T00:30"))
+
+
+def test_numeric_time_with_cf_units_and_custom_format():
+    ds = from_csv(csv("t,x\n0,1\n1,2\n"), time_units="days since 2000-01-01")
+    assert timeaxis.is_calendar(ds)
+    np.testing.assert_array_equal(timeaxis.to_datetimes(ds), np.array(["2000-01-01", "2000-01-02"], "datetime64[ns]"))
+    packed = from_csv(csv("date,x\n19580329,1\n19580405,2\n"), time_format="%Y%m%d")
+    assert packed["time"].attrs["units"] == "days since 1958-03-29"
+    np.testing.assert_array_equal(packed["time"].values, [0, 7])
+
+
+@pytest.mark.parametrize("text, match", [
+    ("time,x\n0,1\n1,abc\n", r"column 'x', line 3: 'abc' is not a number"),
+    ("date,x\n2020-01-01,1\n2020-13-01,2\n", r"column 'date', line 3: cannot read '2020-13-01'"),
+    ("time,x\n0,1\n,2\n", r"column 'time', line 3: the time is empty"),
+    ("time,x\n0,1\n0,2\n", r"lines 2 and 3"),
+    ("time,label,x\n0,a,1\n", r"column 'label', line 2: 'a' is not a number.*role 'ignore'"),
+])
+def test_errors_name_column_and_line(text, match):
+    with pytest.raises(DatasetError, match=match):
+        from_csv(text.encode())
+
+
+def test_roles_units_inputs_and_long_layout_agree():
+    wide = from_csv(csv("""
+trajectory,time,q [m],force [N],note
+0,0,1.0,0.5,ok
+0,1,,0.6,gap
+1,0,2.0,0.1,ok
+1,2,3.0,0.3,late
+"""), roles={"force": "input", "note": "ignore"})
+    assert list(wide["variable"].values) == ["q"] and list(wide["units"].values) == ["m"]
+    assert list(wide["input_variable"].values) == ["force"] and list(wide["input_units"].values) == ["N"]
+    np.testing.assert_array_equal(wide["mask"].values, [[True, False, False], [True, False, True]])
+    # series 1 has no row at t=1: its input there is interpolated between t=0 and t=2
+    np.testing.assert_allclose(wide["input"].values[1, :, 0], [0.1, 0.2, 0.3])
+    long = from_csv(csv("""
+trajectory,time,variable,value,units
+0,0,q,1.0,m
+0,1,q,,m
+1,0,q,2.0,m
+1,2,q,3.0,m
+"""))
+    xr.testing.assert_equal(long["state"], wide["state"])
+    np.testing.assert_array_equal(long["mask"].values, wide["mask"].values)
+
+
+def test_missing_value_text_and_named_series():
+    ds = from_csv(csv("station,time,x\nA,0,1\nA,1,-999\nB,0,2\nB,1,3\n"), trajectory="station", missing=["-999"])
+    assert list(ds["trajectory_name"].values) == ["A", "B"]
+    np.testing.assert_array_equal(ds["mask"].values, [[True, False], [True, True]])
+
+
+def test_union_grid_is_checked_before_allocation(monkeypatch):
+    rows = "\n".join(f"{k},{k * 10 + j / 7},1.0" for k in range(40) for j in range(40))
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "64K")
+    with pytest.raises(ResourceLimitError, match="union grid of 1600 times"):
+        from_csv(("trajectory,time,x\n" + rows).encode())
+
+
+def test_netcdf_from_another_tool(tmp_path):
+    times = pd.date_range("2000-01-01", periods=4, freq="D")
+    foreign = xr.Dataset({"sst": (("time", "station"), np.array([[1.0, 5.0], [np.nan, 6.0], [3.0, 7.0], [4.0, 8.0]]),
+                                  {"units": "degC"}),
+                          "wind": (("time", "station"), np.ones((4, 2)))},
+                         coords={"time": times, "station": ["a", "b"]})
+    path = tmp_path / "foreign.nc"
+    foreign.to_netcdf(path, engine="h5netcdf")
+    ds = from_netcdf(path, inputs=["wind"])
+    assert ds["state"].shape == (2, 4, 1) and list(ds["trajectory_name"].values) == ["a", "b"]
+    np.testing.assert_array_equal(ds["mask"].values[0], [True, False, True, True])
+    np.testing.assert_array_equal(timeaxis.to_datetimes(ds), times.values)
+    assert ds["time"].attrs["units"].startswith("days since 2000-01-01")
+    xr.testing.assert_identical(from_netcdf(wb.save(ds, tmp_path / "ours.h5")), wb.load(tmp_path / "ours.h5"))
+    with pytest.raises(DatasetError, match="no time dimension"):
+        from_netcdf(xr.Dataset({"x": ("n", [1.0, 2.0])}))
+
+
+# --- time splits ----------------------------------------------------------------------------------
+
+def _series(values, times=None, names=("x",)):
+    values = np.asarray(values, dtype=float)
+    values = values[:, None] if values.ndim == 1 else values
+    return wb.from_numpy(values, np.arange(len(values)) if times is None else times, list(names))
+
+
+def test_split_time_never_lets_training_see_test_times():
+    ds = _series(np.sin(np.arange(200) / 5.0))
+    split = split_time(ds, val=0.1, test=0.2)
+    info = split.attrs["time_split"]
+    assert '"test_start": 160.0' in info and '"val_start": 140.0' in info
+    observed = split["mask"].values
+    t = split["time"].values
+    for k, name in enumerate(split["split"].values):
+        lo, hi = {"train": (0, 140), "val": (140, 160), "test": (160, 200)}[name]
+        assert ((t[observed[k]] >= lo) & (t[observed[k]] < hi)).all()
+        assert np.isnan(split["state"].values[k][(t < lo) | (t >= hi)]).all()  # the values are gone, not hidden
+    # the training tensors the fit loop builds hold no test value at all
+    train = wb.select_split(split, "train")
+    assert np.isnan(train["state"].sel(time=slice(140, None)).values).all()
+    xr.testing.assert_equal(merge_segments(split)["state"], ds["state"])
+
+
+def test_split_time_by_dates_and_errors():
+    ds = from_csv(csv("date,x\n" + "\n".join(f"{1950 + y}-01-01,{y}" for y in range(20))))
+    split = split_time(ds, val="1960-01-01", test="1965-06-01")
+    assert '"test_start_date": "1965-06-01T00:00:00"' in split.attrs["time_split"]
+    assert (split["time_split"].values[timeaxis.to_datetimes(split) >= np.datetime64("1966-01-01")] == "test").all()
+    with pytest.raises(BadParameterError, match="no calendar origin"):
+        split_time(_series(np.arange(10.0)), test="1990-01-01")
+    with pytest.raises(DatasetError, match="already split"):
+        split_time(split)
+
+
+# --- baselines and rolling evaluation --------------------------------------------------------------
+
+def _rolling(values, horizons, **kw):
+    return rolling_evaluation(split_time(_series(values), val=0, test=0.3), {}, horizons, max_origins=600, **kw)
+
+
+def test_rolling_persistence_errors_by_hand_on_a_ramp():
+    scores = _rolling(0.5 * np.arange(100.0), [1, 3, 7])
+    np.testing.assert_allclose(scores["rmse_persistence"].values[:, 0], [0.5, 1.5, 3.5])
+    np.testing.assert_allclose(scores["n_origins"].values, [30, 28, 24])  # origins 69..98 with a target
+    np.testing.assert_allclose(scores["rmse_ar"].values[:, 0], 0.0, atol=1e-5)  # a line is an exact AR model
+
+
+def test_baselines_on_noise_around_a_constant():
+    noise = np.random.default_rng(0).normal(size=3000)
+    scores = _rolling(5 + noise, [1, 5])
+    np.testing.assert_allclose(scores["rmse_climatology"].values[:, 0], 1.0, rtol=0.08)
+    np.testing.assert_allclose(scores["rmse_persistence"].values[:, 0], np.sqrt(2), rtol=0.08)
+    np.testing.assert_allclose(skills(scores, "climatology", ["persistence"])["rmse_skill_vs_persistence"].values,
+                               1 - 1 / np.sqrt(2), atol=0.05)
+
+
+def test_baselines_on_a_random_walk():
+    walk = np.cumsum(np.random.default_rng(1).normal(size=3000))
+    scores = _rolling(walk, [1, 4, 9])
+    np.testing.assert_allclose(scores["rmse_persistence"].values[:, 0], [1, 2, 3], rtol=0.12)
+    ar_vs_persistence = 1 - scores["rmse_ar"] / scores["rmse_persistence"]
+    assert np.abs(ar_vs_persistence.values).max() < 0.05  # nothing beats persistence on a random walk
+    assert (scores["crps_ar"] < scores["crps_persistence"]).all()  # but a calibrated spread scores better
+
+
+def test_baselines_on_a_pure_seasonal_series():
+    period, horizons = 12, np.array([1, 2, 3, 6])
+    scores = _rolling(np.sin(2 * np.pi * np.arange(1200) / period), horizons)
+    assert "rmse_climatology_seasonal" in scores
+    np.testing.assert_allclose(scores["rmse_climatology_seasonal"].values, 0.0, atol=1e-9)
+    np.testing.assert_allclose(scores["rmse_persistence"].values[:, 0],
+                               np.sqrt(2) * np.abs(np.sin(np.pi * horizons / period)), rtol=0.02)
+    skill = skills(scores, "climatology_seasonal", ["persistence"])["rmse_skill_vs_persistence"]
+    np.testing.assert_allclose(skill.values, 1.0)
+
+
+def test_period_detection_snaps_monthly_calendar_data_to_the_year():
+    dates = pd.date_range("1950-01-01", periods=240, freq="MS")
+    t, _ = timeaxis.encode(dates)
+    x = np.sin(2 * np.pi * dates.month.values / 12)[:, None]
+    assert detect_period([x], [t], calendar_days=True) == 365.2425
+    assert detect_period([np.random.default_rng(0).normal(size=(240, 1))], [t]) is None
+
+
+def test_ar_order_by_aic_recovers_an_ar2_process():
+    rng = np.random.default_rng(2)
+    x = np.zeros(4000)
+    for i in range(2, len(x)):
+        x[i] = 1.2 * x[i - 1] - 0.5 * x[i - 2] + rng.normal()
+    ar = AR().fit([x[:, None]], [np.arange(len(x), dtype=float)])
+    assert ar.order == 2
+    np.testing.assert_allclose(ar.coef[1:, 0], [1.2, -0.5], atol=0.03)
+    point = Persistence().forecast(x[:10, None], None, np.arange(3))
+    assert point.shape == (1, 3, 1) and (point == x[9]).all()
+    assert Climatology(detect=False).fit([x[:, None]], [np.arange(4000.0)]).bins == 1
+
+
+# --- embedding and transforms --------------------------------------------------------------------
+
+def test_delay_vectors_and_embedded_dataset_keep_the_split():
+    np.testing.assert_array_equal(delay_vectors(np.arange(5.0)[:, None], 3, 1)[2:], [[2, 1, 0], [3, 2, 1], [4, 3, 2]])
+    split = split_time(_series(np.arange(50.0)), val=0.2, test=0.2)
+    emb = embed_dataset(split, 3, 2)
+    assert list(emb["variable"].values) == ["x", "x_lag2", "x_lag4"]
+    assert emb.attrs["time_split"] == split.attrs["time_split"]
+    test = wb.select_split(emb, "test")
+    first = int(np.flatnonzero(test["mask"].values[0])[0])
+    # the first test sample's delays come from before the test piece: history, not leakage
+    np.testing.assert_array_equal(test["state"].values[0, first], [40, 38, 36])
+
+
+def test_suggest_embedding_on_a_noisy_sine_and_lorenz():
+    period = 37
+    x = np.sin(2 * np.pi * np.arange(800) / period) + 0.05 * np.random.default_rng(0).normal(size=800)
+    out = suggest_embedding(_series(x))
+    assert out["embed"] == 2 and abs(out["lag"] - period / 4) <= 2  # a circle; AMI dips near a quarter period
+    lorenz = wb.simulate("lorenz63", n=1, t_end=60.0, dt=0.02, seed=0).isel(variable=[0])
+    out = suggest_embedding(lorenz)
+    # Kennel et al. (1992) and Abarbanel (1996): 3 delays of x, first AMI minimum near 0.16 time units
+    assert out["embed"] == 3 and 0.1 <= out["lag"] * 0.02 <= 0.25
+
+
+@pytest.mark.parametrize("name, data", [("log", [0.1, 1.0, 400.0]), ("log1p", [0.0, 3.0, 250.0]),
+                                        ("logit", [0.01, 0.5, 0.99])])
+def test_transforms_invert_and_keep_the_domain(name, data):
+    x = np.array(data)[:, None]
+    z = transforms.forward(x, {"s": name}, ["s"])
+    np.testing.assert_allclose(transforms.inverse(z, {"s": name}, ["s"]), x, rtol=1e-12, atol=1e-15)
+    wild = np.linspace(-60, 60, 121)[:, None]  # whatever a learner outputs
+    back = transforms.inverse(wild, {"s": name}, ["s"])
+    assert {"log": back > 0, "log1p": back >= 0, "logit": (back >= 0) & (back <= 1)}[name].all()
+    with pytest.raises(DatasetError, match="variable 's'.*outside the domain"):
+        transforms.forward(np.array([[-1.5]]), {"s": name}, ["s"])

@@ -1,0 +1,106 @@
+"""Per-variable transforms applied before standardisation and inverted on every output.
+
+A learner fits ``log(co2)`` or ``log1p(sunspots)``; forecasts are mapped back with the inverse, so
+a quantity with a positive domain is never forecast outside it (``exp`` is positive whatever the
+learner outputs). Domains are checked on the data, naming the variable and the sample.
+
+* ``log``: strictly positive quantities; inverse ``exp`` (> 0).
+* ``log1p``: non-negative quantities with zeros (counts); inverse ``max(expm1(z), 0)`` (>= 0).
+* ``logit``: fractions strictly between 0 and 1; inverse the logistic function (in (0, 1)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .errors import BadParameterError, DatasetError
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A named invertible map with the open or closed domain it needs."""
+
+    name: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[np.ndarray], np.ndarray]
+    valid: Callable[[np.ndarray], np.ndarray]
+    domain: str
+
+
+def _logit(x: np.ndarray) -> np.ndarray:
+    return np.log(x) - np.log1p(-x)
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+
+
+TRANSFORMS = {
+    "log": Transform("log", np.log, np.exp, lambda x: x > 0, "x > 0"),
+    "log1p": Transform("log1p", np.log1p, lambda z: np.maximum(np.expm1(z), 0.0), lambda x: x >= 0, "x >= 0"),
+    "logit": Transform("logit", _logit, _expit, lambda x: (x > 0) & (x < 1), "0 < x < 1"),
+}
+
+
+def check_spec(spec: Optional[Mapping[str, str]], variables: Sequence[str]) -> dict[str, str]:
+    """``spec`` validated against the variable names and known transforms (``{}`` for none)."""
+    spec = dict(spec or {})
+    for var, name in spec.items():
+        if var not in variables:
+            raise BadParameterError(f"transform names variable {var!r}, which is not one of {list(variables)}")
+        if name not in TRANSFORMS:
+            raise BadParameterError(f"unknown transform {name!r} for {var!r}; use one of {sorted(TRANSFORMS)}")
+    return spec
+
+
+def forward(values: np.ndarray, spec: Mapping[str, str], variables: Sequence[str],
+            what: str = "data") -> np.ndarray:
+    """``values`` (..., D) with each listed variable transformed; ``NaN`` (missing) passes through.
+
+    Raises :class:`DatasetError` naming the variable when a value lies outside the transform's domain.
+    """
+    out = np.array(values, dtype=np.float64, copy=True)
+    for var, name in spec.items():
+        d = list(variables).index(var)
+        t = TRANSFORMS[name]
+        column = out[..., d]
+        present = np.isfinite(column)
+        bad = present & ~t.valid(np.where(present, column, 0.5))
+        if bad.any():
+            first = np.argwhere(bad)[0]
+            raise DatasetError(f"{what}: variable {var!r} has the value {column[tuple(first)]!r} at index "
+                               f"{tuple(int(i) for i in first)}, outside the domain of {name} ({t.domain}); "
+                               "choose another transform or none")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[..., d] = np.where(present, t.forward(np.where(present, column, 0.5)), np.nan)
+    return out
+
+
+def inverse(values: np.ndarray, spec: Mapping[str, str], variables: Sequence[str]) -> np.ndarray:
+    """Map model outputs (..., D) back to physical values."""
+    out = np.array(values, dtype=np.float64, copy=True)
+    for var, name in spec.items():
+        d = list(variables).index(var)
+        with np.errstate(over="ignore"):
+            out[..., d] = TRANSFORMS[name].inverse(out[..., d])
+    return out
+
+
+def transform_dataset(ds: xr.Dataset, spec: Mapping[str, str]) -> xr.Dataset:
+    """``ds`` with its ``state`` transformed per ``spec`` (units become e.g. ``log(ppm)``)."""
+    variables = [str(v) for v in ds["variable"].values]
+    spec = check_spec(spec, variables)
+    if not spec:
+        return ds
+    out = ds.copy()
+    out["state"] = (ds["state"].dims, forward(ds["state"].values, spec, variables, "transform"), ds["state"].attrs)
+    if "units" in ds.coords:
+        units = [f"{spec[v]}({u})" if v in spec else str(u) for v, u in zip(variables, ds["units"].values)]
+        out = out.assign_coords(units=("variable", np.asarray(units, dtype=str)))
+    return out
+
+
+__all__ = ["TRANSFORMS", "check_spec", "forward", "inverse", "transform_dataset"]
