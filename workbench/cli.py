@@ -61,7 +61,7 @@ def show(name: str, option: List[str] = typer.Option([], "--option", help="Struc
     """Parameters, facts and reference of one system."""
     import workbench as wb
 
-    s = wb.system(name, **{k: int(v) for k, v in _parse_pairs(option, "option").items()})
+    s = wb.system(name, **_parse_pairs(option, "option"))  # whole numbers checked there: dim=4.7 is refused
     console.print(f"[bold]{s.name}[/bold] ({s.kind}, dim {s.dim}): {s.description}")
     console.print(f"state: {', '.join(f'{v} [{u}]' for v, u in zip(s.state_names, s.state_units))}")
     console.print(f"equations: {s.equations}")
@@ -101,7 +101,7 @@ def generate(name: str,
 
     start = time.perf_counter()
     ds = wb.simulate(name, n=n, t_end=t_end, dt=dt, seed=seed, params=_parse_pairs(param, "param"),
-                     sample_params=sample or None, options={k: int(v) for k, v in _parse_pairs(option, "option").items()},
+                     sample_params=sample or None, options=_parse_pairs(option, "option"),
                      obs_noise=obs_noise, obs_noise_kind="relative" if relative_noise else "absolute",
                      missing=missing, derivative=derivative, method=method, rtol=rtol, atol=atol,
                      device=device, progress=False if quiet else None)
