@@ -1,25 +1,33 @@
-"""Plotly figures of truth, predictions and their differences (presentation only, no numerics)."""
+"""Plotly figures of truth, predictions and their differences (presentation only: the numbers come
+from the workbench; here they are only laid out, with axis titles that carry units)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import xarray as xr
 from plotly.subplots import make_subplots
 
 TRUE_COLOR, LEARNED_COLOR = "#1f77b4", "#d62728"
+# training curves: three clearly different hues (blue, orange, green), the full-window curve dotted
+TRAIN_COLOR, VAL_HORIZON_COLOR, VAL_FULL_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c"
+BASELINE_COLORS = {"persistence": "#7f7f7f", "climatology": "#9467bd", "ar": "#8c564b"}
+PICK_NAME = "click to start here"
 
 
 def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: np.ndarray,
-               names: Sequence[str], vpt: Optional[float] = None, band: Optional[np.ndarray] = None) -> go.Figure:
-    """One panel per variable: truth (T, D) and prediction (T, D), optional |error| band and VPT line."""
-    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=list(names))
-    for i, name in enumerate(names):
+               labels: Sequence[str], time_label: str, vpt: Optional[float] = None,
+               vpt_text: str = "", band: Optional[np.ndarray] = None) -> go.Figure:
+    """One panel per variable: truth (T, D) and prediction (T, D), an optional |error| band and a
+    vertical line at ``times[0] + vpt``; ``labels`` are the variables' axis titles with units."""
+    fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
+    for i, label in enumerate(labels):
         row = i + 1
         if pred is not None and band is not None:
             fig.add_trace(go.Scatter(x=np.r_[times, times[::-1]], y=np.r_[pred[:, i] - band[:, i],
                                      (pred[:, i] + band[:, i])[::-1]], fill="toself", line={"width": 0},
-                                     fillcolor="rgba(214,39,40,0.15)", name="|error|", showlegend=i == 0,
+                                     fillcolor="rgba(214,39,40,0.15)", name="|learned - true|", showlegend=i == 0,
                                      hoverinfo="skip"), row=row, col=1)
         if truth is not None:
             fig.add_trace(go.Scatter(x=times, y=truth[:, i], name="true", line={"color": TRUE_COLOR},
@@ -29,18 +37,27 @@ def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: n
                                      showlegend=i == 0, legendgroup="learned"), row=row, col=1)
         if vpt is not None:
             fig.add_vline(x=float(times[0] + vpt), line={"color": "gray", "dash": "dot"}, row=row, col=1)
+        fig.update_yaxes(title_text=label, row=row, col=1)
     if vpt is not None:
-        fig.add_annotation(x=float(times[0] + vpt), y=1.02, yref="paper", text=f"valid prediction time {vpt:.2f}",
-                           showarrow=False, font={"color": "gray"})
-    fig.update_layout(height=170 * len(names) + 80, margin={"t": 40, "b": 30}, hovermode="x unified")
-    fig.update_xaxes(title_text="time", row=len(names), col=1)
+        fig.add_annotation(x=float(times[0] + vpt), y=1.02, yref="paper", showarrow=False, font={"color": "gray"},
+                           text=f"valid prediction time {vpt_text}")
+    fig.update_layout(height=170 * len(labels) + 90, margin={"t": 40, "b": 30}, hovermode="x unified")
+    fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
     return fig
 
 
-def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], names: Sequence[str], i: int, j: int,
-          k: Optional[int] = None, title: str = "") -> go.Figure:
-    """Phase portrait of arrays (N, T, D): 2-D (i, j) or 3-D (i, j, k)."""
+def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], labels: Sequence[str], i: int, j: int,
+          k: Optional[int] = None, title: str = "", pick_grid: Optional[tuple[np.ndarray, np.ndarray]] = None
+          ) -> go.Figure:
+    """Phase portrait of arrays (N, T, D): 2-D (i, j) or 3-D (i, j, k). ``pick_grid`` (xs, ys) adds a
+    layer of faint markers at those points that a click can select (lines alone cannot be selected)."""
     fig = go.Figure()
+    if pick_grid is not None and k is None:
+        gx, gy = np.meshgrid(*pick_grid)
+        fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name=PICK_NAME,
+                                 marker={"size": 9, "color": "rgba(120,120,120,0.12)"},
+                                 hovertemplate=f"{labels[i]} %{{x:.3g}}<br>{labels[j]} %{{y:.3g}}<extra>click to start "
+                                               "here</extra>"))
     for label, arr, color, dash in (("true", truth, TRUE_COLOR, "solid"), ("learned", pred, LEARNED_COLOR, "dash")):
         if arr is None:
             continue
@@ -48,70 +65,93 @@ def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], names: Sequen
             common = {"name": label, "legendgroup": label, "showlegend": n == 0, "mode": "lines",
                       "line": {"color": color, "width": 2 if k is None else 3, "dash": dash}, "opacity": 0.8}
             if k is None:
-                fig.add_trace(go.Scatter(x=path[:, i], y=path[:, j], **common))
+                fig.add_trace(go.Scatter(x=path[:, i], y=path[:, j], hoverinfo="skip", **common))
             else:
                 fig.add_trace(go.Scatter3d(x=path[:, i], y=path[:, j], z=path[:, k], **common))
     if k is None:
-        fig.update_layout(xaxis_title=names[i], yaxis_title=names[j])
+        fig.update_layout(xaxis_title=labels[i], yaxis_title=labels[j])
     else:
-        fig.update_layout(scene={"xaxis_title": names[i], "yaxis_title": names[j], "zaxis_title": names[k]})
-    fig.update_layout(title=title, height=460, margin={"t": 40, "b": 30})
+        fig.update_layout(scene={"xaxis_title": labels[i], "yaxis_title": labels[j], "zaxis_title": labels[k]})
+    fig.update_layout(title=title, height=460, margin={"t": 40, "b": 30}, clickmode="event+select")
     return fig
 
 
-def vector_field(gx: np.ndarray, gy: np.ndarray, u: np.ndarray, v: np.ndarray, names: Sequence[str],
-                 title: str, color: str, speed_range: Optional[tuple[float, float]] = None) -> go.Figure:
-    """Arrows of a 2-D field on a grid (u, v of shape (ny, nx)), normalised for readability;
+def vector_field(grid: xr.Dataset, which: str, labels: Sequence[str], title: str, color: str,
+                 speed_range: Optional[tuple[float, float]] = None) -> go.Figure:
+    """Arrows of ``grid[f"{which}_drift"]`` (a :func:`workbench.views.field_on_grid` result) projected on
+    the grid's plane, drawn with equal length for readability and coloured by ``speed_{which}``;
     ``speed_range`` fixes the colour scale so two panels can share it."""
-    speed = np.hypot(u, v)
-    scale = 0.45 * min(np.ptp(gx[0]) / max(gx.shape[1] - 1, 1), np.ptp(gy[:, 0]) / max(gy.shape[0] - 1, 1))
-    un, vn = u / np.maximum(speed, 1e-12) * scale, v / np.maximum(speed, 1e-12) * scale
-    xs, ys = [], []
-    for x0, y0, du, dv in zip(gx.ravel(), gy.ravel(), un.ravel(), vn.ravel()):
-        xs += [x0, x0 + du, None]
-        ys += [y0, y0 + dv, None]
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 1.5}, name=title,
-                               hoverinfo="skip"))
+    xs, ys = grid["grid_x"].values, grid["grid_y"].values
+    gx, gy = np.meshgrid(xs, ys)
+    drift = grid[f"{which}_drift"]
+    u = drift.sel(variable=grid.attrs["horizontal"]).values
+    v = drift.sel(variable=grid.attrs["vertical"]).values
+    speed = grid[f"speed_{which}"].values
+    length = 0.45 * min(np.ptp(xs) / max(len(xs) - 1, 1), np.ptp(ys) / max(len(ys) - 1, 1))
+    un, vn = u / np.maximum(speed, 1e-300) * length, v / np.maximum(speed, 1e-300) * length
+    segments_x = np.stack([gx.ravel(), gx.ravel() + un.ravel(), np.full(gx.size, np.nan)], axis=1).ravel()
+    segments_y = np.stack([gy.ravel(), gy.ravel() + vn.ravel(), np.full(gy.size, np.nan)], axis=1).ravel()
+    fig = go.Figure(go.Scatter(x=segments_x, y=segments_y, mode="lines", line={"color": color, "width": 1.5},
+                               name=title, hoverinfo="skip", connectgaps=False))
     fig.add_trace(go.Scatter(x=gx.ravel() + un.ravel(), y=gy.ravel() + vn.ravel(), mode="markers",
                              marker={"color": speed.ravel(), "colorscale": "Viridis", "size": 4,
                                      "cmin": speed_range[0] if speed_range else None,
                                      "cmax": speed_range[1] if speed_range else None,
-                                     "colorbar": {"title": "speed"}}, name="speed", hovertemplate="speed %{marker.color:.3g}"))
-    fig.update_layout(title=title, xaxis_title=names[0], yaxis_title=names[1], height=420, showlegend=False,
+                                     "colorbar": {"title": "speed in<br>the plane"}},
+                             name="speed", hovertemplate="speed %{marker.color:.3g}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=labels[0], yaxis_title=labels[1], height=420, showlegend=False,
                       margin={"t": 40, "b": 30})
     return fig
 
 
-def heatmap(gx: np.ndarray, gy: np.ndarray, values: np.ndarray, names: Sequence[str], title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(x=gx[0], y=gy[:, 0], z=values, colorscale="Reds", colorbar={"title": "rel. error"}))
-    fig.update_layout(title=title, xaxis_title=names[0], yaxis_title=names[1], height=420, margin={"t": 40, "b": 30})
+def heatmap(grid: xr.Dataset, labels: Sequence[str], title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(x=grid["grid_x"].values, y=grid["grid_y"].values, z=grid["error"].values,
+                               colorscale="Reds", colorbar={"title": "relative<br>error"},
+                               hovertemplate="%{z:.3g}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=labels[0], yaxis_title=labels[1], height=420, margin={"t": 40, "b": 30})
     return fig
 
 
 def loss_curve(history: list[dict]) -> go.Figure:
-    epochs = [h["epoch"] for h in history]
+    """Training loss (at the curriculum's horizon), validation loss at that same horizon (comparable
+    with it) and validation loss over the full window (what selects the best weights)."""
+    rows = [h for h in history if h.get("val_loss") is not None]
+    epochs = [h["epoch"] for h in rows]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=epochs[1:], y=[h["train_loss"] for h in history[1:]], name="train"))
-    fig.add_trace(go.Scatter(x=epochs, y=[h["val_loss"] for h in history], name="validation"))
-    positive = all((h["val_loss"] or 1) > 0 for h in history)
-    fig.update_layout(xaxis_title="epoch", yaxis_title="loss", yaxis_type="log" if positive else "linear",
-                      height=320, margin={"t": 20, "b": 30})
+    trained = [h for h in rows if h.get("train_loss") is not None]
+    fig.add_trace(go.Scatter(x=[h["epoch"] for h in trained], y=[h["train_loss"] for h in trained],
+                             name="training (at the training horizon)", mode="lines",
+                             line={"color": TRAIN_COLOR, "width": 2}))
+    if any("val_loss_at_horizon" in h for h in rows):
+        at_horizon = [h for h in rows if h.get("val_loss_at_horizon") is not None]
+        fig.add_trace(go.Scatter(x=[h["epoch"] for h in at_horizon], y=[h["val_loss_at_horizon"] for h in at_horizon],
+                                 name="validation (at the training horizon)", mode="lines",
+                                 line={"color": VAL_HORIZON_COLOR, "width": 2, "dash": "dash"}))
+    fig.add_trace(go.Scatter(x=epochs, y=[h["val_loss"] for h in rows], name="validation (full window)",
+                             mode="lines", line={"color": VAL_FULL_COLOR, "width": 2, "dash": "dot"}))
+    values = [v for h in rows for v in (h.get("train_loss"), h.get("val_loss"), h.get("val_loss_at_horizon"))
+              if v is not None]
+    positive = bool(values) and all(v > 0 for v in values)
+    fig.update_layout(xaxis_title="epoch", yaxis_title="loss (standardised units)",
+                      yaxis_type="log" if positive else "linear", height=340, margin={"t": 20, "b": 30},
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 
-def fan_chart(times: np.ndarray, samples: np.ndarray, truth_paths: Optional[np.ndarray], name: str) -> go.Figure:
-    """Median and central 50%/90% bands of ``samples`` (S, T) with true sample paths (K, T) on top."""
-    q = np.quantile(samples, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+def fan_chart(times: np.ndarray, quantiles: np.ndarray, truth_paths: Optional[np.ndarray], label: str,
+              time_label: str, truth_name: str = "true paths") -> go.Figure:
+    """Median and central 50%/90% bands from ``quantiles`` (5, T) at 5/25/50/75/95%, true paths (K, T) on top."""
     fig = go.Figure()
-    for lo, hi, alpha, label in ((q[0], q[4], 0.15, "90% band"), (q[1], q[3], 0.3, "50% band")):
+    for lo, hi, alpha, name in ((quantiles[0], quantiles[4], 0.15, "90% band"),
+                                (quantiles[1], quantiles[3], 0.3, "50% band")):
         fig.add_trace(go.Scatter(x=np.r_[times, times[::-1]], y=np.r_[lo, hi[::-1]], fill="toself",
-                                 fillcolor=f"rgba(214,39,40,{alpha})", line={"width": 0}, name=label))
-    fig.add_trace(go.Scatter(x=times, y=q[2], name="learned median", line={"color": LEARNED_COLOR}))
+                                 fillcolor=f"rgba(214,39,40,{alpha})", line={"width": 0}, name=name))
+    fig.add_trace(go.Scatter(x=times, y=quantiles[2], name="learned median", line={"color": LEARNED_COLOR}))
     if truth_paths is not None:
         for n, path in enumerate(truth_paths):
             fig.add_trace(go.Scatter(x=times, y=path, mode="lines", line={"color": TRUE_COLOR, "width": 1},
-                                     opacity=0.5, name="true paths", legendgroup="true", showlegend=n == 0))
-    fig.update_layout(xaxis_title="time", yaxis_title=name, height=400, margin={"t": 20, "b": 30})
+                                     opacity=0.5, name=truth_name, legendgroup="true", showlegend=n == 0))
+    fig.update_layout(xaxis_title=time_label, yaxis_title=label, height=400, margin={"t": 20, "b": 30})
     return fig
 
 
@@ -122,16 +162,34 @@ def coverage_curve(levels: np.ndarray, observed: np.ndarray, oracle: Optional[np
     if oracle is not None:
         fig.add_trace(go.Scatter(x=levels, y=oracle, name="true SDE samples", mode="lines+markers",
                                  line={"color": TRUE_COLOR}))
-    fig.update_layout(xaxis_title="nominal level of the central interval", yaxis_title="empirical coverage",
-                      height=380, margin={"t": 20, "b": 30})
+    fig.update_layout(xaxis_title="nominal level of the central interval [probability]",
+                      yaxis_title="observed coverage [fraction]", height=380, margin={"t": 20, "b": 30})
     return fig
 
 
-def marginals(learned: np.ndarray, truth: np.ndarray, name: str) -> go.Figure:
+def marginals(learned: np.ndarray, truth: np.ndarray, label: str) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Histogram(x=truth, name="true", histnorm="probability density", opacity=0.6,
                                marker_color=TRUE_COLOR))
     fig.add_trace(go.Histogram(x=learned, name="learned", histnorm="probability density", opacity=0.6,
                                marker_color=LEARNED_COLOR))
-    fig.update_layout(barmode="overlay", xaxis_title=name, yaxis_title="density", height=340, margin={"t": 20, "b": 30})
+    fig.update_layout(barmode="overlay", xaxis_title=label, yaxis_title="probability density [1 / unit of x]",
+                      height=340, margin={"t": 20, "b": 30})
+    return fig
+
+
+def series(times: np.ndarray, values: np.ndarray, labels: Sequence[str], time_label: str,
+           split_at: Sequence[tuple[float, str]] = ()) -> go.Figure:
+    """Measured series (T, D), one panel per variable, with optional vertical lines marking split starts."""
+    fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
+    for i, label in enumerate(labels):
+        fig.add_trace(go.Scatter(x=times, y=values[:, i], mode="lines+markers", marker={"size": 3},
+                                 line={"color": TRUE_COLOR}, name=label, showlegend=False), row=i + 1, col=1)
+        fig.update_yaxes(title_text=label, row=i + 1, col=1)
+        for x, text in split_at:
+            fig.add_vline(x=x, line={"color": "gray", "dash": "dot"}, row=i + 1, col=1)
+    for x, text in split_at:
+        fig.add_annotation(x=x, y=1.02, yref="paper", text=text, showarrow=False, font={"color": "gray"})
+    fig.update_layout(height=180 * len(labels) + 90, margin={"t": 40, "b": 30})
+    fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
     return fig

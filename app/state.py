@@ -1,9 +1,17 @@
-"""Session registry of datasets and models, and cached calls into the workbench API."""
+"""Session registry of datasets and models, and cached calls into the workbench API.
+
+Every cache is keyed by content: a dataset by :func:`workbench.views.content_key` (its state, time,
+coordinates and attrs), a model by :func:`workbench.views.model_key` (weights, scaling, description).
+Labels are only names for the user: a regenerated or re-uploaded dataset under an old label, or a
+retrained model, never reuses the old entry, and the same content is never computed twice.
+"""
 from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
+import traceback
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -12,26 +20,69 @@ import streamlit as st
 import xarray as xr
 
 import workbench as wb
-from workbench.demo import DEMOS, demo_paths
-from workbench.evaluate import evaluate
+from workbench import views
+from workbench.demo import DEMOS, demo_paths, scores_path
+from workbench.evaluate import evaluate, oracle_samples, true_system
+from workbench.errors import DatasetError
+from workbench.model import Model
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MODEL_FILES = {"config.json", "model.safetensors", "history.json"}
+# content hashes instead of Streamlit's default hashing (which would pickle whole objects)
+BY_CONTENT = {xr.Dataset: views.content_key, Model: views.model_key}
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def load_file(path: str, mtime: float) -> xr.Dataset:
     return wb.load(path)
 
 
-@st.cache_resource(show_spinner=False)
-def load_model_folder(path: str, mtime: float) -> wb.Model:
+@st.cache_resource(show_spinner=False, max_entries=16)
+def load_model_folder(path: str, mtime: float) -> Model:
     return wb.load_model(path, device="cpu")
 
 
-@st.cache_data(show_spinner="Integrating...", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)
 def simulate_cached(system: str, options_json: str) -> xr.Dataset:
     return wb.simulate(system, **json.loads(options_json), progress=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
+    """:func:`workbench.evaluate` on the test split, cached by the model's and the dataset's content;
+    the scores shipped with the demo (written by `workbench demo`) are used when they belong to exactly
+    this model and dataset."""
+    for kind in DEMOS:
+        shipped = views.shipped_scores(scores_path(demo_paths(kind)[0]), model, ds, n_samples)
+        if shipped is not None:
+            return shipped
+    return evaluate(model, ds, n_samples=n_samples)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def predict_cached(model: Model, ds: xr.Dataset, n_samples: int, seed: int = 0) -> xr.Dataset:
+    """``model.predict`` from the initial states of ``ds``, cached by content."""
+    return model.predict(ds, n_samples=n_samples, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def predict_from_cached(model: Model, x0: tuple[float, ...], times: tuple[float, ...]) -> xr.Dataset:
+    """``model.predict`` from one initial state, cached by content."""
+    return model.predict([list(x0)], list(times))
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
+def oracle_cached(test: xr.Dataset, n_samples: int, seed: int) -> Optional[xr.Dataset]:
+    """Samples of the true SDE from the test initial states (None when the truth is not a known SDE)."""
+    system = true_system(test)
+    if system is None or system.kind != "sde":
+        return None
+    return oracle_samples(test, system, n_samples, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def field_cached(model: Model, ds: xr.Dataset, i: int, j: int, n: int) -> xr.Dataset:
+    return views.field_on_grid(model, ds, i, j, n)
 
 
 def datasets() -> dict[str, xr.Dataset]:
@@ -45,7 +96,7 @@ def datasets() -> dict[str, xr.Dataset]:
     return out
 
 
-def models() -> dict[str, wb.Model]:
+def models() -> dict[str, Model]:
     """Demo models first, then those trained or uploaded in this session."""
     out = {}
     for kind, spec in DEMOS.items():
@@ -61,78 +112,118 @@ def add_dataset(label: str, ds: xr.Dataset) -> None:
     st.session_state.setdefault("datasets", {})[label] = ds
 
 
-def add_model(label: str, model: wb.Model) -> None:
+def add_model(label: str, model: Model) -> None:
     st.session_state.setdefault("models", {})[label] = model
 
 
-def matching_dataset(model: wb.Model, options: dict[str, xr.Dataset]) -> Optional[str]:
-    """The first dataset label whose system and variables match the model's."""
-    for label, ds in options.items():
-        if ds.attrs.get("system") == model.meta.get("system") and \
-                [str(v) for v in ds["variable"].values] == model.variables:
-            return label
-    return None
+def variables_of(ds: xr.Dataset) -> list[str]:
+    return [str(v) for v in ds["variable"].values]
 
 
-@st.cache_data(show_spinner="Scoring...", max_entries=16)
-def evaluate_cached(model_label: str, data_label: str, _model: wb.Model, _ds: xr.Dataset,
-                    n_samples: int, history_len: int) -> xr.Dataset:
-    # models and datasets are keyed by their labels (and training length) rather than hashed
-    return evaluate(_model, _ds, n_samples=n_samples)
+def matching_datasets(model: Model, options: dict[str, xr.Dataset]) -> list[str]:
+    """Labels of the datasets the model can run on (same variables), those of its own system first."""
+    fits = [label for label, ds in options.items() if variables_of(ds) == model.variables]
+    return sorted(fits, key=lambda label: options[label].attrs.get("system") != model.meta.get("system"))
+
+
+def report(exc: BaseException) -> None:
+    """Show an error in the page: a user's mistake with its message, anything else as a bug to report."""
+    if isinstance(exc, wb.WorkbenchError):
+        st.error(f"{type(exc).__name__}: {exc}", icon=":material/error:")
+    else:
+        print("".join(traceback.format_exception(exc)), flush=True)  # the details go to the server log
+        st.error(f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in the workbench; "
+                 "the server log has the details.", icon=":material/bug_report:")
 
 
 def guarded(action: Callable[[], Any]) -> Any:
-    """Run ``action``; show a user error in the page instead of a traceback."""
+    """Run ``action``; show any error in the page (never a traceback) and return None."""
     try:
         return action()
-    except wb.WorkbenchError as exc:
-        st.error(f"{type(exc).__name__}: {exc}", icon=":material/error:")
+    except Exception as exc:  # every failure becomes a message in the page
+        report(exc)
         return None
 
 
+def problem_only(message: str) -> str:
+    """The problem part of a workbench message, without a fix written for Python callers
+    (``name it with time='<column>'``, ``pass q=[...]``, ``save with workbench.save``) that a page user
+    cannot follow; the page gives its own advice."""
+    problem, _, fix = message.partition("; ")
+    return problem if re.search(r"\w=|workbench\.|wb\.|\(\)|`", fix) else message
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
 def dataset_bytes(ds: xr.Dataset) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = wb.save(ds, Path(tmp) / "data.h5")
         return path.read_bytes()
 
 
-def model_zip(model: wb.Model) -> bytes:
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
+def model_zip(model: Model) -> bytes:
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / "model")
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in sorted(MODEL_FILES):
-                archive.write(folder / name, name)
+                if (folder / name).is_file():
+                    archive.write(folder / name, name)
     return buffer.getvalue()
 
 
-def model_from_zip(data: bytes) -> wb.Model:
+def model_from_zip(name: str, data: bytes) -> Model:
     """Load a model zip (safetensors + JSON only); anything else in the archive is refused."""
     if len(data) > MAX_UPLOAD_BYTES:
-        raise wb.WorkbenchError(f"the archive is larger than {MAX_UPLOAD_BYTES >> 20} MB")
+        raise wb.WorkbenchError(f"'{name}' is larger than {MAX_UPLOAD_BYTES >> 20} MB")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise wb.WorkbenchError("not a zip archive; upload the zip downloaded from the Train page") from None
+        raise wb.WorkbenchError(f"'{name}' is not a zip archive; upload the zip that the Train page's "
+                                "'Download model' button saves") from None
     names = set(archive.namelist())
     if not names <= MODEL_FILES or not {"config.json", "model.safetensors"} <= names:
-        raise wb.WorkbenchError(f"a model zip holds exactly {sorted(MODEL_FILES)}; found {sorted(names)}")
+        raise wb.WorkbenchError(f"'{name}': a model zip holds exactly {sorted(MODEL_FILES)}; found {sorted(names)}")
     if sum(info.file_size for info in archive.infolist()) > 4 * MAX_UPLOAD_BYTES:
-        raise wb.WorkbenchError("the archive expands to more than allowed")
+        raise wb.WorkbenchError(f"'{name}' expands to more than {4 * MAX_UPLOAD_BYTES >> 20} MB")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:  # names were checked against a fixed list: no paths can escape tmp
-            (Path(tmp) / name).write_bytes(archive.read(name))
-        return wb.load_model(tmp, device="cpu")
+        for member in names:  # names were checked against a fixed list: no paths can escape tmp
+            (Path(tmp) / member).write_bytes(archive.read(member))
+        try:
+            return wb.load_model(tmp, device="cpu")
+        except wb.WorkbenchError as exc:
+            raise DatasetError(f"{problem_only(user_message(str(exc), tmp, name))}. Upload the zip that the "
+                               "Train page's 'Download model' button saves.") from None
 
 
-def uploaded_dataset(name: str, data: bytes) -> xr.Dataset:
-    """Validate an uploaded HDF5 or long-format CSV with the same loaders as the Python API."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise wb.WorkbenchError(f"the file is larger than {MAX_UPLOAD_BYTES >> 20} MB")
+def user_message(message: str, server_path: str, name: str) -> str:
+    """An error message about a temporary server file, retold about the user's file ``name``."""
+    return message.replace(f"{server_path}/", "").replace(server_path, f"'{name}'")
+
+
+UPLOAD_ADVICE = {
+    ".csv": "Check that the file is a comma-separated table with a header row, then pick its time column and "
+            "the role of each column above.",
+    "other": "Upload an HDF5 file saved by the Systems page's Download button (or NetCDF with a time dimension), "
+             "or a CSV table.",
+}
+
+
+def uploaded_dataset(name: str, data: bytes, **csv_options: Any) -> xr.Dataset:
+    """Validate an uploaded HDF5/NetCDF or CSV file with the same loaders as the Python API.
+
+    Errors name the user's file (never the temporary copy on the server) and give advice a page user
+    can follow; ``csv_options`` (time column, roles) go to :func:`workbench.from_csv`.
+    """
     suffix = Path(name).suffix.lower()
+    advice = UPLOAD_ADVICE.get(suffix, UPLOAD_ADVICE["other"])
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DatasetError(f"'{name}' is larger than {MAX_UPLOAD_BYTES >> 20} MB. {advice}")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
+        path = Path(tmp) / (Path(name).name or f"upload{suffix}")
         path.write_bytes(data)
-        if suffix == ".csv":
-            return wb.from_csv(path)
-        return wb.load(path)
+        try:
+            return wb.from_csv(path, **csv_options) if suffix == ".csv" else wb.load(path)
+        except wb.WorkbenchError as exc:
+            problem = problem_only(user_message(str(exc), str(path), name))
+            raise DatasetError(f"{problem}. {advice}") from None

@@ -7,6 +7,13 @@ import streamlit as st
 # the app's helper modules live beside this file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import state  # noqa: E402  (needs the path above)
+from workbench.devices import configure_threads  # noqa: E402
+
+# The server is a process entry point: one torch thread unless WORKBENCH_THREADS says otherwise
+# (torch's one-thread-per-core default is several times slower on a busy small machine).
+configure_threads()
+
 # the favicon is an emoji: a material-icon favicon is fetched from the internet, which may be unreachable
 st.set_page_config(page_title="Dynamics workbench", page_icon="📈", layout="wide")
 
@@ -17,4 +24,7 @@ pages = [
     st.Page("views/uncertainty.py", title="Uncertainty", icon=":material/ssid_chart:"),
     st.Page("views/data.py", title="Data", icon=":material/upload_file:"),
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except Exception as exc:  # anything a page did not handle is shown as a message, never as a traceback
+    state.report(exc)

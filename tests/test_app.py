@@ -1,14 +1,18 @@
-"""The Streamlit app through streamlit.testing: every page renders, and a user's path works."""
+"""The Streamlit app through streamlit.testing: every page renders, a user's path works, and the
+defects users hit (stale data, tracebacks, label-keyed caches, unusable training page) stay fixed."""
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import workbench as wb
+
 ENTRY = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+LORENZ_MODEL = "demo: node on lorenz63"
 
 
 def plotly_figures(at):
@@ -26,8 +30,22 @@ def trace_names(at):
     return {trace.get("name") for figure in plotly_figures(at) for trace in figure["data"]}
 
 
+def axis_titles(at):
+    titles = set()
+    for figure in plotly_figures(at):
+        for key, axis in figure["layout"].items():
+            if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict) and "title" in axis:
+                titles.add(axis["title"]["text"])
+    return titles
+
+
 def assert_clean(at):
     assert not at.exception, [e.value for e in at.exception]
+    assert not any("Unexpected error" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
 
 
 @pytest.fixture()
@@ -37,29 +55,84 @@ def app():
     return at
 
 
-def test_default_page_compares_learned_and_true_flows(app):
+def test_default_page_compares_learned_and_true_flows_with_units(app):
     assert_clean(app)
     assert app.title[0].value == "Learned vs true flow"
     names = trace_names(app)
-    assert {"true", "learned", "true drift", "learned drift"} <= names
+    assert {"true", "learned", "true drift", "learned drift", "click to start here"} <= names
     series = plotly_figures(app)[0]
     true_x = next(t for t in series["data"] if t.get("name") == "true")
     learned_x = next(t for t in series["data"] if t.get("name") == "learned")
     assert len(values(true_x["x"])) == len(values(learned_x["x"])) > 100
     assert not np.allclose(values(true_x["y"]), values(learned_x["y"]))  # two different curves
-    assert any(m.label == "median valid prediction time" for m in app.metric)
+    # lorenz63 is dimensionless: every axis says so, and VPT is given in time units and Lyapunov times
+    assert {"x [dimensionless]", "time [dimensionless]"} <= axis_titles(app)
+    assert metric(app, "median valid prediction time").endswith("time units")
+    assert metric(app, "... in Lyapunov times").endswith("Lyapunov times")
 
 
-def test_systems_page_generates_and_plots(app):
+def lorenz(seed, rho=28.0):
+    return wb.simulate("lorenz63", n=16, t_end=4.0, dt=0.02, seed=seed, params={"rho": rho})
+
+
+def test_cached_scores_follow_content_not_labels(app):
+    app.session_state["datasets"] = {"mine": lorenz(1)}
+    app.run()
+    app.selectbox[1].set_value("mine").run()
+    assert_clean(app)
+    first = metric(app, "mean RMSE")
+    app.session_state["datasets"] = {"mine": lorenz(2, rho=35.0)}  # same label, other data
+    app.run()
+    assert_clean(app)
+    assert app.selectbox[1].value == "mine"
+    assert metric(app, "mean RMSE") != first
+    app.session_state["datasets"] = {"mine": lorenz(1)}  # the first content again: same scores
+    app.run()
+    assert metric(app, "mean RMSE") == first
+
+
+def test_systems_page_generates_plots_with_units_and_facts_table(app):
     app.switch_page("views/systems.py").run()
     assert_clean(app)
     assert app.latex, "equations are rendered"
-    app.selectbox[0].set_value("van_der_pol").run()
+    assert not app.json, "facts are a table, not raw JSON"
+    assert app.dataframe
+    app.selectbox[0].set_value("damped_pendulum").run()
     app.button[0].click().run()  # the form's Generate button
     assert_clean(app)
-    assert "van_der_pol" in app.success[0].value
+    assert "damped_pendulum" in app.success[0].value
     assert "true" in trace_names(app)
+    assert {"theta [rad]", "omega [rad/s]", "time [s]"} <= axis_titles(app)
     assert app.get("download_button")
+
+
+def test_systems_page_never_shows_the_previous_systems_data(app):
+    app.switch_page("views/systems.py").run()
+    app.selectbox[0].set_value("van_der_pol").run()
+    app.button[0].click().run()
+    assert app.get("download_button")
+    app.selectbox[0].set_value("duffing").run()  # switched, not generated
+    assert_clean(app)
+    assert not app.success and not app.get("download_button") and not app.get("plotly_chart")
+    assert "duffing" in app.info[0].value
+
+
+def test_systems_page_bounds_the_request(app):
+    app.switch_page("views/systems.py").run()
+    t_end = next(w for w in app.number_input if w.label.startswith("t_end"))
+    dt = next(w for w in app.number_input if w.label.startswith("dt"))
+    assert t_end.max is not None and dt.min > 0
+    dt.set_value(dt.min)
+    t_end.set_value(t_end.max)
+    app.button[0].click().run()
+    assert_clean(app)
+    assert app.error and "more than this page holds" in app.error[0].value
+    assert not app.session_state["datasets"]
+
+
+def wait_for_training(app, timeout_s=120):
+    app.session_state["job"].wait(timeout_s)
+    app.run()
 
 
 def test_generate_train_compare_round_trip(app):
@@ -74,8 +147,16 @@ def test_generate_train_compare_round_trip(app):
     app.number_input[0].set_value(5).run()  # time budget in seconds
     app.button[0].click().run()
     assert_clean(app)
+    assert any(b.label == "Stop" for b in app.button), "the page stays usable and offers Stop while training"
+    wait_for_training(app)
+    assert_clean(app)
     trained = [k for k in app.session_state["models"] if k.startswith("resnet")]
     assert trained and app.get("download_button")
+    # after a normal finish: no Stop button, one loss chart with comparable curves
+    assert not any(b.label == "Stop" for b in app.button)
+    assert len(plotly_figures(app)) == 1
+    assert {"training (at the training horizon)", "validation (at the training horizon)",
+            "validation (full window)"} <= trace_names(app)
     app.switch_page("views/compare.py").run()
     app.selectbox[0].set_value(trained[0]).run()
     assert_clean(app)
@@ -83,19 +164,64 @@ def test_generate_train_compare_round_trip(app):
     assert {"true", "learned"} <= trace_names(app)
 
 
+def test_stop_keeps_the_best_weights(app):
+    app.switch_page("views/train.py").run()
+    app.selectbox[1].set_value("resnet").run()
+    app.number_input[0].set_value(60).run()
+    app.button[0].click().run()
+    job = app.session_state["job"]
+    while not job.history:
+        time.sleep(0.2)
+    next(b for b in app.button if b.label == "Stop").click().run()
+    job.wait(60)
+    app.run()
+    assert_clean(app)
+    assert "Stopped after epoch" in app.success[0].value
+    assert any("(stopped)" in k for k in app.session_state["models"])
+
+
+def test_train_page_offers_only_learners_that_fit(app):
+    app.switch_page("views/train.py").run()
+    app.selectbox[0].set_value("demo: lorenz63").run()
+    assert_clean(app)
+    offered = [option.split(" — ")[0] for option in app.selectbox[1].options]
+    assert "node" in offered and "hnn" not in offered and "sonode" not in offered  # 3 variables: no (q, p)
+    greyed = " ".join(m.value for m in app.markdown)
+    assert "hnn" in greyed and "sonode" in greyed
+
+
 def test_uncertainty_page_shows_fan_chart_and_calibration(app):
     app.switch_page("views/uncertainty.py").run()
     assert_clean(app)
     names = trace_names(app)
-    assert {"90% band", "50% band", "learned median", "true paths", "ideal", "true SDE samples"} <= names
+    assert {"90% band", "50% band", "learned median", "true SDE paths", "ideal", "true SDE samples"} <= names
 
 
-def test_bad_upload_shows_an_error_not_a_traceback(app):
+def test_uncertainty_page_offers_only_matching_datasets(app):
+    app.switch_page("views/uncertainty.py").run()
+    assert "demo: lorenz63" not in app.selectbox[1].options
+    assert app.selectbox[1].options == ["demo: double_well"]
+    assert_clean(app)
+
+
+def test_bad_upload_names_the_users_file_and_gives_page_advice(app):
     app.switch_page("views/data.py").run()
     app.file_uploader[0].set_value(("broken.h5", b"this is not hdf5", "application/x-hdf5")).run()
     assert_clean(app)
-    assert app.error and "not an HDF5 file" in app.error[0].value
+    message = app.error[0].value
+    assert "'broken.h5'" in message and "/tmp" not in message
+    assert "workbench.save" not in message and "Systems page" in message
     csv = b"trajectory,time,x\n0,0.0,1.0\n0,1.0,2.0\n"
     app.file_uploader[0].set_value(("good.csv", csv, "text/csv")).run()
     assert_clean(app)
     assert "is valid" in app.success[0].value
+
+
+def test_csv_with_dates_is_plotted_on_a_date_axis(app):
+    app.switch_page("views/data.py").run()
+    csv = b"date,co2 [ppm]\n2020-01-01,410.1\n2020-02-01,\n2020-03-01,411.9\n"
+    app.file_uploader[0].set_value(("co2.csv", csv, "text/csv")).run()
+    assert_clean(app)
+    assert app.selectbox[0].value == "date"
+    assert "is valid" in app.success[0].value
+    assert {"date", "co2 [ppm]"} <= axis_titles(app)

@@ -43,5 +43,21 @@ def build_demo(folder: Optional[Path] = None, progress: Optional[bool] = None) -
         fit(ds, learner, out=model_path, progress=progress, **options)
         for leftover in ("checkpoint.json", "checkpoint.safetensors"):
             (model_path / leftover).unlink(missing_ok=True)
-        written += [data_path, model_path]
+        written += [data_path, model_path, ship_scores(data_path, model_path)]
     return written
+
+
+def scores_path(data_path: Path) -> Path:
+    """Where a demo's precomputed evaluation lives; the app reuses it only when the content keys match."""
+    return data_path.with_name(f"{data_path.stem}-scores.h5")
+
+
+def ship_scores(data_path: Path, model_path: Path, n_samples: int = 32) -> Path:
+    """Evaluate the saved demo model on its saved dataset (as the app loads them) and store the scores."""
+    from .dataset import load
+    from .evaluate import evaluate
+    from .model import load_model
+    from .views import save_scores
+
+    ds, model = load(data_path), load_model(model_path, device="cpu")
+    return save_scores(evaluate(model, ds, n_samples=n_samples), model, ds, scores_path(data_path), n_samples)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import metrics
-from .dataset import json_attr, observation_mask
+from . import metrics, timeaxis
+from .dataset import json_attr, observation_mask, write_netcdf
 from .errors import BadParameterError, DatasetError
 from .evaluate import true_drift, true_system
 
@@ -83,6 +84,39 @@ def model_key(model: Any) -> str:
     return digest.hexdigest()
 
 
+def save_scores(scores: xr.Dataset, model: Any, ds: xr.Dataset, path: Union[str, Path], n_samples: int) -> Path:
+    """Write an :func:`workbench.evaluate` result with the content keys of the model and the data it scored,
+    so it can be shipped beside a demo and reused only for exactly that pair (see :func:`shipped_scores`).
+
+    Arguments:
+        scores: the evaluation result.
+        model, ds: the model and dataset that were evaluated.
+        path: the HDF5 file to write (atomically).
+        n_samples: the ``n_samples`` the evaluation used.
+
+    Returns:
+        The path written.
+    """
+    keyed = scores.assign_attrs(model_key=model_key(model), data_key=content_key(ds), n_samples=int(n_samples))
+    return write_netcdf(keyed, path)
+
+
+def shipped_scores(path: Union[str, Path], model: Any, ds: xr.Dataset, n_samples: int) -> Optional[xr.Dataset]:
+    """The scores stored at ``path`` by :func:`save_scores` if they belong to exactly this model, this
+    dataset and this ``n_samples`` (content keys compared), else None (also when there is no such file)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with xr.open_dataset(path, engine="h5netcdf") as stored:
+        attrs = stored.attrs
+        if (attrs.get("model_key"), attrs.get("data_key"), int(attrs.get("n_samples", -1))) != \
+                (model_key(model), content_key(ds), int(n_samples)):
+            return None
+        scores = stored.load()
+    scores.attrs = {k: v for k, v in scores.attrs.items() if k not in ("model_key", "data_key", "n_samples")}
+    return scores
+
+
 # --- units -----------------------------------------------------------------------------------------
 
 def variable_units(ds: xr.Dataset) -> dict[str, Optional[str]]:
@@ -105,6 +139,25 @@ def unit_label(name: str, unit: Optional[str]) -> str:
     if unit is None or unit == "":
         return name
     return f"{name} [{'dimensionless' if unit == DIMENSIONLESS else unit}]"
+
+
+def time_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
+    """The time values to plot and their axis title: dates for a calendar axis (``days since ...``),
+    else the numbers with their unit (``time [s]``)."""
+    dates = timeaxis.to_datetimes(ds)
+    if dates is not None:
+        return dates, "date"
+    return ds["time"].values, unit_label("time", time_units(ds))
+
+
+def duration_text(value: float, ds: xr.Dataset) -> str:
+    """A span on the time axis of ``ds`` in words: ``"2.31 s"``, ``"14 days"``, ``"2.31 time units"``."""
+    unit = time_units(ds)
+    if unit is not None and timeaxis.is_calendar(ds):
+        unit = timeaxis.step_label(ds)
+    if unit in (None, "", DIMENSIONLESS):
+        return f"{value:.3g} time units"
+    return f"{value:.3g} {unit}"
 
 
 # --- vector fields ---------------------------------------------------------------------------------
@@ -255,6 +308,11 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
                      f"{ds.sizes['variable']} variables"),
             ("time span", f"{_number(float(t[0]))} to {_number(float(t[-1]))}{tu_text}" +
              ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)"))]
+    dates = timeaxis.to_datetimes(ds)
+    if dates is not None:
+        rows.append(("dates", f"{np.datetime_as_string(dates[0], unit='D')} to "
+                              f"{np.datetime_as_string(dates[-1], unit='D')}"))
+        tu_text = f" {timeaxis.step_label(ds)}"
     if len(t) > 1:
         steps = np.diff(t)
         regular = np.allclose(steps, steps[0], rtol=1e-6, atol=0.0)
@@ -287,6 +345,18 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
     return overview, pd.DataFrame(table)
 
 
+def score_table(scores: xr.Dataset) -> pd.DataFrame:
+    """The scalar scores of an :func:`workbench.evaluate` result as rows ``metric``, ``meaning``, ``value``,
+    ``unit`` (from each score's attrs; ``dimensionless`` for unit ``"1"``, blank when not stated)."""
+    rows = []
+    for name, var in scores.data_vars.items():
+        if var.ndim == 0:
+            unit = var.attrs.get("units")
+            rows.append({"metric": str(name), "meaning": str(var.attrs.get("long_name", "")),
+                         "value": float(var), "unit": "dimensionless" if unit == DIMENSIONLESS else (unit or "")})
+    return pd.DataFrame(rows, columns=["metric", "meaning", "value", "unit"])
+
+
 def facts_table(facts: dict[str, Any]) -> pd.DataFrame:
     """A catalog system's ``facts`` as a two-column table (``fact``, ``value``) of readable text.
 
@@ -314,5 +384,6 @@ def facts_table(facts: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fact", "value"])
 
 
-__all__ = ["content_key", "model_key", "variable_units", "time_units", "unit_label", "field_on_grid",
-           "calibration_curve", "fan_quantiles", "describe", "facts_table"]
+__all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_label", "time_axis", "duration_text",
+           "field_on_grid",
+           "calibration_curve", "fan_quantiles", "describe", "score_table", "facts_table"]

@@ -7,7 +7,8 @@ import streamlit as st
 import charts
 import state
 import workbench as wb
-from workbench.evaluate import summary, true_drift, true_system
+from workbench import views
+from workbench.evaluate import summary, true_system
 
 st.title("Learned vs true flow")
 models = state.models()
@@ -19,52 +20,63 @@ datasets = state.datasets()
 c1, c2 = st.columns(2)
 model_label = c1.selectbox("Model", list(models))
 model = models[model_label]
-default = state.matching_dataset(model, datasets)
-data_options = list(datasets)
-data_label = c2.selectbox("Dataset", data_options, index=data_options.index(default) if default else 0)
-ds = datasets[data_label]
-if [str(v) for v in ds["variable"].values] != model.variables:
-    st.error(f"The model predicts {model.variables} but the dataset holds "
-             f"{[str(v) for v in ds['variable'].values]}; pick a matching dataset.")
+matching = state.matching_datasets(model, datasets)
+if not matching:
+    st.warning(f"No loaded dataset has this model's variables {model.variables}; generate one on the Systems "
+               "page or upload one on the Data page.")
     st.stop()
-variables = model.variables
+data_label = c2.selectbox("Dataset (those with the model's variables)", matching)
+ds = datasets[data_label]
 test = wb.select_split(ds, "test")
-scores = state.guarded(lambda: state.evaluate_cached(model_label, data_label, model, ds, 32, len(model.history)))
+if test.sizes["trajectory"] == 0:
+    st.warning("This dataset has no test trajectories; regenerate it with a split on the Systems page.")
+    st.stop()
+scores = state.guarded(lambda: state.evaluate_cached(model, ds, 32))
 if scores is None:
     st.stop()
 
+variables = model.variables
+units = views.variable_units(ds)
+labels = [views.unit_label(v, units[v]) for v in variables]
+times, time_label = views.time_axis(test)
 headline = summary(scores)
 cols = st.columns(4)
-for col, key, label in zip(cols, ("vpt_median", "vpt_lyapunov_median", "vector_field_error", "rmse_mean"),
-                           ("median valid prediction time", "... in Lyapunov times", "vector-field rel. error",
-                            "mean RMSE")):
-    if key in headline:
-        col.metric(label, f"{headline[key]:.3g}")
+if "vpt_median" in headline:
+    cols[0].metric("median valid prediction time", views.duration_text(headline["vpt_median"], ds),
+                   help=f"first time the normalised error exceeds {scores.attrs['threshold']:g}, median over "
+                        f"{scores.attrs['n_trajectories']} test trajectories")
+if "vpt_lyapunov_median" in headline:
+    cols[1].metric("... in Lyapunov times", f"{headline['vpt_lyapunov_median']:.3g} Lyapunov times",
+                   help="valid prediction time x largest Lyapunov exponent")
+if "vector_field_error" in headline:
+    cols[2].metric("vector-field error", f"{headline['vector_field_error']:.3g} (relative)",
+                   help="||f_learned - f_true|| / ||f_true|| on test-data points, dimensionless")
+if "rmse_mean" in headline:
+    rmse_unit = scores["rmse"].attrs.get("units")
+    cols[3].metric("mean RMSE", f"{headline['rmse_mean']:.3g}" +
+                   (f" {rmse_unit}" if rmse_unit not in (None, "1") else " (state units)"),
+                   help="root-mean-square error over variables, test trajectories and times")
 
-
-@st.cache_data(show_spinner="Rolling out...", max_entries=8)
-def rollout(model_label: str, data_label: str, history_len: int, _model: wb.Model, _test):
-    return _model.predict(_test, n_samples=16)
-
-
-pred = rollout(model_label, data_label, len(model.history), model, test)
-times = test["time"].values
+pred = state.guarded(lambda: state.predict_cached(model, test, 16))
+if pred is None:
+    st.stop()
 traj = st.select_slider("test trajectory", options=list(range(test.sizes["trajectory"])), value=0)
 truth_path = test["state"].values[traj]
 pred_path = pred["state"].values[:, traj]
 center = np.median(pred_path, axis=0)
 vpt = float(scores["vpt"].values[traj])
-st.plotly_chart(charts.timeseries(truth_path, center, times, variables, vpt=vpt, band=np.abs(center - truth_path)),
+st.plotly_chart(charts.timeseries(truth_path, center, times, labels, time_label, vpt=vpt,
+                                  vpt_text=views.duration_text(vpt, ds), band=np.abs(center - truth_path)),
                 key="compare_timeseries")
 
 left, right = st.columns(2)
 if len(variables) >= 2:
     with left:
-        st.plotly_chart(charts.phase(test["state"].values[:3], pred["state"].values[0, :3], variables, 0, 1,
+        st.plotly_chart(charts.phase(test["state"].values[:3], pred["state"].values[0, :3], labels, 0, 1,
                                      title="phase portrait (3 test trajectories)"), key="compare_phase2d")
     if len(variables) >= 3:
         with right:
-            st.plotly_chart(charts.phase(truth_path[None], center[None], variables, 0, 1, 2, title="3-D phase portrait"),
+            st.plotly_chart(charts.phase(truth_path[None], center[None], labels, 0, 1, 2, title="3-D phase portrait"),
                             key="compare_phase3d")
 
 system = true_system(ds)
@@ -74,57 +86,63 @@ if system is not None and len(variables) >= 2:
     i = variables.index(c1.selectbox("horizontal", variables, index=0))
     j = variables.index(c2.selectbox("vertical", variables, index=1))
     density = c3.slider("grid", 8, 30, 16)
-    observed = ds["state"].values.reshape(-1, len(variables))
-    observed = observed[np.isfinite(observed).all(1)]
-    lo, hi, mid = observed.min(0), observed.max(0), observed.mean(0)
-    gx, gy = np.meshgrid(np.linspace(lo[i], hi[i], density), np.linspace(lo[j], hi[j], density))
-    points = np.tile(mid, (gx.size, 1))
-    points[:, i], points[:, j] = gx.ravel(), gy.ravel()
-    true_f = true_drift(ds, system, np.zeros(len(points), dtype=int), points)
-    learned_f = model.vector_field(points)
-    rel = np.linalg.norm(learned_f - true_f, axis=1) / np.maximum(np.linalg.norm(true_f, axis=1), 1e-9)
-    if len(variables) > 2:
+    if i == j:
+        st.info("Pick two different variables for the horizontal and vertical axes.")
+        st.stop()
+    grid = state.guarded(lambda: state.field_cached(model, ds, i, j, density))
+    if grid is None:
+        st.stop()
+    fixed = json.loads(grid.attrs["slice"])
+    if fixed:
         st.caption("Slice through the data mean in the other variables: " +
-                   ", ".join(f"{variables[k]}={mid[k]:.3g}" for k in range(len(variables)) if k not in (i, j)))
+                   ", ".join(f"{name} = {value:.3g}" for name, value in fixed.items()))
     st.caption("The grid spans the data's bounding box, so its corners may lie off the attractor where no "
-               "training data was; the headline vector-field error is measured on test-data points.")
-    names = (variables[i], variables[j])
+               "training data was. Arrows have equal length; colour is the drift's speed in the plane "
+               f"[{views.unit_label(variables[i], units[variables[i]])} per unit time]. The error map is "
+               "|f_learned - f_true| / RMS |f_true| over the grid; the headline vector-field error is "
+               "measured on test-data points.")
+    names = (labels[i], labels[j])
     f1, f2, f3 = st.columns(3)
-    shape = gx.shape
-    speeds = np.hypot(np.r_[true_f[:, i], learned_f[:, i]], np.r_[true_f[:, j], learned_f[:, j]])
+    speeds = np.r_[grid["speed_true"].values.ravel(), grid["speed_learned"].values.ravel()]
     shared = (float(speeds.min()), float(speeds.max()))
-    f1.plotly_chart(charts.vector_field(gx, gy, true_f[:, i].reshape(shape), true_f[:, j].reshape(shape), names,
-                                        "true drift", charts.TRUE_COLOR, shared), key="field_true")
-    f2.plotly_chart(charts.vector_field(gx, gy, learned_f[:, i].reshape(shape), learned_f[:, j].reshape(shape),
-                                        names, "learned drift", charts.LEARNED_COLOR, shared), key="field_learned")
-    f3.plotly_chart(charts.heatmap(gx, gy, rel.reshape(shape), names, "relative error |f_learned - f_true| / |f_true|"),
-                    key="field_error")
+    f1.plotly_chart(charts.vector_field(grid, "true", names, "true drift", charts.TRUE_COLOR, shared),
+                    key="field_true")
+    f2.plotly_chart(charts.vector_field(grid, "learned", names, "learned drift", charts.LEARNED_COLOR, shared),
+                    key="field_learned")
+    f3.plotly_chart(charts.heatmap(grid, names, "relative error of the learned drift"), key="field_error")
 
     st.subheader("Your own initial condition")
-    st.caption("Type a state, or click a point of the phase portrait below to start both flows there.")
-    picked = st.session_state.get("picked_x0", test["state"].values[traj, 0].tolist())
+    st.caption("Type a state, or click a point of the phase portrait below (the grey dots) to start both "
+               "flows there.")
+    picked = st.session_state.get("picked_x0") or test["state"].values[traj, 0].tolist()
+    if len(picked) != len(variables):
+        picked = test["state"].values[traj, 0].tolist()
     x0_cols = st.columns(len(variables))
-    x0 = [x0_cols[k].number_input(variables[k], value=float(picked[k]), format="%.4g", key=f"x0_{k}_{picked[k]}")
+    x0 = [x0_cols[k].number_input(labels[k], value=float(picked[k]), format="%.4g", key=f"x0_{k}_{picked[k]}")
           for k in range(len(variables))]
-    params = json.loads(ds.attrs.get("params", "{}") or "{}")
-    truth_ic = state.guarded(lambda: state.simulate_cached(system.name, json.dumps(
-        {"n": 1, "times": times.tolist(), "x0": x0, "params": params, "split": None, "seed": 0})))
-    pred_ic = state.guarded(lambda: model.predict([x0], times))
+    if x0 == test["state"].values[traj, 0].tolist():  # the test trajectory's own start: both flows are above
+        truth_ic, pred_ic = test.isel(trajectory=[traj]), pred.isel(sample=[0], trajectory=[traj])
+    else:
+        params = json.loads(ds.attrs.get("params", "{}") or "{}")
+        truth_ic = state.guarded(lambda: state.simulate_cached(system.name, json.dumps(
+            {"n": 1, "times": test["time"].values.tolist(), "x0": x0, "params": params, "split": None, "seed": 0})))
+        pred_ic = state.guarded(lambda: state.predict_from_cached(model, tuple(x0),
+                                                                  tuple(test["time"].values.tolist())))
     if truth_ic is not None and pred_ic is not None:
-        event = st.plotly_chart(charts.phase(truth_ic["state"].values, pred_ic["state"].values[0], variables, i, j,
-                                             title="from your initial condition"),
+        pick_grid = (np.linspace(*grid["grid_x"].values[[0, -1]], 21), np.linspace(*grid["grid_y"].values[[0, -1]], 21))
+        event = st.plotly_chart(charts.phase(truth_ic["state"].values, pred_ic["state"].values[0], labels, i, j,
+                                             title="from your initial condition", pick_grid=pick_grid),
                                 key="ic_phase", on_select="rerun", selection_mode="points")
-        chosen = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-            getattr(getattr(event, "selection", None), "points", [])
-        if chosen:
+        points = [(float(p["x"]), float(p["y"])) for p in event.selection.points] if event else []
+        if points and points != st.session_state.get("ic_selection"):
+            st.session_state["ic_selection"] = points
             new = list(x0)
-            new[i], new[j] = float(chosen[0]["x"]), float(chosen[0]["y"])
-            if new != list(picked):
-                st.session_state["picked_x0"] = new
-                st.rerun()
-        st.plotly_chart(charts.timeseries(truth_ic["state"].values[0], pred_ic["state"].values[0, 0], times, variables),
-                        key="ic_timeseries")
+            new[i], new[j] = points[0]
+            st.session_state["picked_x0"] = new
+            st.rerun()
+        st.plotly_chart(charts.timeseries(truth_ic["state"].values[0], pred_ic["state"].values[0, 0], times, labels,
+                                          time_label), key="ic_timeseries")
 
-with st.expander("All metrics (xarray Dataset)"):
-    st.dataframe({k: [v] for k, v in headline.items()})
+with st.expander("All metrics"):
+    st.dataframe(views.score_table(scores), hide_index=True)
     st.text(str(scores))

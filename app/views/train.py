@@ -1,26 +1,52 @@
-"""Train: pick a dataset and a learner, fit with live progress (stoppable), keep/download the model."""
-import tempfile
-from pathlib import Path
-
+"""Train: pick a dataset and a learner, fit in the background with a live loss curve, keep/download the model."""
 import streamlit as st
 
 import charts
+import jobs
 import state
-import workbench as wb
-from workbench.learners import LEARNERS
+from workbench.learners import LEARNERS, compatibility
+
+LOSS_EXPLAINED = (
+    "**Reading the curves.** Training follows a horizon curriculum: early epochs fit short windows, so the "
+    "training loss (blue) is measured at the current training horizon. The orange dashed curve is the validation "
+    "loss at that same horizon, directly comparable with the blue one; the green dotted curve is the validation "
+    "loss over the full window, which selects the best weights and is larger because errors grow with horizon. "
+    "Losses are in standardised units (data scaled to unit variance).")
 
 st.title("Train a surrogate")
+job = st.session_state.get("job")
+if job is not None and not job.running:  # a finished run: keep its model once, then forget the job
+    st.session_state.pop("job")
+    if job.model is not None:
+        stopped = job.stop_requested.is_set()
+        label = f"{job.learner} on {job.data_label}{' (stopped)' if stopped else ''} " \
+                f"#{len(st.session_state.get('models', {})) + 1}"
+        state.add_model(label, job.model)
+        st.session_state["last_model"] = label
+        st.session_state["train_notice"] = (f"Stopped after epoch {job.history[-1]['epoch']}; kept the best weights "
+                                            f"as '{label}'.") if stopped and job.history else f"Trained '{label}'."
+    else:
+        st.session_state["train_error"] = job.error
+    job = None
+
 options = state.datasets()
 if not options:
     st.warning("No dataset yet: generate one on the Systems page or upload one on the Data page.")
     st.stop()
 data_label = st.selectbox("Dataset", list(options))
 ds = options[data_label]
-kind = ds.attrs.get("kind", "ode")
-usable = [n for n, cls in sorted(LEARNERS.items()) if kind in cls.supports.kinds]
+verdicts = state.guarded(lambda: compatibility(ds)) or {}
+usable = [name for name, reason in sorted(verdicts.items()) if reason is None]
+if not usable:
+    st.error("No learner can fit this dataset; the reasons are listed below.")
 learner = st.selectbox("Learner", usable, index=usable.index("node") if "node" in usable else 0,
                        format_func=lambda n: f"{n} — {LEARNERS[n].reference.split(',')[0]}")
+unusable = {name: reason for name, reason in sorted(verdicts.items()) if reason is not None}
+if unusable:
+    st.markdown("Not available for this dataset:\n" + "\n".join(
+        f"- :gray[**{name}** — {state.problem_only(reason)}]" for name, reason in unusable.items()))
 
+running = job is not None
 with st.form("train"):
     c1, c2, c3, c4 = st.columns(4)
     budget = c1.number_input("time budget (s)", 5, 3600, 30)
@@ -31,49 +57,62 @@ with st.form("train"):
     hidden = c5.number_input("hidden units", 4, 1024, 64)
     depth = c6.number_input("hidden layers", 1, 8, 2)
     members = c7.number_input("ensemble members", 2, 16, 4, help="only for the ensemble learner")
-    start = st.form_submit_button("Train", type="primary")
+    start = st.form_submit_button("Train", type="primary", disabled=running or learner is None)
 
-if start:
-    extra = {"members": int(members), "base_options": {"hidden": int(hidden), "depth": int(depth)}} \
-        if learner == "ensemble" else {"hidden": int(hidden), "depth": int(depth)}
-    run_dir = Path(tempfile.mkdtemp(prefix="workbench-run-"))
-    st.session_state["active_run"] = {"dir": str(run_dir), "learner": learner, "data": data_label}
-    st.button("Stop", help="ends training at the best weights so far")  # a click reruns the page: training stops
-    bar = st.progress(0.0, text="starting...")
-    curve = st.empty()
+if start and learner is not None and not running:
+    defaults = LEARNERS[learner].defaults
+    network = {k: int(v) for k, v in (("hidden", hidden), ("depth", depth))}
+    extra = {"members": int(members), "base_options": network} if learner == "ensemble" else \
+        {k: v for k, v in network.items() if k in defaults}
+    job = jobs.TrainingJob(ds, learner, data_label, time_budget=float(budget), epochs=int(epochs), lr=float(lr),
+                           window=int(window), **extra).start()
+    st.session_state["job"] = job
+    st.session_state.pop("train_notice", None)
+    st.session_state.pop("train_error", None)
 
-    def report(record):
-        bar.progress(min(1.0, max(record["elapsed"] / budget, record["epoch"] / record["epochs"])),
-                     text=f"epoch {record['epoch']}: train {record['train_loss']:.4g}, validation "
-                          f"{record['val_loss']:.4g} (best {record['best_val']:.4g})")
-        curve.plotly_chart(charts.loss_curve(st.session_state.setdefault("live_history", []) + [record]),
-                           key=f"live_{record['epoch']}")
-        st.session_state["live_history"].append(record)
 
-    st.session_state["live_history"] = []
-    model = state.guarded(lambda: wb.fit(ds, learner, time_budget=float(budget), epochs=int(epochs), lr=float(lr),
-                                         window=int(window), out=run_dir, callback=report, progress=False, **extra))
-    st.session_state.pop("active_run", None)
-    if model is not None:
-        label = f"{learner} on {data_label} #{len(st.session_state.get('models', {})) + 1}"
-        state.add_model(label, model)
-        st.session_state["last_model"] = label
-        bar.progress(1.0, text="done")
+@st.fragment(run_every=1.0)
+def progress() -> None:
+    """Redraws the live progress every second while the job runs; a full rerun shows the result once."""
+    current = st.session_state.get("job")
+    if current is None:
+        return
+    if not current.running:
+        st.rerun()
+    last = current.history[-1] if current.history else None
+    if st.button("Stop", help="ends training after the current epoch and keeps the best weights so far"):
+        current.stop()
+    if last is None:
+        st.progress(0.0, text=f"starting {current.learner}...")
+        return
+    budget_s = current.options.get("time_budget") or float("inf")
+    st.progress(min(1.0, max(last["elapsed"] / budget_s, last["epoch"] / max(last.get("epochs", 1), 1))),
+                text=f"epoch {last['epoch']}, {last['elapsed']:.0f} s of {budget_s:.0f} s: validation loss "
+                     f"{last['val_loss']:.4g} (best {last['best_val']:.4g})")
+    st.plotly_chart(charts.loss_curve(current.history), key="live_loss")
 
-run = st.session_state.pop("active_run", None)
-if run and (Path(run["dir"]) / "config.json").is_file():  # training was stopped: keep its best weights
-    model = wb.load_model(run["dir"], device="cpu")
-    label = f"{run['learner']} on {run['data']} (stopped) #{len(st.session_state.get('models', {})) + 1}"
-    state.add_model(label, model)
-    st.session_state["last_model"] = label
-    st.info(f"Training stopped after epoch {model.history[-1]['epoch']}; kept the best weights as '{label}'.")
+
+if job is not None:
+    progress()
+    st.markdown(LOSS_EXPLAINED)
+
+if st.session_state.get("train_error") is not None:
+    state.report(st.session_state["train_error"])
+if st.session_state.get("train_notice"):
+    st.success(st.session_state["train_notice"])
 
 models = state.models()
 label = st.session_state.get("last_model")
-if label in models:
+if job is None and label in models:
     model = models[label]
     st.subheader(f"Model: {label}")
-    st.plotly_chart(charts.loss_curve(model.history), key="final_loss")
+    if any(h.get("train_loss") is not None for h in model.history):
+        st.plotly_chart(charts.loss_curve(model.history), key="final_loss")
+        st.markdown(LOSS_EXPLAINED)
+    else:
+        st.caption("Fitted in closed form (no training epochs): " + ", ".join(
+            f"{k} {v:.4g}" for k, v in (model.history[-1] if model.history else {}).items()
+            if isinstance(v, float)))
     st.download_button("Download model (safetensors + JSON, zip)", state.model_zip(model),
                        file_name=f"{model.name}-model.zip", mime="application/zip")
     st.page_link("views/compare.py", label="Compare it with the truth", icon=":material/compare_arrows:")
@@ -81,7 +120,7 @@ if label in models:
 st.subheader("Load a model")
 upload = st.file_uploader("model zip from this page", type=["zip"], key="model_upload")
 if upload is not None:
-    model = state.guarded(lambda: state.model_from_zip(upload.getvalue()))
+    model = state.guarded(lambda: state.model_from_zip(upload.name, upload.getvalue()))
     if model is not None:
         state.add_model(f"uploaded: {upload.name}", model)
-        st.success(f"loaded {model}")
+        st.success(f"Loaded '{upload.name}': {model.name} for variables {model.variables}.")
