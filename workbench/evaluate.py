@@ -1,7 +1,7 @@
 """Score a fitted model on held-out trajectories: every metric that applies, as one Dataset."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -11,7 +11,9 @@ import systems as catalog
 
 from . import metrics
 from .dataset import json_attr, observation_mask, select_split
-from .errors import WorkbenchError
+from .forecast import evaluate_rolling
+from .splits import time_split_info
+from .errors import BadParameterError, WorkbenchError
 from .model import Model
 from .simulate import simulate
 
@@ -43,7 +45,8 @@ def true_drift(ds: xr.Dataset, system: catalog.System, traj: np.ndarray, x: np.n
 
 
 def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: int = 32, seed: int = 0,
-             threshold: float = 0.4, oracle: bool = True) -> xr.Dataset:
+             threshold: float = 0.4, oracle: bool = True, mode: str = "auto",
+             horizons: Sequence[int] = (1,)) -> xr.Dataset:
     """All applicable metrics of ``model`` on the ``split`` trajectories of ``ds``.
 
     Arguments:
@@ -54,6 +57,12 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         seed: seeds stochastic rollouts and oracle samples.
         threshold: normalized-error level for the valid prediction time.
         oracle: for SDE data from the catalog, also score samples of the true SDE.
+        mode: ``"trajectories"`` (predict each held-out trajectory from its first sample),
+            ``"rolling"`` (forecasts from many origins over the test period of a long series, error
+            by horizon beside persistence, climatology and AR(p), with ``rmse_skill_vs_*`` and
+            ``crps_skill_vs_*``; see :func:`workbench.forecast.evaluate_rolling`), or ``"auto"``:
+            rolling for data cut by :func:`workbench.split_time`.
+        horizons: forecast steps scored in rolling mode.
 
     Returns:
         Dataset: horizon-dependent metrics keep a ``time`` dim (``rmse``, ``normalized_error``,
@@ -61,6 +70,10 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         (``vpt``), and scalars summarise (``vpt_median``, ``vector_field_error``, ``energy_mse``,
         ``nfe``, ``*_oracle`` and ``*_relative``).
     """
+    if mode not in ("auto", "trajectories", "rolling"):
+        raise BadParameterError(f"mode must be 'auto', 'trajectories' or 'rolling', got {mode!r}")
+    if mode == "rolling" or (mode == "auto" and time_split_info(ds) is not None):
+        return evaluate_rolling(model, ds, horizons, n_samples=n_samples, seed=seed)
     test = select_split(ds, split)
     if test.sizes["trajectory"] == 0:
         raise WorkbenchError(f"the dataset has no {split!r} trajectories to evaluate on; pass split='val' or resplit")

@@ -215,6 +215,15 @@ class Model:
                             time_units=self.meta.get("time_units", "1"), trajectory=coords.get("trajectory"),
                             split=coords.get("split"), attrs=attrs)
 
+    def forecast(self, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed: int = 0,
+                 origin: Any = None) -> xr.Dataset:
+        """Continue each series of ``ds`` for ``horizon`` samples from its last observed sample (or
+        ``origin``: a time, a date, or ``"test"`` for the start of a time split's test piece), with
+        the data's time axis (dates on calendar axes); see :func:`workbench.forecast.forecast`."""
+        from .forecast import forecast
+
+        return forecast(self, ds, horizon, n_samples=n_samples, seed=seed, origin=origin)
+
     # --- files -------------------------------------------------------------------------------
     def save(self, path: PathLike) -> Path:
         """Write the run folder (weights, config, history) as one atomic generation."""

@@ -15,6 +15,7 @@ from ..errors import BadParameterError, DatasetError, WorkbenchError
 from ..learners import Learner, build
 from ..model import Model, run_files
 from ..progress import progress_bar
+from ..seriesfit import SERIES_OPTIONS, fit_series, wants_series_fit
 from ..windows import Prepared, data_info, prepare
 from .config import TrainConfig
 from .runs import RunWriter, has_run, read_run_files
@@ -49,7 +50,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         callback: called after every epoch with the epoch record; returning ``False`` stops.
         threads: torch CPU threads while fitting (default 1; restored afterwards).
         progress: progress bar (default: only on a terminal).
-        learner_options: the learner's own options (see each learner's ``defaults``).
+        learner_options: the learner's own options (see each learner's ``defaults``); for measured
+            series also ``embed``/``lag`` (delay embedding) and ``transform`` (per-variable
+            ``log``/``log1p``/``logit``), handled by :mod:`workbench.seriesfit` like a time split.
 
     Returns:
         The fitted :class:`Model` with its ``history``.
@@ -61,6 +64,13 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     if not isinstance(ds, xr.Dataset):
         raise DatasetError(f"fit needs an xarray.Dataset in the workbench schema, got {type(ds).__name__}; "
                            "build one with wb.simulate, wb.load, wb.from_csv or wb.from_numpy")
+    if wants_series_fit(ds, learner_options):  # measured series: transform, embed, cut the time split first
+        series = {k: learner_options.pop(k) for k in SERIES_OPTIONS if k in learner_options}
+        return fit_series(ds, learner, fit, **series, epochs=epochs, time_budget=time_budget, device=device,
+                          seed=seed, batch_size=batch_size, lr=lr, window=window, steps_per_epoch=steps_per_epoch,
+                          patience=patience, clip=clip, schedule=schedule, precision=precision, q=q, p=p, out=out,
+                          resume=resume, overwrite=overwrite, callback=callback, threads=threads, progress=progress,
+                          **learner_options)
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")

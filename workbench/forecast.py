@@ -1,0 +1,223 @@
+"""Forecasts from the end of a measured series, and rolling-origin evaluation of a fitted model.
+
+:func:`forecast` continues each series from its last observed sample (or from ``origin``) for
+``horizon`` samples: the model's recipe (``model.meta["series"]``, see :mod:`workbench.seriesfit`)
+is replayed on the history (transform, delay vector, the context samples a learner needs), the
+learner rolls out on its own time step, and the result is mapped back (observed variables only,
+inverse transform). The result's time axis continues the data's, in the data's units: on a
+calendar axis ``xarray.decode_cf`` gives dates, with whole months or years when the data is
+sampled that way.
+
+:func:`evaluate_rolling` scores forecasts from many origins over the test period by horizon, beside
+persistence, climatology and AR(p) (see :mod:`workbench.rolling`).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from . import timeaxis, transforms
+from .baselines import fill_gaps
+from .dataset import make_dataset, observation_mask
+from .devices import torch_threads
+from .embedding import delay_vectors
+from .errors import BadParameterError, DatasetError, UnsupportedError
+from .rolling import DEFAULT_MAX_ORIGINS, rolling_evaluation, series_arrays, skills, test_start_time
+from .splits import merge_segments
+
+MAX_HORIZON = 100_000
+
+
+def recipe(model: Any) -> dict[str, Any]:
+    """The model's series recipe; a model fitted without one gets the identity on the data's step."""
+    return model.meta.get("series") or {"transform": {}, "embed": 1, "lag": 1, "variables": list(model.variables),
+                                        "step": None}
+
+
+def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.ndarray, horizon: int,
+                 n_samples: int = 1, seed: int = 0, inputs: Optional[np.ndarray] = None) -> np.ndarray:
+    """Forecasts ``(O, S, horizon, D)`` in physical units from ``origins`` of one series.
+
+    Arguments:
+        model: a fitted :class:`workbench.Model`.
+        values: the series ``(T, D)`` in the data's variables, ``NaN`` where unobserved.
+        times: its times ``(T,)``.
+        origins: sample indices to forecast from (each must be observed).
+        horizon: samples to forecast.
+        n_samples: paths per origin for stochastic learners.
+        seed: seeds the paths.
+        inputs: the series' exogenous inputs ``(T, U)`` when the model has inputs (held at the last
+            value past the end of the data, where no target exists).
+    """
+    rec = recipe(model)
+    k, lag = int(rec["embed"]), int(rec["lag"])
+    spec = rec["transform"]
+    variables = rec["variables"]
+    context = model.learner.capabilities().context
+    need = (k - 1) * lag + context
+    origins = np.asarray(origins, dtype=int)
+    if (origins < need).any():
+        raise DatasetError(f"a forecast origin has fewer than {need} samples of history (the embedding and the "
+                           "learner's context need them); start later")
+    x = transforms.forward(values, spec, variables, "forecast history")
+    embedded = delay_vectors(fill_gaps(x[: origins.max() + 1]), k, lag)   # gaps in the history interpolated
+    z0 = embedded[origins]
+    history = np.stack([embedded[o - context: o] for o in origins]) if context else None
+    step = rec["step"] or float(np.median(np.diff(times)))
+    t = np.arange(horizon + 1) * step
+    learner = model.learner
+    caps = learner.capabilities()
+    samples = int(n_samples) if caps.stochastic else 1
+    signal = None
+    if model.inputs:
+        if inputs is None:
+            raise UnsupportedError(f"this model needs its inputs {model.inputs} over the forecast; pass a dataset "
+                                   "with an 'input' variable that covers the forecast times")
+        padded = np.concatenate([inputs, np.repeat(inputs[-1:], horizon + 1, axis=0)])
+        u = np.stack([padded[o: o + horizon + 1] for o in origins])
+        signal = model._input_signal(u, t, len(origins))
+    generator = torch.Generator().manual_seed(int(seed))
+    learner.eval()
+    with torch_threads(None), torch.no_grad():
+        z = model._to_z(z0)
+        tt = torch.as_tensor(t, dtype=z.dtype, device=z.device)
+        ctx = model._to_z(history.reshape(-1, history.shape[-1])).reshape(history.shape) if context else None
+        path = learner.rollout(z, tt, samples, generator=generator, inputs=signal, context=ctx)
+    physical = model._from_z(path)[:, :, 1:]                 # (S, O, H, D*k)
+    observed = physical[..., ::k]                           # the undelayed coordinate of each variable
+    return np.moveaxis(transforms.inverse(observed, spec, variables), 0, 1)
+
+
+def future_times(ds: xr.Dataset, after: float, count: int) -> np.ndarray:
+    """``count`` times after ``after``: the data's own times where it has them, then the data's rhythm.
+
+    On a calendar axis sampled on the same day of every month (or year) the rhythm is whole months
+    (years); otherwise the median step.
+    """
+    t = ds["time"].values.astype(np.float64)
+    inside = t[t > after][:count]
+    if len(inside) == count:
+        return inside
+    last = inside[-1] if len(inside) else after
+    extra = count - len(inside)
+    dates = timeaxis.to_datetimes(ds)
+    if dates is not None and len(dates) > 2:
+        stamps = pd.DatetimeIndex(dates)
+        months = stamps.year * 12 + stamps.month
+        for unit, offset in (("month", pd.DateOffset(months=1)), ("year", pd.DateOffset(years=1))):
+            steps = np.diff(months) if unit == "month" else np.diff(stamps.year)
+            same_day = (stamps.day == stamps.day[0]).all() and (unit == "month" or (stamps.month == stamps.month[0]).all())
+            if same_day and (steps == 1).all():
+                start = pd.Timestamp(timeaxis.to_datetimes(ds, np.array([last]))[0])
+                new = pd.DatetimeIndex([start + offset * (i + 1) for i in range(extra)])
+                return np.concatenate([inside, [timeaxis.to_numeric(ds, d) for d in new]])
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    return np.concatenate([inside, last + step * np.arange(1, extra + 1)])
+
+
+def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed: int = 0,
+             origin: Optional[Any] = None) -> xr.Dataset:
+    """Continue every series of ``ds`` for ``horizon`` samples from its last observed sample.
+
+    Arguments:
+        model: a fitted :class:`workbench.Model` (with or without embedding/transform).
+        ds: the data (a time-split dataset is merged back into whole series first).
+        horizon: samples to forecast.
+        n_samples: paths per series for stochastic learners.
+        seed: seeds the paths.
+        origin: forecast from the last observed sample at or before this time or date instead of
+            the end; ``"test"`` means the last sample before the test piece of a time split.
+
+    Returns:
+        Dataset ``state(sample, trajectory, time, variable)`` in the data's units, the time axis
+        continuing the data's (CF units kept: dates on calendar axes), attrs ``forecast_origin``.
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= MAX_HORIZON:
+        raise BadParameterError(f"horizon must be a whole number of samples in [1, {MAX_HORIZON}], got {horizon!r}")
+    variables = recipe(model)["variables"]
+    if [str(v) for v in ds["variable"].values] != list(variables):
+        raise DatasetError(f"the data's variables {[str(v) for v in ds['variable'].values]} differ from the "
+                           f"model's {list(variables)}")
+    series, times = series_arrays(ds)
+    merged = merge_segments(ds)
+    if origin is None:
+        cutoff = np.inf
+    elif isinstance(origin, str) and origin == "test":
+        cutoff = np.nextafter(test_start_time(ds, None), -np.inf)
+    else:
+        cutoff = timeaxis.to_numeric(ds, origin, "origin")
+    out, starts = [], []
+    for k, values in enumerate(series):
+        seen = np.flatnonzero(np.isfinite(values).all(1) & (times <= cutoff))
+        if seen.size == 0:
+            raise DatasetError(f"series {k} has no observed sample before the forecast origin")
+        o = int(seen[-1])
+        inputs = merged["input"].values[k] if "input" in merged else None
+        if inputs is not None and o + horizon >= len(times):
+            raise UnsupportedError("this model needs exogenous inputs over the forecast, but the data ends before "
+                                   "the horizon; extend the 'input' variable into the future first")
+        out.append(rollout_from(model, values, times, np.array([o]), horizon, n_samples, seed, inputs)[0])
+        starts.append(times[o])
+    if len(set(starts)) > 1:
+        raise DatasetError("the series end at different times; forecast them one at a time "
+                           "(ds.isel(trajectory=[k])) so each gets its own time axis")
+    t = future_times(merged, starts[0], horizon)
+    state = np.stack(out, axis=1)                          # (S, N, H, D)
+    units = model.meta.get("series", {}).get("units") or (
+        [str(u) for u in ds["units"].values] if "units" in ds.coords else None)
+    attrs = {"title": f"{model.name} forecast", "generator": "workbench.Model.forecast", "learner": model.name,
+             "kind": "forecast", "system": ds.attrs.get("system"), "source": ds.attrs.get("source"),
+             "forecast_origin": float(starts[0]), "seed": int(seed)}
+    dates = timeaxis.to_datetimes(ds, np.array([starts[0]]))
+    if dates is not None:
+        attrs["forecast_origin_date"] = str(np.datetime_as_string(dates[0], unit="s"))
+    result = make_dataset(state, t, variables, units=units, time_units=str(ds["time"].attrs.get("units", "1")),
+                          trajectory=merged["trajectory"].values, attrs=attrs)
+    if "calendar" in ds["time"].attrs:
+        result["time"].attrs["calendar"] = ds["time"].attrs["calendar"]
+    return result
+
+
+def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,), *, n_samples: int = 32,
+                     seed: int = 0, start: Optional[Any] = None, max_origins: int = DEFAULT_MAX_ORIGINS,
+                     period: Optional[float] = None, ar_order: Optional[int] = None) -> xr.Dataset:
+    """Rolling-origin errors of ``model`` by horizon, with the baselines and skills.
+
+    Arguments:
+        model: a fitted :class:`workbench.Model`.
+        ds: data with a test period (:func:`workbench.split_time`, or ``start=``).
+        horizons: forecast steps to score.
+        n_samples: paths per origin for stochastic learners (and baseline ensembles).
+        seed, start, max_origins, period, ar_order: see :func:`workbench.rolling.rolling_evaluation`.
+
+    Returns:
+        Dataset over ``(horizon, variable)``: ``rmse`` (the model), ``rmse_<baseline>``,
+        ``rmse_skill_vs_climatology``, ``_vs_persistence``, ``_vs_ar`` and, for stochastic
+        learners, ``crps`` and ``crps_skill_vs_*``; ``n_origins``; attrs name the baselines.
+    """
+    stochastic = model.learner.capabilities().stochastic
+    merged = merge_segments(ds)
+    inputs = list(merged["input"].values) if "input" in merged else None
+    rec = recipe(model)
+    need = (int(rec["embed"]) - 1) * int(rec["lag"]) + model.learner.capabilities().context
+    calls = iter(range(merged.sizes["trajectory"]))  # rolling_evaluation visits the series in order
+
+    def model_fn(values, times, origins, horizon, samples):
+        k = next(calls)
+        return rollout_from(model, values, times, origins, horizon, samples, seed,
+                            inputs[k] if inputs is not None else None)
+
+    scores = rolling_evaluation(ds, {"model": model_fn}, horizons, stochastic=["model"] if stochastic else [],
+                                n_samples=n_samples, start=start, max_origins=max_origins, period=period,
+                                ar_order=ar_order, seed=seed, context=need)
+    out = xr.merge([scores, skills(scores, "model", crps=stochastic)], combine_attrs="override")
+    out = out.rename({"rmse_model": "rmse", **({"crps_model": "crps"} if "crps_model" in out else {})})
+    out.attrs.update({"learner": model.name, "mode": "rolling", "n_samples": int(n_samples) if stochastic else 1})
+    return out
+
+
+__all__ = ["evaluate_rolling", "forecast", "future_times", "rollout_from"]

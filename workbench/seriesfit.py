@@ -1,0 +1,187 @@
+"""Fitting a measured series: transforms, delay embedding and the time split, before the fit loop.
+
+:func:`workbench.fit` hands a dataset here when it has a time split (:func:`workbench.split_time`)
+or when ``embed``, ``lag`` or ``transform`` is given. The data is reshaped into what every learner
+already trains on, and the recipe is recorded in ``model.meta["series"]`` so that
+:mod:`workbench.forecast` maps forecasts back:
+
+1. ``transform`` (per variable ``log``/``log1p``/``logit``) is applied before standardisation;
+2. ``embed=k, lag=tau`` replaces each variable by its ``k`` delays (the whole series is embedded,
+   so delays only look back; no piece sees later data);
+3. the training and validation pieces are cut into equal-length trajectories ("chunks") on a
+   time axis that starts at 0 and steps by the median sampling interval: a calendar axis of
+   months (28-31 days) counts as regular. Every learner, discrete maps and closed-form ones
+   included, then sees complete, regular trajectories; the test piece is never used.
+
+A 1-D autonomous ODE cannot oscillate (its flow is monotone), so fitting one to an oscillating
+series warns and names ``embed`` with a suggestion from :func:`workbench.suggest_embedding`.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+import xarray as xr
+
+from . import timeaxis, transforms
+from .baselines import detect_period
+from .dataset import make_dataset, observation_mask
+from .embedding import embed_dataset, suggest_embedding
+from .errors import BadParameterError, DatasetError
+from .splits import merge_segments, time_split_info
+
+SERIES_OPTIONS = ("embed", "lag", "transform")
+# steps within this fraction of the median count as regular sampling (months, years in days)
+REGULAR_TOLERANCE = 0.1
+MIN_CHUNK = 16
+
+
+def wants_series_fit(ds: xr.Dataset, options: Mapping[str, Any]) -> bool:
+    """Whether ``fit`` should prepare ``ds`` here: a time split, or embedding/transform options."""
+    return any(k in options for k in SERIES_OPTIONS) or time_split_info(ds) is not None
+
+
+def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: int = 1, lag: int = 1,
+               transform: Optional[Mapping[str, str]] = None, **kwargs: Any) -> Any:
+    """Prepare ``ds`` (see the module docstring), call the core ``fit`` on it, record the recipe.
+
+    Arguments:
+        ds: a dataset, usually a :func:`workbench.split_time` result.
+        learner: the learner name.
+        fit: the core fit loop (``workbench.training.fit``), called with the prepared data.
+        embed, lag: delay embedding (``embed=1``: none).
+        transform: per-variable transforms, e.g. ``{"sunspots": "log1p"}``.
+        kwargs: everything else ``fit`` takes.
+
+    Returns:
+        The fitted :class:`workbench.Model`, with ``meta["series"]`` describing the recipe.
+    """
+    for name, value in (("embed", embed), ("lag", lag)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise BadParameterError(f"{name} must be a whole number >= 1, got {value!r}")
+    variables = [str(v) for v in ds["variable"].values]
+    spec = transforms.check_spec(transform, variables)
+    warn_if_cannot_oscillate(ds, learner, int(embed), kwargs)
+    prepared = transforms.transform_dataset(ds, spec)
+    prepared = embed_dataset(prepared, int(embed), int(lag))
+    fit_ds, step, layout = training_layout(prepared, (int(embed) - 1) * int(lag))
+    model = fit(fit_ds, learner, **kwargs)
+    model.meta["series"] = {"transform": spec, "embed": int(embed), "lag": int(lag), "variables": variables,
+                            "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
+                            "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
+                            "time_split": time_split_info(ds)}
+    if kwargs.get("out") is not None:  # the run folder was written before the recipe was known
+        model.save(kwargs["out"])
+    return model
+
+
+def is_regular(times: np.ndarray) -> bool:
+    """Steps all within 10% of their median (monthly dates in days count as regular)."""
+    steps = np.diff(times)
+    return steps.size == 0 or bool(np.abs(steps / np.median(steps) - 1).max() <= REGULAR_TOLERANCE)
+
+
+def training_layout(ds: xr.Dataset, warmup: int) -> tuple[xr.Dataset, float, str]:
+    """The data the fit loop sees, the model's time step, and the layout's name.
+
+    Regular series with a time split become equal-length chunks of the train and val pieces on a
+    relative axis (``"chunks"``); data without a time split keeps its trajectories with the first
+    ``warmup`` samples (no delay history) dropped (``"trajectories"``); irregular series keep the
+    pieces on the absolute axis (``"pieces"``; only learners for masked data can fit them).
+    """
+    info = time_split_info(ds)
+    times = ds["time"].values.astype(np.float64)
+    step = float(np.median(np.diff(times))) if times.size > 1 else 1.0
+    if info is None:
+        return ds.isel(time=slice(warmup, None)), step, "trajectories"
+    if not is_regular(times):
+        pieces = ds.copy()
+        pieces.attrs = {k: v for k, v in ds.attrs.items() if k != "time_split"}  # fit it as plain trajectories
+        return pieces, step, "pieces"
+    merged = merge_segments(ds)
+    observed = observation_mask(merged)
+    bounds = {"val": info.get("val_start"), "test": info.get("test_start")}
+    val_at = int(np.searchsorted(times, bounds["val"])) if bounds["val"] is not None else None
+    test_at = int(np.searchsorted(times, bounds["test"])) if bounds["test"] is not None else len(times)
+    train_end = val_at if val_at is not None else test_at
+    first = int(np.flatnonzero(observed.any(0))[0])
+    train_range = (first, train_end)
+    val_range = (val_at, test_at) if val_at is not None else None
+    length = train_end - first
+    if val_range is not None:
+        length = min(length, max(MIN_CHUNK, val_range[1] - val_range[0]))
+    if length < 2:
+        raise DatasetError("the training piece is too short to train on after the embedding's warm-up; "
+                           "give it more samples (split_time with a smaller val/test)")
+    pieces, names = [], []
+    for split, rng in (("train", train_range), ("val", val_range)):
+        if rng is None or rng[1] - rng[0] < 2:
+            continue
+        for start in chunk_starts(rng[0], rng[1], length):
+            pieces.append(slice(start, start + length))
+            names.append(split)
+    state = merged["state"].values
+    n_series = state.shape[0]
+    chunks = [(k, sl, name) for sl, name in zip(pieces, names) for k in range(n_series)]
+    take = lambda a: np.stack([_window(a[k], sl, length) for k, sl, _ in chunks])  # noqa: E731
+    mask = take(observed[..., None])[..., 0].astype(bool)
+    keep = mask.any(1)
+    kwargs: dict[str, Any] = {}
+    if "input" in merged:
+        kwargs = {"inputs": take(merged["input"].values)[keep],
+                  "input_names": [str(v) for v in merged["input_variable"].values],
+                  "input_units": [str(u) for u in merged["input_units"].values] if "input_units" in merged.coords
+                  else None}
+    attrs = {k: v for k, v in ds.attrs.items() if k not in ("time_split", "Conventions", "workbench_version")}
+    attrs["layout"] = "chunks of the train/val pieces on a relative time axis (workbench.seriesfit)"
+    out = make_dataset(take(state)[keep], np.arange(length) * step, [str(v) for v in ds["variable"].values],
+                       units=[str(u) for u in ds["units"].values] if "units" in ds.coords else None,
+                       time_units=timeaxis.step_label(ds), mask=None if mask[keep].all() else mask[keep],
+                       split=[c[2] for c, k in zip(chunks, keep) if k], attrs=attrs, **kwargs)
+    return out, step, "chunks"
+
+
+def chunk_starts(lo: int, hi: int, length: int) -> list[int]:
+    """Starts of windows of ``length`` covering ``[lo, hi)``, evenly spread (overlapping if needed)."""
+    if hi - lo <= length:
+        return [lo]
+    count = int(np.ceil((hi - lo) / length))
+    return [int(round(s)) for s in np.linspace(lo, hi - length, count)]
+
+
+def _window(values: np.ndarray, sl: slice, length: int) -> np.ndarray:
+    """``values[sl]`` padded with NaN/False to ``length`` samples."""
+    part = values[sl]
+    if len(part) == length:
+        return part
+    pad = np.zeros((length - len(part),) + part.shape[1:], dtype=part.dtype)
+    if part.dtype.kind == "f":
+        pad[:] = np.nan
+    return np.concatenate([part, pad])
+
+
+def warn_if_cannot_oscillate(ds: xr.Dataset, learner: str, embed: int, kwargs: Mapping[str, Any]) -> None:
+    """Warn when a 1-D autonomous flow is asked to fit a series that oscillates."""
+    from .learners import AugmentedNODE, get_learner
+    from .learners.continuous import ContinuousLearner
+
+    if embed > 1 or ds.sizes["variable"] != 1 or "input" in ds:
+        return
+    cls = get_learner(learner)
+    if not issubclass(cls, ContinuousLearner) or issubclass(cls, AugmentedNODE):  # extra dimensions can turn
+        return
+    merged = merge_segments(ds)
+    observed = observation_mask(merged)
+    series = [np.where(observed[k, :, None], merged["state"].values[k], np.nan) for k in range(merged.sizes["trajectory"])]
+    times = [merged["time"].values.astype(np.float64)] * len(series)
+    if detect_period(series, times) is None:
+        return
+    suggestion = suggest_embedding(ds)
+    warnings.warn(f"a 1-D autonomous ODE cannot oscillate, but this series does (it has a cycle): the fit will "
+                  f"relax towards a constant. Give the model a state that can turn: embed={suggestion['embed']}, "
+                  f"lag={suggestion['lag']} (from wb.suggest_embedding), or learner='anode'", UserWarning,
+                  stacklevel=4)
+
+
+__all__ = ["SERIES_OPTIONS", "fit_series", "training_layout", "wants_series_fit"]
