@@ -269,3 +269,61 @@ def test_transforms_invert_and_keep_the_domain(name, data):
     assert {"log": back > 0, "log1p": back >= 0, "logit": (back >= 0) & (back <= 1)}[name].all()
     with pytest.raises(DatasetError, match="variable 's'.*outside the domain"):
         transforms.forward(np.array([[-1.5]]), {"s": name}, ["s"])
+
+
+# --- fitting and forecasting measured series --------------------------------------------------------
+
+def _damped(n=400, dt=0.1, gamma=0.1, omega=1.3):
+    t = np.arange(n) * dt
+    q = np.exp(-gamma * t) * np.cos(omega * t)
+    v = np.exp(-gamma * t) * (-gamma * np.cos(omega * t) - omega * np.sin(omega * t))
+    return t, q, v
+
+
+LINEAR_NVAR = {"delays": 1, "degree": 1, "ridge": 1e-12}
+
+
+def test_forecast_of_a_linear_system_matches_the_truth_from_the_end():
+    t, q, v = _damped()
+    ds = split_time(_series(np.stack([q, v], 1), t, ("q", "v")), val=0.1, test=0.2)
+    model = wb.fit(ds, "nvar", **LINEAR_NVAR)
+    fc = model.forecast(ds, horizon=80, origin="test")
+    start = int(np.searchsorted(t, fc.attrs["forecast_origin"])) + 1
+    np.testing.assert_allclose(fc["time"].values, t[start:start + 80])
+    np.testing.assert_allclose(fc["state"].values[0, 0], np.stack([q, v], 1)[start:start + 80], atol=1e-7)
+    ahead = model.forecast(ds, horizon=5)  # from the very end: times continue at the sampling step
+    np.testing.assert_allclose(ahead["time"].values, t[-1] + 0.1 * np.arange(1, 6))
+    scores = wb.evaluate(model, ds, horizons=[1, 10])
+    assert scores.attrs["mode"] == "rolling"
+    np.testing.assert_allclose(scores["rmse"].values, 0.0, atol=1e-7)
+    np.testing.assert_allclose(scores["rmse_skill_vs_persistence"].values, 1.0, atol=1e-5)
+
+
+def test_delay_embedding_lets_a_scalar_series_be_forecast():
+    t, q, _ = _damped()
+    ds = split_time(_series(q, t, ("q",)), val=0.1, test=0.2)
+    model = wb.fit(ds, "nvar", embed=2, lag=1, **LINEAR_NVAR)  # q_{n+1} = a q_n + b q_{n-1} exactly
+    assert model.meta["series"]["embed"] == 2 and model.variables == ["q", "q_lag1"]
+    fc = model.forecast(ds, horizon=60, origin="test")
+    start = int(np.searchsorted(t, fc.attrs["forecast_origin"])) + 1
+    assert list(fc["variable"].values) == ["q"]
+    np.testing.assert_allclose(fc["state"].values[0, 0, :, 0], q[start:start + 60], atol=1e-7)
+
+
+def test_a_one_dimensional_ode_on_an_oscillating_series_warns_and_names_embed():
+    ds = split_time(_series(np.sin(np.arange(300) / 5.0)), val=0.1, test=0.2)
+    with pytest.warns(UserWarning, match=r"cannot oscillate.*embed=\d+, lag=\d+"):
+        wb.fit(ds, "node", epochs=1, steps_per_epoch=1)
+
+
+def test_log_transform_keeps_a_positive_forecast_positive_and_months_continue():
+    dates = pd.date_range("2000-01-01", periods=120, freq="MS")
+    level = np.exp(0.02 * np.arange(120) + 0.3 * np.sin(2 * np.pi * np.arange(120) / 12))
+    text = "date,level\n" + "\n".join(f"{d:%Y-%m-%d},{x:.6f}" for d, x in zip(dates, level))
+    ds = split_time(from_csv(text.encode()), val=0.1, test=0.2)
+    model = wb.fit(ds, "nvar", transform={"level": "log"}, embed=2, lag=1)
+    assert model.meta["series"]["transform"] == {"level": "log"}
+    fc = model.forecast(ds, horizon=30)
+    assert (fc["state"].values > 0).all()
+    months = pd.DatetimeIndex(xr.decode_cf(fc)["time"].values)
+    np.testing.assert_array_equal(months, pd.date_range("2010-01-01", periods=30, freq="MS"))
