@@ -304,12 +304,16 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
                            "save models with model.save(path)") from None
     try:
         state = load_tensors(raw)
+        floats = {v.dtype for v in state.values() if v.is_floating_point()}
+        if len(floats) > 1 or not floats <= {torch.float32, torch.float64}:
+            raise ValueError(f"weights must all be float32 or all float64, found {sorted(map(str, floats))}")
+        # the module takes the saved precision first, so loading never rounds float64 weights
+        learner.to(dtype=floats.pop() if floats else torch.float32)
         learner.load_state_dict(state)
     except (SafetensorError, RuntimeError, ValueError) as exc:
         raise DatasetError(f"{folder}/model.safetensors could not be loaded into a {config['learner']} learner "
                            f"({str(exc)[:200]})") from None
-    floats = [v.dtype for v in state.values() if v.is_floating_point()]
-    learner.to(device=resolve_device(device), dtype=floats[0] if floats else torch.float32)
+    learner.to(device=resolve_device(device))
     history = _json(files["history.json"], f"{folder}/history.json") if "history.json" in files else []
     if not isinstance(history, list):
         raise DatasetError(f"{folder}/history.json must hold a list of epoch records")

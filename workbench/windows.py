@@ -77,6 +77,7 @@ def input_names(ds: xr.Dataset) -> list[str]:
 
 def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[str]] = None) -> DataInfo:
     """Kind, dimension, sampling regularity, canonical split and inputs of a dataset."""
+    ds = validate(ds)  # learners are chosen from these facts: refuse malformed data before that
     t = ds["time"].values
     steps = np.diff(t)
     uniform = steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=1e-12)
@@ -96,7 +97,8 @@ def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[st
     return DataInfo(kind="ode" if kind == "observed" else kind, dim=len(names),
                     regular=bool(uniform and observation_mask(ds).all()),
                     dt=float(np.median(steps)) if steps.size else 1.0,
-                    has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds))
+                    has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds),
+                    length=int(ds.sizes["time"]))
 
 
 def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.float32) -> Prepared:

@@ -64,6 +64,7 @@ class DataInfo:
     qp_split: Optional[tuple[list[int], list[int]]] = None
     names: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    length: int = 0  # samples per trajectory
 
 
 def refusal(caps: Capabilities, info: DataInfo, name: str) -> Optional[str]:
@@ -77,9 +78,14 @@ def refusal(caps: Capabilities, info: DataInfo, name: str) -> Optional[str]:
                 "irregular or masked data")
     if caps.needs_qp and info.qp_split is None:
         return (f"learner {name!r} needs canonical coordinates: the dataset must declare a (q, p) split "
-                "(catalog Hamiltonian systems do; otherwise pass q=[...] and p=[...] to fit)")
+                "(catalog Hamiltonian systems do; otherwise pass q=[...] and p=[...] to fit); use 'node' for "
+                "data that is not Hamiltonian")
     if caps.needs_even_dim and info.dim % 2:
-        return f"learner {name!r} needs a state of positions then velocities (even size), got {info.dim} variables"
+        return (f"learner {name!r} needs a state of positions then velocities (even size), got {info.dim} "
+                "variables; use 'node' or 'anode'")
+    if caps.context and info.length < caps.context + 2:
+        return (f"learner {name!r} needs trajectories longer than its context of {caps.context} samples plus 2, "
+                f"got {info.length}; use longer trajectories or a learner option with less context")
     if info.inputs and not caps.inputs:
         return (f"learner {name!r} does not accept exogenous inputs, but the dataset has {info.inputs}; use 'node' "
                 "(or drop them with ds.drop_vars('input') to fit an autonomous model)")

@@ -1,0 +1,224 @@
+"""The training protocol: declared capabilities vs what fit accepts, both training styles,
+exogenous inputs, and exact resume."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import workbench as wb
+from workbench import metrics
+from workbench.errors import UnsupportedError
+from workbench.learners import LEARNERS, Capabilities, Learner, compatibility, get_learner
+
+TINY = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "window": 4, "patience": 5}
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    masked = wb.simulate("van_der_pol", n=6, t_end=2.0, dt=0.1, seed=1, missing=0.2)
+    return {
+        "ode": wb.simulate("lorenz63", n=6, t_end=1.0, dt=0.05, seed=0),
+        "masked": masked,
+        "sde": wb.simulate("ornstein_uhlenbeck", n=6, t_end=1.0, dt=0.05, seed=0),
+        "hamiltonian": wb.simulate("mass_spring", n=6, t_end=2.0, dt=0.1, seed=0),
+        "forced": wb.simulate("forced_duffing", n=6, t_end=2.0, dt=0.1, seed=0),
+    }
+
+
+@pytest.mark.parametrize("kind", ["ode", "masked", "sde", "hamiltonian", "forced"])
+def test_every_declaration_matches_what_fit_accepts(datasets, kind):
+    """Table-driven: compatibility() says yes exactly when fit trains, and fit's refusal is the same message."""
+    ds = datasets[kind]
+    verdicts = compatibility(ds)
+    assert set(verdicts) == set(wb.learners())
+    for name, reason in verdicts.items():
+        if reason is None:
+            model = wb.fit(ds, name, **TINY)
+            assert model.history, name
+        else:
+            with pytest.raises(UnsupportedError) as info:
+                wb.fit(ds, name, **TINY)
+            assert str(info.value) == reason
+            assert "use" in reason  # names the fix
+
+
+def test_declarations_are_per_instance_and_ensembles_inherit_them(datasets):
+    ensemble = get_learner("ensemble")(3, base="resnet", base_options={"dt": 0.1})
+    assert not ensemble.capabilities().irregular      # from its resnet base
+    assert ensemble.capabilities().stochastic
+    with pytest.raises(UnsupportedError, match="regularly sampled"):
+        wb.fit(datasets["masked"], "ensemble", base="resnet", **TINY)
+    # the class-level declaration alone (node's) would have accepted it
+    assert LEARNERS["ensemble"].supports.irregular
+
+
+def test_hnn_without_stored_derivatives_trains_by_trajectory_matching():
+    ds = wb.simulate("mass_spring", n=16, t_end=3.0, dt=0.1, seed=0)
+    assert "derivative" not in ds
+    model = wb.fit(ds, "hnn", epochs=8, steps_per_epoch=10, seed=0, hidden=32)
+    assert model.meta["objective"] == "trajectory"
+    losses = [h["val_loss"] for h in model.history]
+    assert min(losses[1:]) < 0.5 * losses[0]
+
+
+def test_unknown_objective_and_missing_derivative_are_refused_before_training():
+    ds = wb.simulate("mass_spring", n=6, t_end=1.0, dt=0.1, seed=0)
+    with pytest.raises(UnsupportedError, match="derivative"):
+        wb.fit(ds, "node", objective="derivative", **TINY)
+    with pytest.raises(wb.WorkbenchError, match="objective"):
+        wb.fit(ds, "node", objective="banana", **TINY)
+
+
+class LeastSquaresMap(Learner):
+    """A closed-form toy: x_{k+1} = A x_k + b fitted by least squares on every training pair."""
+
+    name = "lsq_map"
+    supports = Capabilities(kinds=("ode",), irregular=False, training="closed_form")
+    defaults = {"dt": 1.0}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options):
+        super().__init__(dim, n_inputs, **options)
+        self.register_buffer("weights", torch.zeros(dim + 1, dim))
+
+    def fit_closed_form(self, train, val, times):
+        x, y = train.z[:, :-1].reshape(-1, self.dim), train.z[:, 1:].reshape(-1, self.dim)
+        design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1).double()
+        self.weights.copy_(torch.linalg.lstsq(design, y.double()).solution.to(self.weights.dtype))
+        return {"train_loss": float(((design @ self.weights.double() - y) ** 2).mean())}
+
+    def rollout(self, z0, t, n_samples=1, generator=None, inputs=None, context=None):
+        steps = int(round(float((t[-1] - t[0]) / self.options["dt"])))
+        states = [z0]
+        for _ in range(steps):
+            states.append(torch.cat([states[-1], torch.ones_like(z0[:, :1])], 1) @ self.weights)
+        return torch.stack(states, 1)[None]
+
+
+@pytest.fixture
+def toy_registered():
+    LEARNERS[LeastSquaresMap.name] = LeastSquaresMap
+    yield
+    del LEARNERS[LeastSquaresMap.name]
+
+
+def test_closed_form_learner_trains_saves_loads_and_predicts(tmp_path, toy_registered):
+    """A linear system's exact flow map is linear, so least squares recovers it to round-off."""
+    ds = wb.simulate("damped_oscillator", n=8, t_end=5.0, dt=0.1, seed=0)
+    model = wb.fit(ds, "lsq_map", precision="float64", out=tmp_path / "run")
+    assert model.history[0]["train_loss"] < 1e-16
+    loaded = wb.load_model(tmp_path / "run")
+    test = wb.select_split(ds, "test")
+    pred = loaded.predict(test)
+    np.testing.assert_allclose(pred["state"].values[0], test["state"].values, atol=1e-6)
+    np.testing.assert_array_equal(pred["state"].values, model.predict(test)["state"].values)
+
+
+def test_inputs_round_trip_and_a_forced_node_beats_the_same_node_without_them(tmp_path):
+    ds = wb.simulate("forced_duffing", n=32, t_end=10.0, dt=0.1, seed=0,
+                     params={"delta": 0.3, "alpha": 1.0, "beta": 0.5},
+                     sample_params={"amplitude": (0.3, 1.0), "omega": (0.6, 1.8)}, split=(0.75, 0.125, 0.125))
+    wb.save(ds, tmp_path / "forced.h5")
+    ds = wb.load(tmp_path / "forced.h5")
+    assert ds["input"].dims == ("trajectory", "time", "input_variable")
+    np.testing.assert_allclose(ds["input"].values[..., 0],
+                               ds["param_amplitude"].values[:, None]
+                               * np.cos(ds["param_omega"].values[:, None] * ds["time"].values[None]))
+    test = wb.select_split(ds, "test")
+    options = dict(epochs=15, steps_per_epoch=10, seed=0, window=20, lr=1e-2, batch_size=32)
+    forced = wb.fit(ds, "node", **options)
+    autonomous = wb.fit(ds.drop_vars("input"), "node", **options)
+    with pytest.raises(UnsupportedError, match="inputs"):
+        forced.predict(test["state"].values[:, 0], test["time"].values)
+    rmse_forced = float(metrics.rmse(forced.predict(test), test).mean())
+    rmse_autonomous = float(metrics.rmse(autonomous.predict(test.drop_vars("input")), test).mean())
+    assert rmse_forced * 2 < rmse_autonomous
+
+
+def test_input_interpolation_is_exact_for_linear_and_cubic_signals():
+    from workbench.learners import InputSignal
+
+    t = torch.linspace(0.0, 2.0, 21, dtype=torch.float64)
+    line = (3 * t - 1)[None, :, None]
+    assert torch.allclose(InputSignal(t, line).at(torch.tensor(0.731, dtype=torch.float64)),
+                          torch.tensor([[3 * 0.731 - 1]], dtype=torch.float64))
+    wave = torch.sin(t)[None, :, None]
+    hermite = InputSignal(t, wave, "hermite").at(torch.tensor(1.05, dtype=torch.float64))
+    assert abs(float(hermite) - math.sin(1.05)) < 1e-4
+
+
+def test_exact_resume_of_an_epoch_run_with_a_cosine_schedule(tmp_path):
+    ds = wb.simulate("van_der_pol", n=8, t_end=4.0, dt=0.1, seed=0)
+    options = dict(epochs=6, steps_per_epoch=4, patience=100, schedule="cosine", seed=0, batch_size=8)
+    wb.fit(ds, "node", out=tmp_path / "run", callback=lambda r: r["epoch"] < 3, **options)
+    resumed = wb.fit(ds, "node", out=tmp_path / "run", resume=True, **options)
+    straight = wb.fit(ds, "node", **options)
+    assert [h["epoch"] for h in resumed.history] == list(range(7))
+    for key in ("val_loss", "train_loss", "lr", "horizon"):
+        np.testing.assert_allclose([h[key] or 0 for h in resumed.history], [h[key] or 0 for h in straight.history],
+                                   rtol=1e-6, err_msg=key)
+
+
+def test_resume_of_a_budgeted_run_keeps_its_clock_and_schedule(tmp_path):
+    """The resumed run continues the elapsed time and cosine position; it does not restart the budget."""
+    ds = wb.simulate("van_der_pol", n=8, t_end=4.0, dt=0.1, seed=0)
+    options = dict(time_budget=4.0, steps_per_epoch=4, patience=1000, seed=0, batch_size=8)
+    first = wb.fit(ds, "node", out=tmp_path / "run", callback=lambda r: r["elapsed"] < 1.5, **options)
+    stopped_at = first.history[-1]
+    resumed = wb.fit(ds, "node", out=tmp_path / "run", resume=True, **options)
+    epochs = [h["epoch"] for h in resumed.history]
+    assert epochs == list(range(len(epochs)))                      # nothing repeated or skipped
+    after = resumed.history[len(first.history)]
+    assert after["elapsed"] > stopped_at["elapsed"]                 # the clock continued
+    assert after["lr"] <= stopped_at["lr"] + 1e-12                 # the cosine continued downwards
+    epoch_time = max(b["elapsed"] - a["elapsed"] for a, b in zip(resumed.history, resumed.history[1:]))
+    assert 4.0 <= resumed.history[-1]["elapsed"] <= 4.0 + epoch_time + 0.5   # one budget in total
+
+
+def test_fit_refuses_to_overwrite_a_run_and_a_second_writer(tmp_path):
+    from workbench.training.runs import RunBusyError, RunWriter
+
+    ds = wb.simulate("van_der_pol", n=6, t_end=2.0, dt=0.1, seed=0)
+    wb.fit(ds, "resnet", out=tmp_path / "run", **TINY)
+    with pytest.raises(wb.WorkbenchError, match="--resume.*--overwrite"):
+        wb.fit(ds, "resnet", out=tmp_path / "run", **TINY)
+    wb.fit(ds, "resnet", out=tmp_path / "run", overwrite=True, **TINY)
+    with RunWriter(tmp_path / "run"):
+        with pytest.raises(RunBusyError, match="another process"):
+            wb.fit(ds, "resnet", out=tmp_path / "run", overwrite=True, **TINY)
+
+
+@pytest.mark.parametrize("bad", [{"lr": float("inf")}, {"lr": 1e6}, {"clip": -1.0}, {"batch_size": 10 ** 9},
+                                 {"epochs": True}, {"seed": -1}, {"seed": 2 ** 70}, {"window": 1},
+                                 {"hidden": "abc"}, {"members": 200_000}])
+def test_out_of_range_options_are_refused_before_training(bad):
+    ds = wb.simulate("van_der_pol", n=6, t_end=2.0, dt=0.1, seed=0)
+    learner = "ensemble" if "members" in bad else "node"
+    with pytest.raises(wb.WorkbenchError):
+        wb.fit(ds, learner, **{**TINY, **bad})
+
+
+def test_a_loss_that_explodes_is_reported_as_divergence():
+    from workbench.training.guards import DivergenceGuard
+
+    module = torch.nn.Linear(2, 2)
+    guard = DivergenceGuard(module, torch.optim.SGD(module.parameters(), lr=1.0), "node")
+    assert guard.accept(1.0, 1.0)
+    with pytest.raises(wb.WorkbenchError, match="diverged"):
+        for _ in range(10):
+            guard.accept(2.7e11, 1.0)
+    assert guard.lr_scale == 0.5 ** 5
+
+
+def test_fit_leaves_the_callers_threads_and_random_state_alone():
+    ds = wb.simulate("van_der_pol", n=6, t_end=2.0, dt=0.1, seed=0)
+    torch.set_num_threads(2)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    wb.fit(ds, "resnet", threads=1, **TINY)
+    assert torch.get_num_threads() == 2
+    assert torch.equal(torch.rand(3), expected)
+    torch.set_num_threads(1)
