@@ -24,6 +24,8 @@ from .safety import (MEMORY_ENV, atomic_write_bytes, check_allocation, check_inp
 PathLike = Union[str, os.PathLike]
 STATE_DIMS = ("trajectory", "time", "variable")
 SPLITS = ("train", "val", "test")
+# what generated the data: a known ODE or SDE, measurements (imports), or a model's forecast
+KINDS = ("ode", "sde", "observed", "forecast")
 CONVENTIONS = "CF-1.8"
 
 
@@ -184,6 +186,10 @@ def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
                                + (f"; found {sorted(bad)}" if bad else ""))
     if "derivative" in ds:
         _check_derivative(ds["derivative"], state, observed, source)
+    kind = ds.attrs.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise DatasetError(f"{source}: attribute 'kind' is {kind!r}; it must be one of {KINDS}, or absent "
+                           "(then the data is treated as observed)")
     for key in JSON_ATTRS:
         try:
             json_attr(ds, key)

@@ -66,8 +66,10 @@ class ContinuousLearner(Learner):
         try:
             return solve(rhs, y0, t, **kwargs)
         except AssertionError as exc:
+            switch = "" if o["solver"] in FIXED_STEP_METHODS else "use solver='rk4', "
             raise SolverStallError(f"{self.name}: the {o['solver']} solver stalled on the learned field ({exc}); "
-                                   "lower the learning rate, use solver='rk4', or raise max_steps") from None
+                                   f"lower the learning rate, {switch}shift large time values to start near 0 "
+                                   "(float32 cannot resolve small steps at large times), or raise max_steps") from None
 
     def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
         if objective == "derivative":
