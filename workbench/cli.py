@@ -152,7 +152,7 @@ def predict(run: Path = typer.Argument(..., help="Run folder written by `workben
     model = wb.load_model(run)
     ds = wb.load(data)
     if split != "all":
-        ds = wb.select_split(ds, split)
+        ds = wb.select_split(ds, split, required=True)
     pred = model.predict(ds, n_samples=samples, seed=seed)
     wb.save(pred, out)
     console.print(f"wrote {out}: {dict(pred.state.sizes)}")

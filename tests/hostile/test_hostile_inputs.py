@@ -246,6 +246,21 @@ def _predict_without_test_split(sandbox: Path) -> Any:
     return wb.select_split(ds, "test", required=True)
 
 
+def _fit_kind_banana(sandbox: Path) -> Any:
+    ds = _small()
+    ds.attrs["kind"] = "banana"
+    return wb.fit(ds, "node", epochs=1)
+
+
+def _fit_time_offset_rk4(sandbox: Path) -> Any:
+    ds = _small()
+    return wb.fit(ds.assign_coords(time=ds["time"].values + 1e12), "node", epochs=1, solver="rk4")
+
+
+def _train_only(sandbox: Path, ds) -> None:
+    wb.save(ds.assign_coords(split=("trajectory", ["train"] * ds.sizes["trajectory"])), sandbox / "in.h5")
+
+
 NAN = lambda ds: ds["state"] * np.nan  # noqa: E731
 
 CASES = [
@@ -316,6 +331,8 @@ CASES = [
     Case("evaluate with broken params attribute", _evaluate_malformed, "DatasetError", "params"),
     Case("evaluate with params as a list", _evaluate_wrong_type, "DatasetError", "params"),
     Case("empty test split", _predict_without_test_split, "DatasetError", "no 'test' trajectories"),
+    Case("fit data of kind 'banana'", _fit_kind_banana, "DatasetError", "attribute 'kind'"),
+    Case("fit rk4 on times offset by 1e12", _fit_time_offset_rk4, "SolverStallError", "^(?!.*solver='rk4').*time"),
     # the CLI: one line, exit 2
     Case("cli generate --out fifo", _cli("generate", "lorenz63", "--n", "3", "--t-end", "0.5", "--dt", "0.1",
                                          "--out", "{sandbox}/out.h5", "-q"), "exit 2", "FIFO", _out_fifo, cli=True),
@@ -331,6 +348,9 @@ CASES = [
                                                "--out", "{sandbox}/out.h5"), "exit 2", "dim", cli=True),
     Case("cli fit on a folder", _cli("fit", "{sandbox}/in.h5", "--out", "{sandbox}/run", "--epochs", "1"),
          "exit 2", "is a folder", _folder, cli=True),
+    Case("cli predict without a test split", _cli("predict", str(DEMO_MODEL), "--data", "{sandbox}/in.h5", "--out",
+                                                  "{sandbox}/out.h5"), "exit 2", "no 'test' trajectories", _train_only,
+         cli=True),
     Case("cli evaluate on a NaN-derivative file", _cli("evaluate", str(DEMO_MODEL), "--data", "{sandbox}/in.h5"),
          "exit 2", "'derivative' holds NaN", _with(derivative=NAN), cli=True),
 ]
@@ -352,7 +372,7 @@ def sandbox():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case_fails_with_a_named_error(case: Case, sandbox: Path, small_dataset) -> None:
-    if ("evaluate" in case.name) and not (DEMO_MODEL.is_dir() and DEMO_DATA.is_file()):
+    if ("evaluate" in case.name or "predict" in case.name) and not (DEMO_MODEL.is_dir() and DEMO_DATA.is_file()):
         pytest.skip("the shipped demo model is missing (run `workbench demo`)")
     if case.setup is not None:
         case.setup(sandbox, small_dataset)
