@@ -29,7 +29,7 @@ from scipy.spatial.distance import pdist
 from systems import System
 
 from . import metrics
-from .errors import BadParameterError
+from .errors import BadParameterError, DivergenceError, SolverStallError
 from .simulate import get_system, simulate
 from .solvers import BatchField, integrate_batch
 
@@ -39,7 +39,7 @@ Advance = Callable[[torch.Tensor], torch.Tensor]
 # --- Lyapunov exponents ----------------------------------------------------------------------------
 
 def benettin(advance: Advance, state: torch.Tensor, tau: float, segments: int, d0: float = 1e-8,
-             seed: int = 0) -> np.ndarray:
+             seed: int = 0, align: int = 0) -> np.ndarray:
     """Largest Lyapunov exponent of the map ``advance`` (one step of ``tau`` time units), per start state.
 
     A reference and a perturbed copy, ``d0`` apart, are advanced together (one batch); after every
@@ -54,6 +54,8 @@ def benettin(advance: Advance, state: torch.Tensor, tau: float, segments: int, d
         segments: number of renormalisation steps; the averaging time is ``segments * tau``.
         d0: perturbation size (Euclidean norm over all trailing dims).
         seed: seeds the initial perturbation direction.
+        align: extra steps run first and not counted, so the random initial direction has turned
+            into the fastest-growing one before averaging starts (removes an O(1 / total) bias).
 
     Returns:
         ``(B,)`` exponent estimates (1 / time unit); NaN where the map produced non-finite values.
@@ -75,11 +77,12 @@ def benettin(advance: Advance, state: torch.Tensor, tau: float, segments: int, d
     ref, pert = state, state + d0 * direction / norm(direction)
     log_stretch = torch.zeros(n, dtype=torch.float64, device=state.device)
     tiny = torch.finfo(state.dtype).tiny  # a collapsed perturbation gives a very negative, not NaN, exponent
-    for _ in range(segments):
+    for step in range(align + segments):
         out = advance(torch.cat([ref, pert]))
         ref, pert = out[:n], out[n:]
         dist = norm(pert - ref).clamp_min(tiny)
-        log_stretch += torch.log(dist.flatten() / d0).double()
+        if step >= align:
+            log_stretch += torch.log(dist.flatten() / d0).double()
         pert = ref + (pert - ref) * (d0 / dist)
     return (log_stretch / (segments * tau)).cpu().numpy()
 
@@ -105,7 +108,7 @@ def flow_lyapunov(field: BatchField, x0: torch.Tensor, tau: float, total: float,
     def advance(x: torch.Tensor) -> torch.Tensor:
         return integrate_batch(field, x, times, rtol=tol, atol=tol)[0][:, -1]
 
-    return benettin(advance, x0, tau, max(1, int(round(total / tau))), d0, seed)
+    return benettin(advance, x0, tau, max(1, int(round(total / tau))), d0, seed, align=4)
 
 
 def system_lyapunov(system: Union[str, System], total: float, tau: float, n_ic: int = 8, d0: float = 1e-8,
@@ -226,7 +229,7 @@ def model_lyapunov(model, start: np.ndarray, dt: float, tau: float, total: float
     if transient > 0:
         history = _advance_history(run, history, max(1, int(round(transient / dt))))
     return benettin(lambda h: _advance_history(run, h, steps), history, steps * dt,
-                    max(1, int(round(total / (steps * dt)))), d0, seed)
+                    max(1, int(round(total / (steps * dt)))), d0, seed, align=4)
 
 
 # --- invariant measure, spectrum, dimension ---------------------------------------------------------
@@ -363,3 +366,85 @@ def correlation_dimension(points: np.ndarray, max_points: int = 2000, pair_range
     r = np.quantile(dist, np.geomspace(*pair_range, 12))
     share = np.searchsorted(dist, r, side="right") / len(dist)
     return float(np.polyfit(np.log(r), np.log(share), 1)[0])
+
+
+# --- all of it for evaluate ---------------------------------------------------------------------------
+
+def attractor_scores(model, test: xr.Dataset, system: System, params: dict[str, np.ndarray],
+                     lyapunov: Optional[float] = None, n_runs: int = 32, run_lyapunov_times: float = 20.0,
+                     transient_lyapunov_times: float = 5.0, max_steps: int = 20_000,
+                     lyapunov_averaging: float = 40.0, seed: int = 0) -> xr.Dataset:
+    """Climate scores of a deterministic model of a chaotic system, against the true system.
+
+    From the first ``n_runs`` test trajectories, the model and the true system (DOP853 at 1e-7) each
+    run freely for ``transient_lyapunov_times + run_lyapunov_times`` Lyapunov times (at most
+    ``max_steps`` samples at the data's spacing); the transient is dropped and the rest compared.
+    Many moderate runs rather than a few long ones: the cost grows with the run length, not the batch. The model's largest Lyapunov
+    exponent comes from :func:`model_lyapunov` on up to 16 of those starts (``tau`` half a Lyapunov time,
+    ``lyapunov_averaging`` Lyapunov times); the true one is ``lyapunov`` (the catalog's published
+    value) or, when there is none, :func:`flow_lyapunov` on the true system with the same settings.
+    The Lyapunov time is ``1 / lyapunov`` (1 time unit when no exponent is known).
+
+    Arguments:
+        model: a fitted deterministic :class:`~workbench.model.Model`.
+        test: held-out trajectories (their first ``C + 1`` samples start the model's runs).
+        system, params: the true system and each test trajectory's parameter values.
+        lyapunov: the true largest exponent, if published.
+
+    Returns:
+        Scalars ``lyapunov_learned``, ``lyapunov_true``, ``attractor_w1`` (mean over variables of W1
+        divided by the true standard deviation), ``attractor_kl``, ``attractor_hellinger``,
+        ``spectrum_error`` (means over variables), ``correlation_dimension_learned`` and
+        ``_true``, plus ``attractor_w1_variable(variable)`` in state units. A model whose runs
+        diverge scores ``inf`` (and NaN exponent), with the reason in the ``diverged`` attribute.
+    """
+    dt = float(test["time"].values[1] - test["time"].values[0])
+    context = int(model.learner.capabilities().context)
+    runs = min(n_runs, test.sizes["trajectory"])
+    horizon = 1.0 / lyapunov if lyapunov else 1.0
+    transient = int(round(transient_lyapunov_times * horizon / dt))
+    n_steps = min(max_steps, transient + int(round(run_lyapunov_times * horizon / dt)))
+    transient = min(transient, n_steps // 5)
+    states = test["state"].values[:runs]
+    tau = max(dt, 0.5 * horizon)
+    x0 = states[:, 0]
+    p = {k: np.asarray(v)[:runs] for k, v in params.items()}
+    # statistics of a chaotic run do not need the generator's 1e-10 accuracy: 1e-7 takes ~3x fewer steps
+    true_run = simulate(system, n=runs, times=np.arange(n_steps + 1) * dt, x0=x0, params=p, split=None,
+                        rtol=1e-7, atol=1e-7, progress=False)["state"].values[:, transient:]
+    if lyapunov:
+        true_exponent = float(lyapunov)
+    else:
+        p_tensor = {k: torch.as_tensor(v[:16], dtype=torch.float64) for k, v in p.items()}
+        start = torch.as_tensor(true_run[:16, 0])
+        true_exponent = float(np.mean(flow_lyapunov(lambda t, y: system.drift(t, y, p_tensor), start, tau,
+                                                    lyapunov_averaging * horizon)))
+    names = [str(v) for v in test["variable"].values]
+    scale = true_run.reshape(-1, true_run.shape[-1]).std(0)
+    out = xr.Dataset()
+    try:
+        learned = model_free_run(model, states[:, : context + 1], dt, n_steps - context)[:, max(0, transient - context):]
+        exponent = float(np.mean(model_lyapunov(model, states[:16, : context + 1], dt, tau,
+                                                lyapunov_averaging * horizon, transient=transient * dt, seed=seed)))
+        diverged = ""
+    except (DivergenceError, SolverStallError) as exc:
+        learned, exponent, diverged = np.full_like(true_run, np.inf), float("nan"), str(exc)
+    measure = measure_distance(learned, true_run, variables=names)
+    out["lyapunov_learned"] = xr.DataArray(exponent, attrs={"long_name": "largest Lyapunov exponent of the model",
+                                                            "units": "1 / time", "diverged": diverged})
+    out["lyapunov_true"] = xr.DataArray(true_exponent, attrs={
+        "long_name": "largest Lyapunov exponent of the true system", "units": "1 / time",
+        "source": "catalog (published)" if lyapunov else "estimated (Benettin)"})
+    out["attractor_w1"] = xr.DataArray(float(np.mean(measure["w1"].values / scale)), attrs={
+        "long_name": "W1 between invariant marginals / true std, mean over variables", "units": "1",
+        "diverged": diverged})
+    out["attractor_w1_variable"] = measure["w1"]
+    out["attractor_kl"] = measure["kl"].mean().assign_attrs(measure["kl"].attrs)
+    out["attractor_hellinger"] = measure["hellinger"].mean().assign_attrs(measure["hellinger"].attrs)
+    out["spectrum_error"] = xr.DataArray(float(np.mean(spectrum_error(learned, true_run, dt))), attrs={
+        "long_name": "relative L1 error of the power spectrum, mean over variables", "units": "1"})
+    out["correlation_dimension_learned"] = xr.DataArray(correlation_dimension(learned, seed=seed),
+                                                        attrs={"long_name": "correlation dimension of the model's attractor"})
+    out["correlation_dimension_true"] = xr.DataArray(correlation_dimension(true_run, seed=seed),
+                                                     attrs={"long_name": "correlation dimension of the true attractor"})
+    return out

@@ -10,6 +10,7 @@ import xarray as xr
 import systems as catalog
 
 from . import metrics
+from .attractor import attractor_scores
 from .dataset import json_attr, observation_mask, select_split
 from .forecast import evaluate_rolling
 from .splits import time_split_info
@@ -45,7 +46,7 @@ def true_drift(ds: xr.Dataset, system: catalog.System, traj: np.ndarray, x: np.n
 
 
 def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: int = 32, seed: int = 0,
-             threshold: float = 0.4, oracle: bool = True, mode: str = "auto",
+             threshold: float = 0.4, oracle: bool = True, attractor: bool = True, mode: str = "auto",
              horizons: Sequence[int] = (1,)) -> xr.Dataset:
     """All applicable metrics of ``model`` on the ``split`` trajectories of ``ds``.
 
@@ -57,6 +58,10 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         seed: seeds stochastic rollouts and oracle samples.
         threshold: normalized-error level for the valid prediction time.
         oracle: for SDE data from the catalog, also score samples of the true SDE.
+        attractor: for deterministic models of a chaotic catalog ODE, also score long free runs
+            (:func:`workbench.attractor.attractor_scores`: ``lyapunov_learned`` beside ``lyapunov_true``,
+            ``attractor_w1``, ``attractor_kl``, ``attractor_hellinger``, ``spectrum_error``, correlation
+            dimensions); costs seconds to a minute.
         mode: ``"trajectories"`` (predict each held-out trajectory from its first sample),
             ``"rolling"`` (forecasts from many origins over the test period of a long series, error
             by horizon beside persistence, climatology and AR(p), with ``rmse_skill_vs_*`` and
@@ -95,6 +100,9 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         out["nfe"] = xr.DataArray(float(nfe), attrs={"long_name": "vector-field evaluations per rollout"})
     if system is not None:
         _field_and_energy(out, model, test, pred, system, seed)
+        if attractor and system.kind == "ode" and system.facts["chaotic"] and not model.stochastic:
+            out.update(attractor_scores(model, test, system, parameters_per_trajectory(test, system),
+                                        system.lyapunov, seed=seed))
     if pred.sizes["sample"] > 1:
         _stochastic(out, pred, test)
         if oracle and system is not None and system.kind == "sde":
