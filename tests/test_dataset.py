@@ -1,5 +1,7 @@
 """Dataset schema, HDF5 round trip, imports, and refusal of malformed or hostile files."""
+import errno
 import json
+import os
 
 import h5py
 import numpy as np
@@ -8,7 +10,8 @@ import pytest
 import xarray as xr
 
 import workbench as wb
-from workbench.errors import DatasetError
+from workbench.errors import DatasetError, ResourceLimitError, StorageError
+from workbench.safety import MEMORY_ENV, memory_limit, parse_size, read_json_bounded
 
 
 def test_round_trip_is_exact_and_readable_without_workbench(tmp_path, lorenz_small):
@@ -44,18 +47,75 @@ def test_split_selects_whole_trajectories(lorenz_small):
     assert test.sizes["trajectory"] == counts["test"]
 
 
-def test_write_is_atomic_on_failure(tmp_path, lorenz_small, monkeypatch):
+def test_failed_rename_keeps_old_file_and_leaves_no_temporary(tmp_path, lorenz_small, monkeypatch):
     path = wb.save(lorenz_small, tmp_path / "keep.h5")
     before = path.read_bytes()
 
-    def explode(*args, **kwargs):
-        raise OSError("disk full")
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", explode)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(StorageError, match="cannot write .*keep.h5"):
         wb.save(lorenz_small.isel(trajectory=[0]), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.h5"]
+
+
+def test_full_disk_is_named_with_the_space_needed(tmp_path, lorenz_small, monkeypatch):
+    path = wb.save(lorenz_small, tmp_path / "keep.h5")
+    before = path.read_bytes()
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("builtins.open", lambda p, mode="r", *a, **k: FullDisk(real_open(p, mode, *a, **k))
+                        if str(p).endswith(".tmp") else real_open(p, mode, *a, **k))
+    with pytest.raises(StorageError, match=r"disk is full writing .*keep.h5: it needs about [0-9.]+ KiB"):
+        wb.save(lorenz_small, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.h5"]
+
+
+def test_memory_budget_is_checked_before_reading_and_can_be_overridden(tmp_path, monkeypatch):
+    ds = wb.simulate("lorenz63", n=40, t_end=2.0, dt=0.01, seed=0)  # 40 x 201 x 3 float64 = 188 KiB
+    path = wb.save(ds, tmp_path / "d.h5")
+    monkeypatch.setenv(MEMORY_ENV, "100K")
+    with pytest.raises(ResourceLimitError, match=f"memory budget of 100.0 KiB.*{MEMORY_ENV}"):
+        wb.load(path)
+    monkeypatch.setenv(MEMORY_ENV, "1M")
+    xr.testing.assert_identical(wb.load(path), ds)
+    monkeypatch.setenv(MEMORY_ENV, "unlimited")
+    assert memory_limit() is None
+    monkeypatch.setenv(MEMORY_ENV, "lots")
+    with pytest.raises(ResourceLimitError, match="not a size"):
+        memory_limit()
+
+
+@pytest.mark.parametrize("text, size", [("4G", 4 * 2**30), ("512 MiB", 512 * 2**20), ("1e9", 10**9), ("1536", 1536)])
+def test_sizes_parse_in_binary_units(text, size):
+    assert parse_size(text) == size
+
+
+def test_json_is_bounded_in_depth_and_size(tmp_path):
+    assert read_json_bounded(("[" * 64 + "]" * 64).encode()) == json.loads("[" * 64 + "]" * 64)
+    with pytest.raises(DatasetError, match="deeper than 64"):
+        read_json_bounded(("[" * 65 + "]" * 65).encode())
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(["x" * 1000]))
+    with pytest.raises(DatasetError, match="more than the limit"):
+        read_json_bounded(path, max_bytes=1000)
+    assert read_json_bounded(path, max_bytes=2000) == ["x" * 1000]
 
 
 def test_csv_long_format_import_with_irregular_times(tmp_path):

@@ -1,11 +1,14 @@
 """Generated ODE truth against per-trajectory scipy references, conservation, and failure modes."""
+import time
+
 import numpy as np
 import pytest
 import torch
 from scipy.integrate import solve_ivp
 
 import workbench as wb
-from workbench.errors import BadParameterError, DivergenceError, SolverStallError, WorkbenchError
+from workbench.errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError,
+                              WorkbenchError)
 
 ODES = wb.systems("ode")
 TOL = 1e-9
@@ -126,7 +129,32 @@ def test_step_budget_raises_instead_of_hanging():
         wb.simulate("lorenz63", n=2, t_end=5.0, dt=1.0, max_steps=5)
 
 
+def test_sde_work_is_refused_up_front_with_the_largest_step_that_fits():
+    start = time.perf_counter()
+    with pytest.raises(ResourceLimitError, match=r"5e\+08 steps .*sde_dt \(>= 0.00025\)"):
+        wb.simulate("double_well", n=2, t_end=50.0, dt=0.05, sde_dt=1e-7)
+    assert time.perf_counter() - start < 2.0
+    ds = wb.simulate("double_well", n=2, t_end=1.0, dt=0.05, sde_dt=1e-3, max_steps=1000)  # 1000 steps fit
+    assert ds.attrs["dt_sde"] == 1e-3
+
+
+def test_absurd_initial_state_fails_at_once():
+    with pytest.raises(BadParameterError, match=r"beyond 1e\+06"):
+        wb.simulate("lorenz63", n=2, x0=[1e200, 1.0, 1.0])
+
+
+def test_implicit_route_has_a_step_cap():
+    with pytest.raises(SolverStallError, match="budget of 3 steps"):
+        wb.simulate("robertson", n=1, t_end=1.0, dt=0.1, max_steps=3)
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"seed": -1}, "seed"),
+    ({"seed": 2**70}, "seed"),
+    ({"params": {"rho": None}}, "number"),
+    ({"params": "rho=28"}, "mapping"),
+    ({"obs_noise": "0.1"}, "obs_noise"),
+
     ({"params": {"rhoo": 3.0}}, "no parameter 'rhoo'"),
     ({"params": {"rho": 1e6}}, "outside its valid range"),
     ({"params": {"rho": [30.0, 31.0]}}, "2 values for 4 trajectories"),
