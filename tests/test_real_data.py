@@ -307,7 +307,7 @@ def test_delay_embedding_lets_a_scalar_series_be_forecast():
     fc = model.forecast(ds, horizon=60, origin="test")
     start = int(np.searchsorted(t, fc.attrs["forecast_origin"])) + 1
     assert list(fc["variable"].values) == ["q"]
-    np.testing.assert_allclose(fc["state"].values[0, 0, :, 0], q[start:start + 60], atol=1e-7)
+    np.testing.assert_allclose(fc["state"].values[0, 0, :, 0], q[start:start + 60], atol=1e-5)  # float32 fit
 
 
 def test_a_one_dimensional_ode_on_an_oscillating_series_warns_and_names_embed():
@@ -327,3 +327,23 @@ def test_log_transform_keeps_a_positive_forecast_positive_and_months_continue():
     assert (fc["state"].values > 0).all()
     months = pd.DatetimeIndex(xr.decode_cf(fc)["time"].values)
     np.testing.assert_array_equal(months, pd.date_range("2010-01-01", periods=30, freq="MS"))
+
+
+def test_seasonal_drivers_are_known_past_the_end_of_the_data():
+    from workbench.drivers import add_seasonal_inputs
+    from workbench.forecast import _inputs_ahead
+
+    dates = pd.date_range("2000-01-01", periods=60, freq="MS")
+    text = "date,x\n" + "\n".join(f"{d:%Y-%m-%d},{np.cos(2 * np.pi * d.month / 12):.6f}" for d in dates)
+    ds = add_seasonal_inputs(from_csv(text.encode()))
+    assert list(ds["input_variable"].values) == ["season_sin1", "season_cos1"]
+    t = ds["time"].values
+    np.testing.assert_allclose(ds["input"].values[0, :, 0], np.sin(2 * np.pi * t / 365.2425))
+    split = split_time(ds, val=0.1, test=0.2)
+    model = wb.fit(split, "node", epochs=1, steps_per_epoch=1)
+    assert model.meta["series"]["drivers"]["period"] == 365.2425
+    fc = model.forecast(split, horizon=6)  # past the end: drivers computed, not refused
+    assert fc.sizes["time"] == 6 and np.isfinite(fc["state"].values).all()
+    ahead = _inputs_ahead(ds["input"].values[0], t, len(t) - 1, 3, 30.0, model.meta["series"]["drivers"],
+                          model.inputs)
+    np.testing.assert_allclose(ahead[1:, 1], np.cos(2 * np.pi * (t[-1] + 30.0 * np.arange(1, 4)) / 365.2425))

@@ -23,6 +23,7 @@ import xarray as xr
 from . import timeaxis, transforms
 from .baselines import fill_gaps
 from .dataset import make_dataset, observation_mask
+from .drivers import driver_names, driver_values
 from .devices import torch_threads
 from .embedding import delay_vectors
 from .errors import BadParameterError, DatasetError, UnsupportedError
@@ -77,8 +78,8 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
         if inputs is None:
             raise UnsupportedError(f"this model needs its inputs {model.inputs} over the forecast; pass a dataset "
                                    "with an 'input' variable that covers the forecast times")
-        padded = np.concatenate([inputs, np.repeat(inputs[-1:], horizon + 1, axis=0)])
-        u = np.stack([padded[o: o + horizon + 1] for o in origins])
+        u = np.stack([_inputs_ahead(inputs, times, o, horizon, step, rec.get("drivers"), model.inputs)
+                      for o in origins])
         signal = model._input_signal(u, t, len(origins))
     generator = torch.Generator().manual_seed(int(seed))
     learner.eval()
@@ -90,6 +91,22 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
     physical = model._from_z(path)[:, :, 1:]                 # (S, O, H, D*k)
     observed = physical[..., ::k]                           # the undelayed coordinate of each variable
     return np.moveaxis(transforms.inverse(observed, spec, variables), 0, 1)
+
+
+def _inputs_ahead(inputs: np.ndarray, times: np.ndarray, origin: int, horizon: int, step: float,
+                  drivers: Optional[dict], names: Sequence[str]) -> np.ndarray:
+    """Inputs at the origin and the ``horizon`` samples after it: the data's where it has them;
+    past its end, seasonal/trend drivers computed from time and other inputs held at their last value."""
+    ahead = inputs[origin: origin + horizon + 1]
+    missing = horizon + 1 - len(ahead)
+    if missing == 0:
+        return ahead
+    held = np.concatenate([ahead, np.repeat(inputs[-1:], missing, axis=0)])
+    if drivers:
+        t = times[origin] + step * np.arange(horizon + 1)
+        columns = [names.index(n) for n in driver_names(drivers)]
+        held[:, columns] = driver_values(drivers, t)
+    return held
 
 
 def future_times(ds: xr.Dataset, after: float, count: int) -> np.ndarray:
@@ -157,7 +174,8 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
             raise DatasetError(f"series {k} has no observed sample before the forecast origin")
         o = int(seen[-1])
         inputs = merged["input"].values[k] if "input" in merged else None
-        if inputs is not None and o + horizon >= len(times):
+        only_drivers = set(model.inputs) <= set(driver_names(recipe(model).get("drivers") or {"harmonics": 0}))
+        if inputs is not None and o + horizon >= len(times) and not only_drivers:
             raise UnsupportedError("this model needs exogenous inputs over the forecast, but the data ends before "
                                    "the horizon; extend the 'input' variable into the future first")
         out.append(rollout_from(model, values, times, np.array([o]), horizon, n_samples, seed, inputs)[0])

@@ -8,7 +8,7 @@ already trains on, and the recipe is recorded in ``model.meta["series"]`` so tha
 1. ``transform`` (per variable ``log``/``log1p``/``logit``) is applied before standardisation;
 2. ``embed=k, lag=tau`` replaces each variable by its ``k`` delays (the whole series is embedded,
    so delays only look back; no piece sees later data);
-3. the training and validation pieces are cut into equal-length trajectories ("chunks") on a
+3. the training and validation pieces are cut into equal-length, overlapping trajectories ("chunks") on a
    time axis that starts at 0 and steps by the median sampling interval: a calendar axis of
    months (28-31 days) counts as regular. Every learner, discrete maps and closed-form ones
    included, then sees complete, regular trajectories; the test piece is never used.
@@ -26,7 +26,7 @@ import xarray as xr
 
 from . import timeaxis, transforms
 from .baselines import detect_period
-from .dataset import make_dataset, observation_mask
+from .dataset import json_attr, make_dataset, observation_mask
 from .embedding import embed_dataset, suggest_embedding
 from .errors import BadParameterError, DatasetError
 from .splits import merge_segments, time_split_info
@@ -70,7 +70,7 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
     model.meta["series"] = {"transform": spec, "embed": int(embed), "lag": int(lag), "variables": variables,
                             "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
                             "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
-                            "time_split": time_split_info(ds)}
+                            "time_split": time_split_info(ds), "drivers": json_attr(ds, "drivers")}
     if kwargs.get("out") is not None:  # the run folder was written before the recipe was known
         model.save(kwargs["out"])
     return model
@@ -143,10 +143,15 @@ def training_layout(ds: xr.Dataset, warmup: int) -> tuple[xr.Dataset, float, str
 
 
 def chunk_starts(lo: int, hi: int, length: int) -> list[int]:
-    """Starts of windows of ``length`` covering ``[lo, hi)``, evenly spread (overlapping if needed)."""
+    """Starts of windows of ``length`` covering ``[lo, hi)`` with a stride of a quarter window.
+
+    The overlap keeps every transition (and a learner's warm-up context) inside some chunk; a
+    sample appears in up to four chunks, evenly, so no part of the series is weighted more.
+    """
     if hi - lo <= length:
         return [lo]
-    count = int(np.ceil((hi - lo) / length))
+    stride = max(1, length // 4)
+    count = int(np.ceil((hi - lo - length) / stride)) + 1
     return [int(round(s)) for s in np.linspace(lo, hi - length, count)]
 
 
