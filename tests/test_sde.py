@@ -1,10 +1,13 @@
 """SDE generation against analytic moments and the schemes' known strong orders."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 import torchsde
 
 import workbench as wb
+from workbench.devices import torch_threads
 
 MOMENT_SYSTEMS = ["ornstein_uhlenbeck", "geometric_brownian_motion", "cir"]
 
@@ -61,3 +64,31 @@ def test_every_sde_simulates_finite_paths_and_is_seeded():
 def test_sde_dt_coarser_than_sampling_is_refused():
     with pytest.raises(wb.WorkbenchError, match="sde_dt"):
         wb.simulate("ornstein_uhlenbeck", n=2, dt=0.01, t_end=1.0, sde_dt=0.1)
+
+
+def test_simulate_applies_the_thread_policy_and_restores_the_callers_count(monkeypatch):
+    seen = []
+    ou = wb.system("ornstein_uhlenbeck")
+
+    def recording_drift(t, x, p):
+        seen.append(torch.get_num_threads())
+        return ou.drift(t, x, p)
+
+    probe = dataclasses.replace(ou, name="thread_probe", drift=recording_drift)
+    monkeypatch.setenv("WORKBENCH_THREADS", "1")
+    torch.set_num_threads(2)
+    try:
+        wb.simulate(probe, n=2, t_end=0.1, split=None)
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        wb.simulate(probe, n=2, t_end=0.1, split=None, threads=3)
+        assert set(seen) == {3}
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        with torch_threads(4):          # an enclosing entry point (evaluate) decides for nested ones
+            wb.simulate(probe, n=2, t_end=0.1, split=None)
+        assert set(seen) == {4}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)

@@ -12,7 +12,7 @@ import systems as catalog
 from systems import System
 
 from .dataset import SPLITS, make_dataset
-from .devices import DeviceLike, resolve_device
+from .devices import DeviceLike, resolve_device, thread_policy
 from .errors import BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnsupportedError
 from .progress import progress_bar
 from .safety import check_allocation, check_integer, check_real
@@ -39,6 +39,7 @@ def get_system(system: SystemLike, **options: int) -> System:
     return catalog.get(system).with_options(**options)
 
 
+@thread_policy
 def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt: Optional[float] = None, *,
              times: Optional[Sequence[float]] = None, seed: int = 0,
              params: Optional[Mapping[str, Any]] = None,
@@ -49,7 +50,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
              method: Optional[str] = None, rtol: float = 1e-10, atol: float = 1e-10,
              sde_dt: Optional[float] = None, scheme: Optional[str] = None, brownian: Any = None,
              max_steps: int = 200_000, device: DeviceLike = None, options: Optional[Mapping[str, int]] = None,
-             progress: Optional[bool] = None) -> xr.Dataset:
+             progress: Optional[bool] = None, threads: Optional[int] = None) -> xr.Dataset:
     """Integrate ``n`` trajectories of a system and return them as a labelled dataset.
 
     Arguments:
@@ -73,7 +74,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
             trajectory; the default for stiff systems).
         rtol, atol: ODE tolerances (defaults serve as truth).
         sde_dt: SDE integration step (default ``dt / 10``); ``scheme``: ``euler``, ``milstein``
-            (default for diagonal/scalar/additive noise) or ``srk`` (torchsde's names).
+            or ``srk`` (torchsde's names; default: the one correct for the noise, see :func:`default_scheme`).
         brownian: a torchsde Brownian motion of size ``(n, noise_dim)`` to drive an SDE (default:
             a ``BrownianInterval`` seeded by ``seed``); pass a ``torchsde.BrownianTree`` to refine
             ``sde_dt`` on one fixed path.
@@ -81,6 +82,8 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
         options: structural options, e.g. ``{"dim": 10}`` for ``lorenz96``.
         progress: show a progress bar (default: only on a terminal).
+        threads: torch CPU threads while solving (default: ``WORKBENCH_THREADS``, else 1 on a small CPU;
+            the caller's count is restored afterwards, see :func:`workbench.devices.torch_threads`).
 
     Returns:
         ``xarray.Dataset`` in the workbench schema, float64.
@@ -347,8 +350,14 @@ def _check_finite(states: torch.Tensor, bound: float) -> None:
 
 
 def default_scheme(sys_: System) -> str:
-    """Milstein (strong order 1) where torchsde supports it for the noise type, else Euler-Maruyama."""
-    return "milstein" if sys_.noise_type in ("diagonal", "scalar", "additive") else "euler"
+    """The torchsde scheme that is correct for the system's noise structure.
+
+    Milstein (strong order 1) for diagonal and additive noise; SRK (Rößler 2010, derivative-free,
+    strong order 1) for scalar noise, where torchsde's Milstein adds ``J^T g`` instead of ``J g`` (wrong
+    unless the Jacobian is symmetric; it broke S + I + R in ``stochastic_sir``); Euler-Maruyama for
+    general noise, the one scheme there that needs no Lévy areas.
+    """
+    return {"diagonal": "milstein", "additive": "milstein", "scalar": "srk"}.get(sys_.noise_type, "euler")
 
 
 def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
