@@ -70,6 +70,7 @@ def _kill_during_writes(target: Path, write, versions: list, seed: int) -> dict:
 def test_save_survives_kill_9_at_random_points(tmp_path):
     versions = _datasets()
     target = tmp_path / "data.h5"
+    wb.save(versions[0], target)  # the old file every kill must leave intact or replace completely
     seen = _kill_during_writes(target, lambda k: wb.save(versions[k], target), versions, seed=0)
     assert seen["reads"] > 0
     wb.save(versions[0], target)
@@ -90,7 +91,9 @@ def test_generate_out_survives_kill_9_at_random_points(tmp_path):
         except SystemExit:
             pass
 
-    _kill_during_writes(target, write, versions, seed=1)
+    write(0)
+    seen = _kill_during_writes(target, write, versions, seed=1)
+    assert seen["reads"] > 0
     write(0)
     assert temporaries(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.h5"]
