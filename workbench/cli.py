@@ -184,19 +184,33 @@ def evaluate(run: Path = typer.Argument(..., help="Run folder written by `workbe
 
 
 @app.command("learners")
-def list_learners() -> None:
-    """Table of learners and what each supports."""
-    from .learners import LEARNERS
+def list_learners(data: Optional[Path] = typer.Option(None, "--data", help="Also say which learners can fit "
+                                                                         "this HDF5 dataset, and why not.")) -> None:
+    """Table of learners and what each declares (the same declaration fit checks)."""
+    from .learners import LEARNERS, compatibility
 
+    verdicts = compatibility(_load(data)) if data is not None else None
     table = Table(title="Learners")
-    for column in ("name", "data", "stochastic", "irregular data", "needs", "reference"):
-        table.add_column(column)
+    for column in ("name", "training", "data", "stochastic", "irregular", "inputs", "needs"):
+        table.add_column(column, no_wrap=column == "name")
     for name, cls in sorted(LEARNERS.items()):
         s = cls.supports
-        needs = ", ".join(n for n, flag in (("(q, p) split", s.needs_qp), ("(q, v) state", s.needs_even_dim)) if flag)
-        table.add_row(name, "/".join(s.kinds), "yes" if s.stochastic else "no", "yes" if s.irregular else "no",
-                      needs, cls.reference)
+        needs = ", ".join(n for n, flag in (("(q,p)", s.needs_qp), ("(q,v)", s.needs_even_dim)) if flag)
+        table.add_row(name, s.training.replace("_", "-"), "/".join(s.kinds), "yes" if s.stochastic else "no",
+                      "yes" if s.irregular else "no", "yes" if s.inputs else "no", needs)
     console.print(table)
+    for name, cls in sorted(LEARNERS.items()):
+        console.print(f"[bold]{name}[/bold]: {cls.reference}", highlight=False)
+    if verdicts is not None:
+        console.print(f"\nOn {data}:")
+        for name, reason in verdicts.items():
+            console.print(f"  {name}: " + ("fits" if reason is None else f"cannot fit; {reason}"), highlight=False)
+
+
+def _load(path: Path):
+    import workbench as wb
+
+    return wb.load(path)
 
 
 @app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
