@@ -188,7 +188,11 @@ def model_from_zip(name: str, data: bytes) -> Model:
         raise wb.WorkbenchError(f"'{name}' expands to more than {4 * MAX_UPLOAD_BYTES >> 20} MB")
     with tempfile.TemporaryDirectory() as tmp:
         for member in names:  # names were checked against a fixed list: no paths can escape tmp
-            (Path(tmp) / member).write_bytes(archive.read(member))
+            try:
+                (Path(tmp) / member).write_bytes(archive.read(member))
+            except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError) as exc:  # encrypted, exotic, corrupt
+                raise DatasetError(f"'{name}': {member} cannot be extracted ({exc}); upload an unencrypted zip as the "
+                                   "Train page's 'Download model' button saves it") from None
         try:
             return wb.load_model(tmp, device="cpu")
         except wb.WorkbenchError as exc:

@@ -261,6 +261,33 @@ def _train_only(sandbox: Path, ds) -> None:
     wb.save(ds.assign_coords(split=("trajectory", ["train"] * ds.sizes["trajectory"])), sandbox / "in.h5")
 
 
+def _encrypted_model_zip(sandbox: Path, ds) -> None:
+    """A model zip whose members are flagged as encrypted (general-purpose bit 0), as `zip -P` makes."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.safetensors", b"x")
+    data = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start >= 0:
+            data[start + offset] |= 1
+            start = data.find(signature, start + 4)
+    (sandbox / "model.zip").write_bytes(bytes(data))
+
+
+def _upload_model_zip(sandbox: Path) -> Any:
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from app.state import model_from_zip
+
+    return model_from_zip("model.zip", (sandbox / "model.zip").read_bytes())
+
+
 NAN = lambda ds: ds["state"] * np.nan  # noqa: E731
 
 CASES = [
@@ -333,6 +360,8 @@ CASES = [
     Case("empty test split", _predict_without_test_split, "DatasetError", "no 'test' trajectories"),
     Case("fit data of kind 'banana'", _fit_kind_banana, "DatasetError", "attribute 'kind'"),
     Case("fit rk4 on times offset by 1e12", _fit_time_offset_rk4, "SolverStallError", "^(?!.*solver='rk4').*time"),
+    Case("app upload of an encrypted model zip", _upload_model_zip, "DatasetError", "cannot be extracted",
+         _encrypted_model_zip),
     # the CLI: one line, exit 2
     Case("cli generate --out fifo", _cli("generate", "lorenz63", "--n", "3", "--t-end", "0.5", "--dt", "0.1",
                                          "--out", "{sandbox}/out.h5", "-q"), "exit 2", "FIFO", _out_fifo, cli=True),
