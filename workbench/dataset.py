@@ -1,6 +1,6 @@
 """The one dataset schema (truth, imports, predictions), its validation, and HDF5/CSV/NumPy I/O.
 
-Schema (see ``shared/DESIGN.md``): data variable ``state`` with dims
+Schema (also in the README and data/README.md): data variable ``state`` with dims
 ``("trajectory", "time", "variable")`` (predictions add a leading ``"sample"``), coords ``time``,
 ``variable``, ``trajectory``, optional ``split(trajectory)``, ``param_<name>(trajectory)``,
 ``mask(trajectory, time)`` and a ``derivative`` variable shaped like ``state``. Dict-valued
@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from ._version import __version__
 from .errors import DatasetError, ResourceLimitError
 from .safety import (MEMORY_ENV, atomic_write_bytes, check_allocation, check_input_file, check_output_target,
                      format_bytes, memory_limit_is_default, parse_json_bounded)
@@ -30,7 +31,6 @@ CONVENTIONS = "CF-1.8"
 
 
 def version() -> str:
-    from . import __version__
     return __version__
 
 

@@ -95,7 +95,7 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     out["vpt_median"] = vpt["vpt"].median().assign_attrs(vpt["vpt"].attrs)
     if "vpt_lyapunov" in vpt:
         out["vpt_lyapunov_median"] = vpt["vpt_lyapunov"].median().assign_attrs(vpt["vpt_lyapunov"].attrs)
-    nfe = getattr(model.learner, "last_nfe", None)
+    nfe = model.learner.last_nfe
     if nfe is not None:
         out["nfe"] = xr.DataArray(float(nfe), attrs={"long_name": "vector-field evaluations per rollout"})
     if system is not None:

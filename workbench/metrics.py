@@ -1,6 +1,6 @@
 """Scores comparing predicted trajectories (or ensembles) with the truth, as labelled xarray objects.
 
-Inputs follow the dataset schema (``shared/DESIGN.md``): truth ``state(trajectory, time, variable)``,
+Inputs follow the dataset schema (README, "File format"): truth ``state(trajectory, time, variable)``,
 predictions ``state(sample, trajectory, time, variable)``; every function takes the DataArray or the
 Dataset holding it. Conventions shared by all metrics:
 
