@@ -18,7 +18,7 @@ Modules:
 """
 from ._registry import get, names, register
 from ._system import Param, System
-from .errors import WorkbenchError
+from .errors import BadParameterError, UnknownNameError, WorkbenchError
 from . import mechanics, chaotic, populations, stochastic, forced  # noqa: F401  (registers the catalog)
 
-__all__ = ["System", "Param", "WorkbenchError", "register", "get", "names"]
+__all__ = ["System", "Param", "WorkbenchError", "UnknownNameError", "BadParameterError", "register", "get", "names"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from difflib import get_close_matches
 
 from ._system import System
-from .errors import WorkbenchError
+from .errors import BadParameterError, UnknownNameError
 
 _CATALOG: dict[str, System] = {}
 
@@ -12,12 +12,12 @@ _CATALOG: dict[str, System] = {}
 def register(system: System, *, overwrite: bool = False) -> System:
     """Add ``system`` to the catalog under ``system.name`` and return it.
 
-    Raises :class:`WorkbenchError` if the name is taken and ``overwrite`` is false.
+    Raises :class:`BadParameterError` if the name is taken and ``overwrite`` is false.
     """
     if not isinstance(system, System):
-        raise WorkbenchError(f"register() takes a System, got {type(system).__name__}")
+        raise BadParameterError(f"register() takes a System, got {type(system).__name__}")
     if system.name in _CATALOG and not overwrite:
-        raise WorkbenchError(
+        raise BadParameterError(
             f"a system named {system.name!r} is already registered; pick another name or pass overwrite=True")
     _CATALOG[system.name] = system
     return system
@@ -29,10 +29,10 @@ def names(kind: str | None = None) -> list[str]:
 
 
 def get(name: str) -> System:
-    """The system registered under ``name``; a :class:`WorkbenchError` suggests near names."""
+    """The system registered under ``name``; an :class:`UnknownNameError` (a ``KeyError``) suggests near names."""
     try:
         return _CATALOG[name]
     except KeyError:
         close = get_close_matches(str(name), list(_CATALOG), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "run `workbench systems` for the list"
-        raise WorkbenchError(f"unknown system {name!r}; {hint}") from None
+        raise UnknownNameError(f"unknown system {name!r}; {hint}") from None

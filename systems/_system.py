@@ -6,7 +6,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 
-from .errors import WorkbenchError
+from .errors import BadParameterError, UnknownNameError
 
 Params = Mapping[str, torch.Tensor]
 Field = Callable[[torch.Tensor, torch.Tensor, Params], torch.Tensor]
@@ -29,7 +29,7 @@ class Param:
 
     def __post_init__(self) -> None:
         if not (self.low <= self.default <= self.high):
-            raise WorkbenchError(
+            raise BadParameterError(
                 f"parameter default {self.default} lies outside its range [{self.low}, {self.high}]; "
                 "widen the range or fix the default")
 
@@ -135,7 +135,7 @@ class System:
         if bool(self.inputs) != (self.forcing is not None):
             problems.append("a forced system declares both its input names and its forcing u(t, p)")
         if problems:
-            raise WorkbenchError(f"system {self.name!r} is malformed: " + "; ".join(problems))
+            raise BadParameterError(f"system {self.name!r} is malformed: " + "; ".join(problems))
 
     @property
     def dim(self) -> int:
@@ -188,18 +188,18 @@ class System:
         return facts
 
     def check_params(self, values: Mapping[str, object]) -> None:
-        """Raise a :class:`WorkbenchError` for unknown names or values outside the declared range."""
+        """Raise :class:`UnknownNameError` for unknown names, :class:`BadParameterError` for values outside the range."""
         for key, value in values.items():
             if key not in self.params:
-                raise WorkbenchError(
+                raise UnknownNameError(
                     f"system {self.name!r} has no parameter {key!r}; its parameters are "
                     f"{sorted(self.params) or 'none'}")
             spec = self.params[key]
             arr = torch.as_tensor(value, dtype=torch.float64)
             if not torch.isfinite(arr).all():
-                raise WorkbenchError(f"parameter {key!r} of {self.name!r} must be finite, got {value!r}")
+                raise BadParameterError(f"parameter {key!r} of {self.name!r} must be finite, got {value!r}")
             if (arr < spec.low).any() or (arr > spec.high).any():
-                raise WorkbenchError(
+                raise BadParameterError(
                     f"parameter {key}={value!r} of {self.name!r} is outside its valid range "
                     f"[{spec.low}, {spec.high}]; choose a value inside it")
 
@@ -217,7 +217,7 @@ class System:
             return self
         unknown = set(options) - set(self.options)
         if unknown or self.builder is None:
-            raise WorkbenchError(
+            raise UnknownNameError(
                 f"system {self.name!r} has no structural option {sorted(unknown or options)}; "
                 f"its options are {sorted(self.options) or 'none'}")
         return self.builder(**{**self.options, **options})

@@ -5,7 +5,7 @@ import torch
 
 from ._registry import register
 from ._system import Param, Params, System
-from .errors import WorkbenchError
+from .errors import BadParameterError
 
 
 def lorenz63_drift(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor:
@@ -165,7 +165,7 @@ def _lorenz96_drift(t: torch.Tensor, x: torch.Tensor, p: Params) -> torch.Tensor
 def make_lorenz96(dim: int = 10) -> System:
     """Lorenz-96 with ``dim`` cyclically coupled variables ``x1..x{dim}`` (``dim >= 4``)."""
     if int(dim) != dim or dim < 4:
-        raise WorkbenchError(f"lorenz96 needs an integer dim >= 4 for its cyclic stencil, got {dim!r}")
+        raise BadParameterError(f"lorenz96 needs an integer dim >= 4 for its cyclic stencil, got {dim!r}")
     dim = int(dim)
     return System(
         name="lorenz96", kind="ode", state_names=tuple(f"x{i}" for i in range(1, dim + 1)),

@@ -3,7 +3,7 @@
 Public API (see README): ``systems``, ``system``, ``register_system``, ``simulate``, ``save``,
 ``load``, ``from_csv``, ``from_numpy``, ``learners``, ``fit``, ``load_model``, ``WorkbenchError``.
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from systems import Param, System
 

@@ -1,16 +1,5 @@
 """The exception family users see. Every message names the problem and the fix."""
-from systems.errors import WorkbenchError
-
-
-class UnknownNameError(WorkbenchError, KeyError):
-    """An unknown system, learner, metric or option name."""
-
-    def __str__(self) -> str:  # KeyError would otherwise quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class BadParameterError(WorkbenchError, ValueError):
-    """A parameter or argument outside what the component supports."""
+from systems.errors import BadParameterError, UnknownNameError, WorkbenchError
 
 
 class DatasetError(WorkbenchError, ValueError):

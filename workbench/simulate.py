@@ -124,7 +124,8 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         row = getattr(exc, "row", None)
         raise type(exc)(f"{sys_.name}: trajectory {row} with parameters {_row_params(values, row)} "
                         f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {exc}. "
-                        "Shorten t_end, pick parameters inside the attractor's range, or raise max_steps") from None
+                        "Shorten t_end, pick parameters inside the attractor's range, or raise max_steps",
+                        row=row) from None
     clean = states.cpu().numpy()
     deriv = _derivative(sys_, tt, torch.from_numpy(clean).to(dev), p) if derivative else None
     observed = _noisy(clean, obs_noise, obs_noise_kind, rng)
@@ -320,14 +321,10 @@ def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str
             sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), method=SCIPY_METHODS[method],
                             t_eval=t_np, rtol=rtol, atol=atol, vectorized=True)
         except _OverBudget:
-            error = SolverStallError(f"scipy {method} exceeded the budget of {max_steps} steps "
-                                     f"({budget} field evaluations)")
-            error.row = row
-            raise error from None
+            raise SolverStallError(f"scipy {method} exceeded the budget of {max_steps} steps "
+                                   f"({budget} field evaluations)", row=row) from None
         if not sol.success or sol.y.shape[1] != len(t_np):
-            error = SolverStallError(f"scipy {method} failed: {sol.message}")
-            error.row = row
-            raise error
+            raise SolverStallError(f"scipy {method} failed: {sol.message}", row=row)
         out[row] = sol.y.T
         bar.update(1)
     bar.close()
@@ -344,9 +341,8 @@ def _check_finite(states: torch.Tensor, bound: float) -> None:
     bad = ~torch.isfinite(states).all(-1) | (states.abs() > bound).any(-1)
     if bool(bad.any()):
         row, step = (int(i) for i in bad.nonzero()[0])
-        error = DivergenceError(f"state became non-finite or exceeded the bound {bound:g} at sample {step}")
-        error.row = row
-        raise error
+        raise DivergenceError(f"state became non-finite or exceeded the bound {bound:g} at sample {step}",
+                              row=row, step=step)
 
 
 def default_scheme(sys_: System) -> str:

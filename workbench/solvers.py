@@ -263,6 +263,4 @@ def integrate_batch(f: BatchField, y0: torch.Tensor, times: torch.Tensor, *, met
 
 
 def _row_error(cls: type, row: int, message: str) -> Exception:
-    error = cls(message)
-    error.row = row
-    return error
+    return cls(message, row=row)
