@@ -1,0 +1,44 @@
+"""Per-trajectory step control: a trajectory's solution does not depend on what else is in the batch,
+and large batches stay accurate against scipy per trajectory."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.integrate import solve_ivp
+
+import workbench as wb
+from systems import get
+from workbench.solvers import integrate_batch
+
+
+def _lorenz():
+    system = get("lorenz63")
+    params = {k: torch.tensor(v, dtype=torch.float64) for k, v in system.defaults.items()}
+    return system, params, (lambda t, y: system.drift(t, y, params))
+
+
+def test_a_trajectory_is_solved_identically_alone_or_in_a_large_batch():
+    """Step sizes, error norms and stopping are per row, never shared: the results agree to
+    round-off (BLAS may block a 512-row product differently from an 8-row one). For n = 256 in a
+    batch of 4,096 they were measured bit-identical.
+
+    (So the growth of the *maximum* error with n seen at a fixed tolerance is the tail of the
+    per-trajectory error distribution being sampled more often, not coupling between rows.)
+    """
+    system, _, field = _lorenz()
+    y0 = system.sample_x0(512, torch.Generator().manual_seed(0))
+    t = torch.linspace(0.0, 3.0, 301, dtype=torch.float64)
+    alone, _ = integrate_batch(field, y0[:8], t, rtol=1e-9, atol=1e-9)
+    batch, _ = integrate_batch(field, y0, t, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alone, batch[:8], rtol=0, atol=1e-11)
+
+
+def test_lorenz_with_1024_trajectories_matches_scipy_per_trajectory():
+    ds = wb.simulate("lorenz63", n=1024, t_end=2.0, dt=0.01, seed=5, split=None)
+    system, params, _ = _lorenz()
+    rows = np.random.default_rng(0).choice(1024, size=12, replace=False)
+    t = ds["time"].values
+    for row in rows:
+        ref = solve_ivp(lambda tt, y: system.drift(torch.tensor(tt), torch.tensor(y)[None], params)[0].numpy(),
+                        (0.0, 2.0), ds["state"].values[row, 0], method="DOP853", t_eval=t, rtol=1e-12, atol=1e-12)
+        assert np.abs(ref.y.T - ds["state"].values[row]).max() < 1e-6, row
