@@ -347,3 +347,15 @@ def test_seasonal_drivers_are_known_past_the_end_of_the_data():
     ahead = _inputs_ahead(ds["input"].values[0], t, len(t) - 1, 3, 30.0, model.meta["series"]["drivers"],
                           model.inputs)
     np.testing.assert_allclose(ahead[1:, 1], np.cos(2 * np.pi * (t[-1] + 30.0 * np.arange(1, 4)) / 365.2425))
+
+
+def test_differenced_fit_forecasts_a_trend_with_a_season_exactly():
+    n = np.arange(300)
+    x = 0.05 * n + np.sin(2 * np.pi * n / 12)  # trend + season: the increments are a pure cycle
+    ds = split_time(_series(x), val=0.1, test=0.2)
+    model = wb.fit(ds, "nvar", difference=True, delays=2, degree=1, ridge=1e-12)
+    fc = model.forecast(ds, horizon=40, origin="test")
+    start = int(fc.attrs["forecast_origin"]) + 1
+    np.testing.assert_allclose(fc["state"].values[0, 0, :, 0], x[start:start + 40], atol=1e-4)
+    scores = wb.evaluate(model, ds, horizons=[1, 12])
+    assert (scores["rmse_skill_vs_climatology"] > 0.99).all()

@@ -59,13 +59,17 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
     spec = rec["transform"]
     variables = rec["variables"]
     context = model.learner.capabilities().context
-    need = (k - 1) * lag + context
+    difference = bool(rec.get("difference"))
+    need = (k - 1) * lag + context + int(difference)
     origins = np.asarray(origins, dtype=int)
     if (origins < need).any():
         raise DatasetError(f"a forecast origin has fewer than {need} samples of history (the embedding and the "
                            "learner's context need them); start later")
-    x = transforms.forward(values, spec, variables, "forecast history")
-    embedded = delay_vectors(fill_gaps(x[: origins.max() + 1]), k, lag)   # gaps in the history interpolated
+    x = fill_gaps(transforms.forward(values, spec, variables, "forecast history")[: origins.max() + 1])
+    if difference:  # the model works on increments; the levels at the origins anchor their sum
+        levels = x[origins]
+        x = np.concatenate([np.full_like(x[:1], np.nan), np.diff(x, axis=0)])
+    embedded = delay_vectors(x, k, lag)   # gaps in the history were interpolated above
     z0 = embedded[origins]
     history = np.stack([embedded[o - context: o] for o in origins]) if context else None
     step = rec["step"] or float(np.median(np.diff(times)))
@@ -90,6 +94,8 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
         path = learner.rollout(z, tt, samples, generator=generator, inputs=signal, context=ctx)
     physical = model._from_z(path)[:, :, 1:]                 # (S, O, H, D*k)
     observed = physical[..., ::k]                           # the undelayed coordinate of each variable
+    if difference:
+        observed = levels[None, :, None, :] + np.cumsum(observed, axis=2)
     return np.moveaxis(transforms.inverse(observed, spec, variables), 0, 1)
 
 
@@ -221,7 +227,8 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
     merged = merge_segments(ds)
     inputs = list(merged["input"].values) if "input" in merged else None
     rec = recipe(model)
-    need = (int(rec["embed"]) - 1) * int(rec["lag"]) + model.learner.capabilities().context
+    need = (int(rec["embed"]) - 1) * int(rec["lag"]) + model.learner.capabilities().context + \
+        int(bool(rec.get("difference")))
     calls = iter(range(merged.sizes["trajectory"]))  # rolling_evaluation visits the series in order
 
     def model_fn(values, times, origins, horizon, samples):

@@ -5,7 +5,8 @@ or when ``embed``, ``lag`` or ``transform`` is given. The data is reshaped into 
 already trains on, and the recipe is recorded in ``model.meta["series"]`` so that
 :mod:`workbench.forecast` maps forecasts back:
 
-1. ``transform`` (per variable ``log``/``log1p``/``logit``) is applied before standardisation;
+1. ``transform`` (per variable ``log``/``log1p``/``logit``) is applied before standardisation, and
+   ``difference=True`` replaces levels by increments (trending series);
 2. ``embed=k, lag=tau`` replaces each variable by its ``k`` delays (the whole series is embedded,
    so delays only look back; no piece sees later data);
 3. the training and validation pieces are cut into equal-length, overlapping trajectories ("chunks") on a
@@ -31,7 +32,7 @@ from .embedding import embed_dataset, suggest_embedding
 from .errors import BadParameterError, DatasetError
 from .splits import merge_segments, time_split_info
 
-SERIES_OPTIONS = ("embed", "lag", "transform")
+SERIES_OPTIONS = ("embed", "lag", "transform", "difference")
 # steps within this fraction of the median count as regular sampling (months, years in days)
 REGULAR_TOLERANCE = 0.1
 MIN_CHUNK = 16
@@ -43,7 +44,7 @@ def wants_series_fit(ds: xr.Dataset, options: Mapping[str, Any]) -> bool:
 
 
 def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: int = 1, lag: int = 1,
-               transform: Optional[Mapping[str, str]] = None, **kwargs: Any) -> Any:
+               transform: Optional[Mapping[str, str]] = None, difference: bool = False, **kwargs: Any) -> Any:
     """Prepare ``ds`` (see the module docstring), call the core ``fit`` on it, record the recipe.
 
     Arguments:
@@ -52,6 +53,8 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
         fit: the core fit loop (``workbench.training.fit``), called with the prepared data.
         embed, lag: delay embedding (``embed=1``: none).
         transform: per-variable transforms, e.g. ``{"sunspots": "log1p"}``.
+        difference: fit the increments ``x_t - x_{t-1}`` (after the transform) instead of the levels,
+            for trending series; forecasts sum them from the last observed level.
         kwargs: everything else ``fit`` takes.
 
     Returns:
@@ -64,10 +67,15 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
     spec = transforms.check_spec(transform, variables)
     warn_if_cannot_oscillate(ds, learner, int(embed), kwargs)
     prepared = transforms.transform_dataset(ds, spec)
+    if not isinstance(difference, bool):
+        raise BadParameterError(f"difference must be True or False, got {difference!r}")
+    if difference:
+        prepared = transforms.difference_dataset(prepared)
     prepared = embed_dataset(prepared, int(embed), int(lag))
-    fit_ds, step, layout = training_layout(prepared, (int(embed) - 1) * int(lag))
+    fit_ds, step, layout = training_layout(prepared, (int(embed) - 1) * int(lag) + int(difference))
     model = fit(fit_ds, learner, **kwargs)
-    model.meta["series"] = {"transform": spec, "embed": int(embed), "lag": int(lag), "variables": variables,
+    model.meta["series"] = {"transform": spec, "difference": difference, "embed": int(embed), "lag": int(lag),
+                            "variables": variables,
                             "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
                             "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
                             "time_split": time_split_info(ds), "drivers": json_attr(ds, "drivers")}

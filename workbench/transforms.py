@@ -103,4 +103,28 @@ def transform_dataset(ds: xr.Dataset, spec: Mapping[str, str]) -> xr.Dataset:
     return out
 
 
-__all__ = ["TRANSFORMS", "check_spec", "forward", "inverse", "transform_dataset"]
+def difference_dataset(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with each series replaced by its increments ``x_t - x_{t-1}`` (the first sample masked).
+
+    For trending series (CO2): a learner fits the stationary increments and a forecast sums them
+    from the last observed level (:mod:`workbench.forecast`). A time-split dataset is differenced
+    as whole series (an increment only looks one sample back) and cut at the same boundaries.
+    """
+    from .dataset import observation_mask
+    from .splits import merge_segments, split_at, time_split_info
+
+    info = time_split_info(ds)
+    merged = merge_segments(ds)
+    observed = observation_mask(merged)
+    values = np.where(observed[..., None], merged["state"].values, np.nan)
+    steps = np.full_like(values, np.nan)
+    steps[:, 1:] = values[:, 1:] - values[:, :-1]
+    out = merged.copy()
+    out["state"] = (merged["state"].dims, steps, merged["state"].attrs)
+    out["mask"] = (("trajectory", "time"), np.isfinite(steps).all(-1), {"long_name": "true where the increment is known"})
+    if "units" in merged.coords:
+        out = out.assign_coords(units=("variable", np.asarray([f"{u} per step" for u in merged["units"].values])))
+    return split_at(out, info.get("val_start"), info.get("test_start")) if info is not None else out
+
+
+__all__ = ["TRANSFORMS", "check_spec", "difference_dataset", "forward", "inverse", "transform_dataset"]
