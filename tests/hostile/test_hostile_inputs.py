@@ -288,6 +288,52 @@ def _upload_model_zip(sandbox: Path) -> Any:
     return model_from_zip("model.zip", (sandbox / "model.zip").read_bytes())
 
 
+def _demo_model_with(edit: Callable[[Path], None]) -> Callable[[Path, Any], None]:
+    """A copy of the shipped demo model folder, then ``edit`` applied to it."""
+    def setup(sandbox: Path, ds) -> None:
+        shutil.copytree(DEMO_MODEL, sandbox / "run")
+        edit(sandbox / "run")
+    return setup
+
+
+def _edit_config(**changes: Any) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if key in ("hidden", "depth", "members"):
+                config["options"][key] = value
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+    return edit
+
+
+def _write_file(name: str, text: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).write_text(text)
+
+
+def _load_model(sandbox: Path) -> Any:
+    return wb.load_model(sandbox / "run")
+
+
+def _csv(text: str) -> Callable[[Path, Any], None]:
+    return lambda sandbox, ds: (sandbox / "in.csv").write_text(text)
+
+
+def _union_grid_csv(sandbox: Path, ds) -> None:
+    """0.7 MB: 6,000 series of 5 rows, each at its own times, so the union grid has 30,000 times."""
+    lines = ["trajectory,time,x,y,z"] + [f"{i},{5 * i + k + 0.5},1,2,3" for i in range(6000) for k in range(5)]
+    (sandbox / "in.csv").write_text("\n".join(lines) + "\n")
+
+
+def _from_csv(sandbox: Path) -> Any:
+    return wb.from_csv(sandbox / "in.csv")
+
+
+def _fit_with(**options: Any) -> Callable[[Path], Any]:
+    return lambda sandbox: wb.fit(_small(), "node", epochs=1, **options)
+
+
 NAN = lambda ds: ds["state"] * np.nan  # noqa: E731
 
 CASES = [
@@ -362,6 +408,34 @@ CASES = [
     Case("fit rk4 on times offset by 1e12", _fit_time_offset_rk4, "SolverStallError", "^(?!.*solver='rk4').*time"),
     Case("app upload of an encrypted model zip", _upload_model_zip, "DatasetError", "cannot be extracted",
          _encrypted_model_zip),
+    # model folders (written by the lead's run format; the attacker recomputes nothing)
+    Case("model config.json nested 100k deep", _load_model, "DatasetError", "config.json",
+         _demo_model_with(_write_file("config.json", "{\"a\":" * 100_000 + "1" + "}" * 100_000))),
+    Case("model history.json nested 100k deep", _load_model, "DatasetError", "history.json",
+         _demo_model_with(_write_file("history.json", "[" * 100_000 + "]" * 100_000))),
+    Case("model history.json broken", _load_model, "DatasetError", "history.json",
+         _demo_model_with(_write_file("history.json", "{\"a\": "))),
+    Case("model config hidden=30000 depth=8", _load_model, "WorkbenchError", "config",
+         _demo_model_with(_edit_config(hidden=30000, depth=8))),
+    Case("model config depth=2_000_000", _load_model, "WorkbenchError", "config",
+         _demo_model_with(_edit_config(depth=2_000_000))),
+    Case("model config format_version '999'", _load_model, "DatasetError", "format_version",
+         _demo_model_with(_edit_config(format_version="999"))),
+    # CSV imports
+    Case("csv whose union time grid needs 5 GiB", _from_csv, "ResourceLimitError", "memory budget", _union_grid_csv),
+    Case("csv with a header only", _from_csv, "DatasetError", "no data rows", _csv("trajectory,time,x\n")),
+    Case("csv with an empty trajectory id", _from_csv, "DatasetError", "empty",
+         _csv("trajectory,time,x\n,0,1\n,1,2\n1,0,3\n1,1,4\n")),
+    Case("csv with booleans as numbers", _from_csv, "DatasetError", "not a number",
+         _csv("trajectory,time,x\n0,0,True\n0,1,False\n")),
+    Case("csv split changing within a trajectory", _from_csv, "DatasetError", "split",
+         _csv("trajectory,time,x,split\n0,0,1,train\n0,1,2,test\n1,0,1,train\n1,1,1,train\n")),
+    # training options (fit's own checks)
+    Case("fit clip=-1", _fit_with(clip=-1.0), "WorkbenchError", "clip"),
+    Case("fit lr=inf", _fit_with(lr=float("inf")), "WorkbenchError", "lr"),
+    Case("fit batch_size=10**9", _fit_with(batch_size=10**9), "WorkbenchError", "batch"),
+    Case("fit solver='bogus'", _fit_with(solver="bogus"), "WorkbenchError", "solver"),
+    Case("fit hidden='abc'", _fit_with(hidden="abc"), "WorkbenchError", "hidden"),
     # the CLI: one line, exit 2
     Case("cli generate --out fifo", _cli("generate", "lorenz63", "--n", "3", "--t-end", "0.5", "--dt", "0.1",
                                          "--out", "{sandbox}/out.h5", "-q"), "exit 2", "FIFO", _out_fifo, cli=True),
@@ -401,7 +475,7 @@ def sandbox():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case_fails_with_a_named_error(case: Case, sandbox: Path, small_dataset) -> None:
-    if ("evaluate" in case.name or "predict" in case.name) and not (DEMO_MODEL.is_dir() and DEMO_DATA.is_file()):
+    if ("evaluate" in case.name or "predict" in case.name or "model " in case.name) and not (DEMO_MODEL.is_dir() and DEMO_DATA.is_file()):
         pytest.skip("the shipped demo model is missing (run `workbench demo`)")
     if case.setup is not None:
         case.setup(sandbox, small_dataset)

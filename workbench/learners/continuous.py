@@ -7,8 +7,9 @@ from typing import Any, Optional
 import torch
 import torchdiffeq
 
-from ..errors import SolverStallError
-from ..solvers import FIXED_STEP_METHODS, integrate_batch
+from ..errors import BadParameterError, SolverStallError
+from ..safety import check_integer, check_real
+from ..solvers import FIXED_STEP_METHODS, TORCHDIFFEQ_METHODS, integrate_batch
 from .base import Batch, InputSignal, Learner, masked_mse
 
 
@@ -24,6 +25,17 @@ class ContinuousLearner(Learner):
 
     solver_defaults = {"solver": "rk4", "substeps": 2, "rtol": 1e-5, "atol": 1e-6, "adjoint": False,
                        "max_steps": 20_000, "interpolation": "linear"}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        if o["solver"] not in TORCHDIFFEQ_METHODS:  # torchdiffeq would raise a bare ValueError mid-training
+            raise BadParameterError(f"learner {self.name!r}: unknown solver {o['solver']!r}; use one of "
+                                    f"{list(TORCHDIFFEQ_METHODS)} ('rk4' is the default)")
+        check_integer(o["substeps"], "substeps", 1, 1000)
+        check_integer(o["max_steps"], "max_steps", 1)
+        check_real(o["rtol"], "rtol", 0.0, 1.0, low_open=True)
+        check_real(o["atol"], "atol", 0.0, 1.0, low_open=True)
 
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError
