@@ -113,3 +113,21 @@ def test_evaluate_scores_a_near_exact_model_like_the_true_system():
     assert float(scores["attractor_w1"]) < 0.1 and float(scores["attractor_hellinger"]) < 0.15
     assert float(scores["spectrum_error"]) < 0.5
     assert abs(float(scores["correlation_dimension_learned"]) - float(scores["correlation_dimension_true"])) < 0.2
+
+
+def test_anode_augmented_dimensions_stay_bounded_on_long_runs():
+    from workbench.learners.anode import AugmentedNODE
+    from workbench.solvers import integrate_batch
+
+    torch.manual_seed(0)
+    learner = AugmentedNODE(3, dt=0.01).double()
+    z0 = torch.randn(16, 3, dtype=torch.float64)
+    # untrained: exactly a neural ODE with a = 0
+    assert (learner.field(torch.zeros(16), learner.lift(z0))[:, 3:] == 0).all()
+    with torch.no_grad():  # arbitrary (trained-like) weights: the bound must hold anyway
+        for p in learner.parameters():
+            p.normal_(0.0, 1.0)
+        out, _ = integrate_batch(learner.field, learner.lift(z0), torch.linspace(0, 50, 11, dtype=torch.float64),
+                                 rtol=1e-8, atol=1e-8)
+    assert out[..., 3:].abs().max() <= 1.0 + 1e-5  # the exact flow keeps |a| <= 1; the solver errs by ~tol
+    assert out[..., 3:].abs().max() > 0.1  # they do move
