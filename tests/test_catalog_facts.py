@@ -78,3 +78,14 @@ def test_solver_errors_carry_the_failing_trajectory_as_an_attribute():
         wb.simulate(blow_up, n=4, x0=x0, split=None)
     assert caught.value.row == 2
     assert "trajectory 2" in str(caught.value)
+
+
+# --- defaults a scientist relies on ----------------------------------------------------------------
+
+@pytest.mark.parametrize("n, expected", [(16, (6, 2, 8)), (32, (21, 3, 8)), (100, (80, 10, 10)), (10, (8, 1, 1))])
+def test_the_default_split_leaves_enough_test_trajectories(n, expected):
+    ds = wb.simulate("harmonic_oscillator", n=n, t_end=0.2, dt=0.1)
+    counts = tuple(int((ds["split"] == label).sum()) for label in ("train", "val", "test"))
+    assert counts == expected
+    explicit = wb.simulate("harmonic_oscillator", n=n, t_end=0.2, dt=0.1, split=(0.8, 0.1, 0.1))
+    assert int((explicit["split"] == "test").sum()) == max(1, n // 10)

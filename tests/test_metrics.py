@@ -305,3 +305,31 @@ def test_vector_field_error_and_oracle_ratio_hand_computed():
     ratio = wm.oracle_relative(model, xr.DataArray([1.0, 2.0], dims="time"))
     np.testing.assert_allclose(ratio.values, [2.0, 1.5])
     assert ratio.attrs["units"] == "1" and "true SDE" in ratio.attrs["description"]
+
+
+def test_oracle_relative_se_matches_the_spread_of_the_ratio_over_replicates():
+    # Independent reference: draw many replicate test sets of n trajectories with correlated model and
+    # oracle scores; the standard deviation of mean(a)/mean(b) across replicates is the true standard
+    # error that the delta-method formula estimates from a single replicate.
+    rng = np.random.default_rng(9)
+    n, replicates = 12, 4000
+    difficulty = rng.gamma(2.0, size=(replicates, n, 1))                   # shared per-trajectory factor
+    a = difficulty * rng.gamma(8.0, 0.15, size=(replicates, n, 5))          # model ~20% worse on average
+    b = difficulty * rng.gamma(8.0, 0.125, size=(replicates, n, 5))
+    ratios = a.mean((1, 2)) / b.mean((1, 2))
+    dims = ("trajectory", "time")
+    estimates = np.array([float(wm.oracle_relative_se(xr.DataArray(a[r], dims=dims, name="crps"),
+                                                      xr.DataArray(b[r], dims=dims)))
+                          for r in range(200)])
+    assert np.median(estimates) == pytest.approx(ratios.std(), rel=0.15)
+    one = wm.oracle_relative_se(xr.DataArray(a[0], dims=dims, name="crps"), xr.DataArray(b[0], dims=dims))
+    assert one.name == "crps_oracle_relative_se"
+
+
+def test_per_trajectory_scores_average_to_the_pooled_ones():
+    rng = np.random.default_rng(10)
+    pred, truth = dataset(rng.normal(size=(6, 4, 5, 2))), dataset(rng.normal(size=(4, 5, 2)))
+    xr.testing.assert_allclose(wm.crps(pred, truth, per_trajectory=True).mean("trajectory"),
+                               wm.crps(pred, truth), check_dim_order=False)
+    xr.testing.assert_allclose(wm.energy_score(pred, truth, per_trajectory=True).mean("trajectory"),
+                               wm.energy_score(pred, truth))

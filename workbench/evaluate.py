@@ -11,6 +11,7 @@ import systems as catalog
 
 from . import metrics
 from .attractor import attractor_scores
+from .devices import thread_policy
 from .dataset import json_attr, observation_mask, select_split
 from .forecast import evaluate_rolling
 from .splits import time_split_info
@@ -45,9 +46,10 @@ def true_drift(ds: xr.Dataset, system: catalog.System, traj: np.ndarray, x: np.n
         return system.drift(torch.zeros(len(x), dtype=torch.float64), torch.as_tensor(x), p).numpy()
 
 
+@thread_policy
 def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: int = 32, seed: int = 0,
              threshold: float = 0.4, oracle: bool = True, attractor: bool = True, mode: str = "auto",
-             horizons: Sequence[int] = (1,)) -> xr.Dataset:
+             horizons: Sequence[int] = (1,), threads: Optional[int] = None) -> xr.Dataset:
     """All applicable metrics of ``model`` on the ``split`` trajectories of ``ds``.
 
     Arguments:
@@ -68,12 +70,14 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
             ``crps_skill_vs_*``; see :func:`workbench.forecast.evaluate_rolling`), or ``"auto"``:
             rolling for data cut by :func:`workbench.split_time`.
         horizons: forecast steps scored in rolling mode.
+        threads: torch CPU threads for the whole evaluation (default: ``WORKBENCH_THREADS``, else 1 on a
+            small CPU; the caller's count is restored afterwards).
 
     Returns:
         Dataset: horizon-dependent metrics keep a ``time`` dim (``rmse``, ``normalized_error``,
         ``crps``, ``energy_score``, interval scores), per-trajectory ones a ``trajectory`` dim
         (``vpt``), and scalars summarise (``vpt_median``, ``vector_field_error``, ``energy_mse``,
-        ``nfe``, ``*_oracle`` and ``*_relative``).
+        ``nfe``, ``*_oracle``, ``*_relative`` and its standard error over test trajectories ``*_relative_se``).
     """
     if mode not in ("auto", "trajectories", "rolling"):
         raise BadParameterError(f"mode must be 'auto', 'trajectories' or 'rolling', got {mode!r}")
@@ -83,6 +87,7 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     if test.sizes["trajectory"] == 0:
         raise WorkbenchError(f"the dataset has no {split!r} trajectories to evaluate on; pass split='val' or resplit")
     pred = model.predict(test, n_samples=n_samples, seed=seed)
+    full, test = test, test.sel(time=pred["time"].values)  # learners with context predict from sample C on
     system = true_system(test)
     lyapunov = system.lyapunov if system is not None and system.lyapunov else model.meta.get("lyapunov")
     out = xr.Dataset(attrs={"learner": model.name, "system": str(test.attrs.get("system")), "split": split,
@@ -101,18 +106,19 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     if system is not None:
         _field_and_energy(out, model, test, pred, system, seed)
         if attractor and system.kind == "ode" and system.facts["chaotic"] and not model.stochastic:
-            out.update(attractor_scores(model, test, system, parameters_per_trajectory(test, system),
+            out.update(attractor_scores(model, full, system, parameters_per_trajectory(full, system),
                                         system.lyapunov, seed=seed))
     if pred.sizes["sample"] > 1:
         _stochastic(out, pred, test)
         if oracle and system is not None and system.kind == "sde":
             truth_samples = oracle_samples(test, system, pred.sizes["sample"], seed)
-            for name, model_score, oracle_score in (
-                    ("crps", metrics.crps(pred, test).mean(), metrics.crps(truth_samples, test).mean()),
-                    ("energy_score", metrics.energy_score(pred, test).mean(),
-                     metrics.energy_score(truth_samples, test).mean())):
-                out[f"{name}_oracle"] = oracle_score.assign_attrs(long_name=f"{name} of samples of the true SDE")
-                out[f"{name}_relative"] = metrics.oracle_relative(model_score, oracle_score)
+            for name, score in (("crps", metrics.crps), ("energy_score", metrics.energy_score)):
+                model_score = score(pred, test, per_trajectory=True)
+                oracle_score = score(truth_samples, test, per_trajectory=True)
+                out[f"{name}_oracle"] = oracle_score.mean().assign_attrs(
+                    long_name=f"{name} of samples of the true SDE")
+                out[f"{name}_relative"] = metrics.oracle_relative(model_score.mean(), oracle_score.mean())
+                out[f"{name}_relative_se"] = metrics.oracle_relative_se(model_score, oracle_score)
     return out
 
 
@@ -124,8 +130,8 @@ def _field_and_energy(out: xr.Dataset, model: Model, test: xr.Dataset, pred: xr.
     pick = rng.choice(len(traj), size=min(MAX_FIELD_POINTS, len(traj)), replace=False)
     traj, step = traj[pick], step[pick]
     x = test["state"].values[traj, step]
-    learned = model.vector_field(x)
-    out["vector_field_error"] = metrics.vector_field_error(learned, true_drift(test, system, traj, x))
+    if model.learner.capabilities().context == 0:  # maps on histories (nvar, esn) have no vector field
+        out["vector_field_error"] = metrics.vector_field_error(model.vector_field(x), true_drift(test, system, traj, x))
     if system.energy is None:
         return
     params = {k: torch.as_tensor(v, dtype=torch.float64)[:, None]

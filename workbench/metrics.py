@@ -324,7 +324,7 @@ def _crps_rows(members: np.ndarray, obs: np.ndarray, fair: bool) -> np.ndarray:
     return accuracy - half_pair_sum / (m * (m - 1) if fair else m * m)
 
 
-def crps(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
+def crps(pred: Data, truth: Data, fair: bool = True, per_trajectory: bool = False) -> xr.DataArray:
     """Continuous ranked probability score of an ensemble, per time and variable.
 
     Definition, for members ``X_1..X_M`` and observation ``y``:
@@ -336,9 +336,10 @@ def crps(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
         pred: ensemble ``state(sample, trajectory, time, variable)``; fair needs M >= 2.
         truth: true ``state(trajectory, time, variable)``.
         fair: use the fair (unbiased) estimator.
+        per_trajectory: keep the ``trajectory`` dim instead of averaging over it (NaN where unobserved).
 
     Returns:
-        DataArray ``crps(time, variable)`` in state units.
+        DataArray ``crps(time, variable)`` (or ``crps(trajectory, time, variable)``) in state units.
 
     References:
         Gneiting & Raftery (2007), JASA 102, 359-378; Ferro (2014), QJRMS 140, 1917-1923;
@@ -348,7 +349,7 @@ def crps(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
     score = _over_time_blocks(
         lambda pb, tb: xr.apply_ufunc(_crps_rows, pb, tb, input_core_dims=[["sample"], []],
                                       kwargs={"fair": fair}), p, t)
-    result = _observed_mean(score, observed, "trajectory")
+    result = score.where(observed) if per_trajectory else _observed_mean(score, observed, "trajectory")
     name = "fair CRPS" if fair else "CRPS"
     return _finish(result, "crps", f"{name} of the ensemble", _units(t), fair=int(fair))
 
@@ -362,7 +363,7 @@ def _energy_score_rows(members: np.ndarray, obs: np.ndarray, fair: bool) -> np.n
     return accuracy - pair_sum / (m * (m - 1) if fair else m * m)
 
 
-def energy_score(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
+def energy_score(pred: Data, truth: Data, fair: bool = True, per_trajectory: bool = False) -> xr.DataArray:
     """Energy score of an ensemble of state vectors, per time.
 
     Definition: ``ES = 1/M sum_i ||X_i - y|| - 1/(2 M (M-1)) sum_{i != j} ||X_i - X_j||`` (fair) with the
@@ -373,9 +374,11 @@ def energy_score(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
         pred: ensemble ``state(sample, trajectory, time, variable)``; fair needs M >= 2.
         truth: true ``state(trajectory, time, variable)``.
         fair: use the fair (unbiased) estimator.
+        per_trajectory: keep the ``trajectory`` dim instead of averaging over it (NaN where unobserved).
 
     Returns:
-        DataArray ``energy_score(time)`` in state units (when one unit applies).
+        DataArray ``energy_score(time)`` (or ``energy_score(trajectory, time)``) in state units (when one
+        unit applies).
 
     References:
         Gneiting & Raftery (2007), JASA 102, 359-378.
@@ -385,7 +388,8 @@ def energy_score(pred: Data, truth: Data, fair: bool = True) -> xr.DataArray:
         lambda pb, tb: xr.apply_ufunc(_energy_score_rows, pb, tb,
                                       input_core_dims=[["sample", "variable"], ["variable"]],
                                       kwargs={"fair": fair}), p, t)
-    result = _observed_mean(score, observed.all("variable"), "trajectory")
+    complete = observed.all("variable")
+    result = score.where(complete) if per_trajectory else _observed_mean(score, complete, "trajectory")
     name = "fair energy score" if fair else "energy score"
     return _finish(result, "energy_score", f"{name} of the ensemble", _units(t), fair=int(fair))
 
@@ -633,3 +637,38 @@ def oracle_relative(score_model: xr.DataArray, score_oracle: xr.DataArray) -> xr
     what = model.attrs.get("long_name", "score")
     return _finish(model / oracle, name, f"{what} relative to samples of the true SDE", "1",
                    description="score_model / score_oracle; 1 means as good as samples of the true SDE")
+
+
+def oracle_relative_se(score_model: xr.DataArray, score_oracle: xr.DataArray,
+                       dim: str = "trajectory") -> xr.DataArray:
+    """Standard error of ``mean(score_model) / mean(score_oracle)`` from independent units along ``dim``.
+
+    Definition: with ``a_i``, ``b_i`` the model's and the oracle's score of unit ``i`` (each averaged over
+    its other dims, NaN skipped) and ``R = mean(a) / mean(b)``, the delta-method (ratio estimator)
+    standard error ``sqrt(sum_i (a_i - R b_i)^2 / (n (n - 1))) / mean(b)``. Held-out trajectories are the
+    independent units: an oracle-relative score from a few of them is mostly sampling noise, and this
+    says how much (NaN for fewer than two units).
+
+    Arguments:
+        score_model, score_oracle: per-unit scores with a ``dim`` dim and the same coordinates, e.g.
+            :func:`crps` with ``per_trajectory=True``.
+        dim: the dim of independent units.
+
+    Returns:
+        Scalar DataArray named ``<name>_oracle_relative_se``, dimensionless.
+
+    References:
+        Cochran (1977), Sampling Techniques, 3rd ed., Wiley, sec. 6.4 (variance of the ratio estimator).
+    """
+    model, oracle = _aligned(score_model, score_oracle, "oracle_relative_se")
+    if dim not in model.dims:
+        raise BadParameterError(f"oracle_relative_se needs per-unit scores with a {dim!r} dim; score with "
+                                "per_trajectory=True")
+    a = model.mean([d for d in model.dims if d != dim])
+    b = oracle.mean([d for d in oracle.dims if d != dim])
+    n = a.sizes[dim]
+    ratio = a.mean() / b.mean()
+    se = np.sqrt(((a - ratio * b) ** 2).sum() / (n * (n - 1))) / b.mean() if n > 1 else xr.DataArray(np.nan)
+    name = f"{model.name}_oracle_relative_se" if model.name else "oracle_relative_se"
+    return _finish(se, name, f"standard error of the {model.name or 'score'} relative to the oracle", "1",
+                   description=f"delta-method standard error over {n} independent {dim}s")
