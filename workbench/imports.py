@@ -23,7 +23,6 @@ import pandas as pd
 import xarray as xr
 
 from . import timeaxis
-from .dataset import make_dataset, validate
 from .errors import BadParameterError, DatasetError
 from .safety import check_allocation, check_input_file
 
@@ -165,6 +164,8 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
     Returns:
         The dataset in the workbench schema.
     """
+    from .dataset import validate  # dataset.py re-exports this module's functions: import it lazily
+
     label = name or (Path(source).stem if not isinstance(source, xr.Dataset) else
                      str(source.attrs.get("title", "dataset")))
     opened = source if isinstance(source, xr.Dataset) else _open_netcdf(source)
@@ -221,6 +222,8 @@ def build(table: Table, roles: Mapping[str, str], attrs: Mapping[str, Any], labe
 
     The grid's size is checked against the memory budget before anything is allocated.
     """
+    from .dataset import make_dataset  # dataset.py re-exports this module's functions: import it lazily
+
     state_names = [c for c, r in roles.items() if r == "state"]
     input_names = [c for c, r in roles.items() if r == "input"]
     if not state_names:
