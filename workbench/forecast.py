@@ -22,7 +22,7 @@ import xarray as xr
 
 from . import timeaxis, transforms
 from .baselines import fill_gaps
-from .dataset import make_dataset, observation_mask
+from .dataset import make_dataset
 from .drivers import driver_names, driver_values
 from .devices import torch_threads
 from .embedding import delay_vectors
