@@ -471,7 +471,6 @@ def _storage_error(exc: OSError, path: Path, need_bytes: Optional[int]) -> Stora
 
 __all__ = [
     "MEMORY_ENV", "atomic_target", "atomic_write_bytes", "check_allocation", "check_input_file", "check_integer",
-    "check_real",
-    "check_output_target", "format_bytes", "json_depth", "memory_limit", "parse_json_bounded", "parse_size",
-    "read_json_bounded", "remove_stale_temporaries",
+    "check_output_target", "check_real", "format_bytes", "is_disk_full", "json_depth", "memory_limit",
+    "memory_limit_is_default", "parse_json_bounded", "parse_size", "read_json_bounded", "remove_stale_temporaries",
 ]
