@@ -1,13 +1,17 @@
-"""The command line: tables, generation to HDF5, and one-line errors."""
+"""The command line: tables, generation to HDF5, one-line errors, and what it says at once."""
+import socket
 import subprocess
 import sys
 
 import xarray as xr
 
+import workbench as wb
 
-def cli(*args, check=True):
+
+def cli(*args, check=True, columns=200, timeout=None):
     result = subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "WORKBENCH_THREADS": "1"})
+                            env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin", "WORKBENCH_THREADS": "1"},
+                            timeout=timeout)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -43,3 +47,53 @@ def test_bad_arguments_exit_nonzero_with_one_line():
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_tables_at_80_columns_keep_names_whole_and_lines_inside_the_terminal():
+    out = cli("systems", columns=80).stdout
+    assert "…" not in out
+    for name in wb.systems():
+        assert f" {name} " in out, name              # whole and on one line, so it can be copied
+    learners = cli("learners", columns=80).stdout.splitlines()
+    assert max(map(len, learners)) <= 80
+    names = wb.learners()
+    references = learners[next(i for i, line in enumerate(learners) if line.startswith("└")) + 1:]
+    assert sum(line.startswith(tuple(f"{n} " for n in names)) for line in references) == len(names)
+    for line in references:                         # a wrapped reference continues under its text
+        assert line.startswith(tuple(f"{n} " for n in names)) or line.startswith(" ") or not line, line
+
+
+def test_an_unreachable_scheduler_fails_at_once_with_one_line(tmp_path):
+    with socket.socket() as probe:                  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = cli("benchmark", "--out", str(tmp_path / "grid"), "--scheduler", f"tcp://127.0.0.1:{port}",
+                 "--quiet", check=False, timeout=60)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no Dask scheduler answers"), result.stderr
+    assert not (tmp_path / "grid" / "data").exists()   # refused before generating any data
+
+
+def test_app_prints_the_address_it_really_serves(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "app", "--server.port", str(port),
+                                "--server.headless", "true"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "WORKBENCH_THREADS": "1"})
+    try:
+        first = process.stdout.readline()
+    finally:
+        process.kill()
+        process.wait()
+    assert first.strip() == f"serving on http://127.0.0.1:{port}"
+
+
+def test_commands_say_what_they_start_before_loading_the_engine(tmp_path):
+    # `import workbench` loads no torch: the first line of a command comes before the seconds that costs.
+    code = "import sys, workbench; print('torch' in sys.modules, 'xarray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.split() == ["False", "False"]
+    result = cli("generate", "van_der_pol", "--n", "2", "--t-end", "1", "--out", str(tmp_path / "v.h5"))
+    assert result.stdout.splitlines()[0] == f"generating 2 trajectories of van_der_pol -> {tmp_path / 'v.h5'}"

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 import xarray as xr
 
 from .dataset import PathLike, atomic_write_bytes, load, make_dataset, save, write_netcdf
-from .errors import BadParameterError, WorkbenchError
+from .errors import BadParameterError, SchedulerError, WorkbenchError
+
+# Seconds to wait for a Dask scheduler before giving up (Dask's own default is 30 s of retries).
+SCHEDULER_TIMEOUT = 5.0
 
 HEADLINE = ("vpt_median", "vpt_lyapunov_median", "rmse_mean", "vector_field_error", "energy_mse", "nfe",
             "crps_mean", "coverage_90_mean", "crps_relative", "final_error", "fit_seconds")
@@ -144,25 +149,34 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
     from .progress import progress_bar
     from .simulate import simulate
 
+    if scheduler:
+        check_scheduler(scheduler)  # before minutes of data generation, not after
     folder = Path(out)
     (folder / "data").mkdir(parents=True, exist_ok=True)
     data_paths, test_paths = {}, {}
-    for spec in grid.data:
-        path = folder / "data" / f"{spec.system}.h5"
-        if not path.is_file():
-            save(spec.builder() if spec.builder else simulate(spec.system, **spec.simulate, progress=False), path)
-        data_paths[spec.system] = test_paths[spec.system] = str(path)
-        if spec.test is not None:
-            test_path = folder / "data" / f"{spec.system}-test.h5"
-            if not test_path.is_file():
-                save(simulate(spec.system, **spec.test, progress=False), test_path)
-            test_paths[spec.system] = str(test_path)
+    with progress_bar(len(grid.data), "benchmark data", progress, "system") as bar:
+        for spec in grid.data:
+            path = folder / "data" / f"{spec.system}.h5"
+            if not path.is_file():
+                save(spec.builder() if spec.builder else simulate(spec.system, **spec.simulate, progress=False), path)
+            data_paths[spec.system] = test_paths[spec.system] = str(path)
+            if spec.test is not None:
+                test_path = folder / "data" / f"{spec.system}-test.h5"
+                if not test_path.is_file():
+                    save(simulate(spec.system, **spec.test, progress=False), test_path)
+                test_paths[spec.system] = str(test_path)
+            bar.update(1)
     todo = [(spec.system, entry, seed) for spec in grid.data for entry in grid.entries for seed in grid.seeds
             if not (folder / "cells" / f"{cell_name(spec.system, entry.label, seed)}.json").is_file()]
     if todo:
         cluster = None
         if scheduler:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise SchedulerError(f"could not connect to the Dask scheduler at {scheduler} ({exc}); "
+                                     "check that it is running, or drop --scheduler to run on this machine",
+                                     address=scheduler) from None
         else:
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                                    dashboard_address=None, env={"WORKBENCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
@@ -179,6 +193,30 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
             if cluster is not None:
                 cluster.close()
     return collect(grid, folder)
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Raise :class:`SchedulerError` unless a TCP connection to the scheduler ``address`` opens within ``timeout``.
+
+    Dask's client retries a refused connection for 30 s and then raises a long traceback; a plain
+    socket says at once that nothing listens there.
+    """
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls"):
+        return  # other transports (inproc, ucx) are Dask's to check
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise BadParameterError(f"--scheduler expects an address like tcp://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SchedulerError(f"no Dask scheduler answers at {address} ({reason.lower()}); start one with "
+                             f"`dask scheduler` (and workers with `dask worker {address}`), or drop --scheduler "
+                             "to run on this machine", address=address) from None
 
 
 def collect(grid: Grid, folder: Path) -> xr.Dataset:

@@ -1,4 +1,8 @@
-"""The `workbench` command line: a thin shell over the Python API."""
+"""The `workbench` command line: a thin shell over the Python API.
+
+Commands import the engine (torch, xarray) only when they run, after saying what they start, so the
+first line appears within a second; errors are imported lazily for the same reason.
+"""
 from __future__ import annotations
 
 import json
@@ -7,10 +11,9 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
-
-from .errors import WorkbenchError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Dynamical-systems workbench: generate ground truth, fit neural surrogates, compare flows.")
@@ -28,8 +31,10 @@ def _parse_pairs(pairs: List[str], what: str, convert: Callable[[str], Any] = fl
                 raise ValueError
             out[key.strip()] = convert(value)
         except ValueError:
+            from .errors import BadParameterError
+
             expected = "NUMBER" if convert is float else "VALUE"
-            raise WorkbenchError(f"--{what} expects NAME={expected}, got {pair!r}") from None
+            raise BadParameterError(f"--{what} expects NAME={expected}, got {pair!r}") from None
     return out
 
 
@@ -43,16 +48,26 @@ def _json_or_text(value: str) -> Any:
 
 @app.command("systems")
 def list_systems(kind: Optional[str] = typer.Option(None, help="Only 'ode' or 'sde' systems.")) -> None:
-    """Table of the catalog."""
+    """Table of the catalog (parameters too on terminals of 120 columns or more; `show NAME` has them all)."""
     import workbench as wb
 
-    table = Table(title="Systems catalog")
-    for column in ("name", "kind", "dim", "parameters", "max Lyapunov", "description"):
-        table.add_column(column)
-    for name in wb.systems(kind):
+    names = wb.systems(kind)
+    wide = console.width >= 120
+    table = Table(title="Systems catalog", box=box.SIMPLE_HEAD, pad_edge=False)
+    # names are what users copy into other commands: never cut or wrapped
+    table.add_column("name", no_wrap=True, min_width=max(map(len, names), default=4))
+    table.add_column("kind", no_wrap=True)
+    table.add_column("dim", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("parameters", ratio=1)
+    table.add_column("max Lyap.", justify="right", no_wrap=True)
+    table.add_column("description", ratio=2, overflow="fold")
+    for name in names:
         s = wb.system(name)
-        table.add_row(name, s.kind, str(s.dim), ", ".join(f"{k}={v:g}" for k, v in s.defaults.items()),
-                      f"{s.lyapunov:g}" if s.lyapunov else "", s.description)
+        cells = [name, s.kind, str(s.dim)]
+        if wide:
+            cells.append(", ".join(f"{k}={v:g}" for k, v in s.defaults.items()))
+        table.add_row(*cells, f"{s.lyapunov:g}" if s.lyapunov else "", s.description)
     console.print(table)
 
 
@@ -97,9 +112,11 @@ def generate(name: str,
     """Generate trajectories of a catalog system and write them to HDF5."""
     import time
 
+    start = time.perf_counter()
+    if not quiet:
+        console.print(f"generating {n} trajectories of {name} -> {out}")
     import workbench as wb
 
-    start = time.perf_counter()
     ds = wb.simulate(name, n=n, t_end=t_end, dt=dt, seed=seed, params=_parse_pairs(param, "param"),
                      sample_params=sample or None, options=_parse_pairs(option, "option"),
                      obs_noise=obs_noise, obs_noise_kind="relative" if relative_noise else "absolute",
@@ -199,8 +216,12 @@ def list_learners(data: Optional[Path] = typer.Option(None, "--data", help="Also
         table.add_row(name, s.training.replace("_", "-"), "/".join(s.kinds), "yes" if s.stochastic else "no",
                       "yes" if s.irregular else "no", "yes" if s.inputs else "no", needs)
     console.print(table)
+    references = Table.grid(padding=(0, 1))
+    references.add_column(no_wrap=True, style="bold")
+    references.add_column()  # wraps under itself, not under the name
     for name, cls in sorted(LEARNERS.items()):
-        console.print(f"[bold]{name}[/bold]: {cls.reference}", highlight=False)
+        references.add_row(name, cls.reference)
+    console.print(references, highlight=False)
     if verdicts is not None:
         console.print(f"\nOn {data}:")
         for name, reason in verdicts.items():
@@ -217,22 +238,43 @@ def _load(path: Path):
 def launch_app(ctx: typer.Context,
          port: int = typer.Option(8501, "--port", help="Port to serve on (localhost only unless --address)."),
          address: str = typer.Option("127.0.0.1", "--address", help="Interface to bind; 127.0.0.1 keeps it local.")) -> None:
-    """Launch the web app (extra options go to `streamlit run`)."""
+    """Launch the web app (extra options go to `streamlit run`; its --server.port/--server.address win)."""
     import os
 
-    from .demo import DEMOS, build_demo, demo_paths
+    from .demo import DEMOS, build_demo, demo_paths, shipped
+    from .errors import BadParameterError, StorageError
 
-    entry = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+    extra = list(ctx.args)
+    port_text = _take_option(extra, "server.port") or str(port)
+    address = _take_option(extra, "server.address") or address
+    if not port_text.isdigit():
+        raise BadParameterError(f"--server.port expects a port number, got {port_text!r}")
+    entry = shipped("app") / "streamlit_app.py"
     if not entry.is_file():
-        raise WorkbenchError(f"the app is not next to this installation ({entry}); run from a source checkout")
+        raise StorageError(f"the app is missing from this installation ({entry}); reinstall with `pip install .` "
+                           "from a source checkout")
     if not all(demo_paths(kind)[0].is_file() for kind in DEMOS):
         console.print("building the demo data and models (first run only)...")
         build_demo()
     command = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", address,
-               "--server.port", str(port), "--server.maxUploadSize", "64",
-               "--browser.gatherUsageStats", "false", *ctx.args]
-    console.print(f"serving on http://{address}:{port}")
+               "--server.port", port_text, "--server.maxUploadSize", "64",
+               "--browser.gatherUsageStats", "false", *extra]
+    console.print(f"serving on http://{address}:{port_text}")
     os.execv(sys.executable, command)
+
+
+def _take_option(args: List[str], name: str) -> Optional[str]:
+    """Remove every ``--name VALUE`` / ``--name=VALUE`` from ``args`` and return the last value (None if absent)."""
+    value, flag, i = None, f"--{name}", 0
+    while i < len(args):
+        if args[i] == flag and i + 1 < len(args):
+            value = args.pop(i + 1)
+            args.pop(i)
+        elif args[i].startswith(flag + "="):
+            value = args.pop(i).split("=", 1)[1]
+        else:
+            i += 1
+    return value
 
 
 @app.command()
@@ -257,14 +299,19 @@ def benchmark(out: Path = typer.Option(..., "--out", "-o", help="Results folder 
               workers: Optional[int] = typer.Option(None, "--workers", help="LocalCluster processes (default: cores)."),
               quiet: bool = QUIET) -> None:
     """Fit and score a grid of systems x learners x seeds on Dask; write results.h5 and leaderboard.md."""
+    if not quiet:
+        where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
+        console.print(f"benchmark {preset or f'{systems} x {learners}'}, seeds {seeds}, {budget} per cell, "
+                      f"on {where} -> {out}")
     from . import benchmark as bench
+    from .errors import BadParameterError
     from .training import parse_duration
 
     seconds = parse_duration(budget)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
-        raise WorkbenchError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+        raise BadParameterError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
     grid = bench.preset(preset, seconds) if preset else bench.grid_from_names(
         [s.strip() for s in systems.split(",") if s.strip()], [s.strip() for s in learners.split(",") if s.strip()],
         seed_list, seconds, n)
@@ -307,6 +354,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         print(f"error: {message} (see `workbench --help`)", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", 2)) from None
-    except WorkbenchError as exc:
+    except Exception as exc:
+        from .errors import WorkbenchError  # imported here: it loads the catalog, and startup should not wait
+
+        if not isinstance(exc, WorkbenchError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -11,7 +11,20 @@ from .dataset import save
 from .simulate import simulate
 from .training import fit
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def shipped(name: str) -> Path:
+    """The folder of shipped files ``"app"`` or ``"data"``.
+
+    A wheel carries them inside the package (``workbench/_app``, ``workbench/_data``; see ``setup.py``);
+    a source checkout or an editable install keeps them at the repository's top level.
+    """
+    installed = _PACKAGE / f"_{name}"
+    return installed if installed.is_dir() else _PACKAGE.parent / name
+
+
+DATA_DIR = shipped("data")
 
 DEMOS = {
     "ode": {"system": "lorenz63", "data": "demo-lorenz63.h5", "model": "demo-lorenz63-node",

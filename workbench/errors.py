@@ -26,7 +26,12 @@ class StorageError(WorkbenchError, OSError):
     """A file-system problem: a full disk, an unreadable file, or an output path that cannot be written."""
 
 
+class SchedulerError(WorkbenchError, ConnectionError):
+    """A compute service (a Dask scheduler) that cannot be reached."""
+
+
 __all__ = [
     "WorkbenchError", "UnknownNameError", "BadParameterError", "DatasetError",
     "DivergenceError", "SolverStallError", "UnsupportedError", "ResourceLimitError", "StorageError",
+    "SchedulerError",
 ]
