@@ -249,6 +249,9 @@ def select_split(ds: xr.Dataset, name: str, required: bool = False) -> xr.Datase
 
     With ``required=True`` an empty selection raises :class:`DatasetError` naming the splits present.
     """
+    if not isinstance(ds, xr.Dataset):
+        raise DatasetError(f"expected an xarray.Dataset in the workbench schema, got {type(ds).__name__}; "
+                           "load files with workbench.load or build data with workbench.from_numpy")
     if name not in SPLITS:
         raise DatasetError(f"unknown split {name!r}; use one of {SPLITS}")
     if "split" not in ds.coords:

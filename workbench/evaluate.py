@@ -12,7 +12,7 @@ import systems as catalog
 from . import metrics
 from .attractor import attractor_scores
 from .devices import thread_policy
-from .dataset import json_attr, observation_mask, select_split
+from .dataset import json_attr, observation_mask, select_split, validate
 from .forecast import evaluate_rolling
 from .splits import time_split_info
 from .errors import BadParameterError, WorkbenchError
@@ -81,6 +81,7 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     """
     if mode not in ("auto", "trajectories", "rolling"):
         raise BadParameterError(f"mode must be 'auto', 'trajectories' or 'rolling', got {mode!r}")
+    ds = validate(ds, "evaluation data")  # malformed data or attributes fail here, named, not mid-metric
     if mode == "rolling" or (mode == "auto" and time_split_info(ds) is not None):
         return evaluate_rolling(model, ds, horizons, n_samples=n_samples, seed=seed)
     test = select_split(ds, split)

@@ -240,6 +240,10 @@ def _evaluate_wrong_type(sandbox: Path) -> Any:
     return wb.evaluate(wb.load_model(DEMO_MODEL), ds)
 
 
+def _evaluate_array(sandbox: Path) -> Any:
+    return wb.evaluate(wb.load_model(DEMO_MODEL), np.zeros((4, 10, 3)))
+
+
 def _predict_without_test_split(sandbox: Path) -> Any:
     ds = _small()
     ds = ds.assign_coords(split=("trajectory", ["train"] * ds.sizes["trajectory"]))
@@ -403,6 +407,7 @@ CASES = [
     Case("fit on NaN derivative", _fit_nan_derivative, "DatasetError", "'derivative' holds NaN"),
     Case("evaluate with broken params attribute", _evaluate_malformed, "DatasetError", "params"),
     Case("evaluate with params as a list", _evaluate_wrong_type, "DatasetError", "params"),
+    Case("evaluate an ndarray", _evaluate_array, "DatasetError", "xarray.Dataset"),
     Case("empty test split", _predict_without_test_split, "DatasetError", "no 'test' trajectories"),
     Case("fit data of kind 'banana'", _fit_kind_banana, "DatasetError", "attribute 'kind'"),
     Case("fit rk4 on times offset by 1e12", _fit_time_offset_rk4, "SolverStallError", "^(?!.*solver='rk4').*time"),
