@@ -262,7 +262,7 @@ def check_input_file(path: PathLike, what: str = "file") -> Path:
     Raises:
         DatasetError: missing or not a regular file; StorageError: permission denied.
     """
-    path = Path(path)
+    path = as_path(path, what)
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -279,6 +279,13 @@ def check_input_file(path: PathLike, what: str = "file") -> Path:
         with open(path, "rb"):
             pass
     return path
+
+
+def as_path(path: Any, what: str = "path") -> Path:
+    """``path`` as a :class:`Path`; anything but text or a path-like object is a :class:`BadParameterError`."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise BadParameterError(f"{what} must be a file path (text or pathlib.Path), got {path!r}")
+    return Path(path)
 
 
 def _kind(mode: int) -> str:
@@ -298,7 +305,7 @@ def check_output_target(path: PathLike) -> Path:
         StorageError: the target is a folder, FIFO, device or socket, or its parent is not a folder
         or cannot be created.
     """
-    path = Path(path)
+    path = as_path(path, "output path")
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -470,7 +477,7 @@ def _storage_error(exc: OSError, path: Path, need_bytes: Optional[int]) -> Stora
 
 
 __all__ = [
-    "MEMORY_ENV", "atomic_target", "atomic_write_bytes", "check_allocation", "check_input_file", "check_integer",
+    "MEMORY_ENV", "as_path", "atomic_target", "atomic_write_bytes", "check_allocation", "check_input_file", "check_integer",
     "check_output_target", "check_real", "format_bytes", "is_disk_full", "json_depth", "memory_limit",
     "memory_limit_is_default", "parse_json_bounded", "parse_size", "read_json_bounded", "remove_stale_temporaries",
 ]

@@ -355,6 +355,8 @@ CASES = [
     Case("input is a fifo (would block)", _load, "DatasetError", "not a regular file.*FIFO", _fifo),
     Case("input is a folder", _load, "DatasetError", "is a folder", _folder),
     Case("input is missing", _load, "DatasetError", "no such file", None),
+    Case("input path is None", lambda sandbox: wb.load(None), "BadParameterError", "file path"),
+    Case("output path is a number", lambda sandbox: wb.save(_small(), 5), "BadParameterError", "file path"),
     Case("input unreadable", _load, "StorageError", "permission denied", _unreadable, unprivileged=True),
     # data that would be silently wrong
     Case("file with NaN derivative", _load, "DatasetError", "'derivative' holds NaN", _with(derivative=NAN)),
