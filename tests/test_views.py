@@ -173,6 +173,8 @@ def test_unit_labels():
 
 
 def test_facts_table_is_readable_text():
-    table = views.facts_table(wb.system("lorenz63").facts)
+    table = views.facts_table(wb.system("lorenz63").facts, "1")
     facts = dict(zip(table["fact"], table["value"]))
-    assert facts["chaotic"] == "yes" and facts["max lyapunov exponent"] == "0.9056"
+    assert facts["chaotic"] == "yes" and facts["max lyapunov exponent"] == "0.9056 per time unit"
+    assert facts["lyapunov time"] == "1.104 time units"
+    assert dict(zip(*views.facts_table({"lyapunov_time": 2.0}, "s").values.T))["lyapunov time"] == "2 s"

@@ -357,11 +357,12 @@ def score_table(scores: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "meaning", "value", "unit"])
 
 
-def facts_table(facts: dict[str, Any]) -> pd.DataFrame:
+def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.DataFrame:
     """A catalog system's ``facts`` as a two-column table (``fact``, ``value``) of readable text.
 
     Arguments:
         facts: mapping of fact names to numbers, booleans, strings, lists or nested mappings.
+        time_unit: the system's time unit; Lyapunov exponents and times are stated in it.
 
     Returns:
         DataFrame with one row per fact (nested mappings flattened to ``outer: inner``).
@@ -375,9 +376,13 @@ def facts_table(facts: dict[str, Any]) -> pd.DataFrame:
             return ", ".join(text(v) for v in value)
         return str(value)
 
+    unit = "time unit" if time_unit in (None, "", DIMENSIONLESS) else time_unit
+    suffix = {"max_lyapunov_exponent": f" per {unit}", "lyapunov_time": f" {unit}s" if unit == "time unit" else f" {unit}"}
     rows = []
     for key, value in facts.items():
-        if isinstance(value, dict):
+        if key in suffix and isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append((key.replace("_", " "), text(value) + suffix[key]))
+        elif isinstance(value, dict):
             rows += [(f"{key.replace('_', ' ')}: {inner.replace('_', ' ')}", text(v)) for inner, v in value.items()]
         else:
             rows.append((key.replace("_", " "), text(value)))

@@ -46,21 +46,21 @@ if "vpt_median" in headline:
                    help=f"first time the normalised error exceeds {scores.attrs['threshold']:g}, median over "
                         f"{scores.attrs['n_trajectories']} test trajectories")
 if "vpt_lyapunov_median" in headline:
-    cols[1].metric("... in Lyapunov times", f"{headline['vpt_lyapunov_median']:.3g} Lyapunov times",
-                   help="valid prediction time x largest Lyapunov exponent")
+    cols[1].metric("VPT [Lyapunov times]", f"{headline['vpt_lyapunov_median']:.3g}",
+                   help="median valid prediction time x largest Lyapunov exponent")
 if "vector_field_error" in headline:
-    cols[2].metric("vector-field error", f"{headline['vector_field_error']:.3g} (relative)",
+    cols[2].metric("vector-field error [relative]", f"{headline['vector_field_error']:.3g}",
                    help="||f_learned - f_true|| / ||f_true|| on test-data points, dimensionless")
 if "rmse_mean" in headline:
     rmse_unit = scores["rmse"].attrs.get("units")
-    cols[3].metric("mean RMSE", f"{headline['rmse_mean']:.3g}" +
-                   (f" {rmse_unit}" if rmse_unit not in (None, "1") else " (state units)"),
+    cols[3].metric(f"mean RMSE [{rmse_unit if rmse_unit not in (None, '1') else 'state units'}]",
+                   f"{headline['rmse_mean']:.3g}",
                    help="root-mean-square error over variables, test trajectories and times")
 
 pred = state.guarded(lambda: state.predict_cached(model, test, 16))
 if pred is None:
     st.stop()
-traj = st.select_slider("test trajectory", options=list(range(test.sizes["trajectory"])), value=0)
+traj = st.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
 truth_path = test["state"].values[traj]
 pred_path = pred["state"].values[:, traj]
 center = np.median(pred_path, axis=0)
@@ -74,7 +74,8 @@ if len(variables) >= 2:
     with left:
         st.plotly_chart(charts.phase(test["state"].values[:3], pred["state"].values[0, :3], labels, 0, 1,
                                      title="phase portrait (3 test trajectories)"), key="compare_phase2d")
-    if len(variables) >= 3:
+    # 3-D charts are WebGL: slow to draw without a GPU, so they are drawn when asked for
+    if len(variables) >= 3 and right.toggle("3-D phase portrait", value=False):
         with right:
             st.plotly_chart(charts.phase(truth_path[None], center[None], labels, 0, 1, 2, title="3-D phase portrait"),
                             key="compare_phase3d")
@@ -140,8 +141,9 @@ if system is not None and len(variables) >= 2:
             new[i], new[j] = points[0]
             st.session_state["picked_x0"] = new
             st.rerun()
-        st.plotly_chart(charts.timeseries(truth_ic["state"].values[0], pred_ic["state"].values[0, 0], times, labels,
-                                          time_label), key="ic_timeseries")
+        if x0 != test["state"].values[traj, 0].tolist():  # else it is the time series at the top of the page
+            st.plotly_chart(charts.timeseries(truth_ic["state"].values[0], pred_ic["state"].values[0, 0], times,
+                                              labels, time_label), key="ic_timeseries")
 
 with st.expander("All metrics"):
     st.dataframe(views.score_table(scores), hide_index=True)

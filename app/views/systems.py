@@ -27,7 +27,7 @@ with left:
     st.caption(f"Reference: {system.reference}")
 with right:
     st.markdown("**Facts**")
-    st.dataframe(views.facts_table(system.facts), hide_index=True, width="stretch")
+    st.dataframe(views.facts_table(system.facts, system.time_units), hide_index=True, width="stretch")
     st.caption(f"State units: {', '.join(views.unit_label(v, u) for v, u in zip(system.state_names, system.state_units))}"
                f"; time: {views.unit_label('t', system.time_units)}")
 
@@ -95,7 +95,7 @@ if len(variables) >= 2:
     c1, c2, c3 = st.columns(3)
     i = variables.index(c1.selectbox("x axis", variables, index=0))
     j = variables.index(c2.selectbox("y axis", variables, index=1))
-    k_name = c3.selectbox("z axis (3-D)", ["none"] + variables, index=3 if len(variables) >= 3 else 0)
+    k_name = c3.selectbox("z axis (3-D, drawn with WebGL)", ["none"] + variables, index=0)
     k = None if k_name == "none" else variables.index(k_name)
     st.plotly_chart(charts.phase(states, None, labels, i, j, k, title="phase portrait"), key="systems_phase")
 st.download_button("Download HDF5", state.dataset_bytes(ds), file_name=generated["file"],

@@ -38,7 +38,7 @@ units = views.variable_units(ds)
 labels = [views.unit_label(v, units[v]) for v in variables]
 times, time_label = views.time_axis(test)
 c1, c2 = st.columns(2)
-traj = c1.select_slider("test trajectory", options=list(range(test.sizes["trajectory"])), value=0)
+traj = c1.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
 var = variables.index(c2.selectbox("variable", variables))
 quantiles = views.fan_quantiles(pred.isel(trajectory=traj, variable=var)).values
 truth_paths = oracle["state"].values[:20, traj, :, var] if oracle is not None else test["state"].values[traj, :, var][None]

@@ -1,0 +1,175 @@
+"""Page speed of the web app in a real browser: seconds until each page's charts are drawn.
+
+Starts the app (`streamlit run app/streamlit_app.py`, one torch thread) on the shipped demo, drives
+it with headless Chromium and prints, per page, the first visit (nothing of that page cached yet)
+and a cached interaction (coming back to the page: same inputs, every result from the caches).
+The clock runs from the click on the sidebar link until the page's charts are on screen and the
+script has finished. The server's first page load also imports torch and the workbench; that start
+is measured on the Data page and reported on its own row. While pages load, a thread polls the
+server's health endpoint (`/_stcore/health`) every 0.2 s and the table reports its slowest answer.
+
+Targets (issue 9): first visit <= 3 s, cached interaction <= 1 s on 2 cores; health < 1 s.
+
+    python benchmarks/bench_app.py
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+import browser  # noqa: E402  (the app folder is not a package)
+
+# page -> charts its first view draws
+PAGES = {
+    "Compare": ["compare_timeseries", "compare_phase2d", "field_true", "field_learned", "field_error", "ic_phase"],
+    "Uncertainty": ["fan_chart", "coverage", "marginals"],
+    "Systems": ["systems_timeseries", "systems_phase"],
+    "Train": [],
+    "Data": ["data_series"],
+}
+# page -> (label of the number a user steps up, chart that changes): every result it needs is cached
+INTERACTIONS = {
+    "Compare": ("test trajectory", "compare_timeseries"),
+    "Uncertainty": ("test trajectory", "fan_chart"),
+    "Systems": ("time series of trajectory", "systems_timeseries"),
+    "Data": ("series (trajectory)", "data_series"),
+}
+CHART_DATA_JS = """key => { const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    return gd && gd._fullData ? JSON.stringify(gd._fullData.map(t => [t.name, t.y && t.y.length, t.y && t.y[1]])) : null; }"""
+
+
+def cpu_seconds(marker: str) -> float:
+    """CPU seconds (user + system) used so far by the processes whose command line contains ``marker``."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if marker in command:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class Meter:
+    """Wall seconds of a step, and the CPU seconds the app server and the browser spent on it."""
+
+    def __init__(self, port: str):
+        self.server, self.browser = f"--server.port {port}", "/usr/lib/chromium/chromium"  # the wrapper execs this
+
+    def __call__(self, step, *args) -> tuple[float, float, float]:
+        server, chrome = cpu_seconds(self.server), cpu_seconds(self.browser)
+        seconds = step(*args)
+        return seconds, cpu_seconds(self.server) - server, cpu_seconds(self.browser) - chrome
+
+
+class HealthProbe(threading.Thread):
+    """Polls the health endpoint and keeps the slowest answer (a missing answer counts as 5 s)."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.worst, self.count, self.done = url, 0.0, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            seconds = browser.health_seconds(self.url, timeout=5.0)
+            self.worst = max(self.worst, 5.0 if seconds is None else seconds)
+            self.count += 1
+            self.done.wait(0.2)
+
+
+def visit(page, title: str) -> float:
+    """Click the page's link and return the seconds until its charts are drawn and the script stopped."""
+    start = time.monotonic()
+    browser.go_to(page, title)
+    if title == "Systems":  # its charts appear after Generate: count the click and the integration too
+        page.get_by_role("button", name="Generate").click()
+    if PAGES[title]:
+        browser.wait_charts(page, PAGES[title], 120)
+    else:
+        while browser.running(page):
+            page.wait_for_timeout(50)
+    seconds = time.monotonic() - start
+    found = browser.problems(page)
+    if found:
+        raise RuntimeError(f"{title}: {found}")
+    browser.wait_idle(page, 60)
+    return seconds
+
+
+def interact(page, title: str) -> float:
+    """Step the page's number input up once and return the seconds until the changed chart is redrawn."""
+    label, key = INTERACTIONS[title]
+    step_up = page.locator('[data-testid="stNumberInput"]', has_text=label).locator(
+        '[data-testid="stNumberInputStepUp"]').first
+    before = page.evaluate(CHART_DATA_JS, key)
+    start = time.monotonic()
+    step_up.click()
+    page.wait_for_function(f"before => ({CHART_DATA_JS})({key!r}) !== before", arg=before, timeout=120_000,
+                           polling=30)
+    while browser.running(page):
+        page.wait_for_timeout(30)
+    seconds = time.monotonic() - start
+    browser.wait_idle(page, 60)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+    load_before = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, browser.server(Path(tmp) / "server.log") as url:
+        with browser.chromium() as page:
+            start = time.monotonic()
+            page.goto(f"{url}/data", wait_until="domcontentloaded")
+            browser.wait_charts(page, PAGES["Data"], 180)
+            startup = time.monotonic() - start
+            probe = HealthProbe(url)  # from here on: the server is up and the workbench imported
+            probe.start()
+            meter = Meter(url.rsplit(":", 1)[1])
+            for title in ("Compare", "Uncertainty", "Systems", "Train"):
+                first = meter(visit, page, title)
+                interaction = meter(interact, page, title) if title in INTERACTIONS else None
+                browser.go_to(page, "Data")  # away and back: the page's results are now all cached
+                browser.wait_idle(page, 60)
+                rows.append((title, first, interaction, meter(visit, page, title)))
+                browser.go_to(page, "Data")
+                browser.wait_idle(page, 60)
+            interaction = meter(interact, page, "Data")  # the Data page is open (the server start drew it first)
+            browser.go_to(page, "Train")
+            browser.wait_idle(page, 60)
+            rows.append(("Data", None, interaction, meter(visit, page, "Data")))
+            probe.done.set()
+            probe.join()
+    load_after = os.getloadavg()
+    print(f"App page speed (headless Chromium, WORKBENCH_THREADS=1, {os.cpu_count()} cores; load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after)\n")
+    print("| page | first visit (s) | cached interaction: step a number (s) | cached revisit (s) |")
+    print("|---|---|---|---|")
+    print(f"| server start + first page (Data; imports torch) | {startup:.2f} | | |")
+
+    def cell(measured) -> str:  # wall seconds, then CPU seconds of the server / the browser
+        return "" if measured is None else f"{measured[0]:.2f} (cpu {measured[1]:.2f} / {measured[2]:.2f})"
+
+    for title, first, interaction, revisit in rows:
+        print(f"| {title} | {cell(first) or '(server start above)'} | {cell(interaction)} | {cell(revisit)} |")
+    print(f"\nslowest health check while pages loaded: {probe.worst:.3f} s over {probe.count} probes "
+          "(target < 1 s)")
+    print("first visit: click on the page link until its charts are drawn (Systems: including Generate); "
+          "cached interaction: the page's trajectory number stepped up once until the changed chart is redrawn; revisit: the page "
+          "again with the same inputs (every chart redrawn). In brackets: CPU seconds the app server / the "
+          "browser spent on the step; on a busy machine they bound what an idle 2-core machine would take.")
+
+
+if __name__ == "__main__":
+    main()
