@@ -359,3 +359,11 @@ def test_differenced_fit_forecasts_a_trend_with_a_season_exactly():
     np.testing.assert_allclose(fc["state"].values[0, 0, :, 0], x[start:start + 40], atol=1e-4)
     scores = wb.evaluate(model, ds, horizons=[1, 12])
     assert (scores["rmse_skill_vs_climatology"] > 0.99).all()
+
+
+def test_csv_columns_describe_a_file_for_a_roles_form():
+    from workbench.imports import csv_columns
+
+    cols = csv_columns(csv("date,co2 [ppm],flag\n1958-03-29,316.1,ok\n1958-04-05,,bad\n"))
+    assert [(c["name"], c["units"], c["guess"], c["empty"]) for c in cols] == [
+        ("date", None, "time", 0), ("co2", "ppm", "state", 1), ("flag", None, "ignore", 0)]

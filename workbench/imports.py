@@ -140,6 +140,32 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
     return build(table, roles, attrs, label)
 
 
+def csv_columns(source: Source, missing: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """What :func:`from_csv` would see in each column, for a form that asks for roles.
+
+    Returns one dict per column: ``name`` (units stripped), ``units`` (from the header or None),
+    ``numeric`` (every non-empty cell is a number), ``empty`` (count of empty cells), ``guess``
+    (``"time"``, ``"trajectory"``, ``"state"`` or ``"ignore"`` for text columns) and ``example``
+    (the first non-empty cell).
+    """
+    label, frame = _read_csv(source, missing)
+    names = []
+    for column in frame.columns:
+        match = _HEADER_UNITS.match(str(column).strip())
+        names.append((match.group(1), match.group(2)) if match and match.group(1) else (str(column).strip(), None))
+    time = _find_column(pd.DataFrame(columns=[n for n, _ in names]), TIME_NAMES)
+    out = []
+    for (name, unit), column in zip(names, frame.columns):
+        cells = frame[column]
+        numeric = bool(pd.to_numeric(cells.dropna(), errors="coerce").notna().all())
+        guess = ("time" if name == time else "trajectory" if name == "trajectory" else
+                 "state" if numeric else "ignore")
+        first = cells.dropna()
+        out.append({"name": name, "units": unit, "numeric": numeric, "empty": int(cells.isna().sum()),
+                    "guess": guess, "example": str(first.iloc[0]) if len(first) else ""})
+    return out
+
+
 def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optional[Sequence[str]] = None,
                 inputs: Sequence[str] = (), time: Optional[str] = None, trajectory: Optional[str] = None,
                 units: Optional[Mapping[str, str]] = None, name: Optional[str] = None) -> xr.Dataset:
@@ -464,4 +490,4 @@ def _time_dim(ds: xr.Dataset, label: str) -> str:
     raise DatasetError(f"{label}: no time dimension (dims {dict(ds.sizes)}); name it with time='<dim>'")
 
 
-__all__ = ["build", "from_csv", "from_netcdf"]
+__all__ = ["build", "csv_columns", "from_csv", "from_netcdf"]
