@@ -8,9 +8,10 @@ stochastic learner. The closing lines check the target: the best learner beats c
 horizon up to one characteristic period and matches or beats AR(p) at short horizons (1-2 steps).
 
 A learner named ``<name>+season`` is fitted with the annual sin/cos drivers as exogenous inputs
-(``workbench.drivers``), on the seasonal series only.
+(``workbench.drivers``), on the seasonal series only; ``+fill`` interpolates missing samples first
+(``fill_gaps=True``) so learners that need complete samples can fit CO2.
 
-    python benchmarks/bench_real.py [--budget 60] [--learners nvar,node,node+season,resnet+season,nsde]
+    python benchmarks/bench_real.py [--budget 60] [--learners nvar,node,node+season,nvar+fill,...]
                                     [--data co2,sunspots,elnino]
 """
 from __future__ import annotations
@@ -35,8 +36,10 @@ SHORT = 2  # "short horizons" for the AR comparison: the first two steps
 
 def options_for(learner: str, name: str, emb: dict, budget: float) -> dict:
     """Fit options: the suggested embedding for every learner (NVAR takes it as its own delays)."""
-    learner = learner.split("+")[0]
     series = {"difference": True} if name in DIFFERENCE else {}
+    if "+fill" in learner:
+        series["fill_gaps"] = True
+    learner = learner.split("+")[0]
     if learner == "nvar":  # quadratic features of widely spaced delays diverged; half the lag and a firmer ridge
         return {"delays": emb["embed"], "skip": max(1, -(-emb["lag"] // 2)), "ridge": 1e-2, **series}
     common = {"embed": emb["embed"], "lag": emb["lag"], "time_budget": budget, "seed": 0, "patience": 10_000,
@@ -58,7 +61,7 @@ def run(name: str, learners: list[str], budget: float) -> list[str]:
           f"test starts {ds.attrs['time_split']}")
     rows, results = [], {}
     for learner in learners:
-        data = seasonal if learner.endswith("+season") else ds
+        data = seasonal if "+season" in learner else ds
         if data is None:
             continue
         start = time.perf_counter()
@@ -118,7 +121,7 @@ def verdict(name: str, horizons: list[int], period: int, rows: list) -> list[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=60.0, help="CPU seconds per gradient-trained fit (<= 120)")
-    parser.add_argument("--learners", default="nvar,node,node+season,resnet+season,nsde")
+    parser.add_argument("--learners", default="nvar,node,node+season,resnet+season,nsde,nvar+fill,resnet+season+fill")
     parser.add_argument("--data", default=",".join(REAL_DATASETS))
     args = parser.parse_args()
     budget = min(args.budget, 120.0)

@@ -367,3 +367,17 @@ def test_csv_columns_describe_a_file_for_a_roles_form():
     cols = csv_columns(csv("date,co2 [ppm],flag\n1958-03-29,316.1,ok\n1958-04-05,,bad\n"))
     assert [(c["name"], c["units"], c["guess"], c["empty"]) for c in cols] == [
         ("date", None, "time", 0), ("co2", "ppm", "state", 1), ("flag", None, "ignore", 0)]
+
+
+def test_fill_gaps_lets_a_complete_data_learner_fit_gappy_data():
+    t, q, v = _damped()
+    x = np.stack([q, v], 1)
+    x[[50, 51, 120, 200], :] = np.nan
+    ds = split_time(wb.from_numpy(x, t, ["q", "v"], mask=np.isfinite(x).all(1)[None]), val=0.1, test=0.2)
+    with pytest.raises(wb.WorkbenchError, match="missing samples"):
+        wb.fit(ds, "nvar", **LINEAR_NVAR)
+    model = wb.fit(ds, "nvar", fill_gaps=True, **LINEAR_NVAR)
+    fc = model.forecast(ds, horizon=20, origin="test")
+    start = int(np.searchsorted(t, fc.attrs["forecast_origin"])) + 1
+    # linear interpolation of 4 samples perturbs the fit only slightly
+    np.testing.assert_allclose(fc["state"].values[0, 0], np.stack([q, v], 1)[start:start + 20], atol=1e-2)

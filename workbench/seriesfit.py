@@ -30,9 +30,9 @@ from .baselines import detect_period
 from .dataset import json_attr, make_dataset, observation_mask
 from .embedding import embed_dataset, suggest_embedding
 from .errors import BadParameterError, DatasetError
-from .splits import merge_segments, time_split_info
+from .splits import merge_segments, split_at, time_split_info
 
-SERIES_OPTIONS = ("embed", "lag", "transform", "difference")
+SERIES_OPTIONS = ("embed", "lag", "transform", "difference", "fill_gaps")
 # steps within this fraction of the median count as regular sampling (months, years in days)
 REGULAR_TOLERANCE = 0.1
 MIN_CHUNK = 16
@@ -44,7 +44,8 @@ def wants_series_fit(ds: xr.Dataset, options: Mapping[str, Any]) -> bool:
 
 
 def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: int = 1, lag: int = 1,
-               transform: Optional[Mapping[str, str]] = None, difference: bool = False, **kwargs: Any) -> Any:
+               transform: Optional[Mapping[str, str]] = None, difference: bool = False, fill_gaps: bool = False,
+               **kwargs: Any) -> Any:
     """Prepare ``ds`` (see the module docstring), call the core ``fit`` on it, record the recipe.
 
     Arguments:
@@ -55,6 +56,9 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
         transform: per-variable transforms, e.g. ``{"sunspots": "log1p"}``.
         difference: fit the increments ``x_t - x_{t-1}`` (after the transform) instead of the levels,
             for trending series; forecasts sum them from the last observed level.
+        fill_gaps: interpolate missing samples inside each series linearly before fitting, so that
+            learners needing complete samples (discrete maps, NVAR, ESN, SINDy) can fit gappy data.
+            The interpolated values are training data then; say so when you report results.
         kwargs: everything else ``fit`` takes.
 
     Returns:
@@ -67,14 +71,18 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
     spec = transforms.check_spec(transform, variables)
     warn_if_cannot_oscillate(ds, learner, int(embed), kwargs)
     prepared = transforms.transform_dataset(ds, spec)
-    if not isinstance(difference, bool):
-        raise BadParameterError(f"difference must be True or False, got {difference!r}")
+    for name, flag in (("difference", difference), ("fill_gaps", fill_gaps)):
+        if not isinstance(flag, bool):
+            raise BadParameterError(f"{name} must be True or False, got {flag!r}")
+    if fill_gaps:
+        prepared = interpolate_gaps(prepared)
     if difference:
         prepared = transforms.difference_dataset(prepared)
     prepared = embed_dataset(prepared, int(embed), int(lag))
     fit_ds, step, layout = training_layout(prepared, (int(embed) - 1) * int(lag) + int(difference))
     model = fit(fit_ds, learner, **kwargs)
-    model.meta["series"] = {"transform": spec, "difference": difference, "embed": int(embed), "lag": int(lag),
+    model.meta["series"] = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps,
+                            "embed": int(embed), "lag": int(lag),
                             "variables": variables,
                             "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
                             "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
@@ -82,6 +90,26 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
     if kwargs.get("out") is not None:  # the run folder was written before the recipe was known
         model.save(kwargs["out"])
     return model
+
+
+def interpolate_gaps(ds: xr.Dataset) -> xr.Dataset:
+    """Missing samples between a series' first and last observation filled by linear interpolation."""
+    info = time_split_info(ds)
+    merged = merge_segments(ds)
+    observed = observation_mask(merged)
+    state = merged["state"].values.copy()
+    mask = observed.copy()
+    for k in range(state.shape[0]):
+        seen = np.flatnonzero(observed[k] & np.isfinite(state[k]).all(-1))
+        inside = np.arange(seen[0], seen[-1] + 1)
+        for d in range(state.shape[2]):
+            state[k, inside, d] = np.interp(inside, seen, state[k, seen, d])
+        mask[k, inside] = True
+    out = merged.copy()
+    out["state"] = (merged["state"].dims, state, merged["state"].attrs)
+    out["mask"] = (("trajectory", "time"), mask, {"long_name": "observed or interpolated"})
+    out.attrs["gaps_interpolated"] = int((mask & ~observed).sum())
+    return split_at(out, info.get("val_start"), info.get("test_start")) if info is not None else out
 
 
 def is_regular(times: np.ndarray) -> bool:
