@@ -1,25 +1,38 @@
-"""Ground-truth generation speed and per-trajectory accuracy: workbench vs a scipy loop.
+"""Ground-truth generation, side by side in one run: workbench vs scipy, torchdiffeq, diffrax, torchsde.
 
-256 Lorenz-63 trajectories, 2,001 samples on [0, 20]. Errors are the max over trajectories of the
-max abs error on t <= 2 (about two Lyapunov times) against scipy DOP853 at rtol=atol=1e-12.
+ODE: n Lorenz-63 trajectories, 2,001 samples on [0, 20]. Errors are the max over trajectories of
+the max abs error on t <= 2 (about two Lyapunov times) against scipy DOP853 at rtol=atol=1e-12
+(a per-trajectory reference). SDE: n Ornstein-Uhlenbeck paths, 1,001 samples, Euler-Maruyama at
+the same step, workbench vs torchsde called directly.
 
-    python benchmarks/bench_generate.py [--n 256] [--threads 1]
+Methods run interleaved, ``--reps`` times each (after one cold call, reported separately), one
+torch/XLA thread per process; the table gives min and median seconds, the max error, the ratio of
+medians to workbench, and the load average. Peers that are not installed are skipped (install
+them with ``benchmarks/requirements-peers.txt``).
+
+    python benchmarks/bench_generate.py [--n 256] [--reps 3] [--tol 1e-10]
 """
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
+from typing import Callable, Optional
 
-import numpy as np
-import torch
-import torchdiffeq
-from scipy.integrate import solve_ivp
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-import workbench as wb
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.integrate import solve_ivp  # noqa: E402
+
+import workbench as wb  # noqa: E402
+
+SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 
 
-def lorenz_numpy(t, y, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
-    return np.array([sigma * (y[1] - y[0]), y[0] * (rho - y[2]) - y[1], y[0] * y[1] - beta * y[2]])
+def lorenz_numpy(t, y):
+    return np.array([SIGMA * (y[1] - y[0]), y[0] * (RHO - y[2]) - y[1], y[0] * y[1] - BETA * y[2]])
 
 
 def scipy_loop(x0: np.ndarray, times: np.ndarray, tol: float) -> np.ndarray:
@@ -27,48 +40,130 @@ def scipy_loop(x0: np.ndarray, times: np.ndarray, tol: float) -> np.ndarray:
                                rtol=tol, atol=tol).y.T for x in x0])
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def torchdiffeq_batched(x0: np.ndarray, times: np.ndarray, tol: float) -> np.ndarray:
+    import torchdiffeq
+
+    def field(t, y):
+        x, yy, z = y.unbind(-1)
+        return torch.stack([SIGMA * (yy - x), x * (RHO - z) - yy, x * yy - BETA * z], -1)
+
+    # the max over trajectories of each trajectory's RMS error: every row meets the tolerance
+    norm = lambda r: r.pow(2).mean(-1).sqrt().max()  # noqa: E731
+    out = torchdiffeq.odeint(field, torch.from_numpy(x0), torch.from_numpy(times), method="dopri8",
+                             rtol=tol, atol=tol, options={"norm": norm})
+    return out.transpose(0, 1).numpy()
+
+
+def diffrax_solver(times: np.ndarray, tol: float) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+    try:
+        import diffrax
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+
+    def field(t, y, args):
+        return jnp.stack([SIGMA * (y[1] - y[0]), y[0] * (RHO - y[2]) - y[1], y[0] * y[1] - BETA * y[2]])
+
+    ts = jnp.asarray(times)
+    term, solver = diffrax.ODETerm(field), diffrax.Dopri8()
+    controller = diffrax.PIDController(rtol=tol, atol=tol)
+
+    @jax.jit
+    def solve(y0s):
+        one = lambda y0: diffrax.diffeqsolve(term, solver, t0=ts[0], t1=ts[-1], dt0=1e-3, y0=y0,  # noqa: E731
+                                             saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
+                                             max_steps=200_000).ys
+        return jax.vmap(one)(y0s)
+
+    return lambda x0: np.asarray(solve(jnp.asarray(x0)).block_until_ready())
+
+
+def torchsde_direct(n: int, times: torch.Tensor, dt: float, seed: int) -> np.ndarray:
+    import torchsde
+
+    class OU(torch.nn.Module):
+        noise_type, sde_type = "diagonal", "ito"
+
+        def f(self, t, y):
+            return -1.0 * y
+
+        def g(self, t, y):
+            return 0.5 * torch.ones_like(y)
+
+    y0 = torch.zeros(n, 1, dtype=torch.float64)
+    bm = torchsde.BrownianInterval(t0=float(times[0]), t1=float(times[-1]), size=(n, 1), dtype=torch.float64,
+                                   entropy=seed, dt=dt)
+    with torch.no_grad():
+        return torchsde.sdeint(OU(), y0, times, bm=bm, method="euler", dt=dt).numpy()
+
+
+def measure(methods: dict[str, Callable[[], np.ndarray]], reps: int) -> dict[str, dict]:
+    """One cold call each, then ``reps`` interleaved warm calls."""
+    results = {name: {"cold": None, "warm": [], "out": None} for name in methods}
+    for name, run in methods.items():
+        start = time.perf_counter()
+        results[name]["out"] = run()
+        results[name]["cold"] = time.perf_counter() - start
+    for _ in range(reps):
+        for name, run in methods.items():
+            start = time.perf_counter()
+            run()
+            results[name]["warm"].append(time.perf_counter() - start)
+    return results
+
+
+def table(title: str, results: dict[str, dict], errors: dict[str, float], ours: str) -> None:
+    base = statistics.median(results[ours]["warm"])
+    print(f"\n{title}  (load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})\n")
+    print("| method | cold (s) | warm min (s) | warm median (s) | median / ours | max error |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        med = statistics.median(r["warm"])
+        err = errors.get(name)
+        print(f"| {name} | {r['cold']:.2f} | {min(r['warm']):.2f} | {med:.2f} | {med / base:.2f} | "
+              f"{'-' if err is None else f'{err:.1e}'} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--tol", type=float, default=1e-10, help="tolerance of the ODE solvers")
+    parser.add_argument("--scipy-loop", action="store_true", help="also time the (slow) scipy loop")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     times = np.linspace(0.0, 20.0, 2001)
     early = times <= 2.0
     x0 = wb.simulate("lorenz63", n=args.n, times=[0.0], seed=0, split=None).state.values[:, 0]
-    reference, ref_time = timed(lambda: scipy_loop(x0, times, 1e-12))
-    rows = [("scipy DOP853 loop, tol 1e-12 (reference)", ref_time, 0.0)]
+    reference = scipy_loop(x0, times[: early.sum()], 1e-12)
+    tol = args.tol
+    methods: dict[str, Callable[[], np.ndarray]] = {
+        f"workbench.simulate dop853 (tol {tol:g})": lambda: wb.simulate(
+            "lorenz63", n=args.n, times=times, x0=x0, rtol=tol, atol=tol, split=None).state.values,
+        f"torchdiffeq dopri8 batched, max-norm (tol {tol:g})": lambda: torchdiffeq_batched(x0, times, tol),
+    }
+    diffrax_run = diffrax_solver(times, tol)
+    if diffrax_run is not None:
+        methods[f"diffrax Dopri8 vmap, jit (tol {tol:g})"] = lambda: diffrax_run(x0)
+    if args.scipy_loop:
+        methods[f"scipy DOP853 loop (tol {tol:g})"] = lambda: scipy_loop(x0, times, tol)
+    results = measure(methods, args.reps)
+    errors = {name: float(np.abs(r["out"][:, early] - reference).max()) for name, r in results.items()}
+    table(f"{args.n} Lorenz-63 trajectories, {len(times)} samples on [0, 20]", results, errors,
+          next(iter(methods)))
 
-    def error(states: np.ndarray) -> float:
-        return float(np.abs(states[:, early] - reference[:, early]).max())
-
-    for tol in (1e-7, 1e-8, 1e-10):
-        out, sec = timed(lambda: wb.simulate("lorenz63", n=args.n, times=times, x0=x0, rtol=tol, atol=tol,
-                                            split=None).state.values)
-        rows.append((f"workbench.simulate dop853, tol {tol:g}", sec, error(out)))
-    for tol in (1e-8, 1e-9, 1e-10):
-        out, sec = timed(lambda: scipy_loop(x0, times, tol))
-        rows.append((f"scipy DOP853 loop, tol {tol:g}", sec, error(out)))
-
-    def lorenz_torch(t, y):
-        x, yy, z = y.unbind(-1)
-        return torch.stack([10 * (yy - x), x * (28 - z) - yy, x * yy - 8 / 3 * z], -1)
-
-    y0 = torch.from_numpy(x0)
-    out, sec = timed(lambda: torchdiffeq.odeint(lorenz_torch, y0, torch.from_numpy(times), method="dopri8",
-                                                rtol=1e-10, atol=1e-10).transpose(0, 1).numpy())
-    rows.append(("torchdiffeq dopri8 batched (shared step), tol 1e-10", sec, error(out)))
-
-    print(f"\n{args.n} Lorenz-63 trajectories, {len(times)} samples on [0, 20], torch threads={args.threads}\n")
-    print(f"| method | time (s) | max error, t <= 2 |\n|---|---:|---:|")
-    for name, sec, err in rows:
-        print(f"| {name} | {sec:.2f} | {err:.1e} |")
+    t_sde = torch.linspace(0.0, 10.0, 1001, dtype=torch.float64)
+    dt = 0.01
+    sde = {
+        "workbench.simulate ornstein_uhlenbeck, euler": lambda: wb.simulate(
+            "ornstein_uhlenbeck", n=args.n * 16, times=t_sde.numpy(), scheme="euler", sde_dt=dt,
+            split=None, params={"theta": 1.0, "sigma": 0.5, "mu": 0.0}, x0=np.zeros((args.n * 16, 1))).state.values,
+        "torchsde.sdeint direct, euler": lambda: torchsde_direct(args.n * 16, t_sde, dt, 0),
+    }
+    results = measure(sde, args.reps)
+    table(f"{args.n * 16} Ornstein-Uhlenbeck paths, 1,001 samples, dt {dt}", results, {}, next(iter(sde)))
 
 
 if __name__ == "__main__":
