@@ -11,10 +11,11 @@ from typing import Any
 
 import xarray as xr
 
+from .demo import shipped
 from .errors import UnknownNameError
 from .imports import from_csv
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "real"
+DATA_DIR: Path = shipped("data") / "real"  # top-level data/ in a checkout, inside the package in a wheel
 
 REAL_DATASETS: dict[str, dict[str, Any]] = {
     "co2": {"file": "co2_mauna_loa_weekly.csv", "import": {},
