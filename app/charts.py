@@ -193,3 +193,47 @@ def series(times: np.ndarray, values: np.ndarray, labels: Sequence[str], time_la
     fig.update_layout(height=180 * len(labels) + 90, margin={"t": 40, "b": 30})
     fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
     return fig
+
+
+def holdout(times: np.ndarray, observed: np.ndarray, forecast_times: np.ndarray, quantiles: np.ndarray,
+            labels: Sequence[str], time_label: str, test_start) -> go.Figure:
+    """Observed series (T, D) with the forecast of its held-out tail: ``quantiles`` (3, T', D) at
+    5/50/95% (equal rows for a deterministic model), one panel per variable, a line at the test start."""
+    fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
+    for i, label in enumerate(labels):
+        row = i + 1
+        if not np.allclose(quantiles[0, :, i], quantiles[2, :, i], equal_nan=True):
+            fig.add_trace(go.Scatter(x=np.r_[forecast_times, forecast_times[::-1]],
+                                     y=np.r_[quantiles[0, :, i], quantiles[2, ::-1, i]], fill="toself",
+                                     fillcolor="rgba(214,39,40,0.15)", line={"width": 0}, name="90% band",
+                                     showlegend=i == 0, hoverinfo="skip"), row=row, col=1)
+        fig.add_trace(go.Scatter(x=times, y=observed[:, i], name="observed", mode="lines",
+                                 line={"color": TRUE_COLOR, "width": 1.5}, showlegend=i == 0), row=row, col=1)
+        fig.add_trace(go.Scatter(x=forecast_times, y=quantiles[1, :, i], name="forecast from the test start",
+                                 line={"color": LEARNED_COLOR, "dash": "dash"}, showlegend=i == 0), row=row, col=1)
+        fig.add_vline(x=test_start, line={"color": "gray", "dash": "dot"}, row=row, col=1)
+        fig.update_yaxes(title_text=label, row=row, col=1)
+    fig.add_annotation(x=test_start, y=1.02, yref="paper", text="test period starts", showarrow=False,
+                       font={"color": "gray"})
+    fig.update_layout(height=220 * len(labels) + 90, margin={"t": 40, "b": 30}, hovermode="x unified")
+    fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
+    return fig
+
+
+def skill_by_horizon(scores, variable: str, label: str, lead_label: str) -> go.Figure:
+    """Rolling-origin RMSE by horizon of the model and of every baseline in ``scores`` (an
+    ``evaluate(..., mode="rolling")`` result) for one variable."""
+    fig = go.Figure()
+    lead = scores["lead_time"].values if "lead_time" in scores.coords else scores["horizon"].values
+    fig.add_trace(go.Scatter(x=lead, y=scores["rmse"].sel(variable=variable).values, name="learned",
+                             mode="lines+markers", line={"color": LEARNED_COLOR, "width": 3}))
+    for name in scores.data_vars:
+        if name.startswith("rmse_") and not name.startswith("rmse_skill"):
+            baseline = name[len("rmse_"):]
+            color = next((c for key, c in BASELINE_COLORS.items() if baseline.startswith(key)), "#17becf")
+            fig.add_trace(go.Scatter(x=lead, y=scores[name].sel(variable=variable).values,
+                                     name="AR(p)" if baseline == "ar" else baseline.replace("_", " "),
+                                     mode="lines+markers", line={"color": color, "dash": "dot"}))
+    fig.update_layout(xaxis_title=lead_label, yaxis_title=f"RMSE of {label}", xaxis_type="log", height=380,
+                      margin={"t": 20, "b": 30})
+    return fig

@@ -25,6 +25,7 @@ from workbench.demo import DEMOS, demo_paths, scores_path
 from workbench.evaluate import evaluate, oracle_samples, true_system
 from workbench.errors import DatasetError
 from workbench.model import Model
+from workbench.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MODEL_FILES = {"config.json", "model.safetensors", "history.json"}
@@ -85,13 +86,34 @@ def field_cached(model: Model, ds: xr.Dataset, i: int, j: int, n: int) -> xr.Dat
     return views.field_on_grid(model, ds, i, j, n)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def load_real_series(name: str, mtime: float) -> xr.Dataset:
+    """A shipped real series, split in time (train on the past, test on the latest 15%)."""
+    return wb.split_time(load_real(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def holdout_cached(model: Model, ds: xr.Dataset, n_samples: int) -> tuple[xr.Dataset, xr.Dataset]:
+    return views.holdout_forecast(model, ds, n_samples=n_samples)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def rolling_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
+    """Rolling-origin scores by horizon with the baselines, cached by content."""
+    return evaluate(model, ds, n_samples=n_samples, mode="rolling", horizons=views.forecast_horizons(ds))
+
+
 def datasets() -> dict[str, xr.Dataset]:
-    """Demo datasets first, then those generated or uploaded in this session."""
+    """Demo datasets first, the shipped real series, then those generated or uploaded in this session."""
     out = {}
     for kind, spec in DEMOS.items():
         path, _ = demo_paths(kind)
         if path.is_file():
             out[f"demo: {spec['system']}"] = load_file(str(path), path.stat().st_mtime)
+    for name, spec in REAL_DATASETS.items():
+        path = REAL_DIR / spec["file"]
+        if path.is_file():
+            out[f"real: {name} (time split)"] = load_real_series(name, path.stat().st_mtime)
     out.update(st.session_state.setdefault("datasets", {}))
     return out
 

@@ -219,9 +219,38 @@ def test_bad_upload_names_the_users_file_and_gives_page_advice(app):
 
 def test_csv_with_dates_is_plotted_on_a_date_axis(app):
     app.switch_page("views/data.py").run()
-    csv = b"date,co2 [ppm]\n2020-01-01,410.1\n2020-02-01,\n2020-03-01,411.9\n"
-    app.file_uploader[0].set_value(("co2.csv", csv, "text/csv")).run()
+    rows = "\n".join(f"2020-{m:02d}-01,{410 + m / 10 if m != 3 else ''}" for m in range(1, 13))
+    app.file_uploader[0].set_value(("co2.csv", f"date,co2 [ppm]\n{rows}\n".encode(), "text/csv")).run()
     assert_clean(app)
     assert app.selectbox[0].value == "date"
     assert "is valid" in app.success[0].value
     assert {"date", "co2 [ppm]"} <= axis_titles(app)
+    x = values(plotly_figures(app)[0]["data"][0]["x"])
+    assert str(x[0]).startswith("2020-01-01")  # dates on the axis, not offsets
+    next(b for b in app.button if b.label == "Split").click().run()  # the time split chooser
+    assert_clean(app)
+    split = app.session_state["datasets"]["uploaded: co2.csv (time split)"]
+    assert set(split["split"].values) == {"train", "val", "test"}
+
+
+def test_measured_series_forecast_of_the_held_out_tail_with_baselines(app):
+    app.switch_page("views/train.py").run()
+    app.selectbox[0].set_value("real: sunspots (time split)").run()
+    app.selectbox[1].set_value("nsde").run()
+    app.number_input[0].set_value(5).run()
+    app.button[0].click().run()
+    wait_for_training(app)
+    assert_clean(app)
+    trained = next(k for k in app.session_state["models"] if k.startswith("nsde"))
+    app.switch_page("views/compare.py").run()
+    app.selectbox[0].set_value(trained).run()
+    assert_clean(app)
+    assert app.selectbox[1].value == "real: sunspots (time split)"
+    names = trace_names(app)
+    assert {"observed", "forecast from the test start", "learned", "persistence", "AR(p)"} <= names
+    assert any(n.startswith("climatology") for n in names)
+    assert {"year", "forecast horizon [year]"} & axis_titles(app)
+    app.switch_page("views/uncertainty.py").run()
+    app.selectbox[0].set_value(trained).run()
+    assert_clean(app)
+    assert {"90% band", "learned median", "observed (held out)", "ideal"} <= trace_names(app)

@@ -19,6 +19,7 @@ from . import metrics, timeaxis
 from .dataset import json_attr, observation_mask, write_netcdf
 from .errors import BadParameterError, DatasetError
 from .evaluate import true_drift, true_system
+from .splits import merge_segments, time_split_info
 
 DIMENSIONLESS = "1"
 
@@ -231,6 +232,50 @@ def field_on_grid(model: Any, ds: xr.Dataset, i: int, j: int, n: int = 16) -> xr
     return out
 
 
+# --- forecasts of measured series ------------------------------------------------------------------
+
+def test_period(ds: xr.Dataset) -> Optional[tuple[float, int]]:
+    """``(test_start, samples)``: where the held-out tail of a time-split dataset starts on the time axis
+    and how many sample times it spans; None for data without a time split."""
+    info = time_split_info(ds)
+    if not info or info.get("test_start") is None:
+        return None
+    start = float(info["test_start"])
+    return start, int((ds["time"].values >= start).sum())
+
+
+def forecast_horizons(ds: xr.Dataset, count: int = 6) -> list[int]:
+    """Forecast steps worth scoring on a time-split dataset: powers of two from 1 up to half the test
+    period (at most ``count`` of them), so each horizon still has many forecast origins."""
+    period = test_period(ds)
+    if period is None:
+        raise DatasetError("the dataset has no time split; split it in time on the Data page "
+                           "(workbench.split_time) to score forecasts by horizon")
+    longest = max(1, period[1] // 2)
+    return [2 ** k for k in range(count) if 2 ** k <= longest] or [1]
+
+
+def holdout_forecast(model: Any, ds: xr.Dataset, n_samples: int = 1, seed: int = 0) -> tuple[xr.Dataset, xr.Dataset]:
+    """The full observed series and the model's forecast of its held-out tail from the start of the test
+    period (using only the data before it), as :meth:`workbench.Model.forecast` gives it.
+
+    Arguments:
+        model: a fitted :class:`workbench.Model` with the dataset's variables.
+        ds: a time-split dataset (:func:`workbench.split_time`).
+        n_samples: forecast paths (stochastic learners).
+        seed: seeds the paths.
+
+    Returns:
+        ``(series, forecast)``: the merged series ``state(trajectory, time, variable)`` and the forecast
+        ``state(sample, trajectory, time, variable)`` over the test period's times.
+    """
+    period = test_period(ds)
+    if period is None:
+        raise DatasetError("the dataset has no time split, so there is no held-out tail to forecast; split it in "
+                           "time on the Data page (workbench.split_time)")
+    return merge_segments(ds), model.forecast(ds, period[1], n_samples=n_samples, seed=seed, origin="test")
+
+
 # --- calibration -----------------------------------------------------------------------------------
 
 def calibration_curve(pred: metrics.Data, truth: metrics.Data,
@@ -390,5 +435,5 @@ def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.Da
 
 
 __all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_label", "time_axis", "duration_text",
-           "field_on_grid",
+           "field_on_grid", "test_period", "forecast_horizons", "holdout_forecast",
            "calibration_curve", "fan_quantiles", "describe", "score_table", "facts_table"]

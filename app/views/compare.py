@@ -27,6 +27,38 @@ if not matching:
     st.stop()
 data_label = c2.selectbox("Dataset (those with the model's variables)", matching)
 ds = datasets[data_label]
+variables = model.variables
+units = views.variable_units(ds)
+labels = [views.unit_label(v, units[v]) for v in variables]
+
+if views.test_period(ds) is not None:  # a measured series split in time: forecasts of its held-out tail
+    st.caption("Data split in time: the model forecasts the held-out test period from its start, using only the "
+               "data before it; below, rolling-origin errors by horizon beside three baselines (persistence, "
+               "climatology, AR(p) fitted by least squares).")
+    held = state.guarded(lambda: state.holdout_cached(model, ds, 64 if model.stochastic else 1))
+    scores = state.guarded(lambda: state.rolling_cached(model, ds, 32))
+    if held is None or scores is None:
+        st.stop()
+    series, forecast = held
+    times, time_label = views.time_axis(series)
+    forecast_times, _ = views.time_axis(forecast)
+    quantiles = views.fan_quantiles(forecast, [0.05, 0.5, 0.95]).isel(trajectory=0).values
+    start = forecast_times[0]
+    st.plotly_chart(charts.holdout(times, series["state"].values[0], forecast_times, quantiles, labels, time_label,
+                                   str(start) if np.issubdtype(np.asarray(forecast_times).dtype, np.datetime64)
+                                   else float(start)), key="holdout")
+    var = variables[0] if len(variables) == 1 else st.selectbox("variable", variables)
+    step = views.duration_text(float(np.diff(ds["time"].values[:2])[0]), ds)
+    st.plotly_chart(charts.skill_by_horizon(scores, var, views.unit_label(var, units[var]),
+                                            f"forecast horizon [{step.split(' ', 1)[1]}]"), key="skill_by_horizon")
+    st.caption(f"Skill = 1 - RMSE_model / RMSE_baseline (positive: the model beats the baseline); "
+               f"{int(scores['n_origins'].values[0])} forecast origins at the shortest horizon.")
+    skill_names = [n for n in scores.data_vars if n.startswith("rmse_skill_vs_")]
+    st.dataframe({"horizon [samples]": scores["horizon"].values,
+                  **{n.replace("rmse_skill_vs_", "skill vs "): scores[n].sel(variable=var).values.round(3)
+                     for n in skill_names}}, hide_index=True)
+    st.stop()
+
 test = wb.select_split(ds, "test")
 if test.sizes["trajectory"] == 0:
     st.warning("This dataset has no test trajectories; regenerate it with a split on the Systems page.")
@@ -35,9 +67,6 @@ scores = state.guarded(lambda: state.evaluate_cached(model, ds, 32))
 if scores is None:
     st.stop()
 
-variables = model.variables
-units = views.variable_units(ds)
-labels = [views.unit_label(v, units[v]) for v in variables]
 times, time_label = views.time_axis(test)
 headline = summary(scores)
 cols = st.columns(4)

@@ -1,13 +1,16 @@
 """Data: upload HDF5/NetCDF or CSV, validate it with the API's own loaders, and summarise it."""
 import io
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import charts
 import state
-from workbench import views
+import workbench as wb
+from workbench import timeaxis, views
 from workbench.imports import TIME_NAMES
+from workbench.splits import merge_segments, time_split_info
 
 st.title("Your data")
 st.markdown(
@@ -37,13 +40,15 @@ if upload is not None:
                                      **{c.split("[")[0].strip(): "ignore" for c in ignored}}}
     ds = state.guarded(lambda: state.uploaded_dataset(upload.name, upload.getvalue(), **csv_options))
     if ds is not None:
-        label = f"uploaded: {upload.name}"
+        label = st.session_state["data_shown"] = f"uploaded: {upload.name}"
         state.add_dataset(label, ds)
         st.success(f"'{upload.name}' is valid and is now available on the Train and Compare pages as '{label}'.")
 
 st.subheader("Datasets in this session")
 datasets = state.datasets()
-label = st.selectbox("dataset", list(datasets), index=len(datasets) - 1)
+names = list(datasets)
+shown = st.session_state.get("data_shown")
+label = st.selectbox("dataset", names, index=names.index(shown) if shown in names else 0)
 ds = datasets[label]
 overview, table = views.describe(ds)
 left, right = st.columns([2, 3])
@@ -51,10 +56,31 @@ left.dataframe(overview, hide_index=True, width="stretch")
 right.dataframe(table, hide_index=True, width="stretch")
 variables = [str(v) for v in ds["variable"].values]
 units = views.variable_units(ds)
-times, time_label = views.time_axis(ds)
-trajectory = st.number_input("series (trajectory)", 0, ds.sizes["trajectory"] - 1, 0)
-values = ds["state"].values[trajectory].copy()
-if "mask" in ds:
-    values[~ds["mask"].values[trajectory]] = float("nan")  # unobserved samples are gaps, not values
-st.plotly_chart(charts.series(times, values, [views.unit_label(v, units[v]) for v in variables], time_label),
+series = merge_segments(ds)  # a time-split series is shown whole, with its boundaries marked
+times, time_label = views.time_axis(series)
+trajectory = st.number_input("series (trajectory)", 0, series.sizes["trajectory"] - 1, 0)
+values = series["state"].values[trajectory].copy()
+if "mask" in series:
+    values[~series["mask"].values[trajectory]] = float("nan")  # unobserved samples are gaps, not values
+info = time_split_info(ds) or {}
+dates = timeaxis.to_datetimes(ds, np.array([info[k] for k in ("val_start", "test_start") if info.get(k) is not None]))
+marks = [(str(d)[:10] if dates is not None else float(info[k]), f"{k.split('_')[0]} starts")
+         for k, d in zip([k for k in ("val_start", "test_start") if info.get(k) is not None],
+                         dates if dates is not None else [None, None])]
+st.plotly_chart(charts.series(times, values, [views.unit_label(v, units[v]) for v in variables], time_label, marks),
                 key="data_series")
+
+if "split" not in ds.coords:
+    st.subheader("Split in time")
+    st.caption("For one or a few long series: train on the past, validate on what follows, test on the latest "
+               "part. Each piece holds only its own times, so no training window can see a test value.")
+    with st.form("split_time"):
+        c1, c2 = st.columns(2)
+        val = c1.slider("validation share", 0.0, 0.4, 0.1, 0.05)
+        test = c2.slider("test share (the latest samples)", 0.05, 0.5, 0.15, 0.05)
+        if st.form_submit_button("Split"):
+            split = state.guarded(lambda: wb.split_time(ds, val=val, test=test))
+            if split is not None:
+                state.add_dataset(f"{label} (time split)", split)
+                st.success(f"Added '{label} (time split)'; train on it on the Train page, then compare the forecast "
+                           "of its test period on the Compare page.")

@@ -24,6 +24,30 @@ if not matching:
 data_label = c2.selectbox("Dataset (those with the model's variables)", matching)
 ds = datasets[data_label]
 n_samples = c3.slider("sample paths", 16, 512, 64, step=16)
+variables = model.variables
+units = views.variable_units(ds)
+labels = [views.unit_label(v, units[v]) for v in variables]
+
+if views.test_period(ds) is not None:  # a measured series split in time: the forecast of its held-out tail
+    held = state.guarded(lambda: state.holdout_cached(model, ds, n_samples))
+    if held is None:
+        st.stop()
+    series, forecast = held
+    truth = series.sel(time=forecast["time"].values)[["state", "mask"] if "mask" in series else ["state"]]
+    forecast_times, time_label = views.time_axis(forecast)
+    var = variables.index(st.selectbox("variable", variables)) if len(variables) > 1 else 0
+    quantiles = views.fan_quantiles(forecast.isel(trajectory=0, variable=var)).values
+    st.plotly_chart(charts.fan_chart(forecast_times, quantiles, truth["state"].values[:, :, var], labels[var],
+                                     time_label, "observed (held out)"), key="fan_chart")
+    curve = state.guarded(lambda: views.calibration_curve(forecast, truth.assign_coords(
+        trajectory=forecast["trajectory"].values)))
+    if curve is not None:
+        st.plotly_chart(charts.coverage_curve(curve["level"].values, curve.values, None), key="coverage")
+        st.caption(f"Share of the held-out observations inside the forecast's central interval "
+                   f"({curve.attrs['members']} paths from the test start, one forecast per series: the curve is "
+                   "noisy for a short test period).")
+    st.stop()
+
 test = wb.select_split(ds, "test")
 if test.sizes["trajectory"] == 0:
     st.warning("This dataset has no test trajectories; regenerate it with a split on the Systems page.")
@@ -33,9 +57,6 @@ pred = state.guarded(lambda: state.predict_cached(model, test, n_samples, seed=1
 oracle = state.guarded(lambda: state.oracle_cached(test, n_samples, 2))
 if pred is None:
     st.stop()
-variables = model.variables
-units = views.variable_units(ds)
-labels = [views.unit_label(v, units[v]) for v in variables]
 times, time_label = views.time_axis(test)
 c1, c2 = st.columns(2)
 traj = c1.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
