@@ -17,6 +17,20 @@ class NeuralODE(ContinuousLearner):
     the field; exogenous inputs ``u(t)`` (interpolated between samples) are fed to the field when the
     data has them; ``objective`` ``"trajectory"`` (multiple shooting on windows), ``"derivative"``
     (regress the stored true vector field: the unconstrained baseline of the HNN paper) or ``"auto"``.
+
+    On chaos (Lorenz-63, 58 clean trajectories on [0, 20] at dt = 0.01, MLP 3-128-128-3, windows of
+    32, batch 128, lr 3e-3, cosine schedule; median valid prediction time on 64 held-out starts on
+    the attractor, in Lyapunov times):
+
+    * budget decides most: 3.6 after 540 s on an idle core, 3.0 after 240 s at load 7-9 on 2 cores.
+    * ``substeps=1`` (one RK4 step per sample; at dt = 0.01 its error is far below the model's) runs
+      ~1.7x the epochs of the default 2 in the same wall time: 3.5 vs 3.0 (seed 0), 1.6 vs 1.3
+      (seed 1, load 11). Consistent but small and measured on a contended machine, so the default
+      stays 2; set it for well-resolved data.
+    * the learned attractor is kept even when the weather is lost: at 3.0 Lyapunov times the
+      learned largest exponent is 0.904 (true 0.9056) and the invariant marginals sit at 0.034 of the
+      true standard deviation in W1, near the sampling floor (``workbench.attractor``).
+    Not reached here: the 5 Lyapunov times that reservoirs and SINDy pass easily on the same data.
     """
 
     name = "node"
