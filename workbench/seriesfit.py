@@ -20,7 +20,7 @@ series warns and names ``embed`` with a suggestion from :func:`workbench.suggest
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import xarray as xr
@@ -43,15 +43,15 @@ def wants_series_fit(ds: xr.Dataset, options: Mapping[str, Any]) -> bool:
     return any(k in options for k in SERIES_OPTIONS) or time_split_info(ds) is not None
 
 
-def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: int = 1, lag: int = 1,
-               transform: Optional[Mapping[str, str]] = None, difference: bool = False, fill_gaps: bool = False,
-               **kwargs: Any) -> Any:
-    """Prepare ``ds`` (see the module docstring), call the core ``fit`` on it, record the recipe.
+def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Prepare ``ds`` (see the module docstring) for the fit loop and describe the recipe.
 
     Arguments:
         ds: a dataset, usually a :func:`workbench.split_time` result.
         learner: the learner name.
-        fit: the core fit loop (``workbench.training.fit``), called with the prepared data.
+        options: the learner options given to ``fit``; the series options below are taken out of it.
+
+    Series options:
         embed, lag: delay embedding (``embed=1``: none).
         transform: per-variable transforms, e.g. ``{"sunspots": "log1p"}``.
         difference: fit the increments ``x_t - x_{t-1}`` (after the transform) instead of the levels,
@@ -59,17 +59,20 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
         fill_gaps: interpolate missing samples inside each series linearly before fitting, so that
             learners needing complete samples (discrete maps, NVAR, ESN, SINDy) can fit gappy data.
             The interpolated values are training data then; say so when you report results.
-        kwargs: everything else ``fit`` takes.
 
     Returns:
-        The fitted :class:`workbench.Model`, with ``meta["series"]`` describing the recipe.
+        The data the fit loop trains on, and the recipe stored as ``model.meta["series"]``.
     """
+    series = {k: options.pop(k) for k in SERIES_OPTIONS if k in options}
+    embed, lag = series.get("embed", 1), series.get("lag", 1)
+    transform = series.get("transform")
+    difference, fill_gaps = series.get("difference", False), series.get("fill_gaps", False)
     for name, value in (("embed", embed), ("lag", lag)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise BadParameterError(f"{name} must be a whole number >= 1, got {value!r}")
     variables = [str(v) for v in ds["variable"].values]
     spec = transforms.check_spec(transform, variables)
-    warn_if_cannot_oscillate(ds, learner, int(embed), kwargs)
+    warn_if_cannot_oscillate(ds, learner, int(embed), options)
     prepared = transforms.transform_dataset(ds, spec)
     for name, flag in (("difference", difference), ("fill_gaps", fill_gaps)):
         if not isinstance(flag, bool):
@@ -80,16 +83,12 @@ def fit_series(ds: xr.Dataset, learner: str, fit: Callable[..., Any], *, embed: 
         prepared = transforms.difference_dataset(prepared)
     prepared = embed_dataset(prepared, int(embed), int(lag))
     fit_ds, step, layout = training_layout(prepared, (int(embed) - 1) * int(lag) + int(difference))
-    model = fit(fit_ds, learner, **kwargs)
-    model.meta["series"] = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps,
-                            "embed": int(embed), "lag": int(lag),
-                            "variables": variables,
-                            "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
-                            "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
-                            "time_split": time_split_info(ds), "drivers": json_attr(ds, "drivers")}
-    if kwargs.get("out") is not None:  # the run folder was written before the recipe was known
-        model.save(kwargs["out"])
-    return model
+    recipe = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps, "embed": int(embed),
+              "lag": int(lag), "variables": variables,
+              "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
+              "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
+              "time_split": time_split_info(ds), "drivers": json_attr(ds, "drivers")}
+    return fit_ds, recipe
 
 
 def interpolate_gaps(ds: xr.Dataset) -> xr.Dataset:

@@ -57,6 +57,8 @@ class TrainConfig:
         batch_size, lr, clip: minibatch size, Adam learning rate, gradient-norm clip.
         window: samples per training window (the curriculum grows the horizon up to it);
             ``None`` picks 16 for trajectory and likelihood objectives, 8 for derivatives.
+        curriculum: grow trajectory windows from 2 samples to ``window`` over the first half of
+            the run (multiple shooting with a horizon curriculum); ``False`` trains on full windows.
         steps_per_epoch: optimiser steps between validations and checkpoints.
         patience: epochs without validation improvement before stopping.
         schedule: ``"cosine"`` (annealed to 1% over the epochs or the budget; default with a
@@ -70,6 +72,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 3e-3
     window: Optional[int] = None
+    curriculum: bool = True
     steps_per_epoch: int = 25
     patience: int = 15
     clip: float = 1.0
@@ -89,6 +92,8 @@ class TrainConfig:
         if self.window is not None:
             _integer("window", self.window, 2, 10 ** 7)
         _number("lr", self.lr, 0.0, 1.0)
+        if not isinstance(self.curriculum, bool):
+            raise BadParameterError(f"curriculum must be True or False, got {self.curriculum!r}")
         _number("clip", self.clip, 0.0, 1e6)
         schedule = self.schedule or ("cosine" if budget is not None else "plateau")
         if schedule not in SCHEDULES:

@@ -15,7 +15,7 @@ from ..errors import BadParameterError, DatasetError, WorkbenchError
 from ..learners import Learner, build
 from ..model import Model, run_files
 from ..progress import progress_bar
-from ..seriesfit import SERIES_OPTIONS, fit_series, wants_series_fit
+from ..seriesfit import prepare_series, wants_series_fit
 from ..windows import Prepared, data_info, prepare
 from .config import TrainConfig
 from .runs import RunWriter, has_run, read_run_files
@@ -26,7 +26,8 @@ Callback = Callable[[dict[str, Any]], Optional[bool]]
 
 def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         time_budget: Union[None, float, str] = None, device: DeviceLike = None, seed: int = 0,
-        batch_size: int = 64, lr: float = 3e-3, window: Optional[int] = None, steps_per_epoch: int = 25,
+        batch_size: int = 64, lr: float = 3e-3, window: Optional[int] = None, curriculum: bool = True,
+        steps_per_epoch: int = 25,
         patience: int = 15, clip: float = 1.0, schedule: Optional[str] = None, precision: str = "float32",
         q: Optional[list[str]] = None, p: Optional[list[str]] = None, out: Optional[PathLike] = None,
         resume: bool = False, overwrite: bool = False, callback: Optional[Callback] = None,
@@ -40,8 +41,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     Arguments:
         ds: a dataset in the workbench schema (its ``split`` picks train/val trajectories).
         learner: a name from :func:`workbench.learners`.
-        epochs, time_budget, batch_size, lr, window, steps_per_epoch, patience, clip, schedule,
-            precision, seed: the training configuration (see :class:`TrainConfig`).
+        epochs, time_budget, batch_size, lr, window, curriculum, steps_per_epoch, patience, clip,
+            schedule, precision, seed: the training configuration (see :class:`TrainConfig`).
         device: ``"cpu"``, ``"cuda"``, or ``None`` for CUDA when available.
         q, p: canonical coordinate names, for HNN on datasets that do not declare them.
         out: run folder, saved every epoch as one atomic generation (see ``training.runs``).
@@ -64,18 +65,14 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     if not isinstance(ds, xr.Dataset):
         raise DatasetError(f"fit needs an xarray.Dataset in the workbench schema, got {type(ds).__name__}; "
                            "build one with wb.simulate, wb.load, wb.from_csv or wb.from_numpy")
+    series = None
     if wants_series_fit(ds, learner_options):  # measured series: transform, embed, cut the time split first
-        series = {k: learner_options.pop(k) for k in SERIES_OPTIONS if k in learner_options}
-        return fit_series(ds, learner, fit, **series, epochs=epochs, time_budget=time_budget, device=device,
-                          seed=seed, batch_size=batch_size, lr=lr, window=window, steps_per_epoch=steps_per_epoch,
-                          patience=patience, clip=clip, schedule=schedule, precision=precision, q=q, p=p, out=out,
-                          resume=resume, overwrite=overwrite, callback=callback, threads=threads, progress=progress,
-                          **learner_options)
+        ds, series = prepare_series(ds, learner, learner_options)
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
     config = TrainConfig(epochs=epochs, time_budget=time_budget, batch_size=batch_size, lr=lr, window=window,
-                         steps_per_epoch=steps_per_epoch, patience=patience, clip=clip, schedule=schedule,
+                         curriculum=curriculum, steps_per_epoch=steps_per_epoch, patience=patience, clip=clip, schedule=schedule,
                          precision=precision, seed=seed)
     folder = Path(out) if out is not None else None
     if folder is not None and has_run(folder) and not (resume or overwrite):
@@ -92,6 +89,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         module.set_scaling(torch.as_tensor(data.scaler.mean, dtype=dtype, device=dev),
                            torch.as_tensor(data.scaler.std, dtype=dtype, device=dev))
         meta = _meta(ds, learner, module, info, config, objective)
+        if series is not None:
+            meta["series"] = series
         if folder is None:
             return _train(module, data, config, objective, meta, None, False, callback, progress)
         with RunWriter(folder) as writer:

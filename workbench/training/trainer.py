@@ -73,7 +73,7 @@ class Trainer:
 
     def horizon(self, frac: float) -> int:
         """Curriculum: trajectory windows grow from 2 samples to the full window over half the run."""
-        if self.objective != "trajectory":
+        if self.objective != "trajectory" or not self.config.curriculum:
             return self.length
         return max(2, min(self.length, 2 + round((self.length - 2) * frac / 0.5)))
 
