@@ -4,10 +4,14 @@
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from .dataset import save
+import numpy as np
+import xarray as xr
+
+from .dataset import SPLITS, save
 from .simulate import simulate
 from .training import fit
 
@@ -31,8 +35,11 @@ DEMOS = {
             "simulate": {"n": 48, "t_end": 10.0, "dt": 0.02, "seed": 0},
             "fit": {"learner": "node", "time_budget": 240, "hidden": 128, "depth": 2, "window": 16,
                     "batch_size": 128, "seed": 0}},
+    # An oracle-relative CRPS from the 6 test paths of 64 was 0.85 +- 0.11 (the learned SDE looked better
+    # than the true one): 192 more test paths from another seed make its standard error a few percent.
     "sde": {"system": "double_well", "data": "demo-double-well.h5", "model": "demo-double-well-nsde",
-            "simulate": {"n": 64, "t_end": 10.0, "dt": 0.05, "seed": 0},
+            "simulate": {"n": 64, "t_end": 10.0, "dt": 0.05, "seed": 0, "split": (0.8, 0.1, 0.1)},
+            "held_out": {"n": 192, "seed": 1},
             "fit": {"learner": "nsde", "time_budget": 90, "window": 16, "batch_size": 128, "seed": 0}},
 }
 
@@ -44,20 +51,47 @@ def demo_paths(kind: str, folder: Optional[Path] = None) -> tuple[Path, Path]:
     return folder / spec["data"], folder / spec["model"]
 
 
-def build_demo(folder: Optional[Path] = None, progress: Optional[bool] = None) -> list[Path]:
-    """Generate the demo datasets and fit their models; returns the paths written."""
+def build_demo(folder: Optional[Path] = None, progress: Optional[bool] = None,
+               kinds: Optional[list[str]] = None) -> list[Path]:
+    """Generate the demo datasets and fit their models; returns the paths written.
+
+    Arguments:
+        folder: where to write (default: the shipped data folder).
+        progress: progress bars (default: on a terminal).
+        kinds: which demos (``"ode"``, ``"sde"``; default: all).
+    """
     written = []
     for kind, spec in DEMOS.items():
+        if kinds is not None and kind not in kinds:
+            continue
         data_path, model_path = demo_paths(kind, folder)
-        ds = simulate(spec["system"], **spec["simulate"], progress=progress)
+        ds = demo_dataset(spec, progress)
         save(ds, data_path)
         options = dict(spec["fit"])
         learner = options.pop("learner")
-        fit(ds, learner, out=model_path, progress=progress, **options)
+        fit(ds, learner, out=model_path, overwrite=True, progress=progress, **options)  # a rebuild replaces it
         for leftover in ("checkpoint.json", "checkpoint.safetensors"):
             (model_path / leftover).unlink(missing_ok=True)
         written += [data_path, model_path, ship_scores(data_path, model_path)]
     return written
+
+
+def demo_dataset(spec: dict[str, Any], progress: Optional[bool] = None) -> xr.Dataset:
+    """A demo's dataset: its simulated paths split train/val/test, then ``held_out`` extra test paths.
+
+    The extra paths come from their own seed, so the training paths stay those of the first part.
+    """
+    ds = simulate(spec["system"], **spec["simulate"], progress=progress)
+    if "held_out" not in spec:
+        return ds
+    more = simulate(spec["system"], **{**spec["simulate"], **spec["held_out"], "split": (0.0, 0.0, 1.0)},
+                    progress=progress)
+    more = more.assign_coords(trajectory=more["trajectory"] + ds.sizes["trajectory"])
+    ds = xr.concat([ds, more], "trajectory", combine_attrs="override")
+    labels = ds["split"].values
+    ds.attrs["split"] = json.dumps({name: float(np.mean(labels == name)) for name in SPLITS})
+    ds.attrs["held_out_seed"] = int(spec["held_out"]["seed"])
+    return ds
 
 
 def scores_path(data_path: Path) -> Path:
