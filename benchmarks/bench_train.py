@@ -100,7 +100,8 @@ def workbench_fit(ds, steps: int) -> float:
     """Seconds per optimiser step of wb.fit: the difference of a 2n-step and an n-step run (set-up and
     validation cancel)."""
     options = dict(learner="node", hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR,
-                   substeps=SUBSTEPS, schedule="plateau", patience=10 ** 6, seed=0, progress=False)
+                   substeps=SUBSTEPS, curriculum=False, schedule="plateau", patience=10 ** 6, seed=0,
+                   progress=False)
     def seconds(n: int) -> float:
         start = time.perf_counter()
         wb.fit(ds, epochs=1, steps_per_epoch=n, **options)
