@@ -183,3 +183,11 @@ def click_point(page, key: str, trace: str, index: int) -> dict:
     page.wait_for_timeout(300)
     page.mouse.click(where["x"], where["y"])
     return {"x": where["value_x"], "y": where["value_y"]}
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (Streamlit's selectboxes filter as you type)."""
+    box = page.locator('[data-testid="stSelectbox"]', has_text=label).first
+    box.locator("input").first.click()
+    page.keyboard.type(option)
+    page.locator('[role="option"]', has_text=option).first.click()

@@ -100,14 +100,35 @@ def test_pages_render_and_the_phase_portrait_sets_the_initial_condition(url, sho
         mark("Uncertainty rendered")
         browser.screenshot(page, shots / "uncertainty.png")
 
-        # Train and Data render without errors
-        browser.go_to(page, "Train")
-        browser.wait_idle(page, CHARTS_TIMEOUT_S)
-        assert_clean(page, "Train")
-        browser.screenshot(page, shots / "train.png")
+        # Data shows a shipped real series on a date axis
         browser.go_to(page, "Data")
         browser.wait_charts(page, ["data_series"], CHARTS_TIMEOUT_S)
         assert_clean(page, "Data")
+        browser.choose(page, "dataset", "real: co2 (time split)")
+        page.wait_for_function("() => document.querySelector('.st-key-data_series .xtitle') && "
+                               "document.querySelector('.st-key-data_series .xtitle').textContent === 'date'",
+                               timeout=CHARTS_TIMEOUT_S * 1000)
+        browser.wait_idle(page, CHARTS_TIMEOUT_S)
+        assert_clean(page, "Data (a real series with dates)")
         browser.screenshot(page, shots / "data.png")
+        mark("Data rendered")
+
+        # a measured series: train briefly, then the forecast of its held-out tail beside the baselines
+        browser.go_to(page, "Train")
+        browser.wait_idle(page, CHARTS_TIMEOUT_S)
+        browser.choose(page, "Dataset", "real: co2 (time split)")
+        browser.wait_idle(page, CHARTS_TIMEOUT_S)
+        page.locator('[data-testid="stNumberInput"]', has_text="time budget").locator("input").fill("8")
+        page.get_by_role("button", name="Train").click()
+        page.locator('[data-testid="stAlertContentSuccess"]', has_text="Trained").first.wait_for(timeout=120_000)
+        browser.wait_idle(page, CHARTS_TIMEOUT_S)
+        assert_clean(page, "Train on a real series")
+        browser.screenshot(page, shots / "train.png")
+        browser.go_to(page, "Compare")
+        browser.wait_idle(page, CHARTS_TIMEOUT_S)
+        browser.choose(page, "Model", "on real: co2")
+        browser.wait_charts(page, ["holdout", "skill_by_horizon"], CHARTS_TIMEOUT_S)
+        assert_clean(page, "Compare on a real series")
+        browser.screenshot(page, shots / "forecast.png")
         mark("done")
     assert not console_errors, f"JavaScript errors in the page: {console_errors}"

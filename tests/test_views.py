@@ -178,3 +178,38 @@ def test_facts_table_is_readable_text():
     assert facts["chaotic"] == "yes" and facts["max lyapunov exponent"] == "0.9056 per time unit"
     assert facts["lyapunov time"] == "1.104 time units"
     assert dict(zip(*views.facts_table({"lyapunov_time": 2.0}, "s").values.T))["lyapunov time"] == "2 s"
+
+
+class RecordingForecaster:
+    """Stands in for a model: records what it is asked to forecast and returns a constant forecast."""
+
+    variables = ["y"]
+
+    def forecast(self, ds, horizon, n_samples=1, seed=0, origin=None):
+        self.asked = (horizon, n_samples, origin)
+        return xr.Dataset({"state": (("sample", "trajectory", "time", "variable"), np.zeros((n_samples, 1, horizon, 1)))})
+
+
+def series_split(n=100):
+    t = np.arange(n, dtype=float)
+    ds = wb.from_numpy(np.sin(t / 5.0)[None, :, None], t, ["y"])
+    return wb.split_time(ds, val=0.1, test=0.2)
+
+
+def test_holdout_forecast_starts_at_the_test_period_and_spans_it():
+    ds = series_split()
+    start, samples = views.test_period(ds)
+    assert samples == int((ds["time"].values >= start).sum()) == 20
+    model = RecordingForecaster()
+    series, forecast = views.holdout_forecast(model, ds, n_samples=3)
+    assert model.asked == (20, 3, "test")
+    np.testing.assert_allclose(series["state"].values[0, :, 0], np.sin(np.arange(100) / 5.0))
+    assert views.forecast_horizons(ds) == [1, 2, 4, 8]
+
+
+def test_forecasts_need_a_time_split(oscillator):
+    assert views.test_period(oscillator) is None
+    with pytest.raises(DatasetError, match="time split"):
+        views.holdout_forecast(RecordingForecaster(), oscillator)
+    with pytest.raises(DatasetError, match="time split"):
+        views.forecast_horizons(oscillator)

@@ -340,6 +340,8 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
         known); ``variables`` has one row per state variable with its unit, min, mean, max and std over
         the observed samples.
     """
+    split_info = time_split_info(ds)
+    whole = merge_segments(ds)  # the pieces of a time split are one series again
     t = ds["time"].values
     tu = time_units(ds)
     tu_text = "" if tu in (None, "", DIMENSIONLESS) else f" {tu}"
@@ -349,26 +351,32 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = [("source", str(source)),
             ("kind", {"ode": "simulated, deterministic (ODE)", "sde": "simulated, stochastic (SDE)"}.get(
                 ds.attrs.get("kind"), "measured or imported")),
-            ("size", f"{ds.sizes['trajectory']} trajectories x {ds.sizes['time']} samples x "
-                     f"{ds.sizes['variable']} variables"),
-            ("time span", f"{_number(float(t[0]))} to {_number(float(t[-1]))}{tu_text}" +
-             ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)"))]
+            ("size", f"{whole.sizes['trajectory']} {'series' if split_info else 'trajectories'} x "
+                     f"{ds.sizes['time']} samples x {ds.sizes['variable']} variables")]
     dates = timeaxis.to_datetimes(ds)
     if dates is not None:
         rows.append(("dates", f"{np.datetime_as_string(dates[0], unit='D')} to "
-                              f"{np.datetime_as_string(dates[-1], unit='D')}"))
+                              f"{np.datetime_as_string(dates[-1], unit='D')} (time axis: {tu})"))
         tu_text = f" {timeaxis.step_label(ds)}"
+    else:
+        rows.append(("time span", f"{_number(float(t[0]))} to {_number(float(t[-1]))}{tu_text}" +
+                     ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)")))
     if len(t) > 1:
         steps = np.diff(t)
         regular = np.allclose(steps, steps[0], rtol=1e-6, atol=0.0)
         rows.append(("sampling step", f"{_number(float(steps[0]))}{tu_text}" if regular else
                      f"irregular, {_number(float(steps.min()))} to {_number(float(steps.max()))}{tu_text}"))
-    if "split" in ds.coords:
+    if split_info:
+        starts = {k: v for k, v in split_info.items() if k.endswith("_date") or k in ("val_start", "test_start")}
+        rows.append(("split in time", ", ".join(f"{k.replace('_', ' ')} {str(v)[:10] if k.endswith('_date') else v}"
+                                                for k, v in starts.items()
+                                                if v is not None and not (dates is not None and k[-5:] == "start"))))
+    elif "split" in ds.coords:
         names, counts = np.unique(ds["split"].values.astype(str), return_counts=True)
         order = {"train": 0, "val": 1, "test": 2}
         pairs = sorted(zip(names, counts), key=lambda pair: order.get(pair[0], 3))
         rows.append(("split (trajectories)", ", ".join(f"{name} {count}" for name, count in pairs)))
-    observed = observation_mask(ds)
+    observed = observation_mask(whole)
     if not observed.all():
         rows.append(("observed samples", f"{observed.mean():.1%}"))
     params = json_attr(ds, "params", None)
@@ -380,7 +388,7 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
     overview = pd.DataFrame(rows, columns=["property", "value"])
 
     units = variable_units(ds)
-    state = ds["state"].values[observed]
+    state = whole["state"].values[observed]
     table = []
     for k, name in enumerate(units):
         column = state[:, k][np.isfinite(state[:, k])]
