@@ -413,19 +413,34 @@ def load(path: PathLike) -> xr.Dataset:
 
 # --- imports ---------------------------------------------------------------------------------------
 
+def _numbers(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array, or a :class:`DatasetError` naming ``name`` (text, objects, ragged lists)."""
+    try:
+        array = np.asarray(values)
+        if array.dtype.kind not in "iuf":
+            raise TypeError
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{name} must be numbers (an array of floats), got {type(values).__name__} "
+                           f"{str(values)[:60]!r}") from None
+
+
 def from_numpy(states: np.ndarray, times: Sequence[float], variables: Optional[Sequence[str]] = None,
                **kwargs: Any) -> xr.Dataset:
     """A dataset from an array of shape ``(trajectory, time, variable)`` (or ``(time, variable)``).
 
     ``kwargs`` go to :func:`make_dataset` (``units``, ``mask``, ``split``, ``attrs``...).
     """
-    states = np.asarray(states, dtype=np.float64)
+    states, times = _numbers(states, "states"), _numbers(times, "times")
     if states.ndim == 2:
         states = states[None]
     if states.ndim != 3:
         raise DatasetError(f"states must have shape (trajectory, time, variable), got {states.shape}")
-    if len(times) != states.shape[1]:
-        raise DatasetError(f"{len(times)} times given for {states.shape[1]} samples per trajectory")
+    if times.ndim != 1 or len(times) != states.shape[1]:
+        raise DatasetError(f"times of shape {times.shape} given for {states.shape[1]} samples per trajectory")
+    if variables is not None and (isinstance(variables, str) or not isinstance(variables, Sequence)
+                                  or not all(isinstance(v, str) for v in variables)):
+        raise DatasetError(f"variables must be a list of names, one per state column, got {variables!r}")
     variables = list(variables) if variables is not None else [f"x{i}" for i in range(states.shape[2])]
     if len(variables) != states.shape[2]:
         raise DatasetError(f"{len(variables)} variable names given for {states.shape[2]} state columns")

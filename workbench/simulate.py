@@ -24,6 +24,8 @@ DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 SDE_SCHEMES = ("euler", "milstein", "srk")
 SCIPY_METHODS = {"radau": "Radau", "bdf": "BDF", "lsoda": "LSODA"}
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
+# structural options are sizes (e.g. lorenz96's dim); a builder allocates per unit before any check
+MAX_OPTION = 100_000
 
 
 def get_system(system: SystemLike, **options: int) -> System:
@@ -31,7 +33,7 @@ def get_system(system: SystemLike, **options: int) -> System:
 
     Options are whole numbers: ``dim=4.0`` is accepted as 4, ``dim=4.7`` or ``dim="4"`` refused.
     """
-    options = {key: _whole(value, f"option {key!r}") for key, value in options.items()}
+    options = {key: _whole(value, f"option {key!r}", MAX_OPTION) for key, value in options.items()}
     if isinstance(system, System):
         return system.with_options(**options)
     if not isinstance(system, str):
@@ -110,8 +112,11 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     t = _sample_times(sys_, t_end, dt, times)
-    # states, the noisy copy and the derivative are float64 (trajectory, time, variable) arrays
-    check_allocation(3 * n * len(t) * sys_.dim * 8, f"{n} trajectories x {len(t)} samples x {sys_.dim} variables")
+    # about six float64 (trajectory, time, variable) arrays live at once: the solver's output, its
+    # numpy copy, the noisy copy, the derivative, the dataset's copy and validation's mask
+    check_allocation(6 * n * len(t) * sys_.dim * 8, f"{n} trajectories x {len(t)} samples x {sys_.dim} variables")
+    if not isinstance(derivative, bool):
+        raise BadParameterError(f"derivative must be True or False, got {derivative!r}")
     values = _parameter_values(sys_, n, params, sample_params, rng)
     y0 = _initial_states(sys_, n, x0, gen)
     p = {k: torch.as_tensor(v, dtype=torch.float64, device=dev) for k, v in values.items()}
@@ -152,11 +157,11 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
                         per_trajectory=per_traj, split=split_labels, attrs=attrs)
 
 
-def _whole(value: Any, name: str) -> int:
+def _whole(value: Any, name: str, high: int) -> int:
     """A structural option as an int: whole floats pass (they come from text), fractions do not."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return check_integer(value, name)
+    return check_integer(value, name, high=high)
 
 
 def _float_array(value: Any, name: str) -> np.ndarray:
@@ -382,6 +387,9 @@ def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
     adapter = TorchsdeProblem(lambda tt, y: sys_.drift(tt, y, p), lambda tt, y: sys_.diffusion(tt, y, p),
                               sys_.noise_type)
     m = sys_.dim if sys_.noise_type == "additive" else sys_.noise_dim
+    if bm is not None and not isinstance(bm, torchsde.BaseBrownian):
+        raise BadParameterError(f"brownian must be a torchsde Brownian motion (BrownianInterval, BrownianTree...), "
+                                f"got {type(bm).__name__}")
     if bm is None:
         bm = torchsde.BrownianInterval(t0=float(t[0]), t1=float(t[-1]), size=(y0.shape[0], m), dtype=y0.dtype,
                                        device=y0.device, entropy=int(seed), dt=sde_dt,
