@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from ..errors import UnsupportedError
+from ..errors import BadParameterError, UnsupportedError
 from .base import Learner
 
 VALIDATION_HORIZON = 16  # samples per validation window, as the gradient learners' default window
@@ -39,7 +39,11 @@ class NormalEquations:
     def solve(self, ridge: float) -> torch.Tensor:
         """``W (F, D)`` minimising ``||X W - Y||^2 + ridge ||W||^2`` (Tikhonov 1963; Hoerl & Kennard 1970)."""
         eye = torch.eye(self.xtx.shape[0], dtype=self.xtx.dtype, device=self.xtx.device)
-        return torch.linalg.solve(self.xtx + ridge * eye, self.xty)
+        try:
+            return torch.linalg.solve(self.xtx + ridge * eye, self.xty)
+        except torch.linalg.LinAlgError:
+            raise BadParameterError(f"the ridge regression is singular (ridge={ridge:g}, {self.xtx.shape[0]} features, "
+                                    f"{self.count} targets); raise ridge or use more data") from None
 
 
 def complete(split, learner: Learner) -> None:

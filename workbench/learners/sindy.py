@@ -184,11 +184,15 @@ class SINDy(Learner):
         if derivative == "stored" and train.dz is None:
             raise UnsupportedError("sindy: derivative='stored' needs a 'derivative' variable in the dataset "
                                    "(simulate(..., derivative=True)); use derivative='weak' or 'smoothed'")
-        model = self._pysindy_model(t, derivative)
         x_dot = list(train.dz.double().cpu().numpy() * scale) if derivative == "stored" else None
-        with _seeded_numpy(self.options["seed"]), warnings.catch_warnings():
+        with _seeded_numpy(self.options["seed"]), warnings.catch_warnings():  # the weak library draws at construction
             warnings.simplefilter("ignore")  # PySINDy warns on ill-conditioning it then handles
-            model.fit(list(x), t=t, x_dot=x_dot)
+            try:
+                model = self._pysindy_model(t, derivative)
+                model.fit(list(x), t=t, x_dot=x_dot)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                raise BadParameterError(f"sindy: PySINDy could not fit this data ({exc}); try derivative='smoothed', "
+                                        "fewer weak_windows, a lower degree or longer trajectories") from None
         coefficients = np.asarray(model.coefficients(), dtype=np.float64)
         self.coefficients.copy_(torch.as_tensor(coefficients))
         if self.options["ensemble"]:
