@@ -131,3 +131,11 @@ def test_anode_augmented_dimensions_stay_bounded_on_long_runs():
                                  rtol=1e-8, atol=1e-8)
     assert out[..., 3:].abs().max() <= 1.0 + 1e-5  # the exact flow keeps |a| <= 1; the solver errs by ~tol
     assert out[..., 3:].abs().max() > 0.1  # they do move
+
+
+def test_without_a_published_exponent_the_true_one_is_estimated():
+    ds = wb.simulate("lorenz96", n=16, t_end=10.0, dt=0.01, seed=0)  # dim 10: no published exponent
+    scores = wb.evaluate(wb.fit(ds, "nvar"), ds)
+    assert scores["lyapunov_true"].attrs["source"] == "estimated (Benettin)"
+    assert abs(float(scores["lyapunov_true"]) - 1.18) < 0.3  # bench_lyapunov over 500 time units: 1.183 +- 0.046
+    assert np.isfinite(float(scores["lyapunov_learned"])) and float(scores["attractor_w1"]) < 0.3

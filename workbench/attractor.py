@@ -415,7 +415,8 @@ def attractor_scores(model, test: xr.Dataset, system: System, params: dict[str, 
     if lyapunov:
         true_exponent = float(lyapunov)
     else:
-        p_tensor = {k: torch.as_tensor(v[:16], dtype=torch.float64) for k, v in p.items()}
+        # benettin advances reference and perturbed copies in one batch of 2B rows
+        p_tensor = {k: torch.as_tensor(np.tile(v[:16], 2), dtype=torch.float64) for k, v in p.items()}
         start = torch.as_tensor(true_run[:16, 0])
         true_exponent = float(np.mean(flow_lyapunov(lambda t, y: system.drift(t, y, p_tensor), start, tau,
                                                     lyapunov_averaging * horizon)))
