@@ -139,3 +139,14 @@ def test_without_a_published_exponent_the_true_one_is_estimated():
     assert scores["lyapunov_true"].attrs["source"] == "estimated (Benettin)"
     assert abs(float(scores["lyapunov_true"]) - 1.18) < 0.3  # bench_lyapunov over 500 time units: 1.183 +- 0.046
     assert np.isfinite(float(scores["lyapunov_learned"])) and float(scores["attractor_w1"]) < 0.3
+
+
+def test_a_diverging_model_scores_infinite_not_an_error():
+    ds = wb.simulate("lorenz63", n=8, t_end=4.0, dt=0.01, seed=0)
+    model = wb.fit(ds, "nvar")
+    model.learner.readout.mul_(50.0)  # an unstable map: its free runs overflow
+    test = wb.select_split(ds, "test")
+    scores = attractor.attractor_scores(model, test, wb.system("lorenz63"), {}, 0.9056, run_lyapunov_times=5.0,
+                                        lyapunov_averaging=5.0)
+    assert np.isinf(float(scores["attractor_w1"])) and np.isinf(float(scores["spectrum_error"]))
+    assert not np.isfinite(float(scores["lyapunov_learned"]))
