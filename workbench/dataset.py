@@ -318,7 +318,11 @@ def check_hdf5_safety(path: PathLike) -> None:
     would expand more than :data:`MAX_EXPANSION` times (and past 256 MiB) is refused as well.
     """
     path = check_input_file(path, "HDF5 file")
-    if not h5py.is_hdf5(path):
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as exc:  # e.g. /proc files: regular, but unreadable the way HDF5 reads
+        raise DatasetError(f"{path} could not be read as a file ({exc.strerror or exc}); pass a dataset file") from None
+    if not is_hdf5:
         raise DatasetError(f"{path} is not an HDF5 file; save datasets with workbench.save or import CSV with workbench.from_csv")
     try:
         with h5py.File(path, "r") as handle:

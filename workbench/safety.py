@@ -272,9 +272,9 @@ def check_input_file(path: PathLike, what: str = "file") -> Path:
     except PermissionError:
         raise StorageError(f"{path} cannot be reached: permission denied on a folder above it") from None
     if stat.S_ISDIR(info.st_mode):
-        raise DatasetError(f"{path} is a folder, not a {what}; pass the file inside it")
+        raise DatasetError(f"{path} is a folder; pass the {what} inside it")
     if not stat.S_ISREG(info.st_mode):
-        raise DatasetError(f"{path} is not a regular file ({_kind(info.st_mode)}); pass a {what} on disk")
+        raise DatasetError(f"{path} is {_kind(info.st_mode)}, not a regular file; give the path of the {what} on disk")
     with _reading(path):
         with open(path, "rb"):
             pass
