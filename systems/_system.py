@@ -58,6 +58,8 @@ class System:
         lyapunov: largest Lyapunov exponent at the default parameters (chaotic systems).
         chaotic: declare chaos where no published exponent is known (default: ``lyapunov > 0``).
         facts_source: where ``lyapunov`` and other numbers come from.
+        regime: how the behaviour depends on energy or parameters where one ``chaotic`` flag and one
+            exponent cannot say it (e.g. mixed regular/chaotic Hamiltonian systems).
         energy: conserved energy ``H(x, p)`` with ``x`` of shape ``(..., dim)``.
         qp_split: ``(q_indices, p_indices)`` of the canonical coordinates for Hamiltonian systems.
         invariants: other conserved quantities, name -> ``I(x, p)``.
@@ -94,6 +96,7 @@ class System:
     lyapunov: Optional[float] = None
     chaotic: Optional[bool] = None
     facts_source: str = ""
+    regime: str = ""
     energy: Optional[StateFunction] = None
     qp_split: Optional[tuple[tuple[int, ...], tuple[int, ...]]] = None
     invariants: Mapping[str, StateFunction] = field(default_factory=dict)
@@ -183,6 +186,8 @@ class System:
             facts["analytic_moments"] = self.mean is not None
         if self.inputs:
             facts["inputs"] = list(self.inputs)
+        if self.regime:
+            facts["regime"] = self.regime
         if self.facts_source:
             facts["source"] = self.facts_source
         return facts

@@ -185,6 +185,11 @@ double_pendulum = register(System(
                 "(Delta = theta1 - theta2).",
     units=("rad", "rad", "kg m^2/s", "kg m^2/s"), time_units="s",
     energy=_double_pendulum_energy, qp_split=((0, 1), (2, 3)),
+    # No single exponent: it depends on each orbit's energy. The default sampler reaches both regimes.
+    chaotic=True,
+    regime="energy-dependent: regular small oscillations at low energy, chaos at large energies where the "
+           "bobs swing over; orbits from the default sampler are mixed: finite-time largest exponents of "
+           "16 of them over 100 s ranged 0.009-1.26 per s (benchmarks/bench_lyapunov.py)",
 ))
 
 
@@ -282,6 +287,12 @@ henon_heiles = register(System(
     description="Star in an axisymmetric galactic potential; mixed regular/chaotic motion "
                 "for energies in (0, 1/6).",
     energy=_henon_heiles_energy, qp_split=((0, 1), (2, 3)),
+    # No single exponent: it depends on each orbit's energy. The default sampler reaches both regimes.
+    chaotic=True,
+    regime="energy-dependent: regular (KAM tori) below E ~ 1/12, a growing chaotic sea above, mostly "
+           "chaotic near the escape energy 1/6 (Hénon & Heiles 1964); the default sampler draws E in "
+           "[0.01, 0.16], so its orbits are mixed: finite-time largest exponents of 16 of them over 400 "
+           "time units ranged 0.007-0.127 (benchmarks/bench_lyapunov.py)",
 ))
 
 

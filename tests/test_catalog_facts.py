@@ -36,6 +36,15 @@ def test_every_declared_invariant_holds_on_sample_paths(name, quantity):
     assert drift.max() < tolerance, f"{name}: relative drift of {quantity} {drift.max():.2e} ({ds.attrs['integrator']})"
 
 
+@pytest.mark.parametrize("name", ["henon_heiles", "double_pendulum"])
+def test_mixed_hamiltonian_systems_are_flagged_chaotic_and_say_the_regime_depends_on_energy(name):
+    # Orbits from their own samplers include chaotic ones (positive finite-time exponents up to 0.13
+    # and 1.26), so "non-chaotic" was wrong; one exponent would be wrong too.
+    facts = wb.system(name).facts
+    assert facts["chaotic"] is True and facts["regime"].startswith("energy-dependent")
+    assert "max_lyapunov_exponent" not in facts
+
+
 # --- errors: one family for the catalog and the engine ---------------------------------------------
 
 def test_catalog_and_learner_errors_are_caught_by_the_builtin_classes_alike():
