@@ -42,3 +42,20 @@ def test_lorenz_with_1024_trajectories_matches_scipy_per_trajectory():
         ref = solve_ivp(lambda tt, y: system.drift(torch.tensor(tt), torch.tensor(y)[None], params)[0].numpy(),
                         (0.0, 2.0), ds["state"].values[row, 0], method="DOP853", t_eval=t, rtol=1e-12, atol=1e-12)
         assert np.abs(ref.y.T - ds["state"].values[row]).max() < 1e-6, row
+
+
+def test_fused_fixed_step_solver_has_its_order_and_matches_torchdiffeq_where_they_agree():
+    import torchdiffeq
+
+    from workbench.solvers import fixed_step_solve
+
+    field = lambda t, y: -y + torch.sin(t)  # noqa: E731  exact: y = C e^-t + (sin t - cos t) / 2
+    y0 = torch.tensor([[1.0]], dtype=torch.float64)
+    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+    exact = (1.5 * torch.exp(-t) + 0.5 * (torch.sin(t) - torch.cos(t)))[:, None, None]
+    for method, order in (("euler", 1), ("midpoint", 2), ("rk4", 4)):
+        coarse = (fixed_step_solve(field, y0, t, 4, method) - exact).abs().max()
+        fine = (fixed_step_solve(field, y0, t, 8, method) - exact).abs().max()
+        assert abs(float(torch.log2(coarse / fine)) - order) < 0.3, method
+    reference = torchdiffeq.odeint(field, y0, t, method="euler", options={"step_size": 0.125})
+    torch.testing.assert_close(fixed_step_solve(field, y0, t, 4, "euler"), reference)

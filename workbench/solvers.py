@@ -264,3 +264,41 @@ def integrate_batch(f: BatchField, y0: torch.Tensor, times: torch.Tensor, *, met
 
 def _row_error(cls: type, row: int, message: str) -> Exception:
     return cls(message, row=row)
+
+
+FUSED_METHODS = {"euler": ((), (1.0,), ()), "midpoint": ((0.5,), (0.0, 1.0), ((0.5,),)),
+                 "rk4": ((0.5, 0.5, 1.0), (1 / 6, 1 / 3, 1 / 3, 1 / 6), ((0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)))}
+
+
+def fixed_step_solve(f: BatchField, y0: torch.Tensor, times: torch.Tensor, substeps: int,
+                     method: str = "rk4") -> torch.Tensor:
+    """Explicit fixed-step Runge-Kutta (Euler, midpoint, classic RK4) with ``substeps`` equal steps
+    between consecutive output times; differentiable, no step control, no interpolation.
+
+    The training windows of continuous-time learners use it: without the bookkeeping of a
+    general solver, the stage updates are the whole per-step cost (Hairer, Norsett & Wanner,
+    Solving ODEs I, sec. II.1).
+
+    Arguments:
+        f: vector field ``f(t, y)`` with ``t`` a scalar tensor and ``y`` (batch, dim).
+        y0: initial states (batch, dim).
+        times: output times (T,), increasing.
+        substeps: steps per output interval.
+        method: ``"euler"``, ``"midpoint"`` or ``"rk4"``.
+
+    Returns:
+        States at ``times``, shape (T, batch, dim) (torchdiffeq's layout).
+    """
+    c, b, a = FUSED_METHODS[method]
+    out, y = [y0], y0
+    for i in range(len(times) - 1):
+        h = (times[i + 1] - times[i]) / substeps
+        t = times[i]
+        for _ in range(substeps):
+            k = [f(t, y)]
+            for ci, row in zip(c, a):
+                k.append(f(t + ci * h, y + h * sum(w * kj for w, kj in zip(row, k) if w)))
+            y = y + h * sum(w * kj for w, kj in zip(b, k) if w)
+            t = t + h
+        out.append(y)
+    return torch.stack(out)

@@ -9,7 +9,7 @@ import torchdiffeq
 
 from ..errors import BadParameterError, SolverStallError
 from ..safety import check_integer, check_real
-from ..solvers import FIXED_STEP_METHODS, TORCHDIFFEQ_METHODS, integrate_batch
+from ..solvers import FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_METHODS, fixed_step_solve, integrate_batch
 from .base import Batch, InputSignal, Learner, masked_mse
 
 
@@ -75,6 +75,8 @@ class ContinuousLearner(Learner):
         def rhs(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return self.field(tt.expand(y.shape[0]), y, None if signal is None else signal.at(tt))
 
+        if o["solver"] in FUSED_METHODS and not o["adjoint"]:
+            return fixed_step_solve(rhs, y0, t, o["substeps"], o["solver"])
         try:
             return solve(rhs, y0, t, **kwargs)
         except AssertionError as exc:

@@ -136,7 +136,10 @@ class Trainer:
         return record
 
     def finished(self) -> bool:
-        return self.epoch >= self.config.epochs or self.out_of_time() or self.stale >= self.config.patience
+        """Out of epochs, out of patience, or the last recorded epoch ended past the budget."""
+        c = self.config
+        spent = c.time_budget is not None and self.elapsed >= c.time_budget
+        return self.epoch >= c.epochs or spent or self.stale >= c.patience
 
     # --- state for checkpoints ------------------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
