@@ -166,6 +166,11 @@ class Model:
         if isinstance(x0, xr.Dataset):
             ds = x0
             if [str(v) for v in ds["variable"].values] != self.variables:
+                if self.meta.get("series"):
+                    raise DatasetError(f"this {self.name} model was fitted to a measured series through a recipe "
+                                       f"(embedding/transform/time split) and works on its internal variables "
+                                       f"{self.variables}; use model.forecast(ds, horizon) or "
+                                       "wb.evaluate(model, ds, mode='rolling') on the original data")
                 raise DatasetError(f"dataset variables {[str(v) for v in ds['variable'].values]} differ from the "
                                    f"model's {self.variables}; pick a dataset of the same system")
             if ds.sizes["time"] <= context:
