@@ -128,8 +128,14 @@ def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.flo
         return Split(z=as_t(z), mask=torch.tensor(observation_mask(part), device=device),
                      dz=None if dz is None else as_t(np.nan_to_num(dz)), u=None if u is None else as_t(u))
 
-    return Prepared(scaler, input_scaler, tensors(train), None if val is None else tensors(val),
-                    torch.tensor(ds["time"].values, dtype=dtype, device=device))
+    times = torch.tensor(ds["time"].values, dtype=dtype, device=device)
+    # large time values leave float32 no digits for the steps (1e12 + 0.1 == 1e12): refuse, not train on dt = 0
+    if len(times) > 1 and not np.allclose(torch.diff(times).double().cpu().numpy(), np.diff(ds["time"].values),
+                                          rtol=0.1, atol=0.0):
+        raise DatasetError(f"the time values (up to {float(np.abs(ds['time'].values).max()):.3g}) are too large for "
+                           f"their spacing in {dtype}; subtract the start time, e.g. "
+                           "ds.assign_coords(time=ds.time - ds.time[0]), or fit with precision='float64'")
+    return Prepared(scaler, input_scaler, tensors(train), None if val is None else tensors(val), times)
 
 
 class WindowSampler:
