@@ -82,6 +82,15 @@ def oracle_cached(test: xr.Dataset, n_samples: int, seed: int) -> Optional[xr.Da
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def calibration_cached(model: Model, ds: xr.Dataset, n_samples: int) -> xr.Dataset:
+    """Calibration curves on the test split; the demo ships them with its scores for ``n_samples=32``."""
+    scores = evaluate_cached(model, ds, n_samples)
+    if "calibration_learned" in scores:
+        return scores[[name for name in scores.data_vars if name.startswith("calibration_")]]
+    return views.calibration_report(model, ds, n_samples)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
 def field_cached(model: Model, ds: xr.Dataset, i: int, j: int, n: int) -> xr.Dataset:
     return views.field_on_grid(model, ds, i, j, n)
 

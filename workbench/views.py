@@ -16,9 +16,9 @@ import pandas as pd
 import xarray as xr
 
 from . import metrics, timeaxis
-from .dataset import json_attr, observation_mask, write_netcdf
+from .dataset import json_attr, observation_mask, select_split, write_netcdf
 from .errors import BadParameterError, DatasetError
-from .evaluate import true_drift, true_system
+from .evaluate import oracle_samples, true_drift, true_system
 from .splits import merge_segments, time_split_info
 
 DIMENSIONLESS = "1"
@@ -99,6 +99,8 @@ def save_scores(scores: xr.Dataset, model: Any, ds: xr.Dataset, path: Union[str,
         The path written.
     """
     keyed = scores.assign_attrs(model_key=model_key(model), data_key=content_key(ds), n_samples=int(n_samples))
+    if model.stochastic:  # the calibration curves the Uncertainty page draws, from the same sample count
+        keyed = keyed.merge(calibration_report(model, ds, n_samples), combine_attrs="override")
     return write_netcdf(keyed, path)
 
 
@@ -304,6 +306,23 @@ def calibration_curve(pred: metrics.Data, truth: metrics.Data,
                                "units": DIMENSIONLESS, "members": int(p.sizes["sample"])})
 
 
+def calibration_report(model: Any, ds: xr.Dataset, n_samples: int, seed: int = 1) -> xr.Dataset:
+    """Calibration curves on the test split of ``ds``: of ``n_samples`` paths of the model from each test
+    initial state and, when the data comes from a catalog SDE, of as many paths of the true SDE.
+
+    Returns:
+        Dataset with ``calibration_learned(level)`` and, where the truth is a known SDE,
+        ``calibration_oracle(level)`` (see :func:`calibration_curve`).
+    """
+    test = select_split(ds, "test")
+    out = xr.Dataset({"calibration_learned": calibration_curve(model.predict(test, n_samples=n_samples, seed=seed),
+                                                               test)})
+    system = true_system(test)
+    if system is not None and system.kind == "sde":
+        out["calibration_oracle"] = calibration_curve(oracle_samples(test, system, n_samples, seed + 1), test)
+    return out
+
+
 def fan_quantiles(samples: metrics.Data, probabilities: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)
                   ) -> xr.DataArray:
     """Quantiles over the ``sample`` dim at Weibull plotting positions (as :func:`metrics.interval_width`),
@@ -444,4 +463,4 @@ def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.Da
 
 __all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_label", "time_axis", "duration_text",
            "field_on_grid", "test_period", "forecast_horizons", "holdout_forecast",
-           "calibration_curve", "fan_quantiles", "describe", "score_table", "facts_table"]
+           "calibration_curve", "calibration_report", "fan_quantiles", "describe", "score_table", "facts_table"]

@@ -23,7 +23,7 @@ if not matching:
     st.stop()
 data_label = c2.selectbox("Dataset (those with the model's variables)", matching)
 ds = datasets[data_label]
-n_samples = c3.slider("sample paths", 16, 512, 64, step=16)
+n_samples = c3.slider("sample paths", 16, 512, 32, step=16)
 variables = model.variables
 units = views.variable_units(ds)
 labels = [views.unit_label(v, units[v]) for v in variables]
@@ -53,32 +53,36 @@ if test.sizes["trajectory"] == 0:
     st.warning("This dataset has no test trajectories; regenerate it with a split on the Systems page.")
     st.stop()
 
-pred = state.guarded(lambda: state.predict_cached(model, test, n_samples, seed=1))
-oracle = state.guarded(lambda: state.oracle_cached(test, n_samples, 2))
-if pred is None:
-    st.stop()
 times, time_label = views.time_axis(test)
 c1, c2 = st.columns(2)
 traj = c1.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
 var = variables.index(c2.selectbox("variable", variables))
-quantiles = views.fan_quantiles(pred.isel(trajectory=traj, variable=var)).values
-truth_paths = oracle["state"].values[:20, traj, :, var] if oracle is not None else test["state"].values[traj, :, var][None]
+one = test.isel(trajectory=[traj])  # paths from this trajectory's initial state, of the model and of the truth
+pred = state.guarded(lambda: state.predict_cached(model, one, n_samples, seed=1))
+oracle = state.guarded(lambda: state.oracle_cached(one, n_samples, 2))
+if pred is None:
+    st.stop()
+quantiles = views.fan_quantiles(pred.isel(trajectory=0, variable=var)).values
+truth_paths = oracle["state"].values[:20, 0, :, var] if oracle is not None else one["state"].values[0, :, var][None]
 st.plotly_chart(charts.fan_chart(times, quantiles, truth_paths, labels[var], time_label,
                                  "true SDE paths" if oracle is not None else "true path"), key="fan_chart")
 
 left, right = st.columns(2)
-learned_cov = views.calibration_curve(pred, test)
-oracle_cov = views.calibration_curve(oracle, test) if oracle is not None else None
-left.plotly_chart(charts.coverage_curve(learned_cov["level"].values, learned_cov.values,
-                                        None if oracle_cov is None else oracle_cov.values), key="coverage")
-left.caption(f"Share of the test truth inside the ensemble's central interval ({learned_cov.attrs['members']} "
-             "members, rank-based, unbiased for any ensemble size); a calibrated model lies on the diagonal.")
+curves = state.guarded(lambda: state.calibration_cached(model, ds, n_samples))
+if curves is not None:
+    learned_cov = curves["calibration_learned"]
+    oracle_cov = curves["calibration_oracle"].values if "calibration_oracle" in curves else None
+    left.plotly_chart(charts.coverage_curve(learned_cov["level"].values, learned_cov.values, oracle_cov),
+                      key="coverage")
+    left.caption(f"Share of the truth inside the central interval of {n_samples} paths, over all "
+                 f"{test.sizes['trajectory']} test trajectories (rank-based, unbiased for any number of paths); a "
+                 "calibrated model lies on the diagonal.")
 t_index = right.slider("marginal at sample", 0, len(times) - 1, len(times) - 1, format="%d")
-true_marginal = (oracle if oracle is not None else test)["state"].values[..., t_index, var].ravel()
+true_marginal = (oracle if oracle is not None else one)["state"].values[..., t_index, var].ravel()
 when = str(times[t_index])[:10] if np.issubdtype(np.asarray(times).dtype, np.datetime64) else \
     views.duration_text(float(times[t_index]), ds)
 right.plotly_chart(charts.marginals(pred["state"].values[:, :, t_index, var].ravel(), true_marginal,
-                                    f"{labels[var]} at t = {when}"), key="marginals")
+                                    f"{labels[var]} at t = {when} (test trajectory {traj})"), key="marginals")
 
 scores = state.guarded(lambda: state.evaluate_cached(model, ds, 32))
 if scores is not None:
