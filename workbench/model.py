@@ -20,6 +20,7 @@ from .dataset import PathLike, make_dataset, observation_mask
 from .devices import DeviceLike, resolve_device, torch_threads
 from .errors import BadParameterError, DatasetError, UnsupportedError
 from .learners import InputSignal, Learner, get_learner
+from .safety import parse_json_bounded
 from .windows import Standardiser, input_names
 
 FORMAT = "workbench-model"
@@ -264,16 +265,6 @@ def run_files(model: Model) -> dict[str, bytes]:
             "history.json": json.dumps(model.history, indent=1).encode()}
 
 
-def _json(data: bytes, what: str) -> Any:
-    if len(data) > MAX_CONFIG_BYTES:
-        raise DatasetError(f"{what} is {len(data):,} bytes, more than a model file needs ({MAX_CONFIG_BYTES:,}); "
-                           "it was not written by workbench")
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise DatasetError(f"{what} is not valid JSON ({type(exc).__name__}); the run folder is damaged") from None
-
-
 def load_model(path: PathLike, device: DeviceLike = None) -> Model:
     """Load a run folder written by :meth:`Model.save` or ``fit(out=...)`` (safetensors + JSON;
     nothing is unpickled). The weights and config must match their SHA-256."""
@@ -284,7 +275,7 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
 
     folder = Path(path)
     files = read_run_files(folder, ("config.json", "model.safetensors"), optional=("history.json",))
-    config = _json(files["config.json"], f"{folder}/config.json")
+    config = parse_json_bounded(files["config.json"], f"{folder}/config.json", MAX_CONFIG_BYTES)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise DatasetError(f"{folder}/config.json does not describe a workbench model")
     version = config.get("format_version")
@@ -319,7 +310,8 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
         raise DatasetError(f"{folder}/model.safetensors could not be loaded into a {config['learner']} learner "
                            f"({str(exc)[:200]})") from None
     learner.to(device=resolve_device(device))
-    history = _json(files["history.json"], f"{folder}/history.json") if "history.json" in files else []
+    history = parse_json_bounded(files["history.json"], f"{folder}/history.json", MAX_CONFIG_BYTES) \
+        if "history.json" in files else []
     if not isinstance(history, list):
         raise DatasetError(f"{folder}/history.json must hold a list of epoch records")
     meta = {k: v for k, v in config.items()

@@ -323,7 +323,7 @@ def check_output_target(path: PathLike) -> Path:
         raise StorageError(f"cannot write {path}: a part of {path.parent} is a file, not a folder; "
                            "choose another output path") from None
     except OSError as exc:
-        raise _storage_error(exc, path, None) from None
+        raise storage_error(exc, path, None) from None
     return path
 
 
@@ -405,11 +405,11 @@ def atomic_target(path: PathLike, need_bytes: Optional[int] = None) -> Iterator[
             yield tmp
             _fsync_file(tmp)
             os.replace(tmp, path)
-            _fsync_folder(path.parent)
+            fsync_folder(path.parent)
         except BaseException as exc:
             _unlink_quietly(tmp)
             if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-                raise _storage_error(exc, path, need_bytes) from None
+                raise storage_error(exc, path, need_bytes) from None
             raise
     finally:
         with _active_lock:
@@ -433,7 +433,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the rename durable; some file systems refuse fsync on folders, which is harmless."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -461,7 +461,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return "no space left" in str(exc).lower() or "disk quota exceeded" in str(exc).lower()
 
 
-def _storage_error(exc: OSError, path: Path, need_bytes: Optional[int]) -> StorageError:
+def storage_error(exc: OSError, path: Path, need_bytes: Optional[int]) -> StorageError:
     if is_disk_full(exc):
         try:
             free = format_bytes(shutil.disk_usage(path.parent).free)

@@ -12,7 +12,6 @@ Folders written before generations existed (the files directly in ``run/``) are 
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import re
@@ -22,6 +21,7 @@ from typing import Optional
 
 from ..dataset import PathLike, atomic_write_bytes
 from ..errors import DatasetError, WorkbenchError
+from ..safety import fsync_folder, storage_error
 
 POINTER = "CURRENT"
 KEEP_GENERATIONS = 3
@@ -31,14 +31,6 @@ READ_ATTEMPTS = 5
 
 class RunBusyError(WorkbenchError, RuntimeError):
     """Another process is writing the same run folder."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RunWriter:
@@ -93,15 +85,12 @@ class RunWriter:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-            _fsync_dir(partial)
+            fsync_folder(partial)
             os.rename(partial, self.folder / name)
             atomic_write_bytes(self.folder / POINTER, name.encode())
         except OSError as exc:
             shutil.rmtree(partial, ignore_errors=True)
-            need = sum(len(d) for d in files.values())
-            hint = f"free at least {need / 1e6:.1f} MB there" if exc.errno == errno.ENOSPC else "check the folder"
-            raise DatasetError(f"could not save the run to {self.folder} ({exc.strerror}); {hint}; the previous "
-                               "save is intact") from None
+            raise storage_error(exc, self.folder / name, sum(len(d) for d in files.values())) from None
         for _, path in generations(self.folder)[:-KEEP_GENERATIONS]:
             shutil.rmtree(path, ignore_errors=True)
         return self.folder / name
