@@ -25,8 +25,9 @@ class NeuralODE(ContinuousLearner):
     * budget decides most: 3.6 after 540 s on an idle core, 3.0 after 240 s at load 7-9 on 2 cores.
     * ``substeps=1`` (one RK4 step per sample; at dt = 0.01 its error is far below the model's) runs
       ~1.7x the epochs of the default 2 in the same wall time: 3.5 vs 3.0 (seed 0), 1.6 vs 1.3
-      (seed 1, load 11). Consistent but small and measured on a contended machine, so the default
-      stays 2; set it for well-resolved data.
+      (seed 1, load 11); with 540 s at load ~6 it reached 4.1 (quartiles 3.0-4.8) after 276 epochs,
+      beside 3.6 after 280 epochs with substeps 2 on an idle core. One run each and a contended
+      machine, so the default stays 2; set it for well-resolved data.
     * the learned attractor is kept even when the weather is lost: at 3.0 Lyapunov times the
       learned largest exponent is 0.904 (true 0.9056) and the invariant marginals sit at 0.034 of the
       true standard deviation in W1, near the sampling floor (``workbench.attractor``).
