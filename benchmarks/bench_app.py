@@ -33,7 +33,7 @@ PAGES = {
     "Train": [],
     "Data": ["data_series"],
 }
-# page -> (label of the number a user steps up, chart that changes): every result it needs is cached
+# page -> (label of the trajectory number a user steps, chart that changes with it)
 INTERACTIONS = {
     "Compare": ("test trajectory", "compare_timeseries"),
     "Uncertainty": ("test trajectory", "fan_chart"),
@@ -106,14 +106,15 @@ def visit(page, title: str) -> float:
     return seconds
 
 
-def interact(page, title: str) -> float:
-    """Step the page's number input up once and return the seconds until the changed chart is redrawn."""
+def step(page, title: str, direction: str) -> float:
+    """Click the step button (``"Up"``/``"Down"``) of the page's number input; return the seconds until
+    the changed chart is redrawn and the script has finished."""
     label, key = INTERACTIONS[title]
-    step_up = page.locator('[data-testid="stNumberInput"]', has_text=label).locator(
-        '[data-testid="stNumberInputStepUp"]').first
+    button = page.locator('[data-testid="stNumberInput"]', has_text=label).locator(
+        f'[data-testid="stNumberInputStep{direction}"]').first
     before = page.evaluate(CHART_DATA_JS, key)
     start = time.monotonic()
-    step_up.click()
+    button.click()
     page.wait_for_function(f"before => ({CHART_DATA_JS})({key!r}) !== before", arg=before, timeout=120_000,
                            polling=30)
     while browser.running(page):
@@ -121,6 +122,12 @@ def interact(page, title: str) -> float:
     seconds = time.monotonic() - start
     browser.wait_idle(page, 60)
     return seconds
+
+
+def interact(meter: "Meter", page, title: str) -> tuple[float, float, float]:
+    """Show the next trajectory, then measure going back to the first one: everything it needs is cached."""
+    step(page, title, "Up")
+    return meter(step, page, title, "Down")
 
 
 def main() -> None:
@@ -139,13 +146,13 @@ def main() -> None:
             meter = Meter(url.rsplit(":", 1)[1])
             for title in ("Compare", "Uncertainty", "Systems", "Train"):
                 first = meter(visit, page, title)
-                interaction = meter(interact, page, title) if title in INTERACTIONS else None
+                interaction = interact(meter, page, title) if title in INTERACTIONS else None
                 browser.go_to(page, "Data")  # away and back: the page's results are now all cached
                 browser.wait_idle(page, 60)
                 rows.append((title, first, interaction, meter(visit, page, title)))
                 browser.go_to(page, "Data")
                 browser.wait_idle(page, 60)
-            interaction = meter(interact, page, "Data")  # the Data page is open (the server start drew it first)
+            interaction = interact(meter, page, "Data")  # the Data page is open (the server start drew it first)
             browser.go_to(page, "Train")
             browser.wait_idle(page, 60)
             rows.append(("Data", None, interaction, meter(visit, page, "Data")))
@@ -166,7 +173,7 @@ def main() -> None:
     print(f"\nslowest health check while pages loaded: {probe.worst:.3f} s over {probe.count} probes "
           "(target < 1 s)")
     print("first visit: click on the page link until its charts are drawn (Systems: including Generate); "
-          "cached interaction: the page's trajectory number stepped up once until the changed chart is redrawn; revisit: the page "
+          "cached interaction: the page's trajectory number stepped back to one already shown, until the changed chart is redrawn; revisit: the page "
           "again with the same inputs (every chart redrawn). In brackets: CPU seconds the app server / the "
           "browser spent on the step; on a busy machine they bound what an idle 2-core machine would take.")
 

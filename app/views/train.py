@@ -79,6 +79,11 @@ def progress() -> None:
         return
     if not current.running:
         st.rerun()
+    state.guarded(lambda: draw_progress(current))  # a fragment rerun is outside the app's error handler
+
+
+def draw_progress(current: jobs.TrainingJob) -> None:
+    """The Stop button, the progress bar and the live loss curve of a running job."""
     last = current.history[-1] if current.history else None
     if st.button("Stop", help="ends training after the current epoch and keeps the best weights so far"):
         current.stop()
