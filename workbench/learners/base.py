@@ -284,6 +284,16 @@ class Learner(nn.Module):
         raise UnsupportedError(f"learner {self.name!r} does not produce equations; use 'sindy'")
 
 
+def step_indices(t: torch.Tensor, h: float, name: str) -> torch.Tensor:
+    """Indices of the times ``t`` on the map's grid ``t[0] + k h``; other times are refused."""
+    steps = (t.double() - t.double()[0]) / h
+    index = torch.round(steps)
+    if ((steps - index).abs() > 1e-4 * steps.clamp_min(1.0)).any():
+        raise UnsupportedError(f"{name} is a map with step {h:g}: it predicts only at multiples of that step from "
+                               "the start; ask for such times or use a continuous-time learner")
+    return index.long()
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over observed samples; ``mask`` has the shape of ``pred`` without the last dim."""
     weight = mask.unsqueeze(-1).to(pred.dtype)

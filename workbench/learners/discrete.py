@@ -12,8 +12,7 @@ from typing import Optional
 
 import torch
 
-from ..errors import UnsupportedError
-from .base import Batch, Capabilities, InputSignal, Learner, masked_mse, mlp
+from .base import Batch, Capabilities, InputSignal, Learner, masked_mse, mlp, step_indices
 
 
 class DiscreteMap(Learner):
@@ -59,18 +58,14 @@ class DiscreteMap(Learner):
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
                 context: Optional[torch.Tensor] = None) -> torch.Tensor:
-        steps = (t.double() - t.double()[0]) / self.h  # float32 times would blur long step counts
-        index = torch.round(steps)
-        if ((steps - index).abs() > 1e-4 * steps.clamp_min(1.0)).any():
-            raise UnsupportedError(f"{self.name} is a map with step {self.h:g}: it predicts only at multiples of that "
-                                   "step from the start; ask for such times or use a continuous-time learner")
+        index = step_indices(t, self.h, self.name)
         u = None
         if inputs is not None:  # the input at every map step, read off the signal on the step grid
             grid = torch.arange(int(index[-1]) + 1, dtype=inputs.times.dtype, device=z0.device) * self.h
             u = torch.stack([inputs.at(tk) for tk in grid], dim=1)
         path = self.iterate(z0, int(index[-1]), u)
         self.last_nfe = int(index[-1]) * self.stages
-        return path[:, index.long()].unsqueeze(0).expand(n_samples, -1, -1, -1)
+        return path[:, index].unsqueeze(0).expand(n_samples, -1, -1, -1)
 
 
 class ResNetMap(DiscreteMap):

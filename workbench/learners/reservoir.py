@@ -16,20 +16,10 @@ from typing import Any, Optional
 import torch
 
 from ..errors import BadParameterError, UnsupportedError
-from .base import Capabilities, InputSignal, Learner
+from .base import Capabilities, InputSignal, Learner, step_indices
 from .closed_form import NormalEquations, complete, validation_loss
 
 ROWS_PER_CHUNK = 20_000  # design-matrix rows accumulated at once
-
-
-def step_indices(t: torch.Tensor, h: float, name: str) -> torch.Tensor:
-    """Indices of the times ``t`` on the map's grid ``t[0] + k h``; other times are refused."""
-    steps = (t.double() - t.double()[0]) / h
-    index = torch.round(steps)
-    if ((steps - index).abs() > 1e-4 * steps.clamp_min(1.0)).any():
-        raise UnsupportedError(f"{name} is a map with step {h:g}: it predicts only at multiples of that step from "
-                               "the start; ask for such times or use a continuous-time learner")
-    return index.long()
 
 
 def _positive_int(name: str, key: str, value: Any, low: int = 1) -> int:
