@@ -181,6 +181,8 @@ def problem_only(message: str) -> str:
     (``name it with time='<column>'``, ``pass q=[...]``, ``save with workbench.save``) that a page user
     cannot follow; the page gives its own advice."""
     problem, _, fix = message.partition("; ")
+    if problem.count("(") != problem.count(")"):  # the "; " sits inside a parenthesis: keep it whole
+        return message
     return problem if re.search(r"\w=|workbench\.|wb\.|\(\)|`", fix) else message
 
 
