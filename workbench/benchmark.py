@@ -3,7 +3,8 @@
 Every cell is one ``dask.distributed`` task (a ``LocalCluster`` of one single-threaded process per
 core by default, or any running cluster given its scheduler address). Finished cells are JSON files
 written atomically, so a rerun skips them and an interrupted cell leaves nothing behind; a failing
-cell records its error and the grid goes on.
+cell records its error and the grid goes on. A learner whose declared capabilities do not cover a
+system's data is not fitted at all: its cells record the reason as ``skipped``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,22 @@ from .errors import BadParameterError, SchedulerError, WorkbenchError
 SCHEDULER_TIMEOUT = 5.0
 
 HEADLINE = ("vpt_median", "vpt_lyapunov_median", "rmse_mean", "vector_field_error", "energy_mse", "nfe",
-            "crps_mean", "coverage_90_mean", "crps_relative", "final_error", "fit_seconds")
+            "crps_mean", "coverage_90_mean", "crps_relative", "final_error", "lyapunov_learned", "lyapunov_true",
+            "attractor_w1", "spectrum_error", "epochs", "fit_seconds", "evaluate_seconds")
+
+# leaderboard columns (metric, header) of the generic grids and of the chaos preset
+COLUMNS = tuple((m, m) for m in ("vpt_lyapunov_median", "vpt_median", "rmse_mean", "vector_field_error",
+                                 "energy_mse", "final_error", "nfe", "crps_mean", "fit_seconds"))
+CHAOS_COLUMNS = (("vpt_lyapunov_median", "VPT (Lyapunov times)"), ("attractor_w1", "attractor W1 / std"),
+                 ("spectrum_error", "spectrum error"), ("lyapunov_learned", "λ learned"),
+                 ("lyapunov_true", "λ true"), ("epochs", "epochs"), ("fit_seconds", "fit s"))
+
+# chaotic catalog attractors of the chaos preset (lorenz96 at its default dim=10) and their data:
+# training trajectories at each system's default span and spacing, and a separate held-out set
+# (another seed) whose runs also start the attractor-level scores
+CHAOS_SYSTEMS = ("lorenz63", "rossler", "lorenz96", "halvorsen", "chen")
+CHAOS_TRAIN = {"n": 16, "seed": 0, "split": (0.75, 0.25, 0.0)}
+CHAOS_TEST = {"n": 8, "seed": 1, "split": (0.0, 0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,8 @@ class Grid:
     budget: float
     reference: dict[tuple[str, str], float] = field(default_factory=dict)
     reference_metric: str = ""
+    columns: tuple[tuple[str, str], ...] = COLUMNS
+    rank_by: str = ""  # leaderboard rows per system sorted by this metric's seed mean, highest first
 
 
 def crossing_dataset(n: int = 64, noise: float = 0.05, seed: int = 0) -> xr.Dataset:
@@ -76,8 +94,28 @@ def crossing_dataset(n: int = 64, noise: float = 0.05, seed: int = 0) -> xr.Data
                                "reference": "Dupont, Doucet & Teh 2019, Augmented Neural ODEs, Sec. 3"})
 
 
+def deterministic_learners() -> list[str]:
+    """Registered learners whose rollouts are not random, judged by the capabilities of a default
+    instance for a 3-variable ODE (so a new learner joins the chaos preset by declaring itself)."""
+    from .learners import LEARNERS, DataInfo
+
+    info = DataInfo(kind="ode", dim=3, regular=True, dt=0.01, has_derivative=False, names=["x", "y", "z"],
+                    length=1000)
+    return sorted(name for name, cls in LEARNERS.items()
+                  if not cls(info.dim, 0, **cls.options_from_data(info, {})).capabilities().stochastic)
+
+
 def preset(name: str, budget: float) -> Grid:
-    """Grids that reproduce published comparisons: ``hnn``, ``anode``, ``chaos``."""
+    """Grids that reproduce published comparisons: ``hnn``, ``anode``, and ``chaos``.
+
+    ``chaos`` scores every deterministic learner (:func:`deterministic_learners`) on five chaotic
+    catalog attractors (:data:`CHAOS_SYSTEMS`) with two seeds: valid prediction time in Lyapunov
+    times and, from :func:`workbench.evaluate`'s attractor scores, W1 between invariant marginals,
+    power-spectrum error and the learned largest Lyapunov exponent beside the true one; in the
+    spirit of Gilpin (2021), "Chaos as an interpretable benchmark for forecasting and data-driven
+    modelling", NeurIPS Datasets and Benchmarks. ``budget`` bounds gradient training per cell;
+    closed-form learners take what their solve takes.
+    """
     if name == "hnn":
         # the paper's data: 25 noisy training trajectories on [0, 3]; 25 test rollouts from clean states
         train = {"n": 25, "t_end": 3.0, "dt": 0.1, "obs_noise": 0.05, "derivative": True, "split": (0.8, 0.2, 0.0)}
@@ -94,8 +132,9 @@ def preset(name: str, budget: float) -> Grid:
                              Entry("anode", "anode", {"window": 2, "solver": "dopri5", "augment": 1})],
                     seeds=[0, 1, 2], budget=budget)
     if name == "chaos":
-        return Grid(data=[DataSpec(s, {"n": 48, "seed": 0}) for s in ("lorenz63", "rossler", "lorenz96")],
-                    entries=[Entry(n, n) for n in ("node", "anode", "rknet", "resnet")], seeds=[0, 1], budget=budget)
+        return Grid(data=[DataSpec(s, CHAOS_TRAIN, test=CHAOS_TEST) for s in CHAOS_SYSTEMS],
+                    entries=[Entry(n, n) for n in deterministic_learners()], seeds=[0, 1], budget=budget,
+                    columns=CHAOS_COLUMNS, rank_by="vpt_lyapunov_median")
     raise BadParameterError(f"unknown preset {name!r}; use hnn, anode or chaos")
 
 
@@ -117,10 +156,17 @@ def run_cell(data_path: str, test_path: str, system: str, entry: Entry, seed: in
         ds = load(data_path)
         model = fit(ds, entry.learner, time_budget=budget, seed=seed, progress=False, **entry.options)
         result["fit_seconds"] = time.perf_counter() - start
+        result["epochs"] = len(model.history)
+        start = time.perf_counter()
         scores = evaluate(model, load(test_path) if test_path != data_path else ds, n_samples=32, seed=seed)
+        result["evaluate_seconds"] = time.perf_counter() - start
         result.update(summary(scores))
         if "normalized_error" in scores:
             result["final_error"] = float(scores["normalized_error"].isel(time=-1))
+        if "vpt_lyapunov_median" not in result and np.isfinite(result.get("lyapunov_true", np.nan)):
+            # no published exponent (lorenz96): VPT in units of the Benettin estimate evaluate made
+            result["vpt_lyapunov_median"] = result["vpt_median"] * result["lyapunov_true"]
+            result["lyapunov_source"] = str(scores["lyapunov_true"].attrs.get("source", ""))
     except WorkbenchError as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a cell's crash is recorded, never fatal to the grid
@@ -128,6 +174,20 @@ def run_cell(data_path: str, test_path: str, system: str, entry: Entry, seed: in
     atomic_write_bytes(Path(out) / "cells" / f"{cell_name(system, entry.label, seed)}.json",
                        json.dumps(result, indent=1).encode())
     return result
+
+
+def skip_reason(data_path: str, entry: Entry) -> Optional[str]:
+    """Why ``entry``'s learner (with its options) cannot fit the data at ``data_path`` according to its
+    declared capabilities (see :func:`workbench.learners.compatibility`), or None when it can."""
+    from .errors import UnsupportedError
+    from .learners import build
+    from .windows import data_info
+
+    try:
+        build(entry.learner, data_info(load(data_path)), entry.options)
+    except UnsupportedError as exc:
+        return str(exc)
+    return None
 
 
 def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, workers: Optional[int] = None,
@@ -166,8 +226,19 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
                     save(simulate(spec.system, **spec.test, progress=False), test_path)
                 test_paths[spec.system] = str(test_path)
             bar.update(1)
-    todo = [(spec.system, entry, seed) for spec in grid.data for entry in grid.entries for seed in grid.seeds
-            if not (folder / "cells" / f"{cell_name(spec.system, entry.label, seed)}.json").is_file()]
+    todo = []
+    for spec in grid.data:
+        for entry in grid.entries:
+            left = [seed for seed in grid.seeds
+                    if not (folder / "cells" / f"{cell_name(spec.system, entry.label, seed)}.json").is_file()]
+            reason = skip_reason(data_paths[spec.system], entry) if left else None
+            for seed in left:
+                if reason:  # recorded without a fit, so the grid shows why the learner is absent
+                    record = {"system": spec.system, "learner": entry.label, "seed": seed, "skipped": reason}
+                    atomic_write_bytes(folder / "cells" / f"{cell_name(spec.system, entry.label, seed)}.json",
+                                       json.dumps(record, indent=1).encode())
+                else:
+                    todo.append((spec.system, entry, seed))
     if todo:
         cluster = None
         if scheduler:
@@ -182,8 +253,9 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
                                    dashboard_address=None, env={"WORKBENCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
             client = Client(cluster)
         try:
+            # every cell's first seed before any second one, so a grid stopped early still covers each pair
             futures = [client.submit(run_cell, data_paths[s], test_paths[s], s, e, seed, grid.budget, str(folder),
-                                     pure=False)
+                                     pure=False, priority=-grid.seeds.index(seed))
                        for s, e, seed in todo]
             with progress_bar(len(futures), "benchmark cells", progress, "cell") as bar:
                 for _ in as_completed(futures):
@@ -231,14 +303,17 @@ def collect(grid: Grid, folder: Path) -> xr.Dataset:
     shape = (len(systems), len(labels), len(grid.seeds))
     score = np.full(shape + (len(metrics_found),), np.nan)
     error = np.full(shape, "", dtype=object)
+    skipped = np.full(shape, "", dtype=object)
     for (s, label, seed), record in cells.items():
         if s in systems and label in labels and seed in grid.seeds:
             index = (systems.index(s), labels.index(label), grid.seeds.index(seed))
             error[index] = record.get("error", "")
+            skipped[index] = record.get("skipped", "")
             for k, metric in enumerate(metrics_found):
                 score[index + (k,)] = record.get(metric, np.nan)
     ds = xr.Dataset({"score": (("system", "learner", "seed", "metric"), score),
-                     "error": (("system", "learner", "seed"), error.astype(str))},
+                     "error": (("system", "learner", "seed"), error.astype(str)),
+                     "skipped": (("system", "learner", "seed"), skipped.astype(str))},
                     coords={"system": systems, "learner": labels, "seed": grid.seeds, "metric": metrics_found},
                     attrs={"budget_seconds": grid.budget, "generator": "workbench.benchmark"})
     write_netcdf(ds, folder / "results.h5")
@@ -248,27 +323,50 @@ def collect(grid: Grid, folder: Path) -> xr.Dataset:
     return ds
 
 
+def _mean_std(v: np.ndarray) -> str:
+    """Seed mean +- std of the finite values; infinite ones (diverged runs) are counted, NaN ignored."""
+    v = v[~np.isnan(v)]
+    finite, inf = v[np.isfinite(v)], int(np.isinf(v).sum())
+    text = f"{finite.mean():.3g} ± {finite.std():.2g}" if finite.size else ""
+    if inf:
+        text = f"{text} (+{inf} ∞)" if text else "∞"
+    return text or "—"
+
+
 def leaderboard(ds: xr.Dataset, grid: Grid) -> str:
-    """Markdown: mean +- std over seeds per system and learner, published numbers alongside."""
-    shown = [m for m in ("vpt_lyapunov_median", "vpt_median", "rmse_mean", "vector_field_error", "energy_mse",
-                         "final_error", "nfe", "crps_mean", "fit_seconds") if m in ds["metric"].values]
-    header = ["system", "learner", *shown] + ([f"{grid.reference_metric} (paper)"] if grid.reference else []) + ["failed"]
+    """Markdown: mean +- std over seeds per system and learner, published numbers alongside.
+
+    Learners skipped for lack of capability get no row; one line under the table names them and why.
+    """
+    shown = [(m, h) for m, h in grid.columns if m in ds["metric"].values]
+    header = ["system", "learner", *(h for _, h in shown)]
+    header += ([f"{grid.reference_metric} (paper)"] if grid.reference else []) + ["failed"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    skipped: dict[str, list[str]] = {}
     for s in ds["system"].values:
-        for label in ds["learner"].values:
+        labels = [str(label) for label in ds["learner"].values]
+        reasons = {label: next((r for r in ds["skipped"].sel(system=s, learner=label).values if r), "")
+                   for label in labels}
+        for label, reason in reasons.items():
+            if reason:
+                skipped.setdefault(f"`{label}` ({reason})", []).append(str(s))
+        labels = [label for label in labels if not reasons[label]]
+        if grid.rank_by in ds["metric"].values:
+            def key(label: str) -> float:
+                v = ds["score"].sel(system=s, learner=label, metric=grid.rank_by).values
+                return -np.nanmean(v) if np.isfinite(v).any() else np.inf
+            labels.sort(key=key)
+        for label in labels:
             values = ds["score"].sel(system=s, learner=label)
-            cells = []
-            for m in shown:
-                v = values.sel(metric=m).values
-                v = v[np.isfinite(v)]
-                cells.append(f"{v.mean():.3g} ± {v.std():.2g}" if v.size else "—")
+            cells = [_mean_std(values.sel(metric=m).values) for m, _ in shown]
             if grid.reference:
-                ref = grid.reference.get((str(s), str(label)))
+                ref = grid.reference.get((str(s), label))
                 cells.append(f"{ref:.3g}" if ref is not None else "")
             failed = [e for e in ds["error"].sel(system=s, learner=label).values if e]
             cells.append(f"{len(failed)}: {failed[0][:80]}" if failed else "0")
             lines.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [f"\nSkipped (cannot fit): {learner} on {', '.join(systems)}." for learner, systems in skipped.items()]
+    return "\n".join(lines) + "\n" + "".join(f"{n}\n" for n in notes)
 
 
 def grid_from_names(systems: Sequence[str], learners: Sequence[str], seeds: Sequence[int], budget: float,
