@@ -237,3 +237,27 @@ def skill_by_horizon(scores, variable: str, label: str, lead_label: str) -> go.F
     fig.update_layout(xaxis_title=lead_label, yaxis_title=f"RMSE of {label}", xaxis_type="log", height=380,
                       margin={"t": 20, "b": 30})
     return fig
+
+
+def invariant_density(run: xr.Dataset, variable: str, label: str) -> go.Figure:
+    """Learned vs true invariant density of one variable from :func:`workbench.views.long_run`."""
+    row = run.sel(variable=variable)
+    fig = go.Figure()
+    for which, color, dash in (("true", TRUE_COLOR, "solid"), ("learned", LEARNED_COLOR, "dash")):
+        fig.add_trace(go.Scatter(x=row["bin_center"].values, y=row[f"density_{which}"].values, name=which,
+                                 line={"color": color, "dash": dash, "shape": "hvh"}))
+    fig.update_layout(xaxis_title=label, yaxis_title="probability density [1 / unit of the variable]",
+                      title="invariant density (long free runs)", height=340, margin={"t": 40, "b": 30})
+    return fig
+
+
+def power_spectra(run: xr.Dataset, variable: str, frequency_label: str) -> go.Figure:
+    """Learned vs true Welch power spectra of one variable (log scale) from :func:`workbench.views.long_run`."""
+    row = run.sel(variable=variable).isel(frequency=slice(1, None))  # the zero frequency is the mean, not a time scale
+    fig = go.Figure()
+    for which, color, dash in (("true", TRUE_COLOR, "solid"), ("learned", LEARNED_COLOR, "dash")):
+        fig.add_trace(go.Scatter(x=row["frequency"].values, y=row[f"psd_{which}"].values, name=which,
+                                 line={"color": color, "dash": dash}))
+    fig.update_layout(xaxis_title=frequency_label, yaxis_title="power spectral density", yaxis_type="log",
+                      title=f"power spectrum of {variable}", height=340, margin={"t": 40, "b": 30})
+    return fig

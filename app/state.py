@@ -22,7 +22,7 @@ import xarray as xr
 import workbench as wb
 from workbench import views
 from workbench.demo import DEMOS, demo_paths, scores_path
-from workbench.evaluate import evaluate, oracle_samples, true_system
+from workbench.evaluate import evaluate, oracle_samples, parameters_per_trajectory, true_system
 from workbench.errors import DatasetError
 from workbench.model import Model
 from workbench.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
@@ -57,7 +57,25 @@ def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dat
         shipped = views.shipped_scores(scores_path(demo_paths(kind)[0]), model, ds, n_samples)
         if shipped is not None:
             return shipped
-    return evaluate(model, ds, n_samples=n_samples)
+    # the long-run climate scores (seconds to a minute) are the Compare page's on-demand panel instead
+    return evaluate(model, ds, n_samples=n_samples, attractor=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
+def equations_cached(model: Model, ds: xr.Dataset) -> Optional[xr.Dataset]:
+    """:func:`workbench.views.equation_comparison` against the dataset's true system at its first
+    trajectory's parameters (None when the data comes from no known system)."""
+    system = true_system(ds)
+    if system is None:
+        return None
+    params = {k: float(v[0]) for k, v in parameters_per_trajectory(ds, system).items()}
+    return views.equation_comparison(model, system, params)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
+def long_run_cached(model: Model, ds: xr.Dataset) -> xr.Dataset:
+    """:func:`workbench.views.long_run` with its default, bounded run length, cached by content."""
+    return views.long_run(model, ds)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)

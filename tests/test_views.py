@@ -1,4 +1,5 @@
 """workbench.views: what the app shows, checked against analytic fields, metrics and known data."""
+import copy
 import json
 
 import numpy as np
@@ -213,3 +214,95 @@ def test_forecasts_need_a_time_split(oscillator):
         views.holdout_forecast(RecordingForecaster(), oscillator)
     with pytest.raises(DatasetError, match="time split"):
         views.forecast_horizons(oscillator)
+
+
+# --- discovered equations and long runs ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lorenz_data():
+    return wb.simulate("lorenz63", n=12, t_end=6.0, dt=0.02, seed=0, split=(0.5, 0.0, 0.5))
+
+
+@pytest.fixture(scope="module")
+def lorenz_sindy(lorenz_data):
+    return wb.fit(lorenz_data, "sindy", progress=False)
+
+
+def with_coefficients(model, coefficients):
+    """A copy of a sindy model whose coefficient matrix is replaced."""
+    other = copy.deepcopy(model)
+    other.learner.coefficients.copy_(torch.as_tensor(coefficients))
+    return other
+
+
+# Lorenz-63 at sigma = 10, rho = 28, beta = 8/3 on the polynomial library of degree 2 (terms in
+# PySINDy's order 1, x, y, z, x^2, x y, x z, y^2, y z, z^2), written out by hand
+LORENZ_TRUE = np.zeros((3, 10))
+LORENZ_TRUE[0, [1, 2]] = [-10.0, 10.0]
+LORENZ_TRUE[1, [1, 2, 6]] = [28.0, -1.0, -1.0]
+LORENZ_TRUE[2, [3, 5]] = [-8.0 / 3.0, 1.0]
+
+
+def test_equation_comparison_recovers_the_hand_written_coefficients(lorenz_sindy):
+    exact = with_coefficients(lorenz_sindy, LORENZ_TRUE)
+    comparison = views.equation_comparison(exact, wb.system("lorenz63"), {})
+    assert list(comparison["term"].values) == ["1", "x", "y", "z", "x^2", "x y", "x z", "y^2", "y z", "z^2"]
+    np.testing.assert_allclose(comparison["true"].values, LORENZ_TRUE, atol=1e-9)
+    assert comparison.attrs["representable"] and comparison.attrs["residual"] < 1e-10
+    assert comparison.attrs["spurious_terms"] == 0
+    assert comparison.attrs["max_relative_error"] < 1e-6  # float32 storage of the learned coefficients
+
+
+def test_equation_comparison_measures_a_known_error_and_a_spurious_term(lorenz_sindy):
+    wrong = LORENZ_TRUE.copy()
+    wrong[1, 1] = 28.0 * 1.03  # 3% off
+    wrong[0, 0] = 0.5  # a constant that the truth does not have
+    comparison = views.equation_comparison(with_coefficients(lorenz_sindy, wrong), wb.system("lorenz63"), {})
+    assert float(comparison["relative_error"].sel(variable="y", term="x")) == pytest.approx(0.03, rel=1e-5)
+    assert comparison.attrs["spurious_terms"] == 1
+    table = views.coefficient_table(comparison)
+    assert len(table) == 8 and set(table["equation"]) == {"dx/dt", "dy/dt", "dz/dt"}
+
+
+def test_equation_comparison_uses_the_true_parameters(lorenz_sindy):
+    comparison = views.equation_comparison(lorenz_sindy, wb.system("lorenz63"), {"rho": 35.0})
+    assert float(comparison["true"].sel(variable="y", term="x")) == pytest.approx(35.0)
+
+
+def test_sindy_on_clean_lorenz_has_coefficient_errors_below_one_percent(lorenz_sindy, lorenz_data):
+    params = {k: float(v) for k, v in json.loads(lorenz_data.attrs["params"]).items()}
+    comparison = views.equation_comparison(lorenz_sindy, wb.system("lorenz63"), params)
+    assert comparison.attrs["max_relative_error"] < 0.01
+    assert comparison.attrs["spurious_terms"] == 0
+
+
+def test_equation_comparison_flags_a_library_without_the_truth(lorenz_sindy):
+    pendulum = wb.simulate("damped_pendulum", n=4, t_end=4.0, dt=0.05, seed=0)
+    model = wb.fit(pendulum, "sindy", progress=False)
+    comparison = views.equation_comparison(model, wb.system("damped_pendulum"), {})
+    assert not comparison.attrs["representable"] and comparison.attrs["residual"] > 1e-3
+    with pytest.raises(wb.WorkbenchError, match="variables"):
+        views.equation_comparison(model, wb.system("lorenz63"), {})
+
+
+def test_long_run_of_the_true_system_against_itself_is_near_zero(lorenz_sindy, lorenz_data):
+    run = views.long_run(with_coefficients(lorenz_sindy, LORENZ_TRUE), lorenz_data, n_runs=4, max_steps=2000)
+    assert not run.attrs["diverged"]
+    assert float(run["hellinger"].max()) < 0.1
+    assert float(run["spectrum_error"].max()) < 0.35
+    assert float(run["lyapunov_learned"]) == pytest.approx(0.9056, rel=0.15)  # Sprott's published value
+    assert float(run["lyapunov_true"]) == pytest.approx(0.9056)
+    widths = np.diff(run["bin_center"].values, axis=1)[:, :1]
+    np.testing.assert_allclose((run["density_true"] * widths).sum("bin"), 1.0, rtol=1e-9)
+    # a model of another attractor (rho = 40, sigma = 10, beta = 8/3: larger and faster) is far from it
+    other = LORENZ_TRUE.copy()
+    other[1, 1] = 40.0
+    far = views.long_run(with_coefficients(lorenz_sindy, other), lorenz_data, n_runs=4, max_steps=2000)
+    assert float(far["hellinger"].mean()) > 2 * float(run["hellinger"].mean())
+    assert float(far["w1"].mean()) > 3 * float(run["w1"].mean())
+
+
+def test_long_run_needs_a_chaotic_system(oscillator):
+    model = wb.fit(oscillator, "sindy", progress=False)
+    with pytest.raises(wb.WorkbenchError, match="chaotic"):
+        views.long_run(model, oscillator)

@@ -13,12 +13,14 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
-from . import metrics, timeaxis
+from . import attractor, metrics, timeaxis
 from .dataset import json_attr, observation_mask, select_split, write_netcdf
-from .errors import BadParameterError, DatasetError
-from .evaluate import oracle_samples, true_drift, true_system
+from .errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
+from .evaluate import oracle_samples, parameters_per_trajectory, true_drift, true_system
+from .simulate import simulate
 from .splits import merge_segments, time_split_info
 
 DIMENSIONLESS = "1"
@@ -231,6 +233,201 @@ def field_on_grid(model: Any, ds: xr.Dataset, i: int, j: int, n: int = 16) -> xr
                     {"long_name": "|f_learned - f_true| / RMS |f_true| over the grid", "units": DIMENSIONLESS})
     if rms_true > 0:
         out.attrs["vector_field_error"] = float(metrics.vector_field_error(learned, true))
+    return out
+
+
+# --- discovered equations --------------------------------------------------------------------------
+
+def equation_comparison(model: Any, system: Any, params: dict[str, float], n_points: int = 2000,
+                        seed: int = 0) -> xr.Dataset:
+    """The learned coefficients of a ``sindy`` model beside the true system's on the same library.
+
+    The true coefficients are the least-squares solution of ``theta(x) C^T = f_true(x)`` on ``n_points``
+    states ``x`` drawn uniformly from the box mean +- 2 std of the model's training data, ``theta``
+    being the model's own library. When the true drift lies in the library's span (a polynomial system
+    within the library's degree) the fit is exact up to rounding and its relative residual is ~1e-15;
+    otherwise the residual says how far the library is from the truth and ``representable`` is False.
+
+    Arguments:
+        model: a fitted :class:`workbench.Model` of learner ``sindy``.
+        system: the catalog :class:`~systems.System` the data came from (same variables).
+        params: the true parameter values (missing ones take the system's defaults).
+        n_points: sample states for the least squares (at least the number of library terms).
+        seed: seeds the sample states.
+
+    Returns:
+        Dataset over ``(variable, term)``: ``learned`` and ``true`` coefficients (physical units),
+        ``error`` (learned - true) and ``relative_error`` (``|error| / |true|``, NaN where the true term is
+        zero); attrs ``representable`` (bool), ``residual`` (relative RMS residual of the true fit),
+        ``max_relative_error`` (over the true non-zero terms) and ``spurious_terms`` (learned non-zero
+        where the truth is zero).
+
+    References:
+        Brunton, Proctor & Kutz (2016), PNAS 113, 3932 (the library and coefficient matrix).
+    """
+    learner = model.learner
+    if not hasattr(learner, "library") or not hasattr(learner, "term_names"):
+        raise UnsupportedError(f"{model.name} has no equations to compare; fit learner 'sindy' for discovered "
+                               "equations")
+    if system.dim != len(model.variables):
+        raise DatasetError(f"{system.name} has {system.dim} variables but the model {len(model.variables)}; "
+                           "compare a model with the system it was fitted on")
+    library_size = int(learner.coefficients.shape[1])
+    if n_points < library_size:
+        raise BadParameterError(f"n_points must be at least the library size {library_size}, got {n_points}")
+    mean, std = np.asarray(model.scaler.mean, float), np.asarray(model.scaler.std, float)
+    x = np.random.default_rng(seed).uniform(mean - 2 * std, mean + 2 * std, size=(n_points, len(mean)))
+    values = {**system.defaults, **params}
+    p = {k: torch.full((n_points,), float(values[k]), dtype=torch.float64) for k in system.params}
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    with torch.no_grad():
+        f_true = system.drift(torch.zeros(n_points, dtype=torch.float64), xt, p).numpy()
+        theta = learner.library(xt).numpy()
+    true, *_ = np.linalg.lstsq(theta, f_true, rcond=None)
+    true = true.T  # (variable, term), as the learner stores its coefficients
+    residual = float(np.sqrt(np.mean((theta @ true.T - f_true) ** 2) / np.mean(f_true ** 2)))
+    representable = residual < 1e-8
+    if representable:  # exact zeros where the truth has no term (least squares leaves ~1e-15)
+        true = np.where(np.abs(true) > 1e-9 * np.abs(true).max(), true, 0.0)
+    learned = learner.coefficients.double().cpu().numpy()
+    error = learned - true
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(true != 0, np.abs(error) / np.abs(true), np.nan)
+    dims = ("variable", "term")
+    coords = {"variable": model.variables, "term": learner.term_names(model.variables)}
+    return xr.Dataset(
+        {"learned": (dims, learned, {"long_name": "learned coefficient"}),
+         "true": (dims, true, {"long_name": "true coefficient (least squares of the true drift on the library)"}),
+         "error": (dims, error, {"long_name": "learned - true coefficient"}),
+         "relative_error": (dims, relative, {"long_name": "|learned - true| / |true|", "units": DIMENSIONLESS})},
+        coords=coords,
+        attrs={"representable": bool(representable), "residual": residual,
+               "max_relative_error": float(np.nanmax(relative)) if np.isfinite(relative).any() else float("nan"),
+               "spurious_terms": int(np.count_nonzero((true == 0) & (learned != 0))) if representable else -1})
+
+
+def coefficient_table(comparison: xr.Dataset) -> pd.DataFrame:
+    """The terms of :func:`equation_comparison` that the truth or the model uses, one row each:
+    ``equation``, ``term``, ``true``, ``learned``, ``error``, ``relative error``."""
+    rows = []
+    for variable in comparison["variable"].values:
+        row = comparison.sel(variable=variable)
+        for k, term in enumerate(comparison["term"].values):
+            true, learned = float(row["true"][k]), float(row["learned"][k])
+            if true != 0 or learned != 0:
+                rows.append({"equation": f"d{variable}/dt", "term": str(term), "true": true, "learned": learned,
+                             "error": learned - true, "relative error": float(row["relative_error"][k])})
+    return pd.DataFrame(rows, columns=["equation", "term", "true", "learned", "error", "relative error"])
+
+
+# --- long runs: the attractor a surrogate keeps ----------------------------------------------------
+
+def long_run(model: Any, ds: xr.Dataset, n_runs: int = 8, run_lyapunov_times: float = 40.0,
+             transient_lyapunov_times: float = 5.0, max_steps: int = 4000, bins: int = 48,
+             lyapunov_averaging: float = 20.0, seed: int = 0) -> xr.Dataset:
+    """Learned vs true climate of a chaotic system: invariant marginals, power spectra, Lyapunov exponents.
+
+    From the first ``n_runs`` test trajectories the model (:func:`workbench.attractor.model_free_run`) and
+    the true system (DOP853 at 1e-7) each run freely for ``transient + run`` Lyapunov times at the
+    data's spacing, at most ``max_steps`` samples (the bound on the cost); the transient is dropped.
+    The marginals are histograms on bins spanning both runs; the spectra are Welch's
+    (:func:`workbench.attractor.power_spectrum`); the distances are
+    :func:`workbench.attractor.measure_distance` and :func:`workbench.attractor.spectrum_error`. The
+    model's largest Lyapunov exponent is :func:`workbench.attractor.model_lyapunov` on up to 4 starts
+    (``tau`` half a Lyapunov time, ``lyapunov_averaging`` Lyapunov times); the true one is the
+    catalog's published value, else the same Benettin estimate on the true flow.
+
+    Arguments:
+        model: a fitted deterministic :class:`workbench.Model` with the dataset's variables.
+        ds: dataset from a chaotic catalog ODE with a test split (or no split).
+        n_runs, run_lyapunov_times, transient_lyapunov_times, max_steps: the runs (see above).
+        bins: histogram bins per variable.
+        lyapunov_averaging: averaging time of the exponents, in Lyapunov times.
+        seed: seeds the Lyapunov perturbations.
+
+    Returns:
+        Dataset with ``density_true`` / ``density_learned`` ``(variable, bin)`` (probability density, with
+        ``bin_center(variable, bin)``), ``psd_true`` / ``psd_learned`` ``(frequency, variable)``
+        (cycles per time unit), ``w1``, ``hellinger``, ``spectrum_error`` over ``variable``, scalars
+        ``lyapunov_true`` and ``lyapunov_learned``; attrs ``dt``, ``n_runs``, ``steps``, ``transient``
+        (samples dropped) and ``diverged`` (the reason, empty when the model's run stayed finite; then the
+        learned arrays are NaN and the distances infinite).
+    """
+    system = true_system(ds)
+    if system is None or system.kind != "ode" or not system.facts.get("chaotic"):
+        raise UnsupportedError("the long-run comparison needs data from a chaotic catalog ODE (facts 'chaotic'); "
+                               "generate one on the Systems page")
+    if model.stochastic:
+        raise UnsupportedError(f"{model.name} is stochastic: compare its ensemble on the Uncertainty page")
+    variables = [str(v) for v in ds["variable"].values]
+    if variables != list(model.variables):
+        raise DatasetError(f"the model predicts {list(model.variables)} but the dataset holds {variables}; "
+                           "pick a dataset with the model's variables")
+    if not (1 <= int(n_runs) <= 64 and 100 <= int(max_steps) <= 50_000 and 4 <= int(bins) <= 512):
+        raise BadParameterError(f"long_run needs 1 <= n_runs <= 64, 100 <= max_steps <= 50000 and 4 <= bins <= 512; "
+                                f"got n_runs={n_runs}, max_steps={max_steps}, bins={bins}")
+    test = select_split(ds, "test")
+    test = test if test.sizes["trajectory"] else ds
+    runs = min(int(n_runs), test.sizes["trajectory"])
+    test = test.isel(trajectory=slice(0, runs))
+    dt = float(test["time"].values[1] - test["time"].values[0])
+    horizon = 1.0 / system.lyapunov if system.lyapunov else 1.0
+    steps = min(int(max_steps), int(round((transient_lyapunov_times + run_lyapunov_times) * horizon / dt)))
+    transient = min(int(round(transient_lyapunov_times * horizon / dt)), steps // 5)
+    context = int(model.learner.capabilities().context)
+    states = test["state"].values
+    params = parameters_per_trajectory(test, system)
+    true_run = simulate(system, n=runs, times=np.arange(steps + 1) * dt, x0=states[:, 0], params=params, split=None,
+                        rtol=1e-7, atol=1e-7, progress=False)["state"].values[:, transient:]
+    tau = max(dt, 0.5 * horizon)
+    if system.lyapunov:
+        lyapunov_true = float(system.lyapunov)
+    else:
+        p = {k: torch.as_tensor(np.tile(v[:4], 2), dtype=torch.float64) for k, v in params.items()}
+        lyapunov_true = float(np.mean(attractor.flow_lyapunov(lambda t, y: system.drift(t, y, p),
+                                                              torch.as_tensor(true_run[:4, 0]), tau,
+                                                              lyapunov_averaging * horizon)))
+    try:
+        learned = attractor.model_free_run(model, states[:, :context + 1], dt, steps - context)
+        learned = learned[:, max(0, transient - context):]
+        lyapunov_learned = float(np.mean(attractor.model_lyapunov(
+            model, states[:4, :context + 1], dt, tau, lyapunov_averaging * horizon, transient=transient * dt,
+            seed=seed)))
+        diverged = "" if np.isfinite(learned).all() else "the model's run left the finite numbers"
+    except (DivergenceError, SolverStallError) as exc:
+        learned, lyapunov_learned, diverged = np.full_like(true_run, np.nan), float("nan"), str(exc)
+    finite = not diverged
+    flat_true, flat_learned = true_run.reshape(-1, len(variables)), learned.reshape(-1, len(variables))
+    centers, density_true, density_learned = (np.full((len(variables), int(bins)), np.nan) for _ in range(3))
+    for v in range(len(variables)):
+        both = np.r_[flat_true[:, v], flat_learned[:, v]] if finite else flat_true[:, v]
+        edges = np.linspace(both.min(), max(both.max(), both.min() + 1e-12), int(bins) + 1)
+        centers[v] = 0.5 * (edges[1:] + edges[:-1])
+        density_true[v] = np.histogram(flat_true[:, v], edges, density=True)[0]
+        if finite:
+            density_learned[v] = np.histogram(flat_learned[:, v], edges, density=True)[0]
+    frequency, psd_true = attractor.power_spectrum(true_run, dt)
+    psd_learned = attractor.power_spectrum(learned, dt)[1] if finite else np.full_like(psd_true, np.nan)
+    measure = attractor.measure_distance(np.where(np.isfinite(learned), learned, np.inf), true_run, variables=variables)
+    per_variable = {"variable": variables}
+    out = xr.Dataset(
+        {"density_true": (("variable", "bin"), density_true, {"long_name": "invariant density of the true system"}),
+         "density_learned": (("variable", "bin"), density_learned, {"long_name": "invariant density of the model"}),
+         "psd_true": (("frequency", "variable"), psd_true, {"long_name": "Welch power spectral density, true"}),
+         "psd_learned": (("frequency", "variable"), psd_learned, {"long_name": "Welch power spectral density, model"}),
+         "w1": measure["w1"], "hellinger": measure["hellinger"],
+         "spectrum_error": ("variable", attractor.spectrum_error(learned if finite else np.full_like(true_run, np.inf),
+                                                                  true_run, dt),
+                            {"long_name": "relative L1 error of the power spectrum", "units": DIMENSIONLESS}),
+         "lyapunov_true": ((), lyapunov_true, {"long_name": "largest Lyapunov exponent of the true system",
+                                               "units": "1 / time", "source": "catalog (published)"
+                                               if system.lyapunov else "estimated (Benettin)"}),
+         "lyapunov_learned": ((), lyapunov_learned, {"long_name": "largest Lyapunov exponent of the model",
+                                                     "units": "1 / time"})},
+        coords={**per_variable, "bin_center": (("variable", "bin"), centers),
+                "frequency": ("frequency", frequency, {"units": "1 / time"})},
+        attrs={"dt": dt, "n_runs": runs, "steps": steps, "transient": transient, "diverged": diverged,
+               "lyapunov_time": horizon})
     return out
 
 
@@ -462,5 +659,5 @@ def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.Da
 
 
 __all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_label", "time_axis", "duration_text",
-           "field_on_grid", "test_period", "forecast_horizons", "holdout_forecast",
+           "field_on_grid", "equation_comparison", "coefficient_table", "long_run", "test_period", "forecast_horizons", "holdout_forecast",
            "calibration_curve", "calibration_report", "fan_quantiles", "describe", "score_table", "facts_table"]

@@ -110,6 +110,61 @@ if len(variables) >= 2:
                             key="compare_phase3d")
 
 system = true_system(ds)
+if model.name == "sindy":
+    st.subheader("Discovered equations")
+    learned_col, true_col = st.columns(2)
+    learned_col.caption("learned (sparse regression on the model's library)")
+    for line in model.equations(latex=True):
+        learned_col.latex(line)
+    if system is not None:
+        true_col.caption(f"true ({system.name})")
+        true_col.latex(system.equations)
+        comparison = state.guarded(lambda: state.equations_cached(model, ds))
+        if comparison is not None and comparison.attrs["representable"]:
+            st.caption(f"Coefficient errors against the true parameters (the true coefficients are the least-squares "
+                       f"fit of the true drift on the same library: exact for this polynomial system). Largest "
+                       f"relative error {comparison.attrs['max_relative_error']:.2g}; "
+                       f"{comparison.attrs['spurious_terms']} spurious terms.")
+            st.dataframe(views.coefficient_table(comparison), hide_index=True)
+        elif comparison is not None:
+            st.caption(f"The true drift is not in the span of this library (relative residual "
+                       f"{comparison.attrs['residual']:.2g}), so its coefficients cannot be compared term by term.")
+
+if system is not None and system.kind == "ode" and system.facts.get("chaotic") and not model.stochastic:
+    with st.expander("Long run: does the model keep the attractor?"):
+        st.caption("After a few Lyapunov times any surrogate of a chaotic system loses the weather; a good one keeps "
+                   "the climate. Both flows run freely from the first test states (at most 4000 samples each, "
+                   "transient dropped); computing takes seconds to a minute.")
+        if st.toggle("Compute the long run", value=False, key="long_run_on"):
+            with st.spinner("Running both flows..."):
+                run = state.guarded(lambda: state.long_run_cached(model, ds))
+            if run is not None:
+                if run.attrs["diverged"]:
+                    st.warning(f"The model's long run diverged: {run.attrs['diverged']}")
+                lyap_unit = views.time_units(ds)
+                per = "per time unit" if lyap_unit in (None, "", views.DIMENSIONLESS) else f"per {lyap_unit}"
+                m1, m2, m3, m4 = st.columns(4)
+                m1.metric(f"largest Lyapunov exponent, true [{per}]", f"{float(run['lyapunov_true']):.3g}",
+                          help=run["lyapunov_true"].attrs["source"])
+                m2.metric(f"largest Lyapunov exponent, learned [{per}]", f"{float(run['lyapunov_learned']):.3g}",
+                          help="Benettin's two-trajectory estimate on the model's own rollout")
+                m3.metric("Hellinger distance of the densities (mean)", f"{float(run['hellinger'].mean()):.3g}",
+                          help="0: the same invariant marginals; 1: disjoint")
+                m4.metric("spectrum error (mean)", f"{float(run['spectrum_error'].mean()):.3g}",
+                          help="sum |P_learned - P_true| / sum P_true of the Welch spectra; 1 for a fixed point")
+                var = st.selectbox("variable of the long run", variables, key="long_run_variable")
+                frequency_unit = "cycles per time unit" if views.time_units(ds) in (None, "", views.DIMENSIONLESS) \
+                    else f"cycles per {views.time_units(ds)}"
+                d1, d2 = st.columns(2)
+                d1.plotly_chart(charts.invariant_density(run, var, labels[variables.index(var)]), key="long_run_density")
+                d2.plotly_chart(charts.power_spectra(run, var, f"frequency [{frequency_unit}]"), key="long_run_spectrum")
+                st.caption(f"{run.attrs['n_runs']} runs of {run.attrs['steps']} samples "
+                           f"({views.duration_text(run.attrs['steps'] * run.attrs['dt'], ds)}), the first "
+                           f"{run.attrs['transient']} dropped as transient.")
+                st.dataframe({"variable": variables, "W1 [state units]": run["w1"].values.round(4),
+                              "Hellinger": run["hellinger"].values.round(4),
+                              "spectrum error": run["spectrum_error"].values.round(4)}, hide_index=True)
+
 if system is not None and len(variables) >= 2:
     st.subheader("Vector field")
     c1, c2, c3 = st.columns(3)
