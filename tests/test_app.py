@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import workbench as wb
+from workbench.demo import demo_paths
 
 ENTRY = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
 LORENZ_MODEL = "demo: node on lorenz63"
@@ -254,3 +255,27 @@ def test_measured_series_forecast_of_the_held_out_tail_with_baselines(app):
     app.selectbox[0].set_value(trained).run()
     assert_clean(app)
     assert {"90% band", "learned median", "observed (held out)", "ideal"} <= trace_names(app)
+
+
+def test_sindy_model_shows_discovered_and_true_equations_with_coefficient_errors(app):
+    data = wb.load(demo_paths("ode")[0])
+    app.session_state["models"] = {"sindy on lorenz63": wb.fit(data, "sindy", progress=False)}
+    app.run()
+    app.selectbox[0].set_value("sindy on lorenz63").run()
+    assert_clean(app)
+    latex = [element.value for element in app.latex]
+    assert any("\\frac{dx}{dt} = -10 x + 10 y" in line for line in latex)
+    assert any("\\sigma (y - x)" in line for line in latex), "the catalog's true equations beside them"
+    table = next(frame.value for frame in app.dataframe if "relative error" in frame.value.columns)
+    assert len(table) == 7 and table["relative error"].max() < 0.01
+    assert not any(chart.key == "long_run_density" for chart in app.get("plotly_chart")), "computed only on demand"
+
+
+def test_long_run_panel_draws_densities_spectra_and_exponents(app):
+    app.toggle(key="long_run_on").set_value(True).run()
+    assert_clean(app)
+    assert {"invariant density (long free runs)", "power spectrum of x"} <= {
+        figure["layout"]["title"]["text"] for figure in plotly_figures(app) if "title" in figure["layout"]}
+    true_exponent = float(metric(app, "largest Lyapunov exponent, true [per time unit]"))
+    assert true_exponent == pytest.approx(0.9056, abs=5e-4)  # the catalog value, shown to 3 digits
+    assert float(metric(app, "largest Lyapunov exponent, learned [per time unit]")) == pytest.approx(0.9056, rel=0.2)
