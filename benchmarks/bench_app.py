@@ -10,11 +10,19 @@ server's health endpoint (`/_stcore/health`) every 0.2 s and the table reports i
 
 Targets (issue 9): first visit <= 3 s, cached interaction <= 1 s on 2 cores; health < 1 s.
 
+``--sessions N`` measures the server under load instead (issue 10): N browser sessions at once (pages of
+one headless Chromium, each its own Streamlit session), each loading every page in turn by its URL
+(session k starts at page k mod 5, so all pages run at once), until its heading is shown and its script
+has finished. The health endpoint is polled throughout; the table gives its latency percentiles, the
+page-load times and the server's peak memory.
+
     python benchmarks/bench_app.py
+    python benchmarks/bench_app.py --sessions 20
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import tempfile
@@ -24,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
 import browser  # noqa: E402  (the app folder is not a package)
+import numpy as np  # noqa: E402
 
 # page -> charts its first view draws
 PAGES = {
@@ -72,18 +81,41 @@ class Meter:
         return seconds, cpu_seconds(self.server) - server, cpu_seconds(self.browser) - chrome
 
 
+def peak_rss_mb(marker: str) -> float:
+    """Peak resident memory (VmHWM, MB) of the processes whose command line contains ``marker``, summed."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        if marker in command:
+            total += next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
+    return total
+
+
 class HealthProbe(threading.Thread):
-    """Polls the health endpoint and keeps the slowest answer (a missing answer counts as 5 s)."""
+    """Polls the health endpoint every 0.2 s and keeps every answer's seconds (a missing answer counts as 5 s)."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
-        self.url, self.worst, self.count, self.done = url, 0.0, 0, threading.Event()
+        self.url, self.seconds, self.done = url, [], threading.Event()
+
+    @property
+    def worst(self) -> float:
+        return max(self.seconds, default=0.0)
+
+    @property
+    def count(self) -> int:
+        return len(self.seconds)
 
     def run(self) -> None:
         while not self.done.is_set():
             seconds = browser.health_seconds(self.url, timeout=5.0)
-            self.worst = max(self.worst, 5.0 if seconds is None else seconds)
-            self.count += 1
+            self.seconds.append(5.0 if seconds is None else seconds)
             self.done.wait(0.2)
 
 
@@ -130,9 +162,93 @@ def interact(meter: "Meter", page, title: str) -> tuple[float, float, float]:
     return meter(step, page, title, "Down")
 
 
+# page -> its URL path (the default page, Compare, is the root)
+URL_PATHS = {"Compare": "", "Uncertainty": "uncertainty", "Systems": "systems", "Train": "train", "Data": "data"}
+
+
+async def load_page(page, url: str, title: str, timeout_s: float) -> float:
+    """Open the page by its URL in a fresh Streamlit session; seconds until its heading is shown and
+    its script has finished (no status widget or spinner for 1 s)."""
+    start = time.monotonic()
+    await page.goto(f"{url}/{URL_PATHS[title]}", wait_until="domcontentloaded", timeout=timeout_s * 1000)
+    await page.locator("h1", has_text=browser.HEADINGS[title]).first.wait_for(timeout=timeout_s * 1000)
+    busy = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
+    quiet_since = None
+    while time.monotonic() - start < timeout_s:
+        if await page.locator(busy).count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            return quiet_since - start
+        await page.wait_for_timeout(100)
+    raise TimeoutError(f"{title} still running after {timeout_s} s")
+
+
+async def concurrent_sessions(url: str, sessions: int, timeout_s: float) -> list[tuple[str, float]]:
+    """``sessions`` pages of one headless Chromium, each loading all five pages in turn (session k from
+    page k mod 5); returns (page, seconds) of every load."""
+    from playwright.async_api import async_playwright
+
+    titles = list(URL_PATHS)
+    loads: list[tuple[str, float]] = []
+    async with async_playwright() as pw:
+        chrome = await pw.chromium.launch(executable_path=str(browser.CHROMIUM), headless=True,
+                                          args=browser.CHROMIUM_ARGS, timeout=120_000)
+
+        async def one(k: int) -> None:
+            context = await chrome.new_context(viewport=browser.VIEWPORT)
+            page = await context.new_page()
+            for title in titles[k % 5:] + titles[:k % 5]:
+                loads.append((title, await load_page(page, url, title, timeout_s)))
+            await context.close()
+
+        try:
+            await asyncio.gather(*(one(k) for k in range(sessions)))
+        finally:
+            await chrome.close()
+    return loads
+
+
+def load_test(sessions: int, timeout_s: float) -> None:
+    """Print health latency, page-load times and peak server memory under ``sessions`` concurrent sessions."""
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp, browser.server(Path(tmp) / "server.log") as url:
+        idle = [browser.health_seconds(url) for _ in range(10)]
+        probe = HealthProbe(url)
+        probe.start()
+        start = time.monotonic()
+        loads = asyncio.run(concurrent_sessions(url, sessions, timeout_s))
+        wall = time.monotonic() - start
+        probe.done.set()
+        probe.join()
+        memory = peak_rss_mb(f"--server.port {url.rsplit(':', 1)[1]}")
+    load_after = os.getloadavg()
+    health = np.array(probe.seconds)
+    print(f"App under load: {sessions} concurrent sessions x 5 pages (headless Chromium, WORKBENCH_THREADS=1, "
+          f"{os.cpu_count()} cores; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after)\n")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| health check, idle server: median / max (s) | {np.median(idle):.3f} / {max(idle):.3f} |")
+    print(f"| health check under load: median / p95 / max (s) | {np.median(health):.3f} / "
+          f"{np.quantile(health, 0.95):.3f} / {health.max():.3f} |")
+    print(f"| health checks over 1 s | {int((health > 1).sum())} of {len(health)} |")
+    for title in URL_PATHS:
+        seconds = np.array([s for t, s in loads if t == title])
+        print(f"| {title}: page load median / max (s) | {np.median(seconds):.2f} / {seconds.max():.2f} |")
+    print(f"| all {len(loads)} page loads, wall (s) | {wall:.1f} |")
+    print(f"| server peak memory (MB) | {memory:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument("--sessions", type=int, default=0,
+                        help="measure health and page loads under this many concurrent sessions instead")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per page load (with --sessions)")
+    args = parser.parse_args()
+    if args.sessions:
+        load_test(args.sessions, args.timeout)
+        return
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, browser.server(Path(tmp) / "server.log") as url:
