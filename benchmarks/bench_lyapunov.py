@@ -22,9 +22,12 @@ import workbench as wb
 from workbench.attractor import system_lyapunov
 from workbench.devices import configure_threads
 
-# tau about half a Lyapunov time; the averaging time makes the spread over ICs ~1% or less.
+# tau about half a Lyapunov time; the averaging time makes the spread over ICs ~1% or less. Chua's diode
+# is piecewise linear: where the pair straddles a kink the solver's error (tol 1e-10) is not small
+# against d0 = 1e-8 and inflated the exponent to 0.504 (a variational-equation check gives 0.43-0.45);
+# d0 = 1e-6 and 1e-5 both give 0.427.
 SETTINGS = {"lorenz63": {"tau": 0.5, "time": 1000.0}, "rossler": {"tau": 2.0, "time": 5000.0},
-            "chen": {"tau": 0.25, "time": 500.0}, "chua": {"tau": 1.0, "time": 2000.0},
+            "chen": {"tau": 0.25, "time": 500.0}, "chua": {"tau": 1.0, "time": 2000.0, "d0": 1e-6},
             "halvorsen": {"tau": 0.5, "time": 1000.0},
             "lorenz96": {"tau": 0.5, "time": 500.0}, "lorenz84": {"tau": 1.0, "time": 2000.0},
             "hindmarsh_rose": {"tau": 5.0, "time": 10000.0}, "thomas": {"tau": 5.0, "time": 10000.0},
@@ -48,7 +51,7 @@ def main() -> None:
         cfg = SETTINGS.get(name, {"tau": 1.0, "time": 1000.0})
         total = args.time or cfg["time"]
         start = time.perf_counter()
-        est = system_lyapunov(name, total, cfg["tau"], n_ic=args.ics)
+        est = system_lyapunov(name, total, cfg["tau"], n_ic=args.ics, d0=cfg.get("d0", 1e-8))
         wall = time.perf_counter() - start
         stored = f"{s.lyapunov:.4f}" if s.lyapunov else "none"
         deviation = f"{100 * (s.lyapunov / est.mean() - 1):+.1f}%" if s.lyapunov else "-"

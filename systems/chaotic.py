@@ -100,10 +100,13 @@ chua = register(System(
               "Syst. 33(11):1072-1118; dimensionless parameters as in dysts (Gilpin 2021)",
     equations=(r"\dot{x} = \alpha (y - x - f(x)) \\ \dot{y} = x - y + z \\ \dot{z} = -\beta y"),
     description="Chua's circuit double scroll, f(x) = m1 x + (m0 - m1)(|x + 1| - |x - 1|)/2.",
-    lyapunov=0.4605,
-    facts_source="dysts metadata (Gilpin 2021), dysts/data/chaotic_attractors.json, Chua, "
-                 "lyapunov_spectrum_estimated[0]; its maximum_lyapunov_estimated (1.23) disagrees, "
-                 "and a Benettin estimate for this catalog (16 orbits x 6000 time units) gave 0.433",
+    lyapunov=0.426,
+    facts_source="Benettin estimate on this catalog's generator, benchmarks/bench_lyapunov.py "
+                 "(8 orbits x 1000 time units, d0 = 1e-6: 0.426 +- 0.015 spread over orbits); the "
+                 "variational equation with the exact piecewise Jacobian (scipy DOP853) gave 0.432 and "
+                 "0.449 on two orbits, an independent Benettin estimate 0.434; dysts metadata (Gilpin "
+                 "2021) lyapunov_spectrum_estimated[0] = 0.4605 is 8% higher and its "
+                 "maximum_lyapunov_estimated (1.23) disagrees with both",
 ))
 
 
@@ -147,10 +150,12 @@ halvorsen = register(System(
     equations=(r"\dot{x} = -a x - 4y - 4z - y^2 \\ \dot{y} = -a y - 4z - 4x - z^2 \\ "
                r"\dot{z} = -a z - 4x - 4y - x^2"),
     description="Cyclically symmetric three-lobed attractor with quadratic nonlinearity.",
-    lyapunov=0.6964,
-    facts_source="dysts metadata (Gilpin 2021), dysts/data/chaotic_attractors.json, Halvorsen "
-                 "(a = 1.4, b = 4), maximum_lyapunov_estimated; a Benettin estimate for this "
-                 "catalog (16 orbits x 4000 time units) gave 0.678",
+    lyapunov=0.674,
+    facts_source="Benettin estimate on this catalog's generator, benchmarks/bench_lyapunov.py "
+                 "(8 orbits x 1000 time units: 0.674 +- 0.009 spread over orbits); earlier runs "
+                 "(16 orbits x 4000) gave 0.678 and an independent Benettin estimate 0.671; dysts "
+                 "metadata (Gilpin 2021), Halvorsen (a = 1.4, b = 4), maximum_lyapunov_estimated "
+                 "0.6964 is 3.3% higher",
 ))
 
 
