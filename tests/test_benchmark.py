@@ -21,6 +21,7 @@ def test_small_grid_records_skips_and_resumes_without_refitting(tmp_path):
     assert "fit_seconds" not in json.loads((tmp_path / "cells" / "van_der_pol__hnn__seed0.json").read_text())
     board = (tmp_path / "leaderboard.md").read_text()
     assert "| van_der_pol | resnet |" in board and "| van_der_pol | hnn |" not in board
+    assert board.splitlines()[2].endswith("| 1/1 | 0 |")  # one finished seed, no failure
     assert "Skipped (cannot fit): `hnn` (learner 'hnn' needs canonical coordinates" in board
     with xr.open_dataset(tmp_path / "results.h5", engine="h5netcdf") as saved:
         assert saved["score"].dims == ("system", "learner", "seed", "metric")

@@ -304,16 +304,19 @@ def collect(grid: Grid, folder: Path) -> xr.Dataset:
     score = np.full(shape + (len(metrics_found),), np.nan)
     error = np.full(shape, "", dtype=object)
     skipped = np.full(shape, "", dtype=object)
+    finished = np.zeros(shape, dtype=bool)
     for (s, label, seed), record in cells.items():
         if s in systems and label in labels and seed in grid.seeds:
             index = (systems.index(s), labels.index(label), grid.seeds.index(seed))
+            finished[index] = True
             error[index] = record.get("error", "")
             skipped[index] = record.get("skipped", "")
             for k, metric in enumerate(metrics_found):
                 score[index + (k,)] = record.get(metric, np.nan)
     ds = xr.Dataset({"score": (("system", "learner", "seed", "metric"), score),
                      "error": (("system", "learner", "seed"), error.astype(str)),
-                     "skipped": (("system", "learner", "seed"), skipped.astype(str))},
+                     "skipped": (("system", "learner", "seed"), skipped.astype(str)),
+                     "finished": (("system", "learner", "seed"), finished)},
                     coords={"system": systems, "learner": labels, "seed": grid.seeds, "metric": metrics_found},
                     attrs={"budget_seconds": grid.budget, "generator": "workbench.benchmark"})
     write_netcdf(ds, folder / "results.h5")
@@ -324,10 +327,11 @@ def collect(grid: Grid, folder: Path) -> xr.Dataset:
 
 
 def _mean_std(v: np.ndarray) -> str:
-    """Seed mean +- std of the finite values; infinite ones (diverged runs) are counted, NaN ignored."""
+    """Seed mean +- std of the finite values (the value alone when there is one); infinite ones
+    (diverged runs) are counted, NaN ignored."""
     v = v[~np.isnan(v)]
     finite, inf = v[np.isfinite(v)], int(np.isinf(v).sum())
-    text = f"{finite.mean():.3g} ± {finite.std():.2g}" if finite.size else ""
+    text = f"{finite.mean():.3g} ± {finite.std():.2g}" if finite.size > 1 else f"{finite.mean():.3g}" if finite.size else ""
     if inf:
         text = f"{text} (+{inf} ∞)" if text else "∞"
     return text or "—"
@@ -337,10 +341,11 @@ def leaderboard(ds: xr.Dataset, grid: Grid) -> str:
     """Markdown: mean +- std over seeds per system and learner, published numbers alongside.
 
     Learners skipped for lack of capability get no row; one line under the table names them and why.
+    ``seeds`` counts the finished cells of a row (fewer than the grid's seeds when it was stopped early).
     """
     shown = [(m, h) for m, h in grid.columns if m in ds["metric"].values]
     header = ["system", "learner", *(h for _, h in shown)]
-    header += ([f"{grid.reference_metric} (paper)"] if grid.reference else []) + ["failed"]
+    header += ([f"{grid.reference_metric} (paper)"] if grid.reference else []) + ["seeds", "failed"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     skipped: dict[str, list[str]] = {}
     for s in ds["system"].values:
@@ -363,6 +368,7 @@ def leaderboard(ds: xr.Dataset, grid: Grid) -> str:
                 ref = grid.reference.get((str(s), label))
                 cells.append(f"{ref:.3g}" if ref is not None else "")
             failed = [e for e in ds["error"].sel(system=s, learner=label).values if e]
+            cells.append(f"{int(ds['finished'].sel(system=s, learner=label).sum())}/{ds.sizes['seed']}")
             cells.append(f"{len(failed)}: {failed[0][:80]}" if failed else "0")
             lines.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
     notes = [f"\nSkipped (cannot fit): {learner} on {', '.join(systems)}." for learner, systems in skipped.items()]
