@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tempfile
+import threading
 import traceback
 import zipfile
 from pathlib import Path
@@ -27,6 +29,11 @@ from workbench.errors import DatasetError
 from workbench.model import Model
 from workbench.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
 
+# Page scripts hold Python's GIL in many short stretches (numerics, Plotly figures, serialisation); twenty
+# of them at once starved the server's event loop, so its health check took up to 5 s and every socket
+# stalled. At most this many scripts run at a time (one per core, up to 4); the others wait their turn
+# while the event loop keeps answering. Training runs in its own thread and is not counted.
+SCRIPT_SLOTS = threading.BoundedSemaphore(min(4, os.cpu_count() or 1))
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MODEL_FILES = {"config.json", "model.safetensors", "history.json"}
 # content hashes instead of Streamlit's default hashing (which would pickle whole objects)

@@ -24,7 +24,10 @@ pages = [
     st.Page("views/uncertainty.py", title="Uncertainty", icon=":material/ssid_chart:"),
     st.Page("views/data.py", title="Data", icon=":material/upload_file:"),
 ]
+# the event loop gets the GIL back within 1 ms of asking (default 5 ms), so busy scripts delay it less
+sys.setswitchinterval(0.001)
 try:
-    st.navigation(pages).run()
+    with state.SCRIPT_SLOTS:
+        st.navigation(pages).run()
 except Exception as exc:  # anything a page did not handle is shown as a message, never as a traceback
     state.report(exc)
