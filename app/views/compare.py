@@ -144,12 +144,13 @@ if system is not None and system.kind == "ode" and system.facts.get("chaotic") a
                 lyap_unit = views.time_units(ds)
                 per = "per time unit" if lyap_unit in (None, "", views.DIMENSIONLESS) else f"per {lyap_unit}"
                 m1, m2, m3, m4 = st.columns(4)
-                m1.metric(f"largest Lyapunov exponent, true [{per}]", f"{float(run['lyapunov_true']):.3g}",
-                          help=run["lyapunov_true"].attrs["source"])
-                m2.metric(f"largest Lyapunov exponent, learned [{per}]", f"{float(run['lyapunov_learned']):.3g}",
-                          help="Benettin's two-trajectory estimate on the model's own rollout")
-                m3.metric("Hellinger distance of the densities (mean)", f"{float(run['hellinger'].mean()):.3g}",
-                          help="0: the same invariant marginals; 1: disjoint")
+                m1.metric("Lyapunov exponent, true", f"{float(run['lyapunov_true']):.3g}",
+                          help=f"largest Lyapunov exponent [{per}]; {run['lyapunov_true'].attrs['source']}")
+                m2.metric("Lyapunov exponent, learned", f"{float(run['lyapunov_learned']):.3g}",
+                          help=f"largest Lyapunov exponent [{per}], Benettin's two-trajectory estimate on the "
+                               "model's own rollout")
+                m3.metric("Hellinger distance (mean)", f"{float(run['hellinger'].mean()):.3g}",
+                          help="of the invariant marginal densities; 0: the same, 1: disjoint")
                 m4.metric("spectrum error (mean)", f"{float(run['spectrum_error'].mean()):.3g}",
                           help="sum |P_learned - P_true| / sum P_true of the Welch spectra; 1 for a fixed point")
                 var = st.selectbox("variable of the long run", variables, key="long_run_variable")
