@@ -48,7 +48,10 @@ def server(log: Path, timeout_s: float = 90.0, threads: str = "1") -> Iterator[s
     port = free_port()
     env = {**os.environ, "WORKBENCH_THREADS": threads}
     cmd = [sys.executable, "-m", "streamlit", "run", str(ENTRY), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           # as `workbench app` serves it: Streamlit's source watcher walks every imported module's path on
+           # the event loop after each script run, which stalled the health check for seconds under load
+           "--server.fileWatcherType", "none"]
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ENTRY.parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT,

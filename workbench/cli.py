@@ -258,7 +258,7 @@ def launch_app(ctx: typer.Context,
         build_demo()
     command = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", address,
                "--server.port", port_text, "--server.maxUploadSize", "64",
-               "--browser.gatherUsageStats", "false", *extra]
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *extra]
     console.print(f"serving on http://{address}:{port_text}")
     os.execv(sys.executable, command)
 
