@@ -222,3 +222,19 @@ def test_fit_leaves_the_callers_threads_and_random_state_alone():
     assert torch.get_num_threads() == 2
     assert torch.equal(torch.rand(3), expected)
     torch.set_num_threads(1)
+
+
+def test_fit_seed_reaches_learners_with_their_own_random_draws():
+    ds = wb.simulate("lorenz63", n=16, t_end=6.0, dt=0.02, seed=0)
+    first, second = wb.fit(ds, "esn", seed=0, washout=20), wb.fit(ds, "esn", seed=1, washout=20)
+    assert (first.meta["options"]["seed"], second.meta["options"]["seed"]) == (0, 1)
+    assert not torch.equal(first.learner.weights, second.learner.weights)  # different random reservoirs
+
+
+def test_a_rollout_that_leaves_the_finite_range_is_reported_as_divergence(datasets):
+    model = wb.fit(datasets["ode"], "resnet", **TINY)
+    with torch.no_grad():
+        for parameter in model.learner.parameters():
+            parameter.fill_(float("inf"))
+    with pytest.raises(wb.WorkbenchError, match="rollout left the finite range"):
+        model.predict(wb.select_split(datasets["ode"], "test"))

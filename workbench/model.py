@@ -18,7 +18,7 @@ import xarray as xr
 
 from .dataset import PathLike, make_dataset, observation_mask
 from .devices import DeviceLike, resolve_device, torch_threads
-from .errors import BadParameterError, DatasetError, UnsupportedError
+from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .learners import InputSignal, Learner, get_learner
 from .safety import parse_json_bounded
 from .windows import Standardiser, input_names
@@ -214,6 +214,12 @@ class Model:
                 if history is not None and context else None
             z = self.learner.rollout(z0, tt, samples, generator=generator, inputs=signal, context=ctx)
         state = self._from_z(z)
+        finite = np.isfinite(state).all(axis=(0, 1, 3))
+        if not finite.all():
+            first = int(np.argmin(finite))
+            raise DivergenceError(f"the {self.name} rollout left the finite range at t={t[first]:g} (sample {first}); "
+                                  "the learned dynamics are unstable from these states: predict a shorter span, "
+                                  "retrain (more data, a smaller ridge/step), or try another learner")
         attrs = {"title": f"{self.name} predictions", "system": self.meta.get("system"),
                  "kind": self.meta.get("kind"), "generator": "workbench.Model.predict", "learner": self.name,
                  "learner_options": self.meta.get("options", {}), "seed": int(seed), "context_samples": context}

@@ -12,7 +12,7 @@ import xarray as xr
 from ..dataset import PathLike, json_attr
 from ..devices import DeviceLike, resolve_device, torch_threads
 from ..errors import BadParameterError, DatasetError, WorkbenchError
-from ..learners import Learner, build
+from ..learners import Learner, build, get_learner
 from ..model import Model, run_files
 from ..progress import progress_bar
 from ..seriesfit import prepare_series, wants_series_fit
@@ -81,6 +81,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     dev = resolve_device(device)
     dtype = getattr(torch, config.precision)
     info = data_info(ds, q, p)
+    if "seed" in get_learner(learner).defaults:  # learners with their own random draws (an ESN's reservoir)
+        learner_options.setdefault("seed", config.seed)
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         module = build(learner, info, learner_options).to(device=dev, dtype=dtype)
