@@ -108,10 +108,6 @@ class Model:
             g = self.learner.diffusion(self._to_z(x))
         return g.detach().cpu().double().numpy() * self.scaler.std
 
-    def equations(self, latex: bool = False) -> list[str]:
-        """Discovered equations, one per state variable, in the dataset's variable names."""
-        return self.learner.equations(self.variables, latex=latex)
-
     def _check_states(self, x: Any) -> np.ndarray:
         try:
             x = np.asarray(x, dtype=np.float64)
