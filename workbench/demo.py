@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -69,9 +70,9 @@ def build_demo(folder: Optional[Path] = None, progress: Optional[bool] = None,
         save(ds, data_path)
         options = dict(spec["fit"])
         learner = options.pop("learner")
-        fit(ds, learner, out=model_path, overwrite=True, progress=progress, **options)  # a rebuild replaces it
-        for leftover in ("checkpoint.json", "checkpoint.safetensors"):
-            (model_path / leftover).unlink(missing_ok=True)
+        model = fit(ds, learner, progress=progress, **options)
+        shutil.rmtree(model_path, ignore_errors=True)  # one clean generation, no training checkpoint
+        model.save(model_path)
         written += [data_path, model_path, ship_scores(data_path, model_path)]
     return written
 
