@@ -6,7 +6,7 @@ import xarray as xr
 
 import workbench as wb
 from workbench.training.runs import current_generation
-from workbench.errors import BadParameterError, DivergenceError, UnsupportedError
+from workbench.errors import BadParameterError, DivergenceError
 
 FAST = {"epochs": 8, "steps_per_epoch": 25, "window": 8, "seed": 0}
 

@@ -1,5 +1,4 @@
 """Measured data: CSV/NetCDF import with dates and gaps, time splits, baselines, embedding, transforms."""
-import io
 
 import numpy as np
 import pandas as pd

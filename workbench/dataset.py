@@ -454,4 +454,4 @@ def from_numpy(states: np.ndarray, times: Sequence[float], variables: Optional[S
 
 # CSV and foreign NetCDF imports live in their own module; it builds on make_dataset above, so it
 # is imported last (kept here so ``workbench.dataset.from_csv`` still works).
-from .imports import from_csv, from_netcdf  # noqa: E402
+from .imports import from_csv, from_netcdf  # noqa: E402, F401  (re-exported)

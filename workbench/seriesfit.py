@@ -20,7 +20,7 @@ series warns and names ``embed`` with a suggestion from :func:`workbench.suggest
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
@@ -224,4 +224,4 @@ def warn_if_cannot_oscillate(ds: xr.Dataset, learner: str, embed: int, kwargs: M
                   stacklevel=4)
 
 
-__all__ = ["SERIES_OPTIONS", "fit_series", "training_layout", "wants_series_fit"]
+__all__ = ["SERIES_OPTIONS", "prepare_series", "training_layout", "wants_series_fit"]
