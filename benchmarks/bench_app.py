@@ -54,20 +54,27 @@ CHART_DATA_JS = """key => { const gd = document.querySelector(`.st-key-${key} .j
     return gd && gd._fullData ? JSON.stringify(gd._fullData.map(t => [t.name, t.y && t.y.length, t.y && t.y[1]])) : null; }"""
 
 
-def cpu_seconds(marker: str) -> float:
-    """CPU seconds (user + system) used so far by the processes whose command line contains ``marker``."""
-    total = 0.0
+def proc_files(marker: str, name: str) -> list[str]:
+    """The text of ``/proc/PID/<name>`` for every process whose command line contains ``marker``."""
+    found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 command = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/{name}") as f:
+                text = f.read()
         except OSError:  # the process ended meanwhile
             continue
         if marker in command:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            found.append(text)
+    return found
+
+
+def cpu_seconds(marker: str) -> float:
+    """CPU seconds (user + system) used so far by the processes whose command line contains ``marker``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / ticks
+               for f in (stat.rsplit(")", 1)[1].split() for stat in proc_files(marker, "stat")))
 
 
 class Meter:
@@ -84,18 +91,8 @@ class Meter:
 
 def peak_rss_mb(marker: str) -> float:
     """Peak resident memory (VmHWM, MB) of the processes whose command line contains ``marker``, summed."""
-    total = 0.0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/status") as f:
-                status = f.read()
-        except OSError:
-            continue
-        if marker in command:
-            total += next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
-    return total
+    return sum(next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0.0)
+               for status in proc_files(marker, "status"))
 
 
 PROBE_CODE = """
