@@ -137,6 +137,35 @@ class Model:
         values = torch.as_tensor(self.input_scaler.to_z(u), dtype=p.dtype, device=p.device)
         return InputSignal(torch.as_tensor(t - t[0], dtype=p.dtype, device=p.device), values)
 
+    def _start_from_dataset(self, ds: xr.Dataset, times: Optional[Sequence[float]], context: int
+                            ) -> tuple[np.ndarray, Any, Optional[np.ndarray], np.ndarray, dict[str, Any]]:
+        """Start states, times, inputs, context history and trajectory coords of a rollout from ``ds``."""
+        if [str(v) for v in ds["variable"].values] != self.variables:
+            if self.meta.get("series"):
+                raise DatasetError(f"this {self.name} model was fitted to a measured series through a recipe "
+                                   f"(embedding/transform/time split) and works on its internal variables "
+                                   f"{self.variables}; use model.forecast(ds, horizon) or "
+                                   "wb.evaluate(model, ds, mode='rolling') on the original data")
+            raise DatasetError(f"dataset variables {[str(v) for v in ds['variable'].values]} differ from the "
+                               f"model's {self.variables}; pick a dataset of the same system")
+        if ds.sizes["time"] <= context:
+            raise DatasetError(f"{self.name} needs {context} samples of context before its start; the dataset "
+                               f"has {ds.sizes['time']}")
+        if not observation_mask(ds)[:, : context + 1].all():
+            raise DatasetError("some trajectories miss observations at the start of the rollout (and its "
+                               "context); drop them or fill those samples")
+        inputs = None
+        if self.inputs:
+            if input_names(ds) != self.inputs:
+                raise UnsupportedError(f"this model needs inputs {self.inputs} but the dataset has "
+                                       f"{input_names(ds) or 'none'}; pass data with the same 'input' variables")
+            inputs = ds["input"].values[:, context:]
+        coords: dict[str, Any] = {"trajectory": ds["trajectory"].values}
+        if "split" in ds.coords:
+            coords["split"] = list(ds["split"].values)
+        times = ds["time"].values[context:] if times is None else times
+        return ds["state"].values[:, context], times, inputs, ds["state"].values[:, :context], coords
+
     def predict(self, x0: Union[np.ndarray, Sequence[float], xr.Dataset], times: Optional[Sequence[float]] = None,
                 n_samples: int = 1, seed: int = 0, inputs: Optional[np.ndarray] = None,
                 threads: Optional[int] = None) -> xr.Dataset:
@@ -157,38 +186,13 @@ class Model:
         Returns:
             Dataset in the workbench schema with dims (sample, trajectory, time, variable).
         """
+        caps = self.learner.capabilities()
         coords: dict[str, Any] = {}
-        context = self.learner.capabilities().context
         history = None
         if isinstance(x0, xr.Dataset):
-            ds = x0
-            if [str(v) for v in ds["variable"].values] != self.variables:
-                if self.meta.get("series"):
-                    raise DatasetError(f"this {self.name} model was fitted to a measured series through a recipe "
-                                       f"(embedding/transform/time split) and works on its internal variables "
-                                       f"{self.variables}; use model.forecast(ds, horizon) or "
-                                       "wb.evaluate(model, ds, mode='rolling') on the original data")
-                raise DatasetError(f"dataset variables {[str(v) for v in ds['variable'].values]} differ from the "
-                                   f"model's {self.variables}; pick a dataset of the same system")
-            if ds.sizes["time"] <= context:
-                raise DatasetError(f"{self.name} needs {context} samples of context before its start; the dataset "
-                                   f"has {ds.sizes['time']}")
-            if not observation_mask(ds)[:, : context + 1].all():
-                raise DatasetError("some trajectories miss observations at the start of the rollout (and its "
-                                   "context); drop them or fill those samples")
-            if self.inputs:
-                if input_names(ds) != self.inputs:
-                    raise UnsupportedError(f"this model needs inputs {self.inputs} but the dataset has "
-                                           f"{input_names(ds) or 'none'}; pass data with the same 'input' variables")
-                inputs = ds["input"].values[:, context:]
-            times = ds["time"].values[context:] if times is None else times
-            coords["trajectory"] = ds["trajectory"].values
-            if "split" in ds.coords:
-                coords["split"] = list(ds["split"].values)
-            history = ds["state"].values[:, :context]
-            x0 = ds["state"].values[:, context]
-        elif context:
-            raise UnsupportedError(f"{self.name} needs {context} samples of context before the start: pass a "
+            x0, times, inputs, history, coords = self._start_from_dataset(x0, times, caps.context)
+        elif caps.context:
+            raise UnsupportedError(f"{self.name} needs {caps.context} samples of context before the start: pass a "
                                    "dataset (its first samples warm the model up)")
         if times is None:
             raise BadParameterError("predict needs times (or a dataset to take them from)")
@@ -198,7 +202,6 @@ class Model:
             raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers")
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or not 1 <= n_samples <= 100_000:
             raise BadParameterError(f"n_samples must be an integer in [1, 100000], got {n_samples!r}")
-        caps = self.learner.capabilities()
         samples = int(n_samples) if caps.stochastic else 1
         signal = self._input_signal(inputs, t, len(x0))
         generator = torch.Generator().manual_seed(int(seed))
@@ -207,7 +210,7 @@ class Model:
             z0 = self._to_z(x0)
             tt = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
             ctx = self._to_z(history.reshape(-1, len(self.variables))).reshape(*history.shape) \
-                if history is not None and context else None
+                if history is not None and caps.context else None
             z = self.learner.rollout(z0, tt, samples, generator=generator, inputs=signal, context=ctx)
         state = self._from_z(z)
         finite = np.isfinite(state).all(axis=(0, 1, 3))
@@ -218,7 +221,7 @@ class Model:
                                   "retrain (more data, a smaller ridge/step), or try another learner")
         attrs = {"title": f"{self.name} predictions", "system": self.meta.get("system"),
                  "kind": self.meta.get("kind"), "generator": "workbench.Model.predict", "learner": self.name,
-                 "learner_options": self.meta.get("options", {}), "seed": int(seed), "context_samples": context}
+                 "learner_options": self.meta.get("options", {}), "seed": int(seed), "context_samples": caps.context}
         return make_dataset(state, t, self.variables, units=self.meta.get("units"),
                             time_units=self.meta.get("time_units", "1"), trajectory=coords.get("trajectory"),
                             split=coords.get("split"), attrs=attrs)
