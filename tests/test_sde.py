@@ -8,17 +8,19 @@ import torchsde
 
 import workbench as wb
 from workbench.devices import torch_threads
+from workbench.sde import BrownianIncrements
 
 MOMENT_SYSTEMS = ["ornstein_uhlenbeck", "geometric_brownian_motion", "cir"]
 
 
-@pytest.mark.parametrize("name", MOMENT_SYSTEMS)
-def test_sample_moments_match_analytic_within_4_standard_errors(name):
+@pytest.mark.parametrize("name, scheme", [(name, None) for name in MOMENT_SYSTEMS]
+                         + [("ornstein_uhlenbeck", "euler"), ("ornstein_uhlenbeck", "srk")])
+def test_sample_moments_match_analytic_within_4_standard_errors(name, scheme):
     s = wb.system(name)
     n = 4000
     x0 = np.asarray(s.x0_high, dtype=float)  # a fixed start away from equilibrium
     times = np.linspace(0.0, 2.0, 41)
-    ds = wb.simulate(name, n=n, times=times, x0=x0, seed=7, split=None)
+    ds = wb.simulate(name, n=n, times=times, x0=x0, seed=7, split=None, scheme=scheme)
     p = {k: torch.tensor(v, dtype=torch.float64) for k, v in s.defaults.items()}
     x0_t = torch.tensor(x0, dtype=torch.float64)[None]
     for t in (0.25, 1.0, 2.0):
@@ -92,3 +94,74 @@ def test_simulate_applies_the_thread_policy_and_restores_the_callers_count(monke
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+def _torchsde_reference(s, x0, times, scheme, bm):
+    """torchsde on the catalog functions with the diffusion matrix torchsde's own products use."""
+    p = {k: torch.tensor(v, dtype=torch.float64) for k, v in s.defaults.items()}
+
+    class Reference(torch.nn.Module):
+        noise_type, sde_type = s.noise_type, "ito"
+
+        def f(self, t, y):
+            return s.drift(t, y, p)
+
+        def g(self, t, y):
+            g = s.diffusion(t, y, p)
+            if s.noise_type == "additive":
+                return torch.diag_embed(g)
+            return g.unsqueeze(-1) if s.noise_type == "scalar" else g
+
+    with torch.no_grad():
+        out = torchsde.sdeint(Reference(), x0, torch.tensor(times), bm=bm, method=scheme, dt=s.dt / 10)
+    return out.transpose(0, 1).numpy()
+
+
+@pytest.mark.parametrize("name, scheme", [("ornstein_uhlenbeck", "euler"), ("ornstein_uhlenbeck", "milstein"),
+                                          ("ornstein_uhlenbeck", "srk"), ("langevin_oscillator", "milstein"),
+                                          ("stochastic_sir", "srk"), ("stochastic_lorenz", "milstein")])
+def test_paths_match_torchsde_reference_on_the_same_brownian_motion(name, scheme):
+    # simulate's adapter multiplies the diffusion elementwise where torchsde builds a diagonal (additive)
+    # or one-column (scalar) matrix; on one Brownian motion the paths agree to rounding (1e-12).
+    s = wb.system(name)
+    n, times = 64, np.linspace(0.0, 20 * s.dt, 21)
+    x0 = s.sample_x0(n, torch.Generator().manual_seed(3))
+    levy = "space-time" if scheme == "srk" else "none"
+    paths = [torchsde.BrownianInterval(t0=0.0, t1=float(times[-1]), size=(n, s.noise_dim), dtype=torch.float64,
+                                       entropy=11, dt=s.dt / 10, levy_area_approximation=levy) for _ in range(2)]
+    ours = wb.simulate(name, n=n, times=times, x0=x0.numpy(), scheme=scheme, brownian=paths[0], split=None)
+    reference = _torchsde_reference(s, x0, times, scheme, paths[1])
+    assert np.abs(reference[:, -1] - x0.numpy()).max() > 1e-3  # the paths moved
+    np.testing.assert_allclose(ours.state.values, reference, rtol=0, atol=1e-12)
+
+
+def test_brownian_increments_have_the_law_of_brownian_motion():
+    # W(tb) - W(ta) ~ N(0, h); U = int_ta^tb (W_s - W_ta) ds has variance h^3/3 and covariance h^2/2 with
+    # the increment; disjoint steps and separate channels are independent. Checked to 4 standard errors.
+    n = 40_000
+    bm = BrownianIncrements(0.0, (n, 2), torch.float64, "cpu", seed=5, space_time=True)
+    grid = [0.0, 0.01, 0.03, 0.035]
+    steps = [bm(torch.tensor(ta, dtype=torch.float64), torch.tensor(tb, dtype=torch.float64), return_U=True)
+             for ta, tb in zip(grid[:-1], grid[1:])]
+    z = 4 / np.sqrt(n)  # 4 standard errors of a correlation, or of a standardised mean
+    for (ta, tb), (w, u) in zip(zip(grid[:-1], grid[1:]), steps):
+        h, w, u = tb - ta, w.numpy(), u.numpy()
+        assert np.abs(w.mean(0) / np.sqrt(h)).max() < z
+        assert np.abs(w.var(0) / h - 1).max() < z * np.sqrt(2)
+        assert np.abs(u.var(0) / (h ** 3 / 3) - 1).max() < z * np.sqrt(2)
+        cov = (w * u).mean(0) - w.mean(0) * u.mean(0)
+        assert np.abs(cov / (h ** 2 / 2) - 1).max() < 2 * z * np.sqrt(3)  # corr sqrt(3)/2; delta-method SE
+        assert abs(np.corrcoef(w[:, 0], w[:, 1])[0, 1]) < z
+    assert abs(np.corrcoef(steps[0][0][:, 0], steps[1][0][:, 0])[0, 1]) < z
+
+
+def test_brownian_increments_refuse_queries_out_of_order():
+    bm = BrownianIncrements(0.0, (4, 1), torch.float64, "cpu", seed=0)
+    bm(0.0, 0.1)
+    with pytest.raises(RuntimeError, match="in order"):
+        bm(0.0, 0.1)  # asks again for a step already taken
+    with pytest.raises(RuntimeError, match="in order"):
+        bm(0.1, 0.2, return_A=True)
+    with pytest.raises(RuntimeError, match="space_time"):
+        bm(0.1, 0.2, return_U=True)
+
