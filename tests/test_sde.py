@@ -165,3 +165,15 @@ def test_brownian_increments_refuse_queries_out_of_order():
     with pytest.raises(RuntimeError, match="space_time"):
         bm(0.1, 0.2, return_U=True)
 
+
+@pytest.mark.parametrize("drift", [lambda t, x, p: 50.0 * x,                                   # past the bound
+                                   lambda t, x, p: torch.where((x != 0) & (t > 0.5), torch.nan, 0.0)])  # NaN
+def test_diverging_sde_names_the_trajectory_and_sample(drift):
+    # no noise, and only trajectory 2 leaves zero
+    bad = dataclasses.replace(wb.system("ornstein_uhlenbeck"), name="diverging", drift=drift,
+                              diffusion=lambda t, x, p: torch.zeros_like(x))
+    x0 = np.zeros((4, 1))
+    x0[2] = 1.0
+    with pytest.raises(wb.WorkbenchError, match=r"trajectory 2 .* at sample \d+") as caught:
+        wb.simulate(bad, n=4, t_end=5.0, x0=x0, split=None)
+    assert type(caught.value).__name__ == "DivergenceError"
