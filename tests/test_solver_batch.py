@@ -59,3 +59,38 @@ def test_fused_fixed_step_solver_has_its_order_and_matches_torchdiffeq_where_the
         assert abs(float(torch.log2(coarse / fine)) - order) < 0.3, method
     reference = torchdiffeq.odeint(field, y0, t, method="euler", options={"step_size": 0.125})
     torch.testing.assert_close(fixed_step_solve(field, y0, t, 4, "euler"), reference)
+
+
+def test_compiled_step_gives_the_eager_solution_and_says_so():
+    """torch.compile fuses the step into one kernel; the arithmetic is the same up to the order of
+    floating-point operations, so the trajectories agree far below the tolerance."""
+    eager = wb.simulate("lorenz63", n=48, t_end=3.0, seed=2, split=None, compile=False)
+    compiled = wb.simulate("lorenz63", n=48, t_end=3.0, seed=2, split=None, compile=True)
+    assert "compiled" in compiled.attrs["integrator"] and "compiled" not in eager.attrs["integrator"]
+    np.testing.assert_allclose(compiled["state"].values, eager["state"].values, rtol=0, atol=1e-8)
+    # a new batch size and output grid reuse the same compiled step
+    again = wb.simulate("lorenz63", n=7, t_end=1.0, dt=0.05, seed=3, split=None)
+    assert "compiled" in again.attrs["integrator"]
+
+
+def test_a_step_that_fails_to_compile_falls_back_to_eager_with_a_warning(monkeypatch):
+    import warnings
+
+    from workbench import solvers
+
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(solvers, "_COMPILED", {})
+    _, _, field = _lorenz()
+    y0 = torch.tensor([[1.0, 2.0, 20.0], [-3.0, 1.0, 30.0]], dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 11, dtype=torch.float64)
+    reference, _ = integrate_batch(field, y0, t)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, stats = integrate_batch(field, y0, t, compile=True)
+    assert not stats.compiled and any("no C++ compiler" in str(w.message) for w in caught)
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
