@@ -7,20 +7,29 @@ the same step, workbench vs torchsde called directly.
 
 Methods run interleaved, ``--reps`` times each (after one cold call, reported separately), one
 torch/XLA thread per process; the table gives min and median seconds, the max error, the ratio of
-medians to workbench, and the load average. Peers that are not installed are skipped (install
-them with ``benchmarks/requirements-peers.txt``).
+medians to workbench, and the load average. Workbench runs twice: eager, and with its step
+compiled (``compile=True``; the cold call includes compiling; ``--fresh-cache`` starts from an
+empty inductor cache, otherwise an earlier run's cache may be warm). Peers that are not installed
+are skipped (install them with ``benchmarks/requirements-peers.txt``).
 
-    python benchmarks/bench_generate.py [--n 256] [--reps 3] [--tol 1e-10]
+A second table checks that rows do not interact: the max error of the same 16 trajectories
+solved within batches of 16, 256 and n, and the max over every trajectory of each batch.
+
+    python benchmarks/bench_generate.py [--n 256] [--reps 3] [--tol 1e-10] [--fresh-cache]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import sys
+import tempfile
 import time
 from typing import Callable, Optional
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+if "--fresh-cache" in sys.argv:  # before torch reads it
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -126,12 +135,25 @@ def table(title: str, results: dict[str, dict], errors: dict[str, float], ours: 
               f"{'-' if err is None else f'{err:.1e}'} |")
 
 
+def batch_independence(x0: np.ndarray, times: np.ndarray, reference: np.ndarray, tol: float) -> None:
+    """Max error of the first 16 trajectories, and of all, when solved in batches of growing size."""
+    print(f"\nPer-trajectory step control: max error on [0, 2] at tol {tol:g}\n")
+    print("| batch size | max error, the same 16 trajectories | max error, whole batch |")
+    print("|---:|---:|---:|")
+    for size in sorted({16, min(256, len(x0)), len(x0)}):
+        out = wb.simulate("lorenz63", n=size, times=times, x0=x0[:size], rtol=tol, atol=tol, split=None).state.values
+        err = np.abs(out - reference[:size]).max(axis=(1, 2))
+        print(f"| {size} | {err[:16].max():.2e} | {err.max():.2e} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--tol", type=float, default=1e-10, help="tolerance of the ODE solvers")
     parser.add_argument("--scipy-loop", action="store_true", help="also time the (slow) scipy loop")
+    parser.add_argument("--fresh-cache", action="store_true", help="compile from an empty inductor cache")
+    parser.add_argument("--skip-sde", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     times = np.linspace(0.0, 20.0, 2001)
@@ -139,9 +161,11 @@ def main() -> None:
     x0 = wb.simulate("lorenz63", n=args.n, times=[0.0], seed=0, split=None).state.values[:, 0]
     reference = scipy_loop(x0, times[: early.sum()], 1e-12)
     tol = args.tol
+    ours = lambda compile: lambda: wb.simulate(  # noqa: E731
+        "lorenz63", n=args.n, times=times, x0=x0, rtol=tol, atol=tol, split=None, compile=compile).state.values
     methods: dict[str, Callable[[], np.ndarray]] = {
-        f"workbench.simulate dop853 (tol {tol:g})": lambda: wb.simulate(
-            "lorenz63", n=args.n, times=times, x0=x0, rtol=tol, atol=tol, split=None).state.values,
+        f"workbench.simulate dop853, eager (tol {tol:g})": ours(False),
+        f"workbench.simulate dop853, compiled (tol {tol:g})": ours(True),
         f"torchdiffeq dopri8 batched, max-norm (tol {tol:g})": lambda: torchdiffeq_batched(x0, times, tol),
     }
     diffrax_run = diffrax_solver(times, tol)
@@ -152,7 +176,10 @@ def main() -> None:
     results = measure(methods, args.reps)
     errors = {name: float(np.abs(r["out"][:, early] - reference).max()) for name, r in results.items()}
     table(f"{args.n} Lorenz-63 trajectories, {len(times)} samples on [0, 20]", results, errors,
-          next(iter(methods)))
+          list(methods)[1])
+    batch_independence(x0, times[early], reference, tol)
+    if args.skip_sde:
+        return
 
     t_sde = torch.linspace(0.0, 10.0, 1001, dtype=torch.float64)
     dt = 0.01

@@ -282,6 +282,13 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
 _COMPILED: dict[tuple, Optional[Callable[..., tuple[torch.Tensor, ...]]]] = {}
 
 
+def _compiler_errors() -> tuple[type, ...]:
+    """What torch.compile raises when it, not the vector field, fails (imported late: inductor is heavy)."""
+    from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+
+    return torch._dynamo.exc.TorchDynamoException, InvalidCxxCompiler, CppCompileError
+
+
 class _Stepper:
     """Runs the step eagerly or compiled, and decides when to compile (``compile=None``).
 
@@ -316,7 +323,8 @@ class _Stepper:
         try:
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=self.checked):
                 result = self.compiled(*inputs)
-        except Exception as exc:  # noqa: BLE001 -- any compiler failure: the eager step gives the same result
+        except _compiler_errors() as exc:
+            # the compiler failed, not the field: the eager step computes the same thing
             warnings.warn(f"torch.compile of the {self.key[1]} step failed ({type(exc).__name__}: {exc}); "
                           "continuing in eager mode", RuntimeWarning, stacklevel=3)
             _COMPILED[self.key] = self.compiled = None
