@@ -108,6 +108,9 @@ def generate(name: str,
              method: Optional[str] = typer.Option(None, "--method", help="ODE solver (dop853, dopri5, radau, torchdiffeq names)."),
              rtol: float = typer.Option(1e-10, "--rtol"), atol: float = typer.Option(1e-10, "--atol"),
              device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda (default: auto)."),
+             compile_step: Optional[bool] = typer.Option(
+                 None, "--compile/--no-compile",
+                 help="Compile the ODE solver step with torch.compile (default: only where it pays)."),
              quiet: bool = QUIET) -> None:
     """Generate trajectories of a catalog system and write them to HDF5."""
     import time
@@ -121,7 +124,7 @@ def generate(name: str,
                      sample_params=sample or None, options=_parse_pairs(option, "option"),
                      obs_noise=obs_noise, obs_noise_kind="relative" if relative_noise else "absolute",
                      missing=missing, derivative=derivative, method=method, rtol=rtol, atol=atol,
-                     device=device, progress=False if quiet else None)
+                     device=device, compile=compile_step, progress=False if quiet else None)
     elapsed = time.perf_counter() - start
     wb.save(ds, out)
     console.print(summary(ds))

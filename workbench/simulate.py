@@ -91,9 +91,9 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
             the caller's count is restored afterwards, see :func:`workbench.devices.torch_threads`).
         compile: ODEs with ``dop853``/``dopri5``: run each solver step through ``torch.compile``
             (``True``), never (``False``), or decide (``None``: where this process compiled the
-            step already, or once a long eager solve has 40 s or more left; see
-            :func:`workbench.solvers.integrate_batch`). Compiling costs 6-35 s once per process and
-            system; it then runs 256 Lorenz-63 trajectories about 8x faster on one CPU thread.
+            step already, or once a long eager solve has a minute or more left; see
+            :func:`workbench.solvers.integrate_batch`). Compiling costs 6-50 s once per process and
+            system; it then runs 256 Lorenz-63 trajectories 4-5x faster on one CPU thread.
 
     Returns:
         ``xarray.Dataset`` in the workbench schema, float64.

@@ -81,9 +81,10 @@ OUTPUTS_PER_STEP = 16
 # Row status after a step, reduced with max() into one host synchronisation per step.
 _DONE, _RUNNING, _DIVERGED, _UNDERFLOW, _OVER_BUDGET = range(5)
 # The "auto" compile rule: compile once the eager solve still has this many seconds to go, or at
-# once where a compiled step already exists in the process. Compiling the DOP853 step took 27-34 s
-# on a 2-core CPU with an empty inductor cache, 6 s with a warm one (benchmarks/bench_generate.py).
-COMPILE_WHEN_REMAINING_S = 40.0
+# once where a compiled step already exists in the process. Compiling the DOP853 step for
+# Lorenz-63 took 30-51 s on a 2-core CPU with an empty inductor cache and 6-14 s with a warm one;
+# the compiled step then ran 4-5x faster, so switching pays beyond about a minute of eager work.
+COMPILE_WHEN_REMAINING_S = 60.0
 
 
 class _Weights:
