@@ -2,15 +2,25 @@
 derivative matching, and rollouts with per-trajectory step control."""
 from __future__ import annotations
 
-from typing import Any, Optional
+import warnings
+from typing import Any, Callable, Optional
 
 import torch
 import torchdiffeq
 
 from ..errors import BadParameterError, SolverStallError
 from ..safety import check_integer, check_real
-from ..solvers import FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_METHODS, fixed_step_solve, integrate_batch
+from ..solvers import (FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_METHODS, BatchField, fixed_step_solve,
+                       fixed_steps, integrate_batch)
 from .base import Batch, InputSignal, Learner, masked_mse
+
+Interval = Callable[["ContinuousLearner", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+_compiled_interval: Optional[Interval] = None  # one per process; parameters are its inputs, not constants
+
+
+def _training_interval(learner: "ContinuousLearner", t: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One output interval of a training window without inputs: the learner's fixed-step stages."""
+    return fixed_steps(learner.rhs(None), t, y, h, learner.options["substeps"], learner.options["solver"])
 
 
 class ContinuousLearner(Learner):
@@ -36,6 +46,7 @@ class ContinuousLearner(Learner):
         check_integer(o["max_steps"], "max_steps", 1)
         check_real(o["rtol"], "rtol", 0.0, 1.0, low_open=True)
         check_real(o["atol"], "atol", 0.0, 1.0, low_open=True)
+        self._interval: Optional[Interval] = None  # set by compile_training
 
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError
@@ -59,6 +70,55 @@ class ContinuousLearner(Learner):
             return None
         return InputSignal(inputs.times, inputs.values, self.options["interpolation"])
 
+    def rhs(self, signal: Optional[InputSignal]) -> BatchField:
+        """The field as solvers call it, ``f(t, y)`` with ``t`` a scalar tensor: broadcast over the
+        batch, with the inputs interpolated at ``t`` where there are any."""
+        def f(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.field(tt.expand(y.shape[0]), y, None if signal is None else signal.at(tt))
+        return f
+
+    @property
+    def compilable(self) -> bool:
+        """Whether :meth:`compile_training` applies: a fixed-step fused solver without the adjoint, and
+        no exogenous inputs (the field would read a per-batch signal)."""
+        o = self.options
+        return not self.n_inputs and not o["adjoint"] and o["solver"] in FUSED_METHODS
+
+    def compile_training(self, batch_size: int) -> bool:
+        """Compile one output interval of the training windows' fixed-step solve (the field and the
+        Runge-Kutta stages, forward and backward) with ``torch.compile``; training windows use it from
+        then on. A trial interval on zeros compiles both directions at once, so a compiler that is
+        missing or fails on this field (no C compiler, an unsupported op) shows here: a warning, and
+        training stays eager with the same results.
+
+        Arguments:
+            batch_size: windows per training batch (the compiled interval is specialised to it).
+
+        Returns:
+            Whether training windows now run compiled (False where not :attr:`compilable`).
+        """
+        global _compiled_interval
+        if not self.compilable:
+            return False
+        ref = next(self.parameters())
+        try:
+            if _compiled_interval is None:
+                # inductor's C++ wrapper: with the Python one the interval gained 2% over eager, not 6%
+                # (MLP 3-128-128-3, batch 128, one CPU thread)
+                _compiled_interval = torch.compile(_training_interval, dynamic=False, options={"cpp_wrapper": True})
+            like = {"dtype": ref.dtype, "device": ref.device}
+            y = self.lift(torch.zeros(batch_size, self.dim, **like))
+            t, h = torch.zeros((), **like), torch.full((), 1e-2, **like)
+            # a window's start state carries no gradient, later ones do: two specialisations
+            end = _compiled_interval(self, t, _compiled_interval(self, t, y, h), h)
+            torch.autograd.grad(end.sum(), [p for p in self.parameters() if p.requires_grad])
+        except Exception as exc:  # noqa: BLE001 -- any compiler failure: the eager interval gives the same result
+            warnings.warn(f"{self.name}: torch.compile of the training step failed ({type(exc).__name__}: {exc}); "
+                          "training eagerly", RuntimeWarning, stacklevel=2)
+            return False
+        self._interval = _compiled_interval
+        return True
+
     def _odeint(self, y0: torch.Tensor, t: torch.Tensor, inputs: Optional[InputSignal]) -> torch.Tensor:
         o = self.options
         solve = torchdiffeq.odeint_adjoint if o["adjoint"] else torchdiffeq.odeint
@@ -71,12 +131,12 @@ class ContinuousLearner(Learner):
         if o["adjoint"]:
             kwargs["adjoint_params"] = tuple(self.parameters())
         signal = self._with_inputs(inputs)
-
-        def rhs(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return self.field(tt.expand(y.shape[0]), y, None if signal is None else signal.at(tt))
-
+        rhs = self.rhs(signal)
         if o["solver"] in FUSED_METHODS and not o["adjoint"]:
-            return fixed_step_solve(rhs, y0, t, o["substeps"], o["solver"])
+            compiled = self._interval if signal is None and self.training and torch.is_grad_enabled() else None
+            # contiguous: a window's start state is a strided slice, and strides are part of what was compiled
+            interval = None if compiled is None else (lambda tt, y, h: compiled(self, tt, y.contiguous(), h))
+            return fixed_step_solve(rhs, y0, t, o["substeps"], o["solver"], interval)
         try:
             return solve(rhs, y0, t, **kwargs)
         except AssertionError as exc:

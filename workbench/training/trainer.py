@@ -2,15 +2,17 @@
 
 Adam with a cosine or plateau learning-rate schedule, gradient clipping, a horizon curriculum
 over multiple-shooting windows, early stopping on the validation split, the divergence guard and
-a time budget. Everything that shapes the rest of a run (epoch, elapsed time, schedule position,
-learning-rate scale, RNG, optimiser and scheduler state) is in :meth:`Trainer.state`, so a
-resumed run continues exactly where the saved one stopped.
+a time budget, with the training step compiled where ``TrainConfig.compile`` asks. Everything
+that shapes the rest of a run (epoch, elapsed time, schedule position, learning-rate scale, RNG,
+optimiser and scheduler state) is in :meth:`Trainer.state`, so a resumed run continues exactly
+where the saved one stopped.
 """
 from __future__ import annotations
 
 import copy
 import math
 import time
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -51,15 +53,17 @@ class Trainer:
         self.best_val, self.best_state = math.inf, copy.deepcopy(module.state_dict())
         self.history: list[dict[str, Any]] = []
         self._clock: Optional[float] = None
+        self.compiled, self.compile_seconds = False, 0.0
 
     # --- one epoch ---------------------------------------------------------------------------------
     def validation_loss(self, horizon: Optional[int] = None) -> float:
         """Mean loss over the fixed validation windows, at ``horizon`` samples (default: the full window)."""
         self.module.eval()
         with torch.no_grad():
-            losses = [float(self.module.loss(b, horizon or self.length, self.objective)) for b in self.val_windows]
+            losses = torch.stack([self.module.loss(b, horizon or self.length, self.objective)
+                                  for b in self.val_windows])
         self.module.train()
-        return float(np.mean(losses))
+        return float(losses.double().mean())
 
     def progress(self) -> float:
         """Fraction of the run done, by epochs or by the time budget; drives schedule and curriculum."""
@@ -78,7 +82,8 @@ class Trainer:
         return max(2, min(self.length, 2 + round((self.length - 2) * frac / 0.5)))
 
     def start(self) -> None:
-        """Score the initial weights (epoch 0) unless resuming, and start the clock."""
+        """Score the initial weights (epoch 0) unless resuming, start the clock, and compile the
+        training step where the configuration asks for it (its time counts against the budget)."""
         if not self.history:
             self.best_val = self.validation_loss()
             self.best_state = copy.deepcopy(self.module.state_dict())
@@ -86,6 +91,18 @@ class Trainer:
                                  "val_loss_at_horizon": self.validation_loss(2) if self.objective == "trajectory"
                                  else self.best_val, "lr": self.config.lr, "horizon": 2, "elapsed": 0.0})
         self._clock = time.perf_counter()
+        if self.config.compiles:
+            self.compiled = self._compile()
+            self.compile_seconds = time.perf_counter() - self._clock
+
+    def _compile(self) -> bool:
+        # continuous-time learners declare `compilable` and offer compile_training (which warns if it fails)
+        if getattr(self.module, "compilable", False):
+            return self.module.compile_training(self.config.batch_size)
+        if self.config.compile is True:
+            warnings.warn(f"compile=True: {self.module.name} trains eagerly (compiling covers continuous-time "
+                          "learners with a fixed-step solver and no exogenous inputs)", RuntimeWarning, stacklevel=3)
+        return False
 
     def out_of_time(self) -> bool:
         return self.config.time_budget is not None and self.elapsed_now() >= self.config.time_budget
@@ -102,14 +119,14 @@ class Trainer:
         for _ in range(c.steps_per_epoch):
             loss = self.module.loss(self.train_windows.sample(c.batch_size), horizon, self.objective)
             self.optimizer.zero_grad(set_to_none=True)
-            norm = math.nan
-            if torch.isfinite(loss):
-                loss.backward()
-                norm = float(torch.nn.utils.clip_grad_norm_(self.module.parameters(), c.clip))
-            if not self.guard.accept(float(loss.detach()), norm):
+            loss.backward()  # a non-finite loss gives non-finite gradients, which the guard refuses
+            norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), c.clip)
+            # the step's one host read: the guard must judge loss and gradient before the update
+            loss_value, norm_value = torch.stack((loss.detach(), norm.to(loss.dtype))).tolist()
+            if not self.guard.accept(loss_value, norm_value):
                 continue
             self.optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss_value)
             if self.out_of_time():
                 break
         val_loss = self.validation_loss()
