@@ -61,9 +61,12 @@ def test_fused_fixed_step_solver_has_its_order_and_matches_torchdiffeq_where_the
     torch.testing.assert_close(fixed_step_solve(field, y0, t, 4, "euler"), reference)
 
 
-def test_compiled_step_gives_the_eager_solution_and_says_so():
+def test_compiled_step_gives_the_eager_solution_and_says_so(monkeypatch):
     """torch.compile fuses the step into one kernel; the arithmetic is the same up to the order of
     floating-point operations, so the trajectories agree far below the tolerance."""
+    from workbench import solvers
+
+    monkeypatch.setattr(solvers, "_COMPILED", {})  # later tests keep the eager default
     eager = wb.simulate("lorenz63", n=48, t_end=3.0, seed=2, split=None, compile=False)
     compiled = wb.simulate("lorenz63", n=48, t_end=3.0, seed=2, split=None, compile=True)
     assert "compiled" in compiled.attrs["integrator"] and "compiled" not in eager.attrs["integrator"]
