@@ -142,6 +142,9 @@ class _Method:
             return [] if rows is None else [_Weights(np.asarray(r, dtype=float), dtype, device) for r in rows]
 
         self.tab = tab
+        # plain Python numbers: read inside a compiled step, tableau arrays would become graph inputs
+        self.stages, self.extra_stages = len(tab.b), tab.extra_stages
+        self.polynomial_dense = tab.dense_p is not None
         self.a = weights(tab.a)
         self.b, self.e_high = weights([tab.b])[0], weights([tab.e_high])[0]
         self.e_low = None if tab.e_low is None else weights([tab.e_low])[0]
@@ -158,17 +161,17 @@ def _dense_coefficients(m: _Method, f: Callable[..., torch.Tensor], args: tuple,
     DOP853: the 7th-order interpolant of Hairer et al. (three extra stages, scipy's coefficients);
     dopri5: the 4th-order interpolant of Dormand & Prince (Shampine 1986), as in scipy's RK45.
     """
-    if m.tab.dense_p is not None:
+    if m.polynomial_dense:
         return [hb * k.combine(row) for row in m.dense]
     for row, c in zip(m.extra_a, m.extra_c):
         k.append(f(t + c * hb[:, 0], y + hb * k.combine(row), *args))
-    delta, f_old, f_new = y_new - y, k[0], k[len(m.tab.b)]
+    delta, f_old, f_new = y_new - y, k[0], k[m.stages]
     return [delta, hb * f_old - delta, 2 * delta - hb * (f_new + f_old)] + [hb * k.combine(row) for row in m.dense]
 
 
 def _interpolate(m: _Method, coeffs: list[torch.Tensor], y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The continuous extension at step fractions ``x`` (batch, m, 1): (batch, m, dim)."""
-    if m.tab.dense_p is not None:  # y + sum_i q_i x^(i+1), by Horner
+    if m.polynomial_dense:  # y + sum_i q_i x^(i+1), by Horner
         poly = torch.zeros_like(x)
         for q in reversed(coeffs):
             poly = (poly + q[:, None]) * x
@@ -226,7 +229,7 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
     ``where`` their flat positions in the (batch * T) output rows, or batch * T (a spare row) for
     none; ``status`` is each row's ``_DONE`` ... ``_OVER_BUDGET``.
     """
-    stages, expo = len(m.tab.b), -1.0 / (m.tab.error_order + 1)
+    stages, expo = m.stages, -1.0 / (m.tab.error_order + 1)
 
     def step(state: torch.Tensor, times: torch.Tensor, limits: torch.Tensor,
              args: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -238,7 +241,7 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
         stop = times[(next_out + (OUTPUTS_PER_STEP - 1)).clamp(max=n_out - 1)]
         h_step = torch.where(active, torch.minimum(h, stop - t), torch.zeros_like(h))
         hb = h_step[:, None]
-        k = _Stages(fy, stages + 1 + m.tab.extra_stages)
+        k = _Stages(fy, stages + 1 + m.extra_stages)
         for s in range(1, stages):
             k.append(f(t + m.c[s] * h_step, y + hb * k.combine(m.a[s]), *args))
         y_new = y + hb * k.combine(m.b)
@@ -397,6 +400,8 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
     torch._dynamo.mark_dynamic(state, 0)
     torch._dynamo.mark_dynamic(times, 0)
     step = _Stepper(f, m, dim, device, dtype, compile)
+    if step.compiled is not None or compile is None:
+        args = _one_element(args)
     span, started = float(times[-1] - times[0]), time.perf_counter()
     while True:
         state, values, where, status = step(state, times, limits, args)
@@ -416,8 +421,20 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         progress(1.0)
     stats.compiled = step.compiled is not None
     stats.rejected = int(state[:, _REJECTED].sum())
-    stats.nfe = 2 + stats.iterations * (len(m.tab.b) + m.tab.extra_stages)
+    stats.nfe = 2 + stats.iterations * (m.stages + m.extra_stages)
     return out[:-1].view(n, n_out, dim), stats
+
+
+def _one_element(args: tuple) -> tuple:
+    """0-d tensors in ``args`` (or in dicts there) reshaped to one element, which broadcasts alike:
+    the compiler reads a 0-d CPU tensor as a Python number and traces the step twice over it."""
+    def fix(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.ndim == 0:
+            return value.reshape(1)
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        return value
+    return tuple(fix(a) for a in args)
 
 
 def _raise_row_status(status: torch.Tensor, code: int, state: torch.Tensor, bound: float, max_steps: int) -> None:
