@@ -90,7 +90,11 @@ def test_observation_noise_has_requested_std():
     assert abs(resid.std() - 0.05) < 0.005 and abs(resid.mean()) < 0.005
 
 
-def test_user_system_works_everywhere(tmp_path):
+def test_user_system_works_everywhere(tmp_path, monkeypatch):
+    from systems import _registry
+
+    monkeypatch.setattr(_registry, "_CATALOG", dict(_registry._CATALOG))  # later tests see the built-in catalog
+
     def decay(t, x, p):
         return -p["k"] * x
 
