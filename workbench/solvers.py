@@ -52,12 +52,6 @@ class Tableau:
     def extra_stages(self) -> int:
         return 0 if self.extra_c is None else len(self.extra_c)
 
-    def tensors(self, dtype: torch.dtype, device: torch.device) -> dict[str, Optional[torch.Tensor]]:
-        """Every coefficient array as a tensor, converted once per solve rather than once per step."""
-        names = ("a", "b", "c", "e_high", "e_low", "dense_p", "extra_a", "dense_d")
-        return {name: None if getattr(self, name) is None else
-                torch.as_tensor(getattr(self, name), dtype=dtype, device=device) for name in names}
-
 
 _D = scipy.integrate.DOP853
 _R = scipy.integrate.RK45
@@ -149,7 +143,8 @@ class _Method:
         self.b, self.e_high = weights([tab.b])[0], weights([tab.e_high])[0]
         self.e_low = None if tab.e_low is None else weights([tab.e_low])[0]
         self.c = tuple(float(v) for v in tab.c)
-        self.extra_a, self.extra_c = weights(tab.extra_a), tuple(float(v) for v in (tab.extra_c if tab.extra_c is not None else ()))
+        self.extra_a = weights(tab.extra_a)
+        self.extra_c = () if tab.extra_c is None else tuple(float(v) for v in tab.extra_c)
         self.dense = weights(tab.dense_d if tab.dense_d is not None else
                              None if tab.dense_p is None else np.asarray(tab.dense_p).T)
 
