@@ -1,28 +1,53 @@
-"""Neural-ODE training speed side by side: wb.fit vs a plain torchdiffeq loop vs JAX (equinox + optax, jit).
+"""Neural-ODE training side by side: wb.fit vs a plain torchdiffeq loop vs JAX (equinox + optax, jit).
 
 The same model and step everywhere: MLP 3-128-128-3 (tanh), RK4 with 2 substeps per sample on
-windows of 20 samples of Lorenz-63 (standardised), batch 128, Adam lr 1e-3. Steps per second are
-measured interleaved over ``--reps`` repetitions of ``--steps`` steps each, after a warm-up (JAX's
-compile time is reported separately), one thread per process; the load average is printed.
+windows of 20 samples of Lorenz-63 (standardised with the training split's statistics), batch 128,
+Adam lr 1e-3, one thread per process. Three tables:
 
-    python benchmarks/bench_train.py [--steps 100] [--reps 3]
+* steps per second, interleaved over ``--reps`` repetitions of ``--steps`` steps after a warm-up,
+  with the process CPU time per step beside the wall time (on a shared machine the CPU time moves
+  less with the load). wb.fit runs twice: a short run, which its ``compile="auto"`` rule leaves
+  eager, and a run planned long enough for the rule to compile the training step
+  (``workbench.training.config.AUTO_COMPILE_STEPS``), stopped early by its callback;
+* compile times: ``torch.compile`` of wb.fit's training step with an empty inductor cache (this
+  script points ``TORCHINDUCTOR_CACHE_DIR`` at a new folder) and JAX's ``jit``, each with its
+  first step;
+* time to accuracy: wall time and steps until the window MSE on a fixed held-out set (4 windows
+  of each validation trajectory at evenly spaced starts: wb.fit's own validation windows) first
+  reaches each of ``--targets`` (1e-2, 3e-3, 1e-3), evaluated every ``--every`` steps in both,
+  with the evaluations and the compile time in both clocks (each compiles afresh in the process,
+  torch with a warm inductor cache by then); runs stop at ``--cap`` seconds and say "not reached".
+  Both use wb.fit's recipe: Adam, gradient-norm clip 1, learning rate halved after 4 evaluations
+  without improvement (torch's ReduceLROnPlateau rule, re-implemented for optax), full windows
+  from the first step. wb.fit runs with ``time_budget=--cap``, its default path (``"auto"``
+  compiles there).
+
+    python benchmarks/bench_train.py [--steps 100] [--reps 3] [--cap 600] [--targets 1e-2,3e-3,1e-3] [--every 50]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
+import tempfile
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_train_inductor_"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
+from workbench.training.config import AUTO_COMPILE_BUDGET_S, AUTO_COMPILE_STEPS  # noqa: E402
 
-WINDOW, BATCH, HIDDEN, SUBSTEPS, LR = 20, 128, 128, 2, 1e-3
+WINDOW, BATCH, HIDDEN, SUBSTEPS, LR, CLIP, DT = 20, 128, 128, 2, 1e-3, 1.0, 0.01
+PLATEAU_PATIENCE, PLATEAU_THRESHOLD = 4, 1e-4  # torch's ReduceLROnPlateau as wb.fit uses it
+WB_OPTIONS = dict(learner="node", hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR, clip=CLIP,
+                  substeps=SUBSTEPS, curriculum=False, schedule="plateau", patience=10 ** 6, seed=0, progress=False)
+Run = Callable[[int], None]
 
 
 def windows(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -32,21 +57,45 @@ def windows(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return z[traj[:, None], start[:, None] + np.arange(WINDOW)]
 
 
-def torch_loop(z: np.ndarray, dt: float) -> Callable[[int], None]:
+def held_out_windows(z: np.ndarray, per_trajectory: int = 4) -> np.ndarray:
+    """wb.fit's validation windows: ``per_trajectory`` evenly spaced starts on every trajectory."""
+    starts = np.round(np.linspace(0, z.shape[1] - WINDOW, per_trajectory)).astype(int)
+    return np.concatenate([z[:, s:s + WINDOW] for s in starts])
+
+
+class Plateau:
+    """torch's ReduceLROnPlateau (mode min, relative threshold, no cooldown): the factor by which
+    to scale the learning rate after each evaluation."""
+
+    def __init__(self) -> None:
+        self.best, self.bad = math.inf, 0
+
+    def __call__(self, value: float) -> float:
+        if value < self.best * (1 - PLATEAU_THRESHOLD):
+            self.best, self.bad = value, 0
+            return 1.0
+        self.bad += 1
+        if self.bad > PLATEAU_PATIENCE:
+            self.bad = 0
+            return 0.5
+        return 1.0
+
+
+def torch_loop(z: np.ndarray) -> Run:
     import torchdiffeq
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, HIDDEN), torch.nn.Tanh(), torch.nn.Linear(HIDDEN, HIDDEN),
                               torch.nn.Tanh(), torch.nn.Linear(HIDDEN, 3))
     opt = torch.optim.Adam(net.parameters(), lr=LR)
-    t = torch.arange(WINDOW, dtype=torch.float32) * dt
+    t = torch.arange(WINDOW, dtype=torch.float32) * DT
     rng = np.random.default_rng(0)
 
     def run(steps: int) -> None:
         for _ in range(steps):
             batch = torch.from_numpy(windows(z, rng)).float()
             pred = torchdiffeq.odeint(lambda tt, y: net(y), batch[:, 0], t, method="rk4",
-                                      options={"step_size": dt / SUBSTEPS}).transpose(0, 1)
+                                      options={"step_size": DT / SUBSTEPS}).transpose(0, 1)
             loss = ((pred - batch) ** 2).mean()
             opt.zero_grad()
             loss.backward()
@@ -54,93 +103,202 @@ def torch_loop(z: np.ndarray, dt: float) -> Callable[[int], None]:
     return run
 
 
-def jax_loop(z: np.ndarray, dt: float) -> Optional[Callable[[int], None]]:
-    try:
+class JaxTrainer:
+    """The same model, solver, loss and recipe in JAX: ``run(steps)`` trains, ``evaluate()`` scores
+    the held-out windows, ``rescale_lr(factor)`` is the plateau schedule's hook."""
+
+    def __init__(self, z: np.ndarray, held_out: np.ndarray):
         import equinox as eqx
         import jax
         import jax.numpy as jnp
         import optax
+
+        self.jnp = jnp
+        model = eqx.nn.MLP(3, 3, HIDDEN, 2, activation=jax.nn.tanh, key=jax.random.PRNGKey(0))
+        opt = optax.chain(optax.clip_by_global_norm(CLIP), optax.inject_hyperparams(optax.adam)(learning_rate=LR))
+        h = DT / SUBSTEPS
+
+        def rollout(m, y0):
+            f = jax.vmap(m)
+
+            def sample(y, _):
+                def rk4(y, _):
+                    k1 = f(y); k2 = f(y + h / 2 * k1); k3 = f(y + h / 2 * k2); k4 = f(y + h * k3)  # noqa: E702
+                    return y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
+                y, _ = jax.lax.scan(rk4, y, None, length=SUBSTEPS)
+                return y, y
+            _, ys = jax.lax.scan(sample, y0, None, length=WINDOW - 1)
+            return jnp.concatenate([y0[None], ys]).transpose(1, 0, 2)
+
+        def loss(m, batch):
+            return jnp.mean((rollout(m, batch[:, 0]) - batch) ** 2)
+
+        @eqx.filter_jit
+        def step(m, s, batch):
+            value, grads = eqx.filter_value_and_grad(loss)(m, batch)
+            updates, s = opt.update(grads, s, eqx.filter(m, eqx.is_array))
+            return eqx.apply_updates(m, updates), s, value
+
+        self.step, self.score = step, eqx.filter_jit(loss)
+        self.model, self.state = model, opt.init(eqx.filter(model, eqx.is_array))
+        self.z, self.held_out = z, jnp.asarray(held_out, dtype=jnp.float32)
+        self.rng = np.random.default_rng(0)
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            batch = self.jnp.asarray(windows(self.z, self.rng), dtype=self.jnp.float32)
+            self.model, self.state, value = self.step(self.model, self.state, batch)
+        value.block_until_ready()
+
+    def evaluate(self) -> float:
+        return float(self.score(self.model, self.held_out))
+
+    def rescale_lr(self, factor: float) -> None:
+        hyper = self.state[1].hyperparams
+        hyper["learning_rate"] = hyper["learning_rate"] * factor
+
+
+def jax_trainer(z: np.ndarray, held_out: np.ndarray) -> Optional[JaxTrainer]:
+    try:
+        return JaxTrainer(z, held_out)
     except ImportError:
         return None
-    model = eqx.nn.MLP(3, 3, HIDDEN, 2, activation=jax.nn.tanh, key=jax.random.PRNGKey(0))
-    opt = optax.adam(LR)
-    state = opt.init(eqx.filter(model, eqx.is_array))
-    h = dt / SUBSTEPS
-
-    def rollout(m, y0):
-        f = jax.vmap(m)
-
-        def sample(y, _):
-            def rk4(y, _):
-                k1 = f(y); k2 = f(y + h / 2 * k1); k3 = f(y + h / 2 * k2); k4 = f(y + h * k3)  # noqa: E702
-                return y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
-            y, _ = jax.lax.scan(rk4, y, None, length=SUBSTEPS)
-            return y, y
-        _, ys = jax.lax.scan(sample, y0, None, length=WINDOW - 1)
-        return jnp.concatenate([y0[None], ys]).transpose(1, 0, 2)
-
-    @eqx.filter_jit
-    def step(m, s, batch):
-        loss, grads = eqx.filter_value_and_grad(lambda mm: jnp.mean((rollout(mm, batch[:, 0]) - batch) ** 2))(m)
-        updates, s = opt.update(grads, s)
-        return eqx.apply_updates(m, updates), s, loss
-
-    rng = np.random.default_rng(0)
-    holder = {"model": model, "state": state}
-
-    def run(steps: int) -> None:
-        for _ in range(steps):
-            holder["model"], holder["state"], loss = step(holder["model"], holder["state"],
-                                                          jnp.asarray(windows(z, rng), dtype=jnp.float32))
-        loss.block_until_ready()
-    return run
 
 
-def workbench_fit(ds, steps: int) -> float:
-    """Seconds per optimiser step of wb.fit: the difference of a 2n-step and an n-step run (set-up and
-    validation cancel)."""
-    options = dict(learner="node", hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR,
-                   substeps=SUBSTEPS, curriculum=False, schedule="plateau", patience=10 ** 6, seed=0,
-                   progress=False)
-    def seconds(n: int) -> float:
-        start = time.perf_counter()
-        wb.fit(ds, epochs=1, steps_per_epoch=n, **options)
-        return time.perf_counter() - start
-    return (seconds(2 * steps) - seconds(steps)) / steps
+def wb_fit(ds: Any, steps: int, compiled: bool) -> None:
+    """One wb.fit run of ``steps`` optimiser steps; ``compiled`` plans a run long enough for the
+    ``compile="auto"`` rule to compile and stops it after its first epoch."""
+    epochs = AUTO_COMPILE_STEPS if compiled else 1
+    wb.fit(ds, epochs=epochs, steps_per_epoch=steps, callback=lambda record: False, **WB_OPTIONS)
+
+
+def seconds(run: Callable[[], None]) -> tuple[float, float]:
+    """Wall and process CPU seconds of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def speed_table(ds: Any, z: np.ndarray, jax: Optional[JaxTrainer], steps: int, reps: int) -> None:
+    """Steps/s and CPU ms/step, interleaved; wb.fit's per-step time is the difference of a 2n-step and
+    an n-step run, so set-up and validation cancel."""
+    def wb_step(compiled: bool) -> Callable[[], tuple[float, float]]:
+        def measure() -> tuple[float, float]:
+            long = seconds(lambda: wb_fit(ds, 2 * steps, compiled))
+            short = seconds(lambda: wb_fit(ds, steps, compiled))
+            return (long[0] - short[0]) / steps, (long[1] - short[1]) / steps
+        return measure
+
+    def per_step(run: Run) -> Callable[[], tuple[float, float]]:
+        def measure() -> tuple[float, float]:
+            wall, cpu = seconds(lambda: run(steps))
+            return wall / steps, cpu / steps
+        return measure
+
+    contenders = {"wb.fit, short run (auto: eager)": wb_step(False),
+                  "wb.fit, long run (auto: compiled)": wb_step(True),
+                  "plain torchdiffeq loop": per_step(torch_loop(z))}
+    if jax is not None:
+        contenders["JAX (equinox + optax, jit)"] = per_step(jax.run)
+    for measure in contenders.values():  # warm-up
+        measure()
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for _ in range(reps):
+        for name, measure in contenders.items():
+            results[name].append(measure())
+    ours = statistics.median(1 / wall for wall, _ in results["wb.fit, short run (auto: eager)"])
+    print(f"\nTraining steps/s (MLP 3-{HIDDEN}-{HIDDEN}-3, RK4 x{SUBSTEPS}, windows of {WINDOW}, batch {BATCH}; "
+          f"{reps} interleaved reps of {steps} steps; load average after: {load()})\n")
+    print("| implementation | steps/s min | steps/s median | CPU ms/step median | median / wb.fit eager |\n"
+          "|---|---:|---:|---:|---:|")
+    for name, values in results.items():
+        rates = [1 / wall for wall, _ in values]
+        print(f"| {name} | {min(rates):.1f} | {statistics.median(rates):.1f} | "
+              f"{1e3 * statistics.median(cpu for _, cpu in values):.0f} | {statistics.median(rates) / ours:.2f} |")
+
+
+def compile_table(ds: Any, jax: Optional[JaxTrainer]) -> None:
+    """First-call times: wb.fit's one-step run with the compiled step (empty inductor cache) minus the
+    same run eager, and JAX's first (compiling) step minus a later one."""
+    wb_fit(ds, 1, False)  # eager warm-up: imports, first-touch allocations
+    eager = seconds(lambda: wb_fit(ds, 1, False))[0]
+    compiled = seconds(lambda: wb_fit(ds, 1, True))[0]
+    print(f"\nCompile time, first call minus a warm one (load average after: {load()})\n")
+    print("| what | seconds |\n|---|---:|")
+    print(f"| torch.compile of wb.fit's training step, empty inductor cache | {compiled - eager:.1f} |")
+    if jax is not None:
+        first = seconds(lambda: jax.run(1))[0]
+        warm = seconds(lambda: jax.run(1))[0]
+        print(f"| JAX jit of the training step | {first - warm:.1f} |")
+
+
+def time_to_accuracy(ds: Any, z: np.ndarray, held_out: np.ndarray, targets: list[float], every: int,
+                     cap: float) -> None:
+    """Seconds and steps until the held-out window MSE first reaches each of ``targets``."""
+    rows: list[tuple[str, dict[float, tuple[float, int]], float, float]] = []
+    hits: dict[float, tuple[float, int]] = {}
+
+    def watch(record: dict[str, Any]) -> bool:
+        for target in targets:
+            if record["val_loss"] <= target and target not in hits:
+                hits[target] = (record["elapsed"], record["epoch"] * every)
+        return len(hits) < len(targets)
+
+    torch._dynamo.reset()  # wb.fit compiles again (warm inductor cache), as the JAX run below jits again
+    model = wb.fit(ds, time_budget=cap, steps_per_epoch=every, callback=watch, **WB_OPTIONS)
+    mode = "compiled" if cap >= AUTO_COMPILE_BUDGET_S else "eager"
+    rows.append((f"wb.fit (time_budget = cap; auto: {mode})", hits, model.history[-1]["elapsed"],
+                 min(h["val_loss"] for h in model.history)))
+    jax = jax_trainer(z, held_out)
+    if jax is not None:
+        plateau, start, steps, best = Plateau(), time.perf_counter(), 0, math.inf
+        reached: dict[float, tuple[float, int]] = {}
+        while time.perf_counter() - start < cap and len(reached) < len(targets):
+            jax.run(every)
+            steps += every
+            value = jax.evaluate()
+            best = min(best, value)
+            for target in targets:
+                if value <= target and target not in reached:
+                    reached[target] = (time.perf_counter() - start, steps)
+            jax.rescale_lr(plateau(value))
+        rows.append(("JAX (equinox + optax, jit)", reached, time.perf_counter() - start, best))
+    print(f"\nTime to window MSE on {len(held_out)} held-out windows (evaluated every {every} steps; compile and "
+          f"evaluations included; cap {cap:.0f} s; load average after: {load()})\n")
+    print("| implementation | " + " | ".join(f"MSE <= {t:g}: s (steps)" for t in targets) + " | best MSE | ran s |\n"
+          "|---|" + "---:|" * (len(targets) + 2))
+    for name, reached, spent, best in rows:
+        cells = [f"{reached[t][0]:.0f} ({reached[t][1]})" if t in reached else "not reached" for t in targets]
+        print(f"| {name} | " + " | ".join(cells) + f" | {best:.2e} | {spent:.0f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--cap", type=float, default=600.0, help="seconds per time-to-accuracy run")
+    parser.add_argument("--targets", default="1e-2,3e-3,1e-3", help="window MSE thresholds, comma-separated")
+    parser.add_argument("--every", type=int, default=50, help="steps between evaluations")
+    parser.add_argument("--skip", choices=("speed", "accuracy"), action="append", default=[])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    ds = wb.simulate("lorenz63", n=64, t_end=10.0, dt=0.01, seed=0, split=(0.9, 0.1, 0.0))
+    ds = wb.simulate("lorenz63", n=64, t_end=10.0, dt=DT, seed=0, split=(0.9, 0.1, 0.0))
     train = wb.select_split(ds, "train")["state"].values
-    z = ((train - train.mean((0, 1))) / train.std((0, 1))).astype(np.float32)
-    loops = {"plain torchdiffeq loop": torch_loop(z, 0.01)}
-    jax_run = jax_loop(z, 0.01)
-    if jax_run is not None:
-        start = time.perf_counter()
-        jax_run(1)
-        print(f"JAX compile + first step: {time.perf_counter() - start:.1f} s")
-        loops["JAX (equinox + optax, jit)"] = jax_run
-    rates: dict[str, list[float]] = {"wb.fit (node)": [], **{name: [] for name in loops}}
-    for name, run in loops.items():
-        run(5)  # warm-up
-    for _ in range(args.reps):
-        rates["wb.fit (node)"].append(1.0 / workbench_fit(ds, args.steps))
-        for name, run in loops.items():
-            start = time.perf_counter()
-            run(args.steps)
-            rates[name].append(args.steps / (time.perf_counter() - start))
-    ours = statistics.median(rates["wb.fit (node)"])
-    print(f"\nNeural ODE training steps/s (MLP 3-{HIDDEN}-{HIDDEN}-3, RK4 x{SUBSTEPS}, windows of {WINDOW}, "
-          f"batch {BATCH}; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})\n")
-    print("| implementation | steps/s min | steps/s median | median / wb.fit |\n|---|---:|---:|---:|")
-    for name, values in rates.items():
-        print(f"| {name} | {min(values):.1f} | {statistics.median(values):.1f} | "
-              f"{statistics.median(values) / ours:.2f} |")
+    mean, std = train.mean((0, 1)), train.std((0, 1))
+    z = ((train - mean) / std).astype(np.float32)
+    held_out = held_out_windows(((wb.select_split(ds, "val")["state"].values - mean) / std).astype(np.float32))
+    print(f"load average at start: {load()}")
+    if "speed" not in args.skip:
+        jax = jax_trainer(z, held_out)
+        compile_table(ds, jax)
+        speed_table(ds, z, jax, args.steps, args.reps)
+    if "accuracy" not in args.skip:
+        targets = sorted((float(t) for t in args.targets.split(",")), reverse=True)
+        time_to_accuracy(ds, z, held_out, targets, args.every, args.cap)
 
 
 if __name__ == "__main__":
