@@ -6,7 +6,8 @@ first call that compiles (its time is shown apart). CPU eager at n = 65,536 take
 skipped unless ``--cpu-eager-all``.
 
 Training: each learner trains for a fixed number of optimiser steps (no early stopping) on the
-same data in float32; the table shows wall time and steps per second per device. On a machine without CUDA only the CPU
+same data, in float32 and, on CUDA, also with ``precision="mixed"`` (bfloat16 matrix products,
+float32 states); the table shows wall time and steps per second per device. On a machine without CUDA only the CPU
 rows are printed.
 
     python benchmarks/bench_gpu.py [--sizes 4096 65536] [--steps 200] [--batch 1024]
@@ -66,21 +67,20 @@ def main() -> None:
     print(f"torch {torch.__version__}, CUDA device: {gpu}, CPU threads: 1\n")
     if not args.skip_generation:
         generation(args.sizes, devices, args.cpu_eager_all)
-    print("| learner | system | device | steps | batch | wall (s) | steps/s |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| learner | system | device | precision | steps | batch | wall (s) | steps/s |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
     for learner, (system, options) in CASES.items():
         ds = wb.simulate(system, n=64, seed=0, t_end=10.0)
         for device in devices:
-            if device == "cuda":  # first CUDA call pays context creation; keep it out of the timing
-                wb.fit(ds, learner, epochs=1, steps_per_epoch=2, device=device, batch_size=args.batch, **options)
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            wb.fit(ds, learner, epochs=args.steps // 25, steps_per_epoch=25, patience=10 ** 6, device=device,
-                   batch_size=args.batch, threads=1, **options)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            wall = time.perf_counter() - start
-            print(f"| {learner} | {system} | {device} | {args.steps} | {args.batch} | {wall:.1f} | {args.steps / wall:.1f} |")
+            for precision in ("float32", "mixed") if device == "cuda" else ("float32",):
+                if device == "cuda":  # the first CUDA call pays context creation; keep it out of the timing
+                    wb.fit(ds, learner, epochs=1, steps_per_epoch=2, device=device, batch_size=args.batch,
+                           precision=precision, **options)
+                wall = _timed(lambda: wb.fit(ds, learner, epochs=args.steps // 25, steps_per_epoch=25,
+                                             patience=10 ** 6, device=device, batch_size=args.batch,
+                                             precision=precision, threads=1, **options), device)
+                print(f"| {learner} | {system} | {device} | {precision} | {args.steps} | {args.batch} | "
+                      f"{wall:.1f} | {args.steps / wall:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

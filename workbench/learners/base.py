@@ -283,6 +283,16 @@ class Learner(nn.Module):
         """Discovered equations, one per state variable; only equation-discovery learners have them."""
         raise UnsupportedError(f"learner {self.name!r} does not produce equations; use 'sindy'")
 
+    @property
+    def compilable(self) -> bool:
+        """Whether :meth:`compile_training` can compile this learner's training step."""
+        return False
+
+    def compile_training(self, batch_size: int) -> bool:
+        """Compile the training step with ``torch.compile``; returns whether training now runs
+        compiled. Learners that cannot (see :attr:`compilable`) train eagerly."""
+        return False
+
 
 def step_indices(t: torch.Tensor, h: float, name: str) -> torch.Tensor:
     """Indices of the times ``t`` on the map's grid ``t[0] + k h``; other times are refused."""

@@ -6,11 +6,13 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional, Union
 
+import torch
+
 from ..errors import BadParameterError
 
 DEFAULT_EPOCHS = 40
 SCHEDULES = ("cosine", "plateau")
-PRECISIONS = ("float32", "float64")
+PRECISIONS = ("float32", "float64", "mixed")
 MAX_BATCH = 65_536
 MAX_STEPS_PER_EPOCH = 100_000
 # The "auto" compile rule (see TrainConfig.compiles). Measured on the neural ODE of
@@ -70,7 +72,10 @@ class TrainConfig:
         patience: epochs without validation improvement before stopping.
         schedule: ``"cosine"`` (annealed to 1% over the epochs or the budget; default with a
             budget) or ``"plateau"`` (halved after 4 epochs without improvement).
-        precision: ``"float32"`` or ``"float64"``.
+        precision: ``"float32"``, ``"float64"``, or ``"mixed"``: float32 weights, states and
+            validation, with the training loss's matrix products in bfloat16 under
+            ``torch.autocast`` (for GPUs with bfloat16 units; the solver's state updates stay
+            float32, since bfloat16's 8-bit mantissa would swamp an ODE's small increments).
         seed: seeds initialisation and batch sampling (CPU runs are reproducible).
         compile: ``torch.compile`` the training step where the learner can (continuous-time
             learners with a fixed-step solver and no inputs): ``True``, ``False`` or ``"auto"``
@@ -128,6 +133,11 @@ class TrainConfig:
         if self.time_budget is not None:
             return self.time_budget >= AUTO_COMPILE_BUDGET_S
         return self.epochs * self.steps_per_epoch >= AUTO_COMPILE_STEPS
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights and data (float32 under ``"mixed"``)."""
+        return torch.float64 if self.precision == "float64" else torch.float32
 
     def to_json(self) -> dict[str, Any]:
         """The run's description, without the speed-only ``compile`` setting."""

@@ -31,7 +31,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         patience: int = 15, clip: float = 1.0, schedule: Optional[str] = None, precision: str = "float32",
         q: Optional[list[str]] = None, p: Optional[list[str]] = None, out: Optional[PathLike] = None,
         resume: bool = False, overwrite: bool = False, callback: Optional[Callback] = None,
-        threads: Optional[int] = None, progress: Optional[bool] = None, **learner_options: Any) -> Model:
+        threads: Optional[int] = None, progress: Optional[bool] = None, compile: Union[bool, str] = "auto",
+        **learner_options: Any) -> Model:
     """Fit a surrogate to a dataset and return the model at its best validation loss.
 
     Gradient-style learners train on windows of the training split with the shared
@@ -51,6 +52,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         callback: called after every epoch with the epoch record; returning ``False`` stops.
         threads: torch CPU threads while fitting (default 1; restored afterwards).
         progress: progress bar (default: only on a terminal).
+        compile: ``torch.compile`` the training step of continuous-time learners (``True``,
+            ``False``, or ``"auto"``: runs of at least 5,000 steps or 300 s; see
+            :attr:`TrainConfig.compiles`); a speed setting only, results are the same.
         learner_options: the learner's own options (see each learner's ``defaults``); for measured
             series also ``embed``/``lag`` (delay embedding) and ``transform`` (per-variable
             ``log``/``log1p``/``logit``), handled by :mod:`workbench.seriesfit` like a time split.
@@ -73,13 +77,13 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
     config = TrainConfig(epochs=epochs, time_budget=time_budget, batch_size=batch_size, lr=lr, window=window,
                          curriculum=curriculum, steps_per_epoch=steps_per_epoch, patience=patience, clip=clip, schedule=schedule,
-                         precision=precision, seed=seed)
+                         precision=precision, seed=seed, compile=compile)
     folder = Path(out) if out is not None else None
     if folder is not None and has_run(folder) and not (resume or overwrite):
         raise WorkbenchError(f"{folder} already holds a run; pass resume=True (--resume) to continue it or "
                              "overwrite=True (--overwrite) to replace it")
     dev = resolve_device(device)
-    dtype = getattr(torch, config.precision)
+    dtype = config.dtype
     info = data_info(ds, q, p)
     if "seed" in get_learner(learner).defaults:  # learners with their own random draws (an ESN's reservoir)
         learner_options.setdefault("seed", config.seed)

@@ -96,13 +96,18 @@ class Trainer:
             self.compile_seconds = time.perf_counter() - self._clock
 
     def _compile(self) -> bool:
-        # continuous-time learners declare `compilable` and offer compile_training (which warns if it fails)
-        if getattr(self.module, "compilable", False):
+        # compile_training warns and stays eager where the compiler fails
+        if self.module.compilable:
             return self.module.compile_training(self.config.batch_size)
         if self.config.compile is True:
             warnings.warn(f"compile=True: {self.module.name} trains eagerly (compiling covers continuous-time "
                           "learners with a fixed-step solver and no exogenous inputs)", RuntimeWarning, stacklevel=3)
         return False
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 matrix products under ``precision="mixed"`` (validation stays float32)."""
+        device = next(self.module.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.config.precision == "mixed")
 
     def out_of_time(self) -> bool:
         return self.config.time_budget is not None and self.elapsed_now() >= self.config.time_budget
@@ -117,7 +122,8 @@ class Trainer:
         horizon = self.horizon(frac)
         losses = []
         for _ in range(c.steps_per_epoch):
-            loss = self.module.loss(self.train_windows.sample(c.batch_size), horizon, self.objective)
+            with self._autocast():
+                loss = self.module.loss(self.train_windows.sample(c.batch_size), horizon, self.objective)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # a non-finite loss gives non-finite gradients, which the guard refuses
             norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), c.clip)
