@@ -145,6 +145,9 @@ def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbe
         option: List[str] = typer.Option([], "--option", help="Learner option NAME=VALUE (JSON values)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+        precision: str = typer.Option("float32", "--precision", help="float32, float64 or mixed (bfloat16 products)."),
+        compile_step: Optional[bool] = typer.Option(
+            None, "--compile/--no-compile", help="torch.compile the training step (default: long runs only)."),
         quiet: bool = QUIET) -> None:
     """Fit a surrogate to a dataset and save it as a run folder (one atomic generation per epoch)."""
     import workbench as wb
@@ -152,6 +155,7 @@ def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbe
     ds = wb.load(data)
     model = wb.fit(ds, learner, epochs=epochs, time_budget=time_budget, device=device, seed=seed, lr=lr,
                    batch_size=batch_size, window=window, out=out, resume=resume, overwrite=overwrite,
+                   precision=precision, compile="auto" if compile_step is None else compile_step,
                    progress=False if quiet else None, **_parse_pairs(option, "option", _json_or_text))
     last = model.history[-1]
     best = min(h["val_loss"] for h in model.history)
