@@ -21,6 +21,7 @@ from .dataset import json_attr, observation_mask, select_split, write_netcdf
 from .errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
 from .evaluate import oracle_samples, parameters_per_trajectory, true_drift, true_system
 from .simulate import simulate
+from .windows import evenly_spaced
 from .splits import merge_segments, time_split_info
 
 DIMENSIONLESS = "1"
@@ -579,7 +580,7 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
                      ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)")))
     if len(t) > 1:
         steps = np.diff(t)
-        regular = np.allclose(steps, steps[0], rtol=1e-6, atol=0.0)
+        regular = evenly_spaced(torch.as_tensor(t))
         rows.append(("sampling step", f"{_number(float(steps[0]))}{tu_text}" if regular else
                      f"irregular, {_number(float(steps.min()))} to {_number(float(steps.max()))}{tu_text}"))
     if split_info:
