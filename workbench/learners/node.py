@@ -22,6 +22,9 @@ class NeuralODE(ContinuousLearner):
     32, batch 128, lr 3e-3, cosine schedule; median valid prediction time on 64 held-out starts on
     the attractor, in Lyapunov times):
 
+    * 5.3 (quartiles 4.2-5.7) after 540 s at load ~2, 353 epochs. The figures below predate a fix
+      of the window sampler (float32 time grids were read as irregular, so a batch's windows shared
+      one start) and understate what the same settings now reach.
     * budget decides most: 3.6 after 540 s on an idle core, 3.0 after 240 s at load 7-9 on 2 cores.
     * ``substeps=1`` (one RK4 step per sample; at dt = 0.01 its error is far below the model's) runs
       ~1.7x the epochs of the default 2 in the same wall time: 3.5 vs 3.0 (seed 0), 1.6 vs 1.3
@@ -31,7 +34,6 @@ class NeuralODE(ContinuousLearner):
     * the learned attractor is kept even when the weather is lost: at 3.0 Lyapunov times the
       learned largest exponent is 0.904 (true 0.9056) and the invariant marginals sit at 0.034 of the
       true standard deviation in W1, near the sampling floor (``workbench.attractor``).
-    Not reached here: the 5 Lyapunov times that reservoirs and SINDy pass easily on the same data.
     """
 
     name = "node"
