@@ -392,6 +392,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
     limits = torch.tensor([rtol, atol, bound, float(max_steps)], dtype=dtype, device=device)
     # any batch size and number of outputs share one compiled step (Python floats, such as the
     # tableau's weights, stay compile-time constants, which dynamic=True would not keep)
+    times = times.clone()  # the mark stays on our copy, not on the caller's tensor
     torch._dynamo.mark_dynamic(state, 0)
     torch._dynamo.mark_dynamic(times, 0)
     step = _Stepper(f, m, dim, device, dtype, compile)
