@@ -301,8 +301,7 @@ class _Stepper:
     def __init__(self, f: Callable[..., torch.Tensor], m: _Method, dim: int, device: torch.device,
                  dtype: torch.dtype, compile: Optional[bool]):
         self.key = (f, m.tab.name, dim, device.type, dtype)
-        self.make = lambda: _make_step(f, m, dim)
-        self.eager = self.make()
+        self.eager = _make_step(f, m, dim)
         self.compiled: Optional[Callable[..., tuple[torch.Tensor, ...]]] = None
         self.checked = False
         self.auto = compile is None
@@ -313,7 +312,7 @@ class _Stepper:
         if self.key not in _COMPILED:
             # one code object serves every field's step: room for more than dynamo's default 8 entries
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-            _COMPILED[self.key] = torch.compile(self.make(), fullgraph=True, options={"cpp_wrapper": True})
+            _COMPILED[self.key] = torch.compile(self.eager, fullgraph=True, options={"cpp_wrapper": True})
         self.compiled = _COMPILED[self.key]
 
     def __call__(self, *inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -396,8 +395,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
     torch._dynamo.mark_dynamic(state, 0)
     torch._dynamo.mark_dynamic(times, 0)
     step = _Stepper(f, m, dim, device, dtype, compile)
-    if step.compiled is not None or compile is None:
-        args = _one_element(args)
+    args = _one_element(args)
     span, started = float(times[-1] - times[0]), time.perf_counter()
     while True:
         state, values, where, status = step(state, times, limits, args)
