@@ -96,17 +96,7 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
     """
     label, frame = _read_csv(source, missing)
     title = name or Path(label).stem
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    header_units = {}
-    renamed = {}
-    for column in frame.columns:
-        match = _HEADER_UNITS.match(column)
-        if match and match.group(1):
-            renamed[column] = match.group(1)
-            header_units[match.group(1)] = match.group(2)
-    frame = frame.rename(columns=renamed)
-    if len(set(frame.columns)) != len(frame.columns):
-        raise DatasetError(f"{label}: column names repeat once units are read from the headers: {list(frame.columns)}")
+    frame, header_units = _units_from_headers(frame, label)
     time = time or _find_column(frame, TIME_NAMES)
     if time is None or time not in frame.columns:
         raise DatasetError(f"{label}: no time column {time or ''!r} among {list(frame.columns)}; "
@@ -138,6 +128,21 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
                   units={**header_units, **dict(units or {})}, rows=lines, names=names, split=split)
     attrs = {**OBSERVED_ATTRS, "title": title, "source": label, "generator": "workbench.from_csv"}
     return build(table, roles, attrs, label)
+
+
+def _units_from_headers(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The frame with headers such as ``co2 [ppm]`` renamed ``co2``, and the units read from them."""
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    header_units, renamed = {}, {}
+    for column in frame.columns:
+        match = _HEADER_UNITS.match(column)
+        if match and match.group(1):
+            renamed[column] = match.group(1)
+            header_units[match.group(1)] = match.group(2)
+    frame = frame.rename(columns=renamed)
+    if len(set(frame.columns)) != len(frame.columns):
+        raise DatasetError(f"{label}: column names repeat once units are read from the headers: {list(frame.columns)}")
+    return frame, header_units
 
 
 def csv_columns(source: Source, missing: Sequence[str] = ()) -> list[dict[str, Any]]:

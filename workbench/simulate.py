@@ -109,12 +109,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     n = check_integer(n, "n (the number of trajectories)", 1)
     seed = check_integer(seed, "seed", 0, MAX_SEED)
     max_steps = check_integer(max_steps, "max_steps", 1)
-    obs_noise = check_real(obs_noise, "obs_noise", 0.0)
-    missing = check_real(missing, "missing (a fraction of samples)", 0.0, 1.0)
-    if missing == 1.0:
-        raise BadParameterError("missing must be below 1: every trajectory keeps at least its first sample")
-    if obs_noise_kind not in ("absolute", "relative"):
-        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {obs_noise_kind!r}")
+    obs_noise, missing = _check_observation(obs_noise, obs_noise_kind, missing)
     dev = resolve_device(device)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -143,12 +138,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
                         row=row) from None
     clean = states.cpu().numpy()
     deriv = _derivative(sys_, tt, torch.from_numpy(clean).to(dev), p) if derivative else None
-    observed = _noisy(clean, obs_noise, obs_noise_kind, rng)
-    mask = None
-    if missing:
-        mask = rng.random(observed.shape[:2]) >= missing
-        mask[:, 0] = True
-        observed = np.where(mask[..., None], observed, np.nan)
+    observed, mask = _observe(clean, obs_noise, obs_noise_kind, missing, rng)
     split_labels = _split_labels(n, split, rng)
     attrs = {
         "title": f"{sys_.name} trajectories", "system": sys_.name, "kind": sys_.kind,
@@ -443,11 +433,30 @@ def _inputs(sys_: System, t: torch.Tensor, p: Mapping[str, torch.Tensor], n: int
     return u.reshape(n, len(t), -1).cpu().numpy()
 
 
-def _noisy(clean: np.ndarray, level: float, kind: str, rng: np.random.Generator) -> np.ndarray:
-    if level == 0:
-        return clean
-    scale = level * (clean.reshape(-1, clean.shape[-1]).std(0) if kind == "relative" else 1.0)
-    return clean + rng.standard_normal(clean.shape) * scale
+def _observe(clean: np.ndarray, noise: float, kind: str, missing: float,
+             rng: np.random.Generator) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """What an instrument records: ``clean`` plus Gaussian noise (``noise`` absolute, or relative to
+    each variable's std), with a ``missing`` fraction of samples after the first dropped to NaN;
+    returns the observations and the mask of kept samples (``None`` when nothing is dropped)."""
+    observed = clean
+    if noise:
+        scale = noise * (clean.reshape(-1, clean.shape[-1]).std(0) if kind == "relative" else 1.0)
+        observed = clean + rng.standard_normal(clean.shape) * scale
+    if not missing:
+        return observed, None
+    mask = rng.random(observed.shape[:2]) >= missing
+    mask[:, 0] = True
+    return np.where(mask[..., None], observed, np.nan), mask
+
+
+def _check_observation(noise: Any, kind: Any, missing: Any) -> tuple[float, float]:
+    noise = check_real(noise, "obs_noise", 0.0)
+    missing = check_real(missing, "missing (a fraction of samples)", 0.0, 1.0)
+    if missing == 1.0:
+        raise BadParameterError("missing must be below 1: every trajectory keeps at least its first sample")
+    if kind not in ("absolute", "relative"):
+        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {kind!r}")
+    return noise, missing
 
 
 def _split_labels(n: int, split: Optional[Sequence[float]], rng: np.random.Generator) -> Optional[list[str]]:

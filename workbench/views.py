@@ -381,13 +381,7 @@ def long_run(model: Any, ds: xr.Dataset, n_runs: int = 8, run_lyapunov_times: fl
     true_run = simulate(system, n=runs, times=np.arange(steps + 1) * dt, x0=states[:, 0], params=params, split=None,
                         rtol=1e-7, atol=1e-7, progress=False)["state"].values[:, transient:]
     tau = max(dt, 0.5 * horizon)
-    if system.lyapunov:
-        lyapunov_true = float(system.lyapunov)
-    else:
-        p = {k: torch.as_tensor(np.tile(v[:4], 2), dtype=torch.float64) for k, v in params.items()}
-        lyapunov_true = float(np.mean(attractor.flow_lyapunov(lambda t, y: system.drift(t, y, p),
-                                                              torch.as_tensor(true_run[:4, 0]), tau,
-                                                              lyapunov_averaging * horizon)))
+    lyapunov_true = _true_lyapunov(system, params, true_run[:4, 0], tau, lyapunov_averaging * horizon)
     try:
         learned = attractor.model_free_run(model, states[:, :context + 1], dt, steps - context)
         learned = learned[:, max(0, transient - context):]
@@ -398,15 +392,7 @@ def long_run(model: Any, ds: xr.Dataset, n_runs: int = 8, run_lyapunov_times: fl
     except (DivergenceError, SolverStallError) as exc:
         learned, lyapunov_learned, diverged = np.full_like(true_run, np.nan), float("nan"), str(exc)
     finite = not diverged
-    flat_true, flat_learned = true_run.reshape(-1, len(variables)), learned.reshape(-1, len(variables))
-    centers, density_true, density_learned = (np.full((len(variables), int(bins)), np.nan) for _ in range(3))
-    for v in range(len(variables)):
-        both = np.r_[flat_true[:, v], flat_learned[:, v]] if finite else flat_true[:, v]
-        edges = np.linspace(both.min(), max(both.max(), both.min() + 1e-12), int(bins) + 1)
-        centers[v] = 0.5 * (edges[1:] + edges[:-1])
-        density_true[v] = np.histogram(flat_true[:, v], edges, density=True)[0]
-        if finite:
-            density_learned[v] = np.histogram(flat_learned[:, v], edges, density=True)[0]
+    centers, density_true, density_learned = _marginals(true_run, learned if finite else None, int(bins))
     frequency, psd_true = attractor.power_spectrum(true_run, dt)
     psd_learned = attractor.power_spectrum(learned, dt)[1] if finite else np.full_like(psd_true, np.nan)
     measure = attractor.measure_distance(np.where(np.isfinite(learned), learned, np.inf), true_run, variables=variables)
@@ -430,6 +416,34 @@ def long_run(model: Any, ds: xr.Dataset, n_runs: int = 8, run_lyapunov_times: fl
         attrs={"dt": dt, "n_runs": runs, "steps": steps, "transient": transient, "diverged": diverged,
                "lyapunov_time": horizon})
     return out
+
+
+def _true_lyapunov(system: Any, params: dict[str, np.ndarray], starts: np.ndarray, tau: float,
+                   averaging: float) -> float:
+    """The catalog's published largest exponent, else a Benettin estimate on the true flow from ``starts``."""
+    if system.lyapunov:
+        return float(system.lyapunov)
+    p = {k: torch.as_tensor(np.tile(v[:len(starts)], 2), dtype=torch.float64) for k, v in params.items()}
+    return float(np.mean(attractor.flow_lyapunov(lambda t, y: system.drift(t, y, p), torch.as_tensor(starts), tau,
+                                                 averaging)))
+
+
+def _marginals(true_run: np.ndarray, learned: Optional[np.ndarray],
+               bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-variable histogram densities of the runs ``(trajectory, time, variable)`` on shared bins
+    spanning both: bin centres, true and learned densities (NaN without a learned run)."""
+    n_vars = true_run.shape[-1]
+    flat_true = true_run.reshape(-1, n_vars)
+    flat_learned = None if learned is None else learned.reshape(-1, n_vars)
+    centers, density_true, density_learned = (np.full((n_vars, bins), np.nan) for _ in range(3))
+    for v in range(n_vars):
+        both = flat_true[:, v] if flat_learned is None else np.r_[flat_true[:, v], flat_learned[:, v]]
+        edges = np.linspace(both.min(), max(both.max(), both.min() + 1e-12), bins + 1)
+        centers[v] = 0.5 * (edges[1:] + edges[:-1])
+        density_true[v] = np.histogram(flat_true[:, v], edges, density=True)[0]
+        if flat_learned is not None:
+            density_learned[v] = np.histogram(flat_learned[:, v], edges, density=True)[0]
+    return centers, density_true, density_learned
 
 
 # --- forecasts of measured series ------------------------------------------------------------------
