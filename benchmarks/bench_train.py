@@ -2,7 +2,8 @@
 
 The same model and step everywhere: MLP 3-128-128-3 (tanh), RK4 with 2 substeps per sample on
 windows of 20 samples of Lorenz-63 (standardised with the training split's statistics), batch 128,
-Adam lr 1e-3, one thread per process. Three tables:
+Adam lr 1e-3, one thread per process, the process pinned to ``--cores`` CPUs (default 1) so that
+every implementation computes on the same cores. Four tables:
 
 * steps per second, interleaved over ``--reps`` repetitions of ``--steps`` steps after a warm-up,
   with the process CPU time per step beside the wall time (on a shared machine the CPU time moves
@@ -12,17 +13,22 @@ Adam lr 1e-3, one thread per process. Three tables:
 * compile times: ``torch.compile`` of wb.fit's training step with an empty inductor cache (this
   script points ``TORCHINDUCTOR_CACHE_DIR`` at a new folder) and JAX's ``jit``, each with its
   first step;
+* other learners (``--learners``, default the discrete maps ``resnet,rknet,lmnet``): wb.fit steps/s
+  eager vs ``compile=True`` on the same data, window, batch and width (no peer implementation);
 * time to accuracy: wall time and steps until the window MSE on a fixed held-out set (4 windows
   of each validation trajectory at evenly spaced starts: wb.fit's own validation windows) first
   reaches each of ``--targets`` (1e-2, 3e-3, 1e-3), evaluated every ``--every`` steps in both,
   with the evaluations and the compile time in both clocks (each compiles afresh in the process,
-  torch with a warm inductor cache by then); runs stop at ``--cap`` seconds and say "not reached".
+  torch with a warm inductor cache unless ``--skip speed``). The two runs are interleaved epoch by
+  epoch (JAX trains in wb.fit's callback, on its own clock), so a machine that slows down slows
+  both; each stops at ``--cap`` seconds of its own time and says "not reached".
   Both use wb.fit's recipe: Adam, gradient-norm clip 1, learning rate halved after 4 evaluations
   without improvement (torch's ReduceLROnPlateau rule, re-implemented for optax), full windows
   from the first step. wb.fit runs with ``time_budget=--cap``, its default path (``"auto"``
   compiles there).
 
     python benchmarks/bench_train.py [--steps 100] [--reps 3] [--cap 600] [--targets 1e-2,3e-3,1e-3] [--every 50]
+                                     [--learners resnet,rknet,lmnet] [--skip speed|learners|accuracy]
 """
 from __future__ import annotations
 
@@ -34,6 +40,20 @@ import tempfile
 import time
 from typing import Any, Callable, Optional
 
+
+
+def pin(cores: int) -> list[int]:
+    """Restrict this process, and every thread it starts later (torch's, XLA's), to its first ``cores``
+    CPUs, so every implementation gets the same cores: asked for one thread, JAX's runtime still
+    spreads its work over about 1.6 cores."""
+    chosen = sorted(os.sched_getaffinity(0))[:cores]
+    os.sched_setaffinity(0, chosen)
+    return chosen
+
+
+_early = argparse.ArgumentParser(add_help=False)
+_early.add_argument("--cores", type=int, default=1)
+CORES = pin(_early.parse_known_args()[0].cores)  # before numpy, torch and JAX start threads
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_train_inductor_"))
 
@@ -41,12 +61,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
-from workbench.training.config import AUTO_COMPILE_BUDGET_S, AUTO_COMPILE_STEPS  # noqa: E402
+from workbench.training.config import AUTO_COMPILE_STEPS  # noqa: E402
 
 WINDOW, BATCH, HIDDEN, SUBSTEPS, LR, CLIP, DT = 20, 128, 128, 2, 1e-3, 1.0, 0.01
 PLATEAU_PATIENCE, PLATEAU_THRESHOLD = 4, 1e-4  # torch's ReduceLROnPlateau as wb.fit uses it
 WB_OPTIONS = dict(learner="node", hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR, clip=CLIP,
                   substeps=SUBSTEPS, curriculum=False, schedule="plateau", patience=10 ** 6, seed=0, progress=False)
+LEARNER_OPTIONS = dict(hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR, clip=CLIP, curriculum=False,
+                       seed=0, progress=False)
 Run = Callable[[int], None]
 
 
@@ -236,44 +258,90 @@ def compile_table(ds: Any, jax: Optional[JaxTrainer]) -> None:
         print(f"| JAX jit of the training step | {first - warm:.1f} |")
 
 
+def learner_table(ds: Any, learners: list[str], steps: int, reps: int) -> None:
+    """wb.fit steps/s eager vs compiled (``compile=True``) for other gradient learners on the same
+    data, window, batch and width; per-step time from a 2n- minus an n-step run, interleaved."""
+    def rate(learner: str, compiled: bool) -> float:
+        def run(n: int) -> float:
+            fit = lambda: wb.fit(ds, learner, epochs=1, steps_per_epoch=n, compile=compiled,  # noqa: E731
+                                 **LEARNER_OPTIONS)
+            return seconds(fit)[0]
+        return steps / (run(2 * steps) - run(steps))
+
+    for learner in learners:  # warm-up, compiling each learner's step once
+        rate(learner, False), rate(learner, True)
+    results: dict[tuple[str, bool], list[float]] = {(name, c): [] for name in learners for c in (False, True)}
+    for _ in range(reps):
+        for key in results:
+            results[key].append(rate(*key))
+    print(f"\nOther learners, wb.fit steps/s eager vs compiled (hidden {HIDDEN}, windows of {WINDOW}, batch {BATCH}; "
+          f"{reps} interleaved reps of {steps} steps; load average after: {load()})\n")
+    print("| learner | eager steps/s median | compiled steps/s median | compiled / eager |\n|---|---:|---:|---:|")
+    for name in learners:
+        eager, compiled = (statistics.median(results[name, c]) for c in (False, True))
+        print(f"| {name} | {eager:.1f} | {compiled:.1f} | {compiled / eager:.2f} |")
+
+
+class Race:
+    """One contender in the interleaved time-to-accuracy run: its own clock, steps, best held-out
+    MSE and the (seconds, steps) at which it first reached each target."""
+
+    def __init__(self, targets: list[float], cap: float):
+        self.targets, self.cap = targets, cap
+        self.seconds, self.steps, self.best = 0.0, 0, math.inf
+        self.hits: dict[float, tuple[float, int]] = {}
+
+    def record(self, seconds: float, steps: int, value: float) -> None:
+        self.seconds, self.steps, self.best = seconds, steps, min(self.best, value)
+        for target in self.targets:
+            if value <= target and target not in self.hits:
+                self.hits[target] = (seconds, steps)
+
+    @property
+    def done(self) -> bool:
+        return len(self.hits) == len(self.targets) or self.seconds >= self.cap
+
+
 def time_to_accuracy(ds: Any, z: np.ndarray, held_out: np.ndarray, targets: list[float], every: int,
-                     cap: float) -> None:
-    """Seconds and steps until the held-out window MSE first reaches each of ``targets``."""
-    rows: list[tuple[str, dict[float, tuple[float, int]], float, float]] = []
-    hits: dict[float, tuple[float, int]] = {}
-
-    def watch(record: dict[str, Any]) -> bool:
-        for target in targets:
-            if record["val_loss"] <= target and target not in hits:
-                hits[target] = (record["elapsed"], record["epoch"] * every)
-        return len(hits) < len(targets)
-
-    torch._dynamo.reset()  # wb.fit compiles again (warm inductor cache), as the JAX run below jits again
-    model = wb.fit(ds, time_budget=cap, steps_per_epoch=every, callback=watch, **WB_OPTIONS)
-    mode = "compiled" if cap >= AUTO_COMPILE_BUDGET_S else "eager"
-    rows.append((f"wb.fit (time_budget = cap; auto: {mode})", hits, model.history[-1]["elapsed"],
-                 min(h["val_loss"] for h in model.history)))
+                     cap: float, cache: str) -> None:
+    """Seconds and steps until the held-out window MSE first reaches each of ``targets``, the two
+    contenders interleaved every ``every`` steps so both meet the same machine conditions: after each
+    wb.fit epoch its callback runs JAX for ``every`` steps. Each clock counts only its own work
+    (wb.fit's elapsed time minus the time spent in the callback)."""
+    ours, theirs = Race(targets, cap), Race(targets, cap)
     jax = jax_trainer(z, held_out)
-    if jax is not None:
-        plateau, start, steps, best = Plateau(), time.perf_counter(), 0, math.inf
-        reached: dict[float, tuple[float, int]] = {}
-        while time.perf_counter() - start < cap and len(reached) < len(targets):
-            jax.run(every)
-            steps += every
-            value = jax.evaluate()
-            best = min(best, value)
-            for target in targets:
-                if value <= target and target not in reached:
-                    reached[target] = (time.perf_counter() - start, steps)
-            jax.rescale_lr(plateau(value))
-        rows.append(("JAX (equinox + optax, jit)", reached, time.perf_counter() - start, best))
-    print(f"\nTime to window MSE on {len(held_out)} held-out windows (evaluated every {every} steps; compile and "
-          f"evaluations included; cap {cap:.0f} s; load average after: {load()})\n")
-    print("| implementation | " + " | ".join(f"MSE <= {t:g}: s (steps)" for t in targets) + " | best MSE | ran s |\n"
-          "|---|" + "---:|" * (len(targets) + 2))
-    for name, reached, spent, best in rows:
-        cells = [f"{reached[t][0]:.0f} ({reached[t][1]})" if t in reached else "not reached" for t in targets]
-        print(f"| {name} | " + " | ".join(cells) + f" | {best:.2e} | {spent:.0f} |")
+    plateau, in_callback = Plateau(), 0.0
+
+    def jax_epoch() -> None:
+        start = time.perf_counter()
+        jax.run(every)
+        value = jax.evaluate()
+        theirs.record(theirs.seconds + time.perf_counter() - start, theirs.steps + every, value)
+        jax.rescale_lr(plateau(value))
+
+    def interleave(record: dict[str, Any]) -> bool:
+        nonlocal in_callback
+        start = time.perf_counter()
+        ours.record(record["elapsed"] - in_callback, record["epoch"] * every, record["val_loss"])
+        if jax is not None and not theirs.done:
+            jax_epoch()
+        in_callback += time.perf_counter() - start
+        return not ours.done
+
+    torch._dynamo.reset()  # wb.fit compiles in its clock, as JAX jits in its own
+    epochs = max(AUTO_COMPILE_STEPS // every + 1, 10 ** 6 // every)  # planned long: "auto" compiles
+    wb.fit(ds, epochs=epochs, steps_per_epoch=every, callback=interleave, **WB_OPTIONS)
+    while jax is not None and not theirs.done:
+        jax_epoch()
+    print(f"\nTime to window MSE on {len(held_out)} held-out windows (evaluated every {every} steps, interleaved "
+          f"epoch by epoch; compile and evaluations included, torch compiling with {cache} inductor cache; cap "
+          f"{cap:.0f} s each; load average after: {load()})\n")
+    print("| implementation | " + " | ".join(f"MSE <= {t:g}: s (steps)" for t in targets)
+          + " | best MSE | ran s (steps) |\n|---|" + "---:|" * (len(targets) + 2))
+    rows = [("wb.fit (auto: compiled)", ours)] + ([("JAX (equinox + optax, jit)", theirs)] if jax is not None else [])
+    for name, race in rows:
+        cells = [f"{race.hits[t][0]:.0f} ({race.hits[t][1]})" if t in race.hits else "not reached" for t in targets]
+        print(f"| {name} | " + " | ".join(cells) + f" | {race.best:.2e} | {race.seconds:.0f} ({race.steps}) |")
 
 
 def main() -> None:
@@ -283,7 +351,11 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=600.0, help="seconds per time-to-accuracy run")
     parser.add_argument("--targets", default="1e-2,3e-3,1e-3", help="window MSE thresholds, comma-separated")
     parser.add_argument("--every", type=int, default=50, help="steps between evaluations")
-    parser.add_argument("--skip", choices=("speed", "accuracy"), action="append", default=[])
+    parser.add_argument("--cores", type=int, default=1,
+                        help="CPUs every implementation runs on (pinned with sched_setaffinity; default 1)")
+    parser.add_argument("--learners", default="resnet,rknet,lmnet",
+                        help="gradient learners for the eager-vs-compiled table, comma-separated ('' to skip)")
+    parser.add_argument("--skip", choices=("speed", "learners", "accuracy"), action="append", default=[])
     args = parser.parse_args()
     torch.set_num_threads(1)
     ds = wb.simulate("lorenz63", n=64, t_end=10.0, dt=DT, seed=0, split=(0.9, 0.1, 0.0))
@@ -291,14 +363,17 @@ def main() -> None:
     mean, std = train.mean((0, 1)), train.std((0, 1))
     z = ((train - mean) / std).astype(np.float32)
     held_out = held_out_windows(((wb.select_split(ds, "val")["state"].values - mean) / std).astype(np.float32))
-    print(f"load average at start: {load()}")
+    print(f"load average at start: {load()}; pinned to CPU(s) {CORES}")
     if "speed" not in args.skip:
         jax = jax_trainer(z, held_out)
         compile_table(ds, jax)
         speed_table(ds, z, jax, args.steps, args.reps)
+    if "learners" not in args.skip and args.learners:
+        learner_table(ds, args.learners.split(","), args.steps, args.reps)
     if "accuracy" not in args.skip:
         targets = sorted((float(t) for t in args.targets.split(",")), reverse=True)
-        time_to_accuracy(ds, z, held_out, targets, args.every, args.cap)
+        time_to_accuracy(ds, z, held_out, targets, args.every, args.cap,
+                         "an empty" if "speed" in args.skip else "a warm")
 
 
 if __name__ == "__main__":

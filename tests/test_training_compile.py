@@ -4,7 +4,7 @@ import torch
 
 import workbench as wb
 from workbench.errors import BadParameterError
-from workbench.learners import build, continuous
+from workbench.learners import base, build
 from workbench.training.config import AUTO_COMPILE_BUDGET_S, AUTO_COMPILE_STEPS, TrainConfig
 from workbench.training.trainer import Trainer
 from workbench.windows import data_info, prepare
@@ -47,8 +47,9 @@ def test_compile_is_a_speed_setting_left_out_of_the_run_description():
 
 
 @pytest.mark.parametrize("failure", ["at compile", "at first call"])
-def test_a_failing_compiler_falls_back_to_eager_with_the_same_losses(vdp, monkeypatch, failure):
-    eager, trainer = train(vdp, compile=False)
+@pytest.mark.parametrize("learner", ["node", "rknet"])
+def test_a_failing_compiler_falls_back_to_eager_with_the_same_losses(vdp, monkeypatch, failure, learner):
+    eager, trainer = train(vdp, learner, compile=False)
     assert not trainer.compiled
 
     def broken(fn, **options):
@@ -60,24 +61,26 @@ def test_a_failing_compiler_falls_back_to_eager_with_the_same_losses(vdp, monkey
         return call
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(continuous, "_compiled_interval", None)
+    monkeypatch.setattr(base, "_compiled", {})
     with pytest.warns(RuntimeWarning, match="training eagerly"):
-        fallback, trainer = train(vdp, compile=True)
+        fallback, trainer = train(vdp, learner, compile=True)
     assert not trainer.compiled
     assert fallback == eager
     assert eager[-1] < eager[0]
 
 
-def test_compile_true_on_a_learner_without_a_compilable_step_warns_and_trains(vdp):
+@pytest.mark.parametrize("learner", ["nsde", "resnet"])  # resnet: one evaluation per step runs faster eagerly
+def test_compile_true_on_a_learner_without_a_compilable_step_warns_and_trains(vdp, learner):
     with pytest.warns(RuntimeWarning, match="trains eagerly"):
-        losses, trainer = train(vdp, learner="resnet", compile=True)
+        losses, trainer = train(vdp, learner=learner, compile=True)
     assert not trainer.compiled and losses[-1] < losses[0]
 
 
 @pytest.mark.slow  # compiles with inductor: tens of seconds with an empty cache
-def test_compiled_training_matches_eager(vdp):
-    eager, _ = train(vdp, compile=False)
-    compiled, trainer = train(vdp, compile=True)
+@pytest.mark.parametrize("learner", ["node", "rknet"])
+def test_compiled_training_matches_eager(vdp, learner):
+    eager, _ = train(vdp, learner, compile=False)
+    compiled, trainer = train(vdp, learner, compile=True)
     assert trainer.compiled and trainer.compile_seconds > 0
     torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=0)
 

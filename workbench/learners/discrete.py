@@ -8,11 +8,18 @@
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 
-from .base import Batch, Capabilities, InputSignal, Learner, masked_mse, mlp, step_indices
+from .base import MIN_COMPILED_EVALUATIONS, Batch, Capabilities, InputSignal, Learner, compile_with_trial, masked_mse, mlp, step_indices
+
+MapStep = Callable[["DiscreteMap", torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
+
+
+def _map_step(learner: "DiscreteMap", z: torch.Tensor, previous: Optional[torch.Tensor],
+              u: Optional[torch.Tensor]) -> torch.Tensor:
+    return learner.step(z, previous, u)
 
 
 class DiscreteMap(Learner):
@@ -30,6 +37,7 @@ class DiscreteMap(Learner):
         o = self.options
         self.net = mlp(dim + self.n_inputs, dim, o["hidden"], o["depth"], o["activation"])
         self.h = float(o["dt"])
+        self._compiled: Optional[MapStep] = None  # set by compile_training
 
     def f(self, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.net(torch.cat([z, u], dim=-1) if self.n_inputs else z)
@@ -42,11 +50,46 @@ class DiscreteMap(Learner):
     def step(self, z: torch.Tensor, previous: Optional[torch.Tensor], u: Optional[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def compilable(self) -> bool:
+        """Multi-stage maps only (``rknet``): a step of ``MIN_COMPILED_EVALUATIONS`` or more network
+        evaluations gains from compiling, a one-evaluation step runs faster eagerly."""
+        return self.stages >= MIN_COMPILED_EVALUATIONS
+
+    def compile_training(self, batch_size: int) -> bool:
+        """Compile one map step (forward and backward) with ``torch.compile``; training windows
+        iterate it from then on. A trial on zeros meets every specialisation training will (a first
+        step without history or gradient, a later one with both), so a failing compiler shows here:
+        a warning, and training stays eager with the same results.
+
+        Arguments:
+            batch_size: windows per training batch (the compiled step is specialised to it).
+
+        Returns:
+            Whether training now runs compiled (False where not :attr:`compilable`).
+        """
+        if not self.compilable:
+            return False
+
+        def trial(step: MapStep, like: dict[str, Any]) -> torch.Tensor:
+            z = torch.zeros(batch_size, self.dim, **like)
+            u = torch.zeros(batch_size, self.n_inputs, **like) if self.n_inputs else None
+            return step(self, step(self, z, None, u), z, u)
+
+        self._compiled = compile_with_trial(self, _map_step, trial)
+        return self._compiled is not None
+
     def iterate(self, z0: torch.Tensor, steps: int, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         """States after 0..steps map applications, shape (B, steps + 1, D); ``u`` (B, >= steps, U)."""
+        compiled = self._compiled if self.training and torch.is_grad_enabled() else None
+        if compiled is None:
+            step = self.step
+        else:  # contiguous: batch slices are strided, and strides are part of what was compiled
+            def step(z: torch.Tensor, previous: Optional[torch.Tensor], uk: Optional[torch.Tensor]) -> torch.Tensor:
+                return compiled(self, z.contiguous(), previous, None if uk is None else uk.contiguous())
         states, previous = [z0], None
         for k in range(steps):
-            nxt = self.step(states[-1], previous, None if u is None else u[:, k])
+            nxt = step(states[-1], previous, None if u is None else u[:, k])
             previous = states[-1]
             states.append(nxt)
         return torch.stack(states, dim=1)

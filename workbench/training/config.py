@@ -77,8 +77,8 @@ class TrainConfig:
             ``torch.autocast`` (for GPUs with bfloat16 units; the solver's state updates stay
             float32, since bfloat16's 8-bit mantissa would swamp an ODE's small increments).
         seed: seeds initialisation and batch sampling (CPU runs are reproducible).
-        compile: ``torch.compile`` the training step where the learner can (continuous-time
-            learners with a fixed-step solver and no inputs): ``True``, ``False`` or ``"auto"``
+        compile: ``torch.compile`` the training step where the learner can (``rknet``, and
+            continuous-time learners with a fixed-step solver and no inputs): ``True``, ``False`` or ``"auto"``
             (see :attr:`compiles`). Where compiling fails, training warns and runs eagerly. A
             speed setting only: it is left out of :meth:`to_json`, so a run resumes under any.
     """

@@ -52,8 +52,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         callback: called after every epoch with the epoch record; returning ``False`` stops.
         threads: torch CPU threads while fitting (default 1; restored afterwards).
         progress: progress bar (default: only on a terminal).
-        compile: ``torch.compile`` the training step of continuous-time learners (``True``,
-            ``False``, or ``"auto"``: runs of at least 5,000 steps or 300 s; see
+        compile: ``torch.compile`` the training step of ``rknet`` and fixed-step continuous-time
+            learners (``True``, ``False``, or ``"auto"``: runs of at least 5,000 steps or 300 s; see
             :attr:`TrainConfig.compiles`); a speed setting only, results are the same.
         learner_options: the learner's own options (see each learner's ``defaults``); for measured
             series also ``embed``/``lag`` (delay embedding) and ``transform`` (per-variable

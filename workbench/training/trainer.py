@@ -100,8 +100,9 @@ class Trainer:
         if self.module.compilable:
             return self.module.compile_training(self.config.batch_size)
         if self.config.compile is True:
-            warnings.warn(f"compile=True: {self.module.name} trains eagerly (compiling covers continuous-time "
-                          "learners with a fixed-step solver and no exogenous inputs)", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"compile=True: {self.module.name} trains eagerly with these options (compiling covers "
+                          "steps of at least 4 network evaluations: rknet, and continuous-time learners with a "
+                          "fixed-step solver, e.g. rk4, and no exogenous inputs)", RuntimeWarning, stacklevel=3)
         return False
 
     def _autocast(self) -> torch.autocast:
