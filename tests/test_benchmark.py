@@ -2,10 +2,12 @@
 import json
 
 import numpy as np
+import pytest
 import xarray as xr
 
 import workbench as wb
 from workbench import benchmark as bench
+from workbench.learners import get_learner
 
 
 def test_small_grid_records_skips_and_resumes_without_refitting(tmp_path):
@@ -48,6 +50,20 @@ def test_chaos_preset_covers_five_chaotic_attractors_and_every_deterministic_lea
     assert all(spec.test is not None for spec in grid.data)  # scored on a separate held-out set
     assert [m for m, _ in grid.columns][:5] == ["vpt_lyapunov_median", "attractor_w1", "spectrum_error",
                                                 "lyapunov_learned", "lyapunov_true"]
+
+
+@pytest.mark.parametrize("name", ["hnn", "anode"])
+def test_preset_entries_pass_the_capability_check_with_their_training_options(tmp_path, name):
+    # entries mix learner options with fit's (window, patience): the check before fitting must read only
+    # the learner's, or every cell of the preset fails before it starts
+    grid = bench.preset(name, budget=1.0)
+    for spec in grid.data:
+        path = tmp_path / f"{spec.system}.h5"
+        ds = spec.builder() if spec.builder is not None else wb.simulate(spec.system, **{**spec.simulate, "n": 4})
+        wb.save(ds, path)
+        assert any(set(entry.options) - set(get_learner(entry.learner).defaults) for entry in grid.entries)
+        for entry in grid.entries:
+            assert bench.skip_reason(str(path), entry) is None, (spec.system, entry.label)
 
 
 def test_chaos_cell_scores_sindy_on_lorenz63_against_the_published_exponent(tmp_path):

@@ -178,13 +178,16 @@ def run_cell(data_path: str, test_path: str, system: str, entry: Entry, seed: in
 
 def skip_reason(data_path: str, entry: Entry) -> Optional[str]:
     """Why ``entry``'s learner (with its options) cannot fit the data at ``data_path`` according to its
-    declared capabilities (see :func:`workbench.learners.compatibility`), or None when it can."""
+    declared capabilities (see :func:`workbench.learners.compatibility`), or None when it can. Only the
+    learner's own options take part; the entry's training options (``window``, ``patience``...) go to
+    ``fit`` and do not change what a learner can fit."""
     from .errors import UnsupportedError
-    from .learners import build
+    from .learners import build, get_learner
     from .windows import data_info
 
+    own = get_learner(entry.learner).defaults
     try:
-        build(entry.learner, data_info(load(data_path)), entry.options)
+        build(entry.learner, data_info(load(data_path)), {k: v for k, v in entry.options.items() if k in own})
     except UnsupportedError as exc:
         return str(exc)
     return None
