@@ -11,8 +11,8 @@ Two training styles share :func:`workbench.fit`: ``"gradient"`` learners give a 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 import warnings
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Optional
 
 import torch
@@ -304,8 +304,9 @@ COMPILE_OPTIONS = {"cpp_wrapper": True}
 # and a neural ODE interval of two RK4 steps (8 evaluations) 1.68x.
 MIN_COMPILED_EVALUATIONS = 4
 Compiled = Callable[..., torch.Tensor]
-_compiled: dict[Callable[..., torch.Tensor], Compiled] = {}  # one per function and process: parameters are
-# the compiled function's inputs, not constants, so every learner instance shares it
+# one compiled function per module-level function and process, shared by every learner instance: the
+# parameters are its inputs, not constants baked into it
+_compiled: dict[Callable[..., torch.Tensor], Compiled] = {}
 
 
 def compile_with_trial(learner: Learner, function: Compiled,

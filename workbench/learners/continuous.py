@@ -100,6 +100,7 @@ class ContinuousLearner(Learner):
         """
         if not self.compilable:
             return False
+
         def trial(interval: Interval, like: dict[str, Any]) -> torch.Tensor:
             y = self.lift(torch.zeros(batch_size, self.dim, **like))
             t, h = torch.zeros((), **like), torch.full((), 1e-2, **like)

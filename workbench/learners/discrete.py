@@ -12,7 +12,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .base import MIN_COMPILED_EVALUATIONS, Batch, Capabilities, InputSignal, Learner, compile_with_trial, masked_mse, mlp, step_indices
+from .base import (MIN_COMPILED_EVALUATIONS, Batch, Capabilities, InputSignal, Learner, compile_with_trial, masked_mse,
+                   mlp, step_indices)
 
 MapStep = Callable[["DiscreteMap", torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
 
