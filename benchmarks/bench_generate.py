@@ -15,7 +15,9 @@ are skipped (install them with ``benchmarks/requirements-peers.txt``).
 A second table checks that rows do not interact: the max error of the same 16 trajectories
 solved within batches of 16, 256 and n, and the max over every trajectory of each batch.
 
-    python benchmarks/bench_generate.py [--n 256] [--reps 3] [--tol 1e-10] [--fresh-cache]
+Every implementation runs on the same ``--cores`` CPUs (default 1; see ``pinning.py``).
+
+    python benchmarks/bench_generate.py [--n 256] [--reps 3] [--tol 1e-10] [--fresh-cache] [--cores 1]
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ import tempfile
 import time
 from typing import Callable, Optional
 
+from pinning import add_cores_option, pin_from_argv  # noqa: E402
+
+CORES = pin_from_argv()  # before numpy, torch and JAX start threads
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 if "--fresh-cache" in sys.argv:  # before torch reads it
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
@@ -154,7 +159,9 @@ def main() -> None:
     parser.add_argument("--scipy-loop", action="store_true", help="also time the (slow) scipy loop")
     parser.add_argument("--fresh-cache", action="store_true", help="compile from an empty inductor cache")
     parser.add_argument("--skip-sde", action="store_true")
+    add_cores_option(parser)
     args = parser.parse_args()
+    print(f"pinned to CPU(s) {CORES}")
     torch.set_num_threads(1)
     times = np.linspace(0.0, 20.0, 2001)
     early = times <= 2.0

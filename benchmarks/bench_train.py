@@ -40,20 +40,9 @@ import tempfile
 import time
 from typing import Any, Callable, Optional
 
+from pinning import add_cores_option, pin_from_argv  # noqa: E402
 
-
-def pin(cores: int) -> list[int]:
-    """Restrict this process, and every thread it starts later (torch's, XLA's), to its first ``cores``
-    CPUs, so every implementation gets the same cores: asked for one thread, JAX's runtime still
-    spreads its work over about 1.6 cores."""
-    chosen = sorted(os.sched_getaffinity(0))[:cores]
-    os.sched_setaffinity(0, chosen)
-    return chosen
-
-
-_early = argparse.ArgumentParser(add_help=False)
-_early.add_argument("--cores", type=int, default=1)
-CORES = pin(_early.parse_known_args()[0].cores)  # before numpy, torch and JAX start threads
+CORES = pin_from_argv()  # before numpy, torch and JAX start threads
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_train_inductor_"))
 
@@ -351,8 +340,7 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=600.0, help="seconds per time-to-accuracy run")
     parser.add_argument("--targets", default="1e-2,3e-3,1e-3", help="window MSE thresholds, comma-separated")
     parser.add_argument("--every", type=int, default=50, help="steps between evaluations")
-    parser.add_argument("--cores", type=int, default=1,
-                        help="CPUs every implementation runs on (pinned with sched_setaffinity; default 1)")
+    add_cores_option(parser)
     parser.add_argument("--learners", default="resnet,rknet,lmnet",
                         help="gradient learners for the eager-vs-compiled table, comma-separated ('' to skip)")
     parser.add_argument("--skip", choices=("speed", "learners", "accuracy"), action="append", default=[])
