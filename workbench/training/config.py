@@ -17,9 +17,10 @@ MAX_BATCH = 65_536
 MAX_STEPS_PER_EPOCH = 100_000
 # The "auto" compile rule (see TrainConfig.compiles). Measured on the neural ODE of
 # benchmarks/bench_train.py (MLP 3-128-128-3, RK4 x2, windows of 20, batch 128), one CPU thread: the
-# compiled step ran 1.68x eager (23.3 vs 13.9 steps/s) and took 32 s to compile with an empty inductor
-# cache (1-5 s warm), about 1,100 eager steps of that model. The thresholds leave room for models that
-# gain less, and keep short runs (the tests, quick app fits) starting at once.
+# compiled step ran 1.2-1.7x eager (pinned to a quiet core 21.4 vs 17.8 steps/s, unpinned 23.3 vs 13.9)
+# and took 32-37 s to compile with an empty inductor cache (1-5 s warm): it pays back after 1,100-3,700
+# steps from an empty cache, a few hundred from a warm one. The thresholds keep short runs (the tests,
+# quick app fits) starting at once.
 AUTO_COMPILE_STEPS = 5_000
 AUTO_COMPILE_BUDGET_S = 300.0
 
