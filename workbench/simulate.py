@@ -131,11 +131,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
             states, integrator = _solve_sde(sys_, y0.to(dev), tt, p, sde_dt, scheme, seed, brownian, max_steps,
                                             progress)
     except (DivergenceError, SolverStallError) as exc:
-        row = getattr(exc, "row", None)
-        raise type(exc)(f"{sys_.name}: trajectory {row} with parameters {_row_params(values, row)} "
-                        f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {exc}. "
-                        "Shorten t_end, pick parameters inside the attractor's range, or raise max_steps",
-                        row=row) from None
+        raise _naming_trajectory(exc, sys_, values, y0) from None
     clean = states.cpu().numpy()
     deriv = _derivative(sys_, tt, torch.from_numpy(clean).to(dev), p) if derivative else None
     observed, mask = _observe(clean, obs_noise, obs_noise_kind, missing, rng)
@@ -146,13 +142,21 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         "options": dict(sys_.options), "generator": "workbench.simulate", "seed": int(seed),
         "obs_noise": float(obs_noise), "obs_noise_kind": obs_noise_kind, "missing": float(missing),
         "reference": sys_.reference, "facts": sys_.facts, **integrator,
+        **({} if split_labels is None else {"split": dict(zip(SPLITS, map(float, split)))}),
     }
-    if split_labels is not None:
-        attrs["split"] = dict(zip(SPLITS, map(float, split)))
     per_traj = {f"param_{k}": np.asarray(v, dtype=np.float64) for k, v in values.items() if np.ndim(v) == 1}
     return make_dataset(observed, t, sys_.state_names, units=sys_.state_units, time_units=sys_.time_units,
                         mask=mask, derivative=deriv, inputs=_inputs(sys_, tt, p, n), input_names=sys_.inputs,
                         per_trajectory=per_traj, split=split_labels, attrs=attrs)
+
+
+def _naming_trajectory(exc: Exception, sys_: System, values: Mapping[str, Any], y0: torch.Tensor) -> Exception:
+    """The solver's DivergenceError or SolverStallError again, naming the system, the failing
+    trajectory's parameters and start, and what to change."""
+    row = getattr(exc, "row", None)
+    return type(exc)(f"{sys_.name}: trajectory {row} with parameters {_row_params(values, row)} "
+                     f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {exc}. "
+                     "Shorten t_end, pick parameters inside the attractor's range, or raise max_steps", row=row)
 
 
 def _whole(value: Any, name: str, high: int) -> int:

@@ -391,31 +391,17 @@ def long_run(model: Any, ds: xr.Dataset, n_runs: int = 8, run_lyapunov_times: fl
         diverged = "" if np.isfinite(learned).all() else "the model's run left the finite numbers"
     except (DivergenceError, SolverStallError) as exc:
         learned, lyapunov_learned, diverged = np.full_like(true_run, np.nan), float("nan"), str(exc)
-    finite = not diverged
-    centers, density_true, density_learned = _marginals(true_run, learned if finite else None, int(bins))
-    frequency, psd_true = attractor.power_spectrum(true_run, dt)
-    psd_learned = attractor.power_spectrum(learned, dt)[1] if finite else np.full_like(psd_true, np.nan)
-    measure = attractor.measure_distance(np.where(np.isfinite(learned), learned, np.inf), true_run, variables=variables)
-    per_variable = {"variable": variables}
-    out = xr.Dataset(
-        {"density_true": (("variable", "bin"), density_true, {"long_name": "invariant density of the true system"}),
-         "density_learned": (("variable", "bin"), density_learned, {"long_name": "invariant density of the model"}),
-         "psd_true": (("frequency", "variable"), psd_true, {"long_name": "Welch power spectral density, true"}),
-         "psd_learned": (("frequency", "variable"), psd_learned, {"long_name": "Welch power spectral density, model"}),
-         "w1": measure["w1"], "hellinger": measure["hellinger"],
-         "spectrum_error": ("variable", attractor.spectrum_error(learned if finite else np.full_like(true_run, np.inf),
-                                                                  true_run, dt),
-                            {"long_name": "relative L1 error of the power spectrum", "units": DIMENSIONLESS}),
+    data_vars, coords = _climate(true_run, learned, bool(diverged), dt, int(bins), variables)
+    return xr.Dataset(
+        {**data_vars,
          "lyapunov_true": ((), lyapunov_true, {"long_name": "largest Lyapunov exponent of the true system",
                                                "units": "1 / time", "source": "catalog (published)"
                                                if system.lyapunov else "estimated (Benettin)"}),
          "lyapunov_learned": ((), lyapunov_learned, {"long_name": "largest Lyapunov exponent of the model",
                                                      "units": "1 / time"})},
-        coords={**per_variable, "bin_center": (("variable", "bin"), centers),
-                "frequency": ("frequency", frequency, {"units": "1 / time"})},
+        coords=coords,
         attrs={"dt": dt, "n_runs": runs, "steps": steps, "transient": transient, "diverged": diverged,
                "lyapunov_time": horizon})
-    return out
 
 
 def _true_lyapunov(system: Any, params: dict[str, np.ndarray], starts: np.ndarray, tau: float,
@@ -426,6 +412,32 @@ def _true_lyapunov(system: Any, params: dict[str, np.ndarray], starts: np.ndarra
     p = {k: torch.as_tensor(np.tile(v[:len(starts)], 2), dtype=torch.float64) for k, v in params.items()}
     return float(np.mean(attractor.flow_lyapunov(lambda t, y: system.drift(t, y, p), torch.as_tensor(starts), tau,
                                                  averaging)))
+
+
+def _climate(true_run: np.ndarray, learned: np.ndarray, diverged: bool, dt: float, bins: int,
+             variables: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Invariant statistics of the true and learned runs ``(trajectory, time, variable)`` and their
+    distances: marginal densities, Welch spectra, W1/Hellinger and spectrum error. For a ``diverged``
+    model the learned statistics are NaN and the spectrum error infinite; its non-finite samples
+    count as infinitely far in W1/Hellinger. Returns the data variables and coordinates of
+    :func:`long_run`'s dataset."""
+    centers, density_true, density_learned = _marginals(true_run, None if diverged else learned, bins)
+    frequency, psd_true = attractor.power_spectrum(true_run, dt)
+    psd_learned = np.full_like(psd_true, np.nan) if diverged else attractor.power_spectrum(learned, dt)[1]
+    measure = attractor.measure_distance(np.where(np.isfinite(learned), learned, np.inf), true_run,
+                                         variables=variables)
+    spectrum_error = attractor.spectrum_error(np.full_like(true_run, np.inf) if diverged else learned, true_run, dt)
+    data_vars = {
+        "density_true": (("variable", "bin"), density_true, {"long_name": "invariant density of the true system"}),
+        "density_learned": (("variable", "bin"), density_learned, {"long_name": "invariant density of the model"}),
+        "psd_true": (("frequency", "variable"), psd_true, {"long_name": "Welch power spectral density, true"}),
+        "psd_learned": (("frequency", "variable"), psd_learned, {"long_name": "Welch power spectral density, model"}),
+        "w1": measure["w1"], "hellinger": measure["hellinger"],
+        "spectrum_error": ("variable", spectrum_error,
+                           {"long_name": "relative L1 error of the power spectrum", "units": DIMENSIONLESS})}
+    coords = {"variable": variables, "bin_center": (("variable", "bin"), centers),
+              "frequency": ("frequency", frequency, {"units": "1 / time"})}
+    return data_vars, coords
 
 
 def _marginals(true_run: np.ndarray, learned: Optional[np.ndarray],
