@@ -1,9 +1,11 @@
 """Neural-ODE training side by side: wb.fit vs a plain torchdiffeq loop vs JAX (equinox + optax, jit).
 
-The same model and step everywhere: MLP 3-128-128-3 (tanh), RK4 with 2 substeps per sample on
-windows of 20 samples of Lorenz-63 (standardised with the training split's statistics), batch 128,
-Adam lr 1e-3, one thread per process, the process pinned to ``--cores`` CPUs (default 1) so that
-every implementation computes on the same cores. Four tables:
+The same model and step everywhere: MLP 3-128-128-3 (tanh) whose output is multiplied by the data's
+rate of change (``workbench.windows.characteristic_rate``, 7.2 per unit time here, as wb.fit's
+continuous-time learners do), RK4 with 2 substeps per sample on windows of 20 samples of Lorenz-63
+(standardised with the training split's statistics), batch 128, Adam lr 3e-3 (wb.fit's default),
+gradient-norm clip 1, one thread per process, the process pinned to ``--cores`` CPUs (default 1) so
+that every implementation computes on the same cores. Four tables:
 
 * steps per second, interleaved over ``--reps`` repetitions of ``--steps`` steps after a warm-up,
   with the process CPU time per step beside the wall time (on a shared machine the CPU time moves
@@ -22,12 +24,14 @@ every implementation computes on the same cores. Four tables:
   torch with a warm inductor cache unless ``--skip speed``). The two runs are interleaved epoch by
   epoch (JAX trains in wb.fit's callback, on its own clock), so a machine that slows down slows
   both; each stops at ``--cap`` seconds of its own time and says "not reached".
-  Both use wb.fit's recipe: Adam, gradient-norm clip 1, learning rate halved after 4 evaluations
-  without improvement (torch's ReduceLROnPlateau rule, re-implemented for optax), full windows
-  from the first step. wb.fit runs with ``time_budget=--cap``, its default path (``"auto"``
-  compiles there).
+  Both follow one recipe, step for step, with full windows from the first step: ``--schedule
+  cosine`` (default) anneals the learning rate to 1% over ``--total-steps`` planned steps, as wb.fit's
+  cosine schedule does over its epochs; ``plateau`` halves it after 4 evaluations without
+  improvement (torch's ReduceLROnPlateau rule, re-implemented for optax). wb.fit runs its default
+  path (``compile="auto"`` compiles a run this long).
 
     python benchmarks/bench_train.py [--steps 100] [--reps 3] [--cap 600] [--targets 1e-2,3e-3,1e-3] [--every 50]
+                                     [--schedule cosine|plateau] [--total-steps 12000]
                                      [--learners resnet,rknet,lmnet] [--skip speed|learners|accuracy]
 """
 from __future__ import annotations
@@ -51,11 +55,12 @@ import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
 from workbench.training.config import AUTO_COMPILE_STEPS  # noqa: E402
+from workbench.windows import prepare  # noqa: E402
 
-WINDOW, BATCH, HIDDEN, SUBSTEPS, LR, CLIP, DT = 20, 128, 128, 2, 1e-3, 1.0, 0.01
+WINDOW, BATCH, HIDDEN, SUBSTEPS, LR, CLIP, DT = 20, 128, 128, 2, 3e-3, 1.0, 0.01
 PLATEAU_PATIENCE, PLATEAU_THRESHOLD = 4, 1e-4  # torch's ReduceLROnPlateau as wb.fit uses it
 WB_OPTIONS = dict(learner="node", hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR, clip=CLIP,
-                  substeps=SUBSTEPS, curriculum=False, schedule="plateau", patience=10 ** 6, seed=0, progress=False)
+                  substeps=SUBSTEPS, curriculum=False, patience=10 ** 6, seed=0, progress=False)
 LEARNER_OPTIONS = dict(hidden=HIDDEN, depth=2, window=WINDOW, batch_size=BATCH, lr=LR, clip=CLIP, curriculum=False,
                        seed=0, progress=False)
 Run = Callable[[int], None]
@@ -74,25 +79,32 @@ def held_out_windows(z: np.ndarray, per_trajectory: int = 4) -> np.ndarray:
     return np.concatenate([z[:, s:s + WINDOW] for s in starts])
 
 
-class Plateau:
-    """torch's ReduceLROnPlateau (mode min, relative threshold, no cooldown): the factor by which
-    to scale the learning rate after each evaluation."""
+class Schedule:
+    """wb.fit's learning rate for the JAX run, epoch by epoch: ``"cosine"`` over ``epochs`` (the
+    trainer's formula, read at the start of each epoch) or ``"plateau"`` (torch's ReduceLROnPlateau:
+    mode min, relative threshold, no cooldown, read after each evaluation)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str, epochs: int) -> None:
+        self.kind, self.epochs, self.lr = kind, epochs, LR
         self.best, self.bad = math.inf, 0
 
-    def __call__(self, value: float) -> float:
+    def before_epoch(self, epoch: int) -> float:
+        if self.kind == "cosine":
+            self.lr = LR * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / max(1, self.epochs - 1))))
+        return self.lr
+
+    def after_evaluation(self, value: float) -> None:
+        if self.kind != "plateau":
+            return
         if value < self.best * (1 - PLATEAU_THRESHOLD):
             self.best, self.bad = value, 0
-            return 1.0
+            return
         self.bad += 1
         if self.bad > PLATEAU_PATIENCE:
-            self.bad = 0
-            return 0.5
-        return 1.0
+            self.bad, self.lr = 0, self.lr * 0.5
 
 
-def torch_loop(z: np.ndarray) -> Run:
+def torch_loop(z: np.ndarray, rate: float) -> Run:
     import torchdiffeq
 
     torch.manual_seed(0)
@@ -105,7 +117,7 @@ def torch_loop(z: np.ndarray) -> Run:
     def run(steps: int) -> None:
         for _ in range(steps):
             batch = torch.from_numpy(windows(z, rng)).float()
-            pred = torchdiffeq.odeint(lambda tt, y: net(y), batch[:, 0], t, method="rk4",
+            pred = torchdiffeq.odeint(lambda tt, y: rate * net(y), batch[:, 0], t, method="rk4",
                                       options={"step_size": DT / SUBSTEPS}).transpose(0, 1)
             loss = ((pred - batch) ** 2).mean()
             opt.zero_grad()
@@ -116,9 +128,9 @@ def torch_loop(z: np.ndarray) -> Run:
 
 class JaxTrainer:
     """The same model, solver, loss and recipe in JAX: ``run(steps)`` trains, ``evaluate()`` scores
-    the held-out windows, ``rescale_lr(factor)`` is the plateau schedule's hook."""
+    the held-out windows, ``set_lr(lr)`` is the schedule's hook."""
 
-    def __init__(self, z: np.ndarray, held_out: np.ndarray):
+    def __init__(self, z: np.ndarray, held_out: np.ndarray, rate: float):
         import equinox as eqx
         import jax
         import jax.numpy as jnp
@@ -130,7 +142,7 @@ class JaxTrainer:
         h = DT / SUBSTEPS
 
         def rollout(m, y0):
-            f = jax.vmap(m)
+            f = lambda y: rate * jax.vmap(m)(y)  # noqa: E731
 
             def sample(y, _):
                 def rk4(y, _):
@@ -164,14 +176,13 @@ class JaxTrainer:
     def evaluate(self) -> float:
         return float(self.score(self.model, self.held_out))
 
-    def rescale_lr(self, factor: float) -> None:
-        hyper = self.state[1].hyperparams
-        hyper["learning_rate"] = hyper["learning_rate"] * factor
+    def set_lr(self, lr: float) -> None:
+        self.state[1].hyperparams["learning_rate"] = self.jnp.asarray(lr, dtype=self.jnp.float32)
 
 
-def jax_trainer(z: np.ndarray, held_out: np.ndarray) -> Optional[JaxTrainer]:
+def jax_trainer(z: np.ndarray, held_out: np.ndarray, rate: float) -> Optional[JaxTrainer]:
     try:
-        return JaxTrainer(z, held_out)
+        return JaxTrainer(z, held_out, rate)
     except ImportError:
         return None
 
@@ -194,7 +205,7 @@ def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def speed_table(ds: Any, z: np.ndarray, jax: Optional[JaxTrainer], steps: int, reps: int) -> None:
+def speed_table(ds: Any, z: np.ndarray, rate: float, jax: Optional[JaxTrainer], steps: int, reps: int) -> None:
     """Steps/s and CPU ms/step, interleaved; wb.fit's per-step time is the difference of a 2n-step and
     an n-step run, so set-up and validation cancel."""
     def wb_step(compiled: bool) -> Callable[[], tuple[float, float]]:
@@ -212,7 +223,7 @@ def speed_table(ds: Any, z: np.ndarray, jax: Optional[JaxTrainer], steps: int, r
 
     contenders = {"wb.fit, short run (auto: eager)": wb_step(False),
                   "wb.fit, long run (auto: compiled)": wb_step(True),
-                  "plain torchdiffeq loop": per_step(torch_loop(z))}
+                  "plain torchdiffeq loop": per_step(torch_loop(z, rate))}
     if jax is not None:
         contenders["JAX (equinox + optax, jit)"] = per_step(jax.run)
     for measure in contenders.values():  # warm-up
@@ -291,43 +302,45 @@ class Race:
         return len(self.hits) == len(self.targets) or self.seconds >= self.cap
 
 
-def time_to_accuracy(ds: Any, z: np.ndarray, held_out: np.ndarray, targets: list[float], every: int,
-                     cap: float, cache: str) -> None:
+def time_to_accuracy(ds: Any, z: np.ndarray, held_out: np.ndarray, rate: float, targets: list[float], every: int,
+                     cap: float, schedule: str, total_steps: int, cache: str) -> None:
     """Seconds and steps until the held-out window MSE first reaches each of ``targets``, the two
     contenders interleaved every ``every`` steps so both meet the same machine conditions: after each
     wb.fit epoch its callback runs JAX for ``every`` steps. Each clock counts only its own work
     (wb.fit's elapsed time minus the time spent in the callback)."""
     ours, theirs = Race(targets, cap), Race(targets, cap)
-    jax = jax_trainer(z, held_out)
-    plateau, in_callback = Plateau(), 0.0
+    jax = jax_trainer(z, held_out, rate)
+    epochs = max(1, total_steps // every)
+    lr, in_callback = Schedule(schedule, epochs), 0.0
 
     def jax_epoch() -> None:
         start = time.perf_counter()
+        jax.set_lr(lr.before_epoch(theirs.steps // every))
         jax.run(every)
         value = jax.evaluate()
         theirs.record(theirs.seconds + time.perf_counter() - start, theirs.steps + every, value)
-        jax.rescale_lr(plateau(value))
+        lr.after_evaluation(value)
 
     def interleave(record: dict[str, Any]) -> bool:
         nonlocal in_callback
         start = time.perf_counter()
         ours.record(record["elapsed"] - in_callback, record["epoch"] * every, record["val_loss"])
-        if jax is not None and not theirs.done:
+        if jax is not None and not theirs.done and theirs.steps < epochs * every:
             jax_epoch()
         in_callback += time.perf_counter() - start
         return not ours.done
 
     torch._dynamo.reset()  # wb.fit compiles in its clock, as JAX jits in its own
-    epochs = max(AUTO_COMPILE_STEPS // every + 1, 10 ** 6 // every)  # planned long: "auto" compiles
-    wb.fit(ds, epochs=epochs, steps_per_epoch=every, callback=interleave, **WB_OPTIONS)
-    while jax is not None and not theirs.done:
+    wb.fit(ds, epochs=epochs, steps_per_epoch=every, callback=interleave, schedule=schedule,
+           compile=None if epochs * every >= AUTO_COMPILE_STEPS else True, **WB_OPTIONS)
+    while jax is not None and not theirs.done and theirs.steps < epochs * every:
         jax_epoch()
-    print(f"\nTime to window MSE on {len(held_out)} held-out windows (evaluated every {every} steps, interleaved "
-          f"epoch by epoch; compile and evaluations included, torch compiling with {cache} inductor cache; cap "
-          f"{cap:.0f} s each; load average after: {load()})\n")
+    print(f"\nTime to window MSE on {len(held_out)} held-out windows ({schedule} schedule over {epochs * every} "
+          f"steps, evaluated every {every} steps, interleaved epoch by epoch; compile and evaluations included, "
+          f"torch compiling with {cache} inductor cache; cap {cap:.0f} s each; load average after: {load()})\n")
     print("| implementation | " + " | ".join(f"MSE <= {t:g}: s (steps)" for t in targets)
           + " | best MSE | ran s (steps) |\n|---|" + "---:|" * (len(targets) + 2))
-    rows = [("wb.fit (auto: compiled)", ours)] + ([("JAX (equinox + optax, jit)", theirs)] if jax is not None else [])
+    rows = [("wb.fit (compiled)", ours)] + ([("JAX (equinox + optax, jit)", theirs)] if jax is not None else [])
     for name, race in rows:
         cells = [f"{race.hits[t][0]:.0f} ({race.hits[t][1]})" if t in race.hits else "not reached" for t in targets]
         print(f"| {name} | " + " | ".join(cells) + f" | {race.best:.2e} | {race.seconds:.0f} ({race.steps}) |")
@@ -340,6 +353,10 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=600.0, help="seconds per time-to-accuracy run")
     parser.add_argument("--targets", default="1e-2,3e-3,1e-3", help="window MSE thresholds, comma-separated")
     parser.add_argument("--every", type=int, default=50, help="steps between evaluations")
+    parser.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
+                        help="learning-rate schedule of the time-to-accuracy runs")
+    parser.add_argument("--total-steps", type=int, default=12_000,
+                        help="planned steps of the time-to-accuracy runs (the cosine schedule's length)")
     add_cores_option(parser)
     parser.add_argument("--learners", default="resnet,rknet,lmnet",
                         help="gradient learners for the eager-vs-compiled table, comma-separated ('' to skip)")
@@ -351,16 +368,17 @@ def main() -> None:
     mean, std = train.mean((0, 1)), train.std((0, 1))
     z = ((train - mean) / std).astype(np.float32)
     held_out = held_out_windows(((wb.select_split(ds, "val")["state"].values - mean) / std).astype(np.float32))
-    print(f"load average at start: {load()}; pinned to CPU(s) {CORES}")
+    rate = prepare(ds, torch.device("cpu")).rate  # what wb.fit gives its learner
+    print(f"load average at start: {load()}; pinned to CPU(s) {CORES}; the data's rate {rate:.3f} per unit time")
     if "speed" not in args.skip:
-        jax = jax_trainer(z, held_out)
+        jax = jax_trainer(z, held_out, rate)
         compile_table(ds, jax)
-        speed_table(ds, z, jax, args.steps, args.reps)
+        speed_table(ds, z, rate, jax, args.steps, args.reps)
     if "learners" not in args.skip and args.learners:
         learner_table(ds, args.learners.split(","), args.steps, args.reps)
     if "accuracy" not in args.skip:
         targets = sorted((float(t) for t in args.targets.split(",")), reverse=True)
-        time_to_accuracy(ds, z, held_out, targets, args.every, args.cap,
+        time_to_accuracy(ds, z, held_out, rate, targets, args.every, args.cap, args.schedule, args.total_steps,
                          "an empty" if "speed" in args.skip else "a warm")
 
 

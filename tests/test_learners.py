@@ -64,9 +64,22 @@ def test_save_load_predict_identical(tmp_path, vdp):
     b = back.predict(wb.select_split(vdp, "test"))
     xr.testing.assert_identical(a, b)
     assert back.history == model.history
+    assert float(back.learner.rate) == float(model.learner.rate) != 1.0  # the data's rate travels with the weights
     path = wb.save(a, tmp_path / "pred.h5")
     with xr.open_dataset(path, engine="h5netcdf") as opened:
         assert opened.state.dims == ("sample", "trajectory", "time", "variable")
+
+
+def test_version_2_models_load_with_the_rate_they_were_trained_at():
+    """Files saved before learners carried the data's rate trained at rate 1; they load so."""
+    import json
+
+    from workbench.demo import demo_paths
+
+    _, folder = demo_paths("ode")
+    config = json.loads((current_generation(folder) / "config.json").read_text())
+    assert config["format_version"] == 2
+    assert float(wb.load_model(folder).learner.rate) == 1.0
 
 
 def test_tampered_weights_are_refused(tmp_path, vdp):

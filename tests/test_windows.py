@@ -1,8 +1,10 @@
-"""Training windows: how the sampler reads the time grid."""
+"""Training windows: how the sampler reads the time grid, and the rate of change it measures."""
+import numpy as np
+import pytest
 import torch
 
 import workbench as wb
-from workbench.windows import WindowSampler, evenly_spaced, prepare
+from workbench.windows import RATE_LAG, Split, WindowSampler, characteristic_rate, evenly_spaced, prepare
 
 
 def test_float32_time_grid_is_uniform_so_batch_windows_start_anywhere():
@@ -16,3 +18,35 @@ def test_float32_time_grid_is_uniform_so_batch_windows_start_anywhere():
     assert sampler.sample(64).t[:, 0].unique().numel() > 32
     assert not evenly_spaced(torch.tensor([0.0, 0.01, 0.02, 0.04]))
     assert evenly_spaced(torch.arange(0, 1001, dtype=torch.float32) * 0.01)
+
+
+def test_characteristic_rate_of_a_sine_matches_its_difference_quotient():
+    """z = sqrt(2) sin(w t) standardised: the RMS of (z(t + k dt) - z(t)) / (k dt) over whole periods
+    is 2 |sin(w k dt / 2)| / (k dt), which tends to the derivative's RMS, w, as k dt -> 0."""
+    omega, dt = 3.0, 0.01
+    t = np.arange(0, 2 * np.pi / omega * 20, dt)
+    x = np.sin(omega * t)[None, :, None] * np.array([1.0, 5.0])  # scale does not matter after standardising
+    ds = wb.from_numpy(x, t, variables=["a", "b"])
+    data = prepare(ds, torch.device("cpu"), torch.float64)
+    tau = RATE_LAG * dt
+    assert data.rate == pytest.approx(2 * abs(np.sin(omega * tau / 2)) / tau, rel=2e-3)
+    assert data.rate == pytest.approx(omega, rel=0.01)
+    # the same series timed in milliseconds changes 1000x more slowly per unit of time
+    slow = prepare(ds.assign_coords(time=ds.time * 1000.0), torch.device("cpu"), torch.float64)
+    assert slow.rate == pytest.approx(data.rate / 1000, rel=1e-9)
+    one = Split(z=torch.zeros(1, 1, 2), mask=torch.ones(1, 1, dtype=torch.bool))
+    assert characteristic_rate(one, torch.zeros(1)) == 1.0  # nothing to difference
+
+
+def test_training_does_not_depend_on_the_unit_of_time():
+    """The same data timed in seconds and in milliseconds trains the same neural ODE (its network
+    works in units of the data's rate); the validation losses agree to float32 rounding."""
+    ds = wb.simulate("van_der_pol", n=8, t_end=4.0, dt=0.1, seed=0)
+    options = dict(epochs=3, steps_per_epoch=10, window=8, seed=0, progress=False, compile=False)
+    seconds = wb.fit(ds, "node", **options)
+    millis = wb.fit(ds.assign_coords(time=ds.time * 1000.0), "node", **options)
+    assert float(millis.learner.rate) == pytest.approx(float(seconds.learner.rate) / 1000, rel=1e-5)
+    a = [h["val_loss"] for h in seconds.history]
+    b = [h["val_loss"] for h in millis.history]
+    assert a[-1] < a[0] / 2  # it learned something, the same in both units
+    np.testing.assert_allclose(b, a, rtol=1e-3)

@@ -24,7 +24,7 @@ from .safety import parse_json_bounded
 from .windows import Standardiser, input_names
 
 FORMAT = "workbench-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: learners carry the data's rate (weights of version 2 files were trained at rate 1)
 MAX_CONFIG_BYTES = 4 * 2 ** 20
 
 
@@ -310,6 +310,8 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
             raise ValueError(f"weights must all be float32 or all float64, found {sorted(map(str, floats))}")
         # the module takes the saved precision first, so loading never rounds float64 weights
         learner.to(dtype=floats.pop() if floats else torch.float32)
+        if version < 3:
+            state.update({k: v for k, v in learner.state_dict().items() if k.rsplit(".", 1)[-1] == "rate"})
         learner.load_state_dict(state)
     except (SafetensorError, RuntimeError, ValueError) as exc:
         raise DatasetError(f"{folder}/model.safetensors could not be loaded into a {config['learner']} learner "

@@ -318,6 +318,13 @@ class _Stepper:
     def __call__(self, *inputs: Any) -> tuple[torch.Tensor, ...]:
         if self.compiled is None:
             return self.eager(*inputs)
+        if not self.checked:
+            # any batch size and number of outputs share one compiled step (Python floats, such as
+            # the tableau's weights, stay compile-time constants, which dynamic=True would not keep);
+            # marked here, not in integrate_batch, so that eager solves never import dynamo (1-3 s)
+            state, times = inputs[:2]
+            torch._dynamo.mark_dynamic(state, 0)
+            torch._dynamo.mark_dynamic(times, 0)
         try:
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=self.checked):
                 result = self.compiled(*inputs)
@@ -389,11 +396,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
     zero = torch.zeros(n, 1, dtype=dtype, device=device)
     state = torch.cat([t0[:, None], h[:, None], zero + 1, zero, zero, y0, fy], 1)
     limits = torch.tensor([rtol, atol, bound, float(max_steps)], dtype=dtype, device=device)
-    # any batch size and number of outputs share one compiled step (Python floats, such as the
-    # tableau's weights, stay compile-time constants, which dynamic=True would not keep)
-    times = times.clone()  # the mark stays on our copy, not on the caller's tensor
-    torch._dynamo.mark_dynamic(state, 0)
-    torch._dynamo.mark_dynamic(times, 0)
+    times = times.clone()  # a compiled step marks it dynamic: our copy, not the caller's tensor
     step = _Stepper(f, m, dim, device, dtype, compile)
     args = _one_element(args)
     span, started = float(times[-1] - times[0]), time.perf_counter()

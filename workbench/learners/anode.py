@@ -53,6 +53,7 @@ class AugmentedNODE(ContinuousLearner):
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         out = self.net(torch.cat([z, u], dim=-1) if self.n_inputs else z)
         if not self.options["bounded"]:
-            return out
-        rate = 1.0 / (self.options["relax"] * self.options["dt"])
-        return torch.cat([out[..., : self.dim], rate * (torch.tanh(out[..., self.dim:]) - z[..., self.dim:])], dim=-1)
+            return self.rate * out
+        relax = 1.0 / (self.options["relax"] * self.options["dt"])
+        augmented = relax * (torch.tanh(out[..., self.dim:]) - z[..., self.dim:])
+        return torch.cat([self.rate * out[..., : self.dim], augmented], dim=-1)

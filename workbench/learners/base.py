@@ -212,6 +212,7 @@ class Learner(nn.Module):
                                     f"it supports {self.supports.objectives} or 'auto'")
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("offset", torch.zeros(dim))
+        self.register_buffer("rate", torch.ones(()))
         self.last_nfe: Optional[int] = None  # vector-field evaluations of the last rollout, where counted
 
     # --- declarations --------------------------------------------------------------------------
@@ -242,10 +243,13 @@ class Learner(nn.Module):
                                    "the dataset (simulate(..., derivative=True)); use objective='trajectory'")
         return chosen
 
-    def set_scaling(self, offset: torch.Tensor, scale: torch.Tensor) -> None:
-        """Receive the standardisation ``z = (x - offset) / scale`` used for this learner."""
+    def set_scaling(self, offset: torch.Tensor, scale: torch.Tensor, rate: float = 1.0) -> None:
+        """Receive the standardisation ``z = (x - offset) / scale`` used for this learner and the
+        data's rate of change of ``z`` per unit time (``windows.characteristic_rate``), by which
+        continuous-time learners scale their networks' outputs."""
         self.offset.copy_(offset)
         self.scale.copy_(scale)
+        self.rate.fill_(rate)
 
     # --- training --------------------------------------------------------------------------------
     def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:

@@ -57,10 +57,10 @@ class Ensemble(Learner):
         options["base_options"] = base.options_from_data(info, dict(options.get("base_options", {})))
         return options
 
-    def set_scaling(self, offset: torch.Tensor, scale: torch.Tensor) -> None:
-        super().set_scaling(offset, scale)
+    def set_scaling(self, offset: torch.Tensor, scale: torch.Tensor, rate: float = 1.0) -> None:
+        super().set_scaling(offset, scale, rate)
         for member in self.members:
-            member.set_scaling(offset, scale)
+            member.set_scaling(offset, scale, rate)
 
     def objective(self, has_derivative: bool) -> str:
         return self.members[0].objective(has_derivative)

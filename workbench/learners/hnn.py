@@ -43,7 +43,7 @@ class HamiltonianNN(ContinuousLearner):
             if not z.requires_grad:
                 z = z.detach().requires_grad_(True)
             grad = torch.autograd.grad(self.hamiltonian(z).sum(), z, create_graph=keep_graph)[0]
-        coupling = 1.0 / (self.scale[self.q_index] * self.scale[self.p_index])
+        coupling = self.rate / (self.scale[self.q_index] * self.scale[self.p_index])
         out = torch.empty_like(grad)
         out[..., self.q_index] = coupling * grad[..., self.p_index]
         out[..., self.p_index] = -coupling * grad[..., self.q_index]

@@ -53,4 +53,4 @@ class NeuralODE(ContinuousLearner):
             parts.append(t.reshape(-1, 1).expand(z.shape[0], 1).to(z.dtype))
         if self.n_inputs:
             parts.append(u)
-        return self.net(torch.cat(parts, dim=-1) if len(parts) > 1 else z)
+        return self.rate * self.net(torch.cat(parts, dim=-1) if len(parts) > 1 else z)

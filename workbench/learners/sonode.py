@@ -31,5 +31,5 @@ class SecondOrderNODE(ContinuousLearner):
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         h = self.half
         velocity = (self.scale[h:] * z[..., h:] + self.offset[h:]) / self.scale[:h]
-        acceleration = self.net(torch.cat([z, u], dim=-1) if self.n_inputs else z)
+        acceleration = self.rate * self.net(torch.cat([z, u], dim=-1) if self.n_inputs else z)
         return torch.cat([velocity, acceleration], dim=-1)

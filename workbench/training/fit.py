@@ -93,7 +93,7 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         objective = module.objective(info.has_derivative)
         data = prepare(ds, dev, dtype)
         module.set_scaling(torch.as_tensor(data.scaler.mean, dtype=dtype, device=dev),
-                           torch.as_tensor(data.scaler.std, dtype=dtype, device=dev))
+                           torch.as_tensor(data.scaler.std, dtype=dtype, device=dev), data.rate)
         meta = _meta(ds, learner, module, info, config, objective)
         if series is not None:
             meta["series"] = series
