@@ -332,7 +332,7 @@ def time_to_accuracy(ds: Any, z: np.ndarray, held_out: np.ndarray, rate: float, 
 
     torch._dynamo.reset()  # wb.fit compiles in its clock, as JAX jits in its own
     wb.fit(ds, epochs=epochs, steps_per_epoch=every, callback=interleave, schedule=schedule,
-           compile=None if epochs * every >= AUTO_COMPILE_STEPS else True, **WB_OPTIONS)
+           compile="auto" if epochs * every >= AUTO_COMPILE_STEPS else True, **WB_OPTIONS)
     while jax is not None and not theirs.done and theirs.steps < epochs * every:
         jax_epoch()
     print(f"\nTime to window MSE on {len(held_out)} held-out windows ({schedule} schedule over {epochs * every} "

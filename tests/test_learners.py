@@ -70,16 +70,28 @@ def test_save_load_predict_identical(tmp_path, vdp):
         assert opened.state.dims == ("sample", "trajectory", "time", "variable")
 
 
-def test_version_2_models_load_with_the_rate_they_were_trained_at():
-    """Files saved before learners carried the data's rate trained at rate 1; they load so."""
+def test_version_2_models_load_with_the_rate_they_were_trained_at(tmp_path, vdp):
+    """Files saved before learners carried the data's rate trained at rate 1; they load so, and
+    predict what that network predicts at rate 1."""
     import json
 
-    from workbench.demo import demo_paths
+    from workbench.model import _integrity, run_files, weights_bytes
 
-    _, folder = demo_paths("ode")
-    config = json.loads((current_generation(folder) / "config.json").read_text())
-    assert config["format_version"] == 2
-    assert float(wb.load_model(folder).learner.rate) == 1.0
+    model = wb.fit(vdp, "node", **{**FAST, "epochs": 1})
+    state = {k: v for k, v in model.learner.state_dict().items() if k != "rate"}
+    config = json.loads(run_files(model)["config.json"])
+    config["format_version"] = 2
+    weights = weights_bytes(state)
+    config["sha256"] = _integrity(weights, {k: v for k, v in config.items() if k != "sha256"})
+    folder = tmp_path / "v2"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(weights)
+    (folder / "config.json").write_text(json.dumps(config))
+    old = wb.load_model(folder)
+    assert float(old.learner.rate) == 1.0
+    model.learner.rate.fill_(1.0)
+    test = wb.select_split(vdp, "test")
+    xr.testing.assert_allclose(old.predict(test), model.predict(test))
 
 
 def test_tampered_weights_are_refused(tmp_path, vdp):

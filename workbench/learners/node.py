@@ -22,9 +22,10 @@ class NeuralODE(ContinuousLearner):
     32, batch 128, lr 3e-3, cosine schedule; median valid prediction time on 64 held-out starts on
     the attractor, in Lyapunov times):
 
-    * 5.3 (quartiles 4.2-5.7) after 540 s at load ~2, 353 epochs. The figures below predate a fix
-      of the window sampler (float32 time grids were read as irregular, so a batch's windows shared
-      one start) and understate what the same settings now reach.
+    * 5.3 (quartiles 4.2-5.7) after 540 s at load ~2, 353 epochs, before the network's output was
+      scaled by the data's rate (``windows.characteristic_rate``). The figures below also predate a
+      fix of the window sampler (float32 time grids were read as irregular, so a batch's windows
+      shared one start); both changes make the same settings reach further.
     * budget decides most: 3.6 after 540 s on an idle core, 3.0 after 240 s at load 7-9 on 2 cores.
     * ``substeps=1`` (one RK4 step per sample; at dt = 0.01 its error is far below the model's) runs
       ~1.7x the epochs of the default 2 in the same wall time: 3.5 vs 3.0 (seed 0), 1.6 vs 1.3
