@@ -203,3 +203,15 @@ def test_edited_model_config_is_refused(tmp_path, vdp):
         path.write_text(json.dumps({**original, **edit}))
         with pytest.raises(wb.WorkbenchError, match="modified after saving"):
             wb.load_model(tmp_path / "run")
+
+
+def test_patience_waits_for_the_curriculum_to_reach_the_full_window(vdp):
+    """The validation loss is taken on full windows; while the curriculum still trains on shorter
+    ones it need not improve, and stopping then ended the shipped demo's 240 s run after 16 s on
+    windows of 4 samples. Patience counts only epochs trained on the full window."""
+    model = wb.fit(vdp, "node", epochs=20, steps_per_epoch=5, window=8, lr=0.05, patience=1, seed=0,
+                   progress=False)
+    horizons = [h["horizon"] for h in model.history[1:]]
+    assert horizons[-1] == 8, f"stopped at horizon {horizons[-1]} after {len(horizons)} epochs"
+    growing = [h for h in model.history[1:] if h["horizon"] < 8]
+    assert len(growing) >= 9  # the curriculum grows over the first half of the 20 epochs

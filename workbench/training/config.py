@@ -70,7 +70,8 @@ class TrainConfig:
         curriculum: grow trajectory windows from 2 samples to ``window`` over the first half of
             the run (multiple shooting with a horizon curriculum); ``False`` trains on full windows.
         steps_per_epoch: optimiser steps between validations and checkpoints.
-        patience: epochs without validation improvement before stopping.
+        patience: epochs on full windows without validation improvement before stopping (epochs
+            of the curriculum's shorter windows do not count).
         schedule: ``"cosine"`` (annealed to 1% over the epochs or the budget; default with a
             budget) or ``"plateau"`` (halved after 4 epochs without improvement).
         precision: ``"float32"``, ``"float64"``, or ``"mixed"``: float32 weights, states and

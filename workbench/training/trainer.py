@@ -146,7 +146,7 @@ class Trainer:
             self.scheduler.step(val_loss)
         if val_loss < self.best_val:
             self.best_val, self.best_state, self.stale = val_loss, copy.deepcopy(self.module.state_dict()), 0
-        else:
+        elif horizon == self.length:  # validation is on full windows: shorter curriculum epochs do not count
             self.stale += 1
         self.epoch += 1
         now = time.perf_counter()
