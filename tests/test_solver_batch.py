@@ -99,3 +99,15 @@ def test_a_step_that_fails_to_compile_falls_back_to_eager_with_a_warning(monkeyp
         out, stats = integrate_batch(field, y0, t, compile=True)
     assert not stats.compiled and any("No working C++ compiler" in str(w.message) for w in caught)
     torch.testing.assert_close(out, reference, rtol=0, atol=0)
+
+
+def test_an_eager_solve_does_not_load_the_compiler():
+    """Importing torch._dynamo (with inductor) took 1-3 s of an eager first call that never
+    compiles, enough to lose to diffrax's first call at n = 256; only compiled steps load it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench as wb; wb.simulate('lorenz63', n=4, t_end=1.0, split=None, compile=False); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "False"
