@@ -298,7 +298,7 @@ def demo(folder: Optional[Path] = typer.Option(None, "--folder", help="Where to 
 def benchmark(out: Path = typer.Option(..., "--out", "-o", help="Results folder (rerun to resume)."),
               systems: str = typer.Option("lorenz63,van_der_pol", "--systems", help="Comma-separated systems."),
               learners: str = typer.Option("node,resnet", "--learners", help="Comma-separated learners."),
-              seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds."),
+              seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds (a --preset brings its own)."),
               budget: str = typer.Option("60s", "--budget", help="Training time per cell, e.g. 90s, 2m."),
               n: int = typer.Option(32, "--n", help="Trajectories per system."),
               preset: Optional[str] = typer.Option(None, "--preset", help="hnn, anode or chaos (overrides the lists)."),
@@ -308,7 +308,8 @@ def benchmark(out: Path = typer.Option(..., "--out", "-o", help="Results folder 
     """Fit and score a grid of systems x learners x seeds on Dask; write results.h5 and leaderboard.md."""
     if not quiet:
         where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
-        console.print(f"benchmark {preset or f'{systems} x {learners}'}, seeds {seeds}, {budget} per cell, "
+        what = f"preset {preset} (its own seeds)" if preset else f"{systems} x {learners}, seeds {seeds}"
+        console.print(f"benchmark {what}, {budget} per cell, "
                       f"on {where} -> {out}")
     from . import benchmark as bench
     from .errors import BadParameterError
