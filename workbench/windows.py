@@ -70,7 +70,7 @@ class Prepared:
     train: Split
     val: Optional[Split]
     times: torch.Tensor
-    rate: float = 1.0
+    rate: float
 
 
 # Samples spanned by the differences that measure a dataset's rate of change: white measurement noise
