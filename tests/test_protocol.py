@@ -238,3 +238,32 @@ def test_a_rollout_that_leaves_the_finite_range_is_reported_as_divergence(datase
             parameter.fill_(float("inf"))
     with pytest.raises(wb.WorkbenchError, match="rollout left the finite range"):
         model.predict(wb.select_split(datasets["ode"], "test"))
+
+
+def test_a_rollout_that_blows_up_is_scored_up_to_the_blow_up(tmp_path):
+    train = wb.simulate("rossler", n=16, seed=0, split=(0.75, 0.25, 0.0))
+    test = wb.simulate("rossler", n=4, seed=1, split=(0.0, 0.0, 1.0))
+    model = wb.fit(train, "nvar", progress=False)  # nvar's quadratic map runs away on rossler within ~20 samples
+    with pytest.raises(wb.errors.DivergenceError):
+        model.predict(test)
+    pred = model.predict(test, on_divergence="mark")
+    blow_up, times, state = pred["diverged_at"].values[0], pred["time"].values, pred["state"].values[0]
+    assert np.isfinite(blow_up).all() and (blow_up > times[1]).all(), "every path blows up, after a few steps"
+    for path, at in zip(state, blow_up):
+        assert np.isfinite(path[times < at]).all() and np.isposinf(path[times >= at]).all()
+    with pytest.raises(wb.errors.DatasetError, match="infinite"):
+        wb.save(pred, tmp_path / "pred.h5")
+    scores = wb.evaluate(model, test, attractor=False)
+    assert int(scores["diverged_trajectories"]) == 4
+    assert (scores["vpt"].values > 0).all() and (scores["vpt"].values <= blow_up - times[0]).all()
+    assert np.isinf(float(scores["rmse"].isel(time=-1))) and np.isfinite(float(scores["rmse"].isel(time=0)))
+
+
+def test_marking_divergence_leaves_a_finite_rollout_unchanged(datasets):
+    model = wb.fit(datasets["ode"], "resnet", **TINY)
+    test = wb.select_split(datasets["ode"], "test")
+    marked = model.predict(test, on_divergence="mark")
+    assert marked["diverged_at"].isnull().all()
+    np.testing.assert_array_equal(marked["state"].values, model.predict(test)["state"].values)
+    with pytest.raises(wb.errors.BadParameterError, match="on_divergence"):
+        model.predict(test, on_divergence="ignore")

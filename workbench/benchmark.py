@@ -28,14 +28,15 @@ SCHEDULER_TIMEOUT = 5.0
 
 HEADLINE = ("vpt_median", "vpt_lyapunov_median", "rmse_mean", "vector_field_error", "energy_mse", "nfe",
             "crps_mean", "coverage_90_mean", "crps_relative", "final_error", "lyapunov_learned", "lyapunov_true",
-            "attractor_w1", "spectrum_error", "epochs", "fit_seconds", "evaluate_seconds")
+            "attractor_w1", "spectrum_error", "diverged_trajectories", "epochs", "fit_seconds", "evaluate_seconds")
 
 # leaderboard columns (metric, header) of the generic grids and of the chaos preset
 COLUMNS = tuple((m, m) for m in ("vpt_lyapunov_median", "vpt_median", "rmse_mean", "vector_field_error",
                                  "energy_mse", "final_error", "nfe", "crps_mean", "fit_seconds"))
 CHAOS_COLUMNS = (("vpt_lyapunov_median", "VPT (Lyapunov times)"), ("attractor_w1", "attractor W1 / std"),
                  ("spectrum_error", "spectrum error"), ("lyapunov_learned", "λ learned"),
-                 ("lyapunov_true", "λ true"), ("epochs", "epochs"), ("fit_seconds", "fit s"))
+                 ("lyapunov_true", "λ true"), ("diverged_trajectories", "diverged test runs"), ("epochs", "epochs"),
+                 ("fit_seconds", "fit s"))
 
 # chaotic catalog attractors of the chaos preset (lorenz96 at its default dim=10) and their data:
 # training trajectories at each system's default span and spacing, and a separate held-out set

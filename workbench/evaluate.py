@@ -76,8 +76,9 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     Returns:
         Dataset: horizon-dependent metrics keep a ``time`` dim (``rmse``, ``normalized_error``,
         ``crps``, ``energy_score``, interval scores), per-trajectory ones a ``trajectory`` dim
-        (``vpt``), and scalars summarise (``vpt_median``, ``vector_field_error``, ``energy_mse``,
-        ``nfe``, ``*_oracle``, ``*_relative`` and its standard error over test trajectories ``*_relative_se``).
+        (``vpt``), and scalars summarise (``vpt_median``, ``diverged_trajectories``, ``vector_field_error``,
+        ``energy_mse``, ``nfe``, ``*_oracle``, ``*_relative`` and its standard error over test
+        trajectories ``*_relative_se``).
     """
     if mode not in ("auto", "trajectories", "rolling"):
         raise BadParameterError(f"mode must be 'auto', 'trajectories' or 'rolling', got {mode!r}")
@@ -87,12 +88,18 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     test = select_split(ds, split)
     if test.sizes["trajectory"] == 0:
         raise WorkbenchError(f"the dataset has no {split!r} trajectories to evaluate on; pass split='val' or resplit")
-    pred = model.predict(test, n_samples=n_samples, seed=seed)
+    # a rollout that blows up is scored up to the blow-up and infinitely wrong after it, not dropped
+    pred = model.predict(test, n_samples=n_samples, seed=seed, on_divergence="mark")
     full, test = test, test.sel(time=pred["time"].values)  # learners with context predict from sample C on
     system = true_system(test)
     lyapunov = system.lyapunov if system is not None and system.lyapunov else model.meta.get("lyapunov")
     out = xr.Dataset(attrs={"learner": model.name, "system": str(test.attrs.get("system")), "split": split,
                             "threshold": threshold, "n_trajectories": int(test.sizes["trajectory"])})
+    diverged = pred["diverged_at"].notnull().any("sample")
+    out["diverged_trajectories"] = xr.DataArray(int(diverged.sum()), attrs={
+        "long_name": "test trajectories whose rollout left the finite numbers (scored infinite from then on)",
+        "first_time": float(pred["diverged_at"].min()) if bool(diverged.any()) else float("nan")})
+    pred = pred.drop_vars("diverged_at")
     out["rmse"] = metrics.rmse(pred, test)
     error = metrics.normalized_error(pred, test)
     out["normalized_error"] = error.mean("trajectory").assign_attrs(error.attrs)

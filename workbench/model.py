@@ -168,7 +168,7 @@ class Model:
 
     def predict(self, x0: Union[np.ndarray, Sequence[float], xr.Dataset], times: Optional[Sequence[float]] = None,
                 n_samples: int = 1, seed: int = 0, inputs: Optional[np.ndarray] = None,
-                threads: Optional[int] = None) -> xr.Dataset:
+                threads: Optional[int] = None, on_divergence: str = "raise") -> xr.Dataset:
         """Roll the surrogate out from initial states.
 
         Arguments:
@@ -182,10 +182,17 @@ class Model:
             inputs: exogenous inputs (N, T, U) at ``times``, for models trained with inputs when
                 ``x0`` is not a dataset.
             threads: torch CPU threads for the rollout (default 1; restored afterwards).
+            on_divergence: what a rollout that leaves the finite numbers does. ``"raise"``: raise
+                :class:`DivergenceError` naming the time. ``"mark"`` (for scoring a model up to its
+                blow-up): return it anyway, each sample path ``+inf`` from its first non-finite state
+                on, with ``diverged_at(sample, trajectory)`` holding that time (NaN where the path
+                stayed finite); infinite states are outside the schema, so ``save`` refuses them.
 
         Returns:
             Dataset in the workbench schema with dims (sample, trajectory, time, variable).
         """
+        if on_divergence not in ("raise", "mark"):
+            raise BadParameterError(f"on_divergence must be 'raise' or 'mark', got {on_divergence!r}")
         caps = self.learner.capabilities()
         coords: dict[str, Any] = {}
         history = None
@@ -213,18 +220,26 @@ class Model:
                 if history is not None and caps.context else None
             z = self.learner.rollout(z0, tt, samples, generator=generator, inputs=signal, context=ctx)
         state = self._from_z(z)
-        finite = np.isfinite(state).all(axis=(0, 1, 3))
-        if not finite.all():
-            first = int(np.argmin(finite))
+        # a path is lost from its first non-finite state on: (sample, trajectory, time)
+        lost = np.logical_or.accumulate(~np.isfinite(state).all(axis=3), axis=2)
+        if on_divergence == "raise" and lost.any():
+            first = int(np.argmax(lost.any(axis=(0, 1))))
             raise DivergenceError(f"the {self.name} rollout left the finite range at t={t[first]:g} (sample {first}); "
                                   "the learned dynamics are unstable from these states: predict a shorter span, "
                                   "retrain (more data, a smaller ridge/step), or try another learner")
         attrs = {"title": f"{self.name} predictions", "system": self.meta.get("system"),
                  "kind": self.meta.get("kind"), "generator": "workbench.Model.predict", "learner": self.name,
                  "learner_options": self.meta.get("options", {}), "seed": int(seed), "context_samples": caps.context}
-        return make_dataset(state, t, self.variables, units=self.meta.get("units"),
-                            time_units=self.meta.get("time_units", "1"), trajectory=coords.get("trajectory"),
-                            split=coords.get("split"), attrs=attrs)
+        out = make_dataset(np.where(lost[..., None], 0.0, state), t, self.variables, units=self.meta.get("units"),
+                           time_units=self.meta.get("time_units", "1"), trajectory=coords.get("trajectory"),
+                           split=coords.get("split"), attrs=attrs)
+        if on_divergence == "mark":
+            out["state"].values[lost] = np.inf  # after the schema check, which requires finite states
+            out["diverged_at"] = xr.DataArray(
+                np.where(lost.any(axis=2), t[np.argmax(lost, axis=2)], np.nan), dims=("sample", "trajectory"),
+                attrs={"long_name": "time of the first non-finite state of each sample path (NaN: stayed finite)",
+                       "units": out["time"].attrs.get("units", "1")})
+        return out
 
     def forecast(self, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed: int = 0,
                  origin: Any = None) -> xr.Dataset:
