@@ -279,3 +279,19 @@ def test_long_run_panel_draws_densities_spectra_and_exponents(app):
     true_exponent = float(metric(app, "Lyapunov exponent, true"))
     assert true_exponent == pytest.approx(0.9056, abs=5e-4)  # the catalog value, shown to 3 digits
     assert float(metric(app, "Lyapunov exponent, learned")) == pytest.approx(0.9056, rel=0.2)
+
+
+def test_compare_page_draws_a_context_map_that_blows_up_up_to_the_blow_up(app):
+    data = wb.simulate("rossler", n=16, seed=0, split=(0.5, 0.25, 0.25))
+    app.session_state["datasets"] = {"rossler": data}
+    app.session_state["models"] = {"nvar on rossler": wb.fit(data, "nvar", progress=False)}  # runs away in ~20 samples
+    app.run()
+    app.selectbox[0].set_value("nvar on rossler").run()
+    app.selectbox[1].set_value("rossler").run()
+    assert_clean(app)
+    assert any("left the finite numbers on 4 of 4 test trajectories" in w.value for w in app.warning)
+    learned = next(trace for figure in plotly_figures(app) for trace in figure["data"] if trace.get("name") == "learned")
+    path = values(learned["y"]).astype(float)
+    assert np.isfinite(path[:5]).all() and np.isnan(path[-1]), "drawn up to the blow-up, a gap after it"
+    assert metric(app, "mean RMSE [state units]") == "inf"
+    assert any("no vector field to draw" in i.value for i in app.info), "a map on histories: panels left out"

@@ -67,7 +67,6 @@ scores = state.guarded(lambda: state.evaluate_cached(model, ds, 32))
 if scores is None:
     st.stop()
 
-times, time_label = views.time_axis(test)
 headline = summary(scores)
 cols = st.columns(4)
 if "vpt_median" in headline:
@@ -89,6 +88,14 @@ if "rmse_mean" in headline:
 pred = state.guarded(lambda: state.predict_cached(model, test, 16))
 if pred is None:
     st.stop()
+blown_up = pred["diverged_at"].min("sample")
+if blown_up.notnull().any():
+    st.warning(f"The model's rollout left the finite numbers on {int(blown_up.notnull().sum())} of "
+               f"{test.sizes['trajectory']} test trajectories, the first "
+               f"{views.duration_text(float(blown_up.min()) - float(pred['time'][0]), ds)} after the start: the charts "
+               "show each up to its blow-up, and the scores count it as infinitely wrong from there.")
+test = test.sel(time=pred["time"].values)  # learners with context predict from their C-th sample on
+times, time_label = views.time_axis(test)
 traj = st.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
 truth_path = test["state"].values[traj]
 pred_path = pred["state"].values[:, traj]
@@ -166,7 +173,12 @@ if system is not None and system.kind == "ode" and system.facts.get("chaotic") a
                               "Hellinger": run["hellinger"].values.round(4),
                               "spectrum error": run["spectrum_error"].values.round(4)}, hide_index=True)
 
-if system is not None and len(variables) >= 2:
+context = model.learner.capabilities().context
+if system is not None and len(variables) >= 2 and context:
+    st.info(f"{model.name} maps a history of {context + 1} samples to the next one: it has no vector field to "
+            "draw and cannot start from a single state, so the vector-field and initial-condition panels are "
+            "left out.")
+elif system is not None and len(variables) >= 2:
     st.subheader("Vector field")
     c1, c2, c3 = st.columns(3)
     i = variables.index(c1.selectbox("horizontal", variables, index=0))
