@@ -16,6 +16,18 @@ BASELINE_COLORS = {"persistence": "#7f7f7f", "climatology": "#9467bd", "ar": "#8
 PICK_NAME = "click to start here"
 
 
+def _drawable(values: np.ndarray) -> np.ndarray:
+    """Non-finite values (a path that blew up, marked +inf by the workbench) as NaN: plotly leaves a gap."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _finite_stretch(*arrays: np.ndarray) -> slice:
+    """The leading samples where every array is finite (a blown-up path stays infinite)."""
+    finite = np.logical_and.reduce([np.isfinite(a) for a in arrays])
+    return slice(0, len(finite) if finite.all() else int(np.argmin(finite)))
+
+
 def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: np.ndarray,
                labels: Sequence[str], time_label: str, vpt: Optional[float] = None,
                vpt_text: str = "", band: Optional[np.ndarray] = None) -> go.Figure:
@@ -25,15 +37,16 @@ def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: n
     for i, label in enumerate(labels):
         row = i + 1
         if pred is not None and band is not None:
-            fig.add_trace(go.Scatter(x=np.r_[times, times[::-1]], y=np.r_[pred[:, i] - band[:, i],
-                                     (pred[:, i] + band[:, i])[::-1]], fill="toself", line={"width": 0},
+            keep = _finite_stretch(pred[:, i], band[:, i])
+            t, lo, hi = times[keep], (pred[:, i] - band[:, i])[keep], (pred[:, i] + band[:, i])[keep]
+            fig.add_trace(go.Scatter(x=np.r_[t, t[::-1]], y=np.r_[lo, hi[::-1]], fill="toself", line={"width": 0},
                                      fillcolor="rgba(214,39,40,0.15)", name="|learned - true|", showlegend=i == 0,
                                      hoverinfo="skip"), row=row, col=1)
         if truth is not None:
             fig.add_trace(go.Scatter(x=times, y=truth[:, i], name="true", line={"color": TRUE_COLOR},
                                      showlegend=i == 0, legendgroup="true"), row=row, col=1)
         if pred is not None:
-            fig.add_trace(go.Scatter(x=times, y=pred[:, i], name="learned", line={"color": LEARNED_COLOR, "dash": "dash"},
+            fig.add_trace(go.Scatter(x=times, y=_drawable(pred[:, i]), name="learned", line={"color": LEARNED_COLOR, "dash": "dash"},
                                      showlegend=i == 0, legendgroup="learned"), row=row, col=1)
         if vpt is not None:
             fig.add_vline(x=float(times[0] + vpt), line={"color": "gray", "dash": "dot"}, row=row, col=1)
@@ -61,7 +74,7 @@ def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], labels: Seque
     for label, arr, color, dash in (("true", truth, TRUE_COLOR, "solid"), ("learned", pred, LEARNED_COLOR, "dash")):
         if arr is None:
             continue
-        for n, path in enumerate(arr):
+        for n, path in enumerate(_drawable(arr)):
             common = {"name": label, "legendgroup": label, "showlegend": n == 0, "mode": "lines",
                       "line": {"color": color, "width": 2 if k is None else 3, "dash": dash}, "opacity": 0.8}
             if k is None:
@@ -144,9 +157,12 @@ def fan_chart(times: np.ndarray, quantiles: np.ndarray, truth_paths: Optional[np
     fig = go.Figure()
     for lo, hi, alpha, name in ((quantiles[0], quantiles[4], 0.15, "90% band"),
                                 (quantiles[1], quantiles[3], 0.3, "50% band")):
-        fig.add_trace(go.Scatter(x=np.r_[times, times[::-1]], y=np.r_[lo, hi[::-1]], fill="toself",
+        keep = _finite_stretch(lo, hi)  # a band ends where paths that blew up reach its quantile
+        t, lo, hi = times[keep], lo[keep], hi[keep]
+        fig.add_trace(go.Scatter(x=np.r_[t, t[::-1]], y=np.r_[lo, hi[::-1]], fill="toself",
                                  fillcolor=f"rgba(214,39,40,{alpha})", line={"width": 0}, name=name))
-    fig.add_trace(go.Scatter(x=times, y=quantiles[2], name="learned median", line={"color": LEARNED_COLOR}))
+    fig.add_trace(go.Scatter(x=times, y=_drawable(quantiles[2]), name="learned median",
+                             line={"color": LEARNED_COLOR}))
     if truth_paths is not None:
         for n, path in enumerate(truth_paths):
             fig.add_trace(go.Scatter(x=times, y=path, mode="lines", line={"color": TRUE_COLOR, "width": 1},
@@ -171,7 +187,8 @@ def marginals(learned: np.ndarray, truth: np.ndarray, label: str) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Histogram(x=truth, name="true", histnorm="probability density", opacity=0.6,
                                marker_color=TRUE_COLOR))
-    fig.add_trace(go.Histogram(x=learned, name="learned", histnorm="probability density", opacity=0.6,
+    fig.add_trace(go.Histogram(x=learned[np.isfinite(learned)], name="learned", histnorm="probability density",
+                               opacity=0.6,
                                marker_color=LEARNED_COLOR))
     fig.update_layout(barmode="overlay", xaxis_title=label, yaxis_title="probability density [1 / unit of x]",
                       height=340, margin={"t": 20, "b": 30})

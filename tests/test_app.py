@@ -289,8 +289,9 @@ def test_compare_page_draws_a_context_map_that_blows_up_up_to_the_blow_up(app):
     app.selectbox[0].set_value("nvar on rossler").run()
     app.selectbox[1].set_value("rossler").run()
     assert_clean(app)
-    assert any("left the finite numbers on 4 of 4 test trajectories" in w.value for w in app.warning)
-    learned = next(trace for figure in plotly_figures(app) for trace in figure["data"] if trace.get("name") == "learned")
+    assert any("rollout of 4 of 4 trajectories left the finite numbers" in w.value for w in app.warning)
+    learned = next(trace for figure in plotly_figures(app) for trace in figure["data"]
+                   if trace.get("name") == "learned")
     path = values(learned["y"]).astype(float)
     assert np.isfinite(path[:5]).all() and np.isnan(path[-1]), "drawn up to the blow-up, a gap after it"
     assert metric(app, "mean RMSE [state units]") == "inf"

@@ -334,3 +334,20 @@ def test_per_trajectory_scores_average_to_the_pooled_ones():
                                wm.crps(pred, truth), check_dim_order=False)
     xr.testing.assert_allclose(wm.energy_score(pred, truth, per_trajectory=True).mean("trajectory"),
                                wm.energy_score(pred, truth))
+
+
+def test_an_ensemble_with_a_path_at_infinity_scores_infinite_not_unobserved():
+    # member 2 blew up at t=1 (Model.predict(on_divergence="mark") sets such paths to +inf)
+    x = np.array([0.0, 1.0, 2.0, 3.0])[:, None, None, None] * np.ones((4, 1, 2, 2))
+    y = np.full((1, 2, 2), 1.5)
+    clean = x.copy()
+    x[2, 0, 1] = np.inf
+    pred, truth = array(x), dataset(y)
+    for score in (wm.crps, wm.energy_score):
+        blown, finite = score(pred, truth), score(array(clean), truth)
+        assert np.isposinf(blown.isel(time=1)).all()
+        np.testing.assert_array_equal(blown.isel(time=0).values, finite.isel(time=0).values)
+    assert np.isposinf(wm.interval_width(pred, level=0.9).isel(time=1))
+    q = wm.sample_quantiles(pred, [0.05, 0.95])
+    assert np.isfinite(q.sel(quantile=0.05)).all() and np.isposinf(q.sel(quantile=0.95).isel(time=1)).all()
+    assert np.isfinite(wm.coverage(pred, truth, level=0.5).values).all(), "+inf ranks above the truth"

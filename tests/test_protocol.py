@@ -267,3 +267,33 @@ def test_marking_divergence_leaves_a_finite_rollout_unchanged(datasets):
     np.testing.assert_array_equal(marked["state"].values, model.predict(test)["state"].values)
     with pytest.raises(wb.errors.BadParameterError, match="on_divergence"):
         model.predict(test, on_divergence="ignore")
+
+
+def test_one_blown_up_path_of_an_ensemble_makes_its_stochastic_and_energy_scores_infinite(monkeypatch):
+    data = wb.simulate("pendulum", n=8, seed=0, split=(0.5, 0.25, 0.25))
+    model = wb.fit(data, "ensemble", **TINY)
+    rollout = model.learner.rollout
+
+    def member_zero_of_trajectory_zero_blows_up_halfway(z0, t, n_samples=1, **kwargs):
+        z = rollout(z0, t, n_samples, **kwargs).clone()
+        z[0, 0, z.shape[2] // 2:, 0] = float("-inf")  # an overflow: -inf in one variable, NaN in the other
+        z[0, 0, z.shape[2] // 2 + 2:, 1] = float("nan")
+        return z
+
+    monkeypatch.setattr(model.learner, "rollout", member_zero_of_trajectory_zero_blows_up_halfway)
+    scores = wb.evaluate(model, data, n_samples=4)
+    assert int(scores["diverged_trajectories"]) == 1
+    for name in ("crps", "energy_score", "width_90"):
+        second_half = scores[name].isel(time=slice(scores.sizes["time"] // 2, None))
+        assert np.isposinf(second_half).all(), f"{name}: infinite, never NaN (read as unobserved)"
+    assert np.isposinf(float(scores["energy_mse"])), "cos(inf) is NaN: the energy of a blown-up path is inf"
+
+
+def test_a_forecast_that_blows_up_raises_and_scores_infinite_by_horizon():
+    series = wb.split_time(wb.simulate("rossler", n=1, seed=0, t_end=400.0, split=None))
+    model = wb.fit(series, "nvar", progress=False)
+    with pytest.raises(wb.errors.DivergenceError, match="forecast left the finite range"):
+        model.forecast(series, 2000)
+    scores = wb.evaluate(model, series, horizons=[1, 100])
+    assert np.isfinite(scores["rmse"].sel(horizon=1)).all()
+    assert np.isposinf(scores["rmse"].sel(horizon=100)).all(), "infinitely wrong, not NaN (read as unobserved)"

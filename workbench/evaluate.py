@@ -95,10 +95,9 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     lyapunov = system.lyapunov if system is not None and system.lyapunov else model.meta.get("lyapunov")
     out = xr.Dataset(attrs={"learner": model.name, "system": str(test.attrs.get("system")), "split": split,
                             "threshold": threshold, "n_trajectories": int(test.sizes["trajectory"])})
-    diverged = pred["diverged_at"].notnull().any("sample")
-    out["diverged_trajectories"] = xr.DataArray(int(diverged.sum()), attrs={
-        "long_name": "test trajectories whose rollout left the finite numbers (scored infinite from then on)",
-        "first_time": float(pred["diverged_at"].min()) if bool(diverged.any()) else float("nan")})
+    out["diverged_trajectories"] = xr.DataArray(int(pred["diverged_at"].notnull().any("sample").sum()), attrs={
+        "long_name": "test trajectories with a predicted path that left the finite numbers (its errors and "
+                     "scores are infinite from then on)"})
     pred = pred.drop_vars("diverged_at")
     out["rmse"] = metrics.rmse(pred, test)
     error = metrics.normalized_error(pred, test)
@@ -146,7 +145,10 @@ def _field_and_energy(out: xr.Dataset, model: Model, test: xr.Dataset, pred: xr.
               for k, v in parameters_per_trajectory(test, system).items()}
 
     def energy(states: np.ndarray) -> np.ndarray:
-        return system.energy(torch.as_tensor(states, dtype=torch.float64), params).numpy()
+        finite = np.isfinite(states).all(-1)
+        value = system.energy(torch.as_tensor(np.where(finite[..., None], states, 0.0), dtype=torch.float64),
+                              params).numpy()
+        return np.where(finite, value, np.inf)  # a blown-up path's energy is infinitely wrong, not NaN
 
     dims = ("trajectory", "time")
     true_energy = xr.DataArray(energy(np.nan_to_num(test["state"].values)), dims=dims,

@@ -26,7 +26,7 @@ from .dataset import make_dataset
 from .drivers import driver_names, driver_values
 from .devices import torch_threads
 from .embedding import delay_vectors
-from .errors import BadParameterError, DatasetError, UnsupportedError
+from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .rolling import DEFAULT_MAX_ORIGINS, rolling_evaluation, series_arrays, skills, test_start_time
 from .splits import merge_segments
 
@@ -191,6 +191,11 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                            "(ds.isel(trajectory=[k])) so each gets its own time axis")
     t = future_times(merged, starts[0], horizon)
     state = np.stack(out, axis=1)                          # (S, N, H, D)
+    lost = ~np.isfinite(state).all(axis=(0, 1, 3))
+    if lost.any():
+        raise DivergenceError(f"the {model.name} forecast left the finite range {int(np.argmax(lost)) + 1} samples "
+                              "after its origin; the learned dynamics are unstable there: forecast a shorter "
+                              "horizon, retrain (more data, a smaller ridge/step), or try another learner")
     units = model.meta.get("series", {}).get("units") or (
         [str(u) for u in ds["units"].values] if "units" in ds.coords else None)
     attrs = {"title": f"{model.name} forecast", "generator": "workbench.Model.forecast", "learner": model.name,

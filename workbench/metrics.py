@@ -319,9 +319,18 @@ def _crps_rows(members: np.ndarray, obs: np.ndarray, fair: bool) -> np.ndarray:
     """Ensemble CRPS with members on the last axis, via the sorted-ensemble identity
     ``sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i)`` (O(M log M) instead of O(M^2))."""
     m = members.shape[-1]
-    accuracy = np.abs(members - obs[..., None]).mean(-1)
-    half_pair_sum = np.sort(members, axis=-1) @ (2.0 * np.arange(1, m + 1) - m - 1)
-    return accuracy - half_pair_sum / (m * (m - 1) if fair else m * m)
+    with np.errstate(invalid="ignore"):  # inf - inf below; such rows are set to inf at the end
+        accuracy = np.abs(members - obs[..., None]).mean(-1)
+        half_pair_sum = np.sort(members, axis=-1) @ (2.0 * np.arange(1, m + 1) - m - 1)
+        score = accuracy - half_pair_sum / (m * (m - 1) if fair else m * m)
+    return _infinite_where_diverged(score, np.isinf(members).any(-1))
+
+
+def _infinite_where_diverged(score: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """``score`` set to inf where an ensemble has a member at infinity (a path that blew up, see
+    ``Model.predict(on_divergence="mark")``): its distribution puts mass at infinity, so the CRPS and
+    energy score are infinite, where the sample formulas would give inf - inf = NaN, read as unobserved."""
+    return np.where(diverged, np.inf, score)
 
 
 def crps(pred: Data, truth: Data, fair: bool = True, per_trajectory: bool = False) -> xr.DataArray:
@@ -357,10 +366,12 @@ def crps(pred: Data, truth: Data, fair: bool = True, per_trajectory: bool = Fals
 def _energy_score_rows(members: np.ndarray, obs: np.ndarray, fair: bool) -> np.ndarray:
     """Energy score with members ``(..., M, V)`` and observations ``(..., V)``."""
     m, v = members.shape[-2:]
-    accuracy = np.linalg.norm(members - obs[..., None, :], axis=-1).mean(-1)
-    # pdist sums each unordered pair once, in C: ~10x faster than broadcasting M x M differences.
-    pair_sum = np.array([pdist(row).sum() for row in members.reshape(-1, m, v)]).reshape(members.shape[:-2])
-    return accuracy - pair_sum / (m * (m - 1) if fair else m * m)
+    with np.errstate(invalid="ignore"):  # as in _crps_rows
+        accuracy = np.linalg.norm(members - obs[..., None, :], axis=-1).mean(-1)
+        # pdist sums each unordered pair once, in C: ~10x faster than broadcasting M x M differences.
+        pair_sum = np.array([pdist(row).sum() for row in members.reshape(-1, m, v)]).reshape(members.shape[:-2])
+        score = accuracy - pair_sum / (m * (m - 1) if fair else m * m)
+    return _infinite_where_diverged(score, np.isinf(members).any((-2, -1)))
 
 
 def energy_score(pred: Data, truth: Data, fair: bool = True, per_trajectory: bool = False) -> xr.DataArray:
@@ -402,10 +413,18 @@ def _interval(pred: xr.DataArray, level: float) -> tuple[xr.DataArray, xr.DataAr
     ``method="weibull"``). Levels outside ``[1, M] / (M + 1)`` clamp to the extreme members.
     """
     _check_level(level)
-    bounds = _over_time_blocks(
-        lambda block: block.quantile([(1 - level) / 2, (1 + level) / 2], dim="sample", method="weibull",
-                                     skipna=False), pred)
+    bounds = _over_time_blocks(lambda block: sample_quantiles(block, [(1 - level) / 2, (1 + level) / 2]), pred)
     return bounds.isel(quantile=0, drop=True), bounds.isel(quantile=1, drop=True)
+
+
+def sample_quantiles(pred: xr.DataArray, probabilities: Sequence[float]) -> xr.DataArray:
+    """Quantiles over the ``sample`` dim at Weibull plotting positions (member ``k`` of ``M`` at
+    ``k / (M + 1)``), NaN where a member is NaN. A +inf member (a path that blew up, see
+    ``Model.predict(on_divergence="mark")``) sorts above the others, so a quantile that reaches it is
+    +inf, where numpy's interpolation would give inf - inf = NaN."""
+    with np.errstate(invalid="ignore"):
+        q = pred.quantile(list(probabilities), dim="sample", method="weibull", skipna=False)
+    return q.where(q.notnull() | pred.isnull().any("sample"), np.inf)
 
 
 def _ranks(pred: xr.DataArray, truth: xr.DataArray) -> xr.Dataset:
@@ -431,7 +450,8 @@ def _coverage(ranks: xr.Dataset, members: int, observed: xr.DataArray, level: fl
     # / (M + 1). Counting the share of that range inside [(1 - level)/2, (1 + level)/2] makes the expected
     # coverage of a calibrated ensemble exactly `level` for every M; a 0/1 count against sample quantiles
     # is biased low (about (M - 1)/(M + 1) of the level for linear quantiles) and cannot exceed
-    # (M - 1)/(M + 1) at all. A NaN member makes the entry NaN, so a diverged ensemble is not read as a miss.
+    # (M - 1)/(M + 1) at all. A NaN member makes the entry NaN (undefined, not a miss); a +inf member (a
+    # path marked as blown up by Model.predict) ranks above the truth like any member above it.
     _check_level(level)
     low, high = (members + 1) * (1 - level) / 2, (members + 1) * (1 + level) / 2
     start, stop = ranks["below"], ranks["at_or_below"] + 1
@@ -443,7 +463,7 @@ def _coverage(ranks: xr.Dataset, members: int, observed: xr.DataArray, level: fl
 
 def _width(lower: xr.DataArray, upper: xr.DataArray, observed: xr.DataArray, level: float,
            units: Optional[str], over: Over) -> xr.DataArray:
-    width = upper - lower
+    width = (upper - lower).where(~np.isinf(upper), np.inf)  # also where both ends went to +inf
     result = _observed_mean(width, observed, _reduce_dims(width, over))
     return _finish(result, f"width_{_level_tag(level)}", f"mean width of the central {level:g} ensemble "
                    "interval", units, level=level)

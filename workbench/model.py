@@ -224,17 +224,17 @@ class Model:
         lost = np.logical_or.accumulate(~np.isfinite(state).all(axis=3), axis=2)
         if on_divergence == "raise" and lost.any():
             first = int(np.argmax(lost.any(axis=(0, 1))))
-            raise DivergenceError(f"the {self.name} rollout left the finite range at t={t[first]:g} (sample {first}); "
+            raise DivergenceError(f"the {self.name} rollout left the finite range at t={t[first]:g} (step {first}); "
                                   "the learned dynamics are unstable from these states: predict a shorter span, "
                                   "retrain (more data, a smaller ridge/step), or try another learner")
         attrs = {"title": f"{self.name} predictions", "system": self.meta.get("system"),
                  "kind": self.meta.get("kind"), "generator": "workbench.Model.predict", "learner": self.name,
                  "learner_options": self.meta.get("options", {}), "seed": int(seed), "context_samples": caps.context}
-        out = make_dataset(np.where(lost[..., None], 0.0, state), t, self.variables, units=self.meta.get("units"),
-                           time_units=self.meta.get("time_units", "1"), trajectory=coords.get("trajectory"),
-                           split=coords.get("split"), attrs=attrs)
+        out = make_dataset(np.where(lost[..., None], 0.0, state) if lost.any() else state, t, self.variables,
+                           units=self.meta.get("units"), time_units=self.meta.get("time_units", "1"),
+                           trajectory=coords.get("trajectory"), split=coords.get("split"), attrs=attrs)
         if on_divergence == "mark":
-            out["state"].values[lost] = np.inf  # after the schema check, which requires finite states
+            out["state"].data[lost] = np.inf  # after the schema check, which requires finite states
             out["diverged_at"] = xr.DataArray(
                 np.where(lost.any(axis=2), t[np.argmax(lost, axis=2)], np.nan), dims=("sample", "trajectory"),
                 attrs={"long_name": "time of the first non-finite state of each sample path (NaN: stayed finite)",

@@ -19,6 +19,7 @@ from . import timeaxis
 from .baselines import Baseline, make_baselines
 from .dataset import observation_mask
 from .errors import BadParameterError, DatasetError
+from .metrics import _crps_rows
 from .splits import merge_segments, time_split_info
 
 # (values (T, D), times (T,), origins (O,), H, n_samples) -> forecasts (O, S, H, D)
@@ -81,19 +82,15 @@ def origins_for(values: np.ndarray, times: np.ndarray, start: float, max_origins
 
 def fair_crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
     """Fair CRPS of ensembles ``samples`` (S, N) against ``obs`` (N,); the absolute error when S = 1."""
-    s = samples.shape[0]
-    skill = np.abs(samples - obs).mean(0)
-    if s == 1:
-        return skill
-    ordered = np.sort(samples, axis=0)
-    weights = (2 * np.arange(1, s + 1) - s - 1)[:, None]
-    spread = (weights * ordered).sum(0) * 2 / (s * (s - 1))   # E|X - X'| over distinct pairs
-    return skill - 0.5 * spread
+    if samples.shape[0] == 1:
+        return np.abs(samples[0] - obs)
+    return _crps_rows(samples.T, obs, fair=True)
 
 
 def score(forecasts: list[np.ndarray], truths: list[np.ndarray], horizons: Sequence[int]) -> dict[str, np.ndarray]:
     """RMSE and CRPS ``(len(horizons), D)`` and the number of scored origins per horizon."""
     fc = np.concatenate(forecasts)    # (O, S, H, D)
+    fc = np.where(np.isfinite(fc), fc, np.inf)  # a forecast that blew up is infinitely wrong, not unobserved
     y = np.concatenate(truths)        # (O, H, D)
     dim = y.shape[-1]
     rmse = np.full((len(horizons), dim), np.nan)

@@ -166,6 +166,20 @@ def duration_text(value: float, ds: xr.Dataset) -> str:
     return f"{value:.3g} {unit}"
 
 
+def divergence_text(pred: xr.Dataset, ds: xr.Dataset) -> Optional[str]:
+    """A sentence on the paths of ``pred`` (from ``Model.predict(on_divergence="mark")``) that left the
+    finite numbers, with the earliest time after the start on the time axis of ``ds``; None if none did."""
+    at = pred["diverged_at"]
+    lost = int(at.notnull().sum())
+    if not lost:
+        return None
+    first = duration_text(float(at.min()) - float(pred["time"][0]), ds)
+    which = (f"{lost} of the model's {at.size} predicted paths" if pred.sizes["sample"] > 1
+             else f"The model's rollout of {lost} of {at.size} trajectories")
+    return (f"{which[0].upper()}{which[1:]} left the finite numbers, the first {first} after the start: the charts "
+            "show each path up to its blow-up, and the scores count it as infinitely wrong from there.")
+
+
 # --- vector fields ---------------------------------------------------------------------------------
 
 def field_on_grid(model: Any, ds: xr.Dataset, i: int, j: int, n: int = 16) -> xr.Dataset:
@@ -539,8 +553,8 @@ def calibration_report(model: Any, ds: xr.Dataset, n_samples: int, seed: int = 1
         ``calibration_oracle(level)`` (see :func:`calibration_curve`).
     """
     test = select_split(ds, "test")
-    out = xr.Dataset({"calibration_learned": calibration_curve(model.predict(test, n_samples=n_samples, seed=seed),
-                                                               test)})
+    paths = model.predict(test, n_samples=n_samples, seed=seed, on_divergence="mark")  # +inf ranks above the truth
+    out = xr.Dataset({"calibration_learned": calibration_curve(paths, test)})
     system = true_system(test)
     if system is not None and system.kind == "sde":
         out["calibration_oracle"] = calibration_curve(oracle_samples(test, system, n_samples, seed + 1), test)
@@ -562,7 +576,7 @@ def fan_quantiles(samples: metrics.Data, probabilities: Sequence[float] = (0.05,
     state = samples["state"] if isinstance(samples, xr.Dataset) else samples
     if "sample" not in state.dims:
         raise BadParameterError("fan_quantiles needs an ensemble with a 'sample' dim; predict with n_samples > 1")
-    return state.quantile(list(probabilities), dim="sample", method="weibull", skipna=False)
+    return metrics.sample_quantiles(state, probabilities)
 
 
 # --- summaries -------------------------------------------------------------------------------------
@@ -686,5 +700,6 @@ def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.Da
 
 
 __all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_label", "time_axis", "duration_text",
+           "divergence_text",
            "field_on_grid", "equation_comparison", "coefficient_table", "long_run", "test_period", "forecast_horizons", "holdout_forecast",
            "calibration_curve", "calibration_report", "fan_quantiles", "describe", "score_table", "facts_table"]

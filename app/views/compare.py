@@ -88,12 +88,8 @@ if "rmse_mean" in headline:
 pred = state.guarded(lambda: state.predict_cached(model, test, 16))
 if pred is None:
     st.stop()
-blown_up = pred["diverged_at"].min("sample")
-if blown_up.notnull().any():
-    st.warning(f"The model's rollout left the finite numbers on {int(blown_up.notnull().sum())} of "
-               f"{test.sizes['trajectory']} test trajectories, the first "
-               f"{views.duration_text(float(blown_up.min()) - float(pred['time'][0]), ds)} after the start: the charts "
-               "show each up to its blow-up, and the scores count it as infinitely wrong from there.")
+if (blown_up := views.divergence_text(pred, ds)) is not None:
+    st.warning(blown_up)
 test = test.sel(time=pred["time"].values)  # learners with context predict from their C-th sample on
 times, time_label = views.time_axis(test)
 traj = st.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)

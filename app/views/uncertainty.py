@@ -62,6 +62,8 @@ pred = state.guarded(lambda: state.predict_cached(model, one, n_samples, seed=1)
 oracle = state.guarded(lambda: state.oracle_cached(one, n_samples, 2))
 if pred is None:
     st.stop()
+if (blown_up := views.divergence_text(pred, ds)) is not None:
+    st.warning(blown_up)
 quantiles = views.fan_quantiles(pred.isel(trajectory=0, variable=var)).values
 truth_paths = oracle["state"].values[:20, 0, :, var] if oracle is not None else one["state"].values[0, :, var][None]
 st.plotly_chart(charts.fan_chart(times, quantiles, truth_paths, labels[var], time_label,
