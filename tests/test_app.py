@@ -296,3 +296,26 @@ def test_compare_page_draws_a_context_map_that_blows_up_up_to_the_blow_up(app):
     assert np.isfinite(path[:5]).all() and np.isnan(path[-1]), "drawn up to the blow-up, a gap after it"
     assert metric(app, "mean RMSE [state units]") == "inf"
     assert any("no vector field to draw" in i.value for i in app.info), "a map on histories: panels left out"
+
+
+def test_uncertainty_page_keeps_the_fan_when_one_path_blows_up(app):
+    data = wb.simulate("harmonic_oscillator", n=8, seed=0, split=(0.5, 0.25, 0.25))
+    model = wb.fit(data, "ensemble", epochs=1, steps_per_epoch=1, window=4, progress=False)
+    rollout = model.learner.rollout
+
+    def first_path_blows_up_halfway(z0, t, n_samples=1, **kwargs):
+        z = rollout(z0, t, n_samples, **kwargs).clone()
+        z[0, :, z.shape[2] // 2:] = float("nan")
+        return z
+
+    model.learner.rollout = first_path_blows_up_halfway
+    app.session_state["datasets"] = {"oscillator": data}
+    app.session_state["models"] = {"ensemble (one path blows up)": model}
+    app.switch_page("views/uncertainty.py").run()
+    app.selectbox[0].set_value("ensemble (one path blows up)").run()
+    app.selectbox[1].set_value("oscillator").run()
+    assert_clean(app)
+    assert any("left the finite numbers" in w.value for w in app.warning)
+    median = next(trace for figure in plotly_figures(app) for trace in figure["data"]
+                  if trace.get("name") == "learned median")
+    assert np.isfinite(values(median["y"]).astype(float)).all(), "one path of several does not move the median"
