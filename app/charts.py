@@ -38,7 +38,8 @@ def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: n
         row = i + 1
         if pred is not None and band is not None:
             keep = _finite_stretch(pred[:, i], band[:, i])
-            t, lo, hi = times[keep], (pred[:, i] - band[:, i])[keep], (pred[:, i] + band[:, i])[keep]
+            t, centre, spread = times[keep], pred[keep, i], band[keep, i]
+            lo, hi = centre - spread, centre + spread
             fig.add_trace(go.Scatter(x=np.r_[t, t[::-1]], y=np.r_[lo, hi[::-1]], fill="toself", line={"width": 0},
                                      fillcolor="rgba(214,39,40,0.15)", name="|learned - true|", showlegend=i == 0,
                                      hoverinfo="skip"), row=row, col=1)

@@ -5,6 +5,7 @@ import pytest
 
 import workbench as wb
 from workbench.learners import compatibility
+from workbench.learners.reservoir import RIDGE_GRID
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 # PySINDy's degree-2 library order: 1, x, y, z, x^2, x y, x z, y^2, y z, z^2
@@ -89,3 +90,30 @@ def test_closed_form_learners_refuse_missing_samples():
     verdicts = compatibility(ds)
     for name in ("sindy", "nvar", "esn"):
         assert verdicts[name] and "irregular" in verdicts[name]
+
+
+@pytest.mark.parametrize("learner", ["nvar", "esn"])
+def test_auto_ridge_keeps_the_weight_with_the_lowest_validation_loss(learner):
+    ds = wb.simulate("rossler", n=16, seed=0, split=(0.75, 0.25, 0.0))
+    options = {"size": 100} if learner == "esn" else {}
+    auto = wb.fit(ds, learner, **options)
+    chosen = auto.history[-1]["ridge"]
+    assert chosen in RIDGE_GRID
+    for ridge in (RIDGE_GRID[0], 2.5e-6, RIDGE_GRID[-1]):  # the grid's ends and NVAR's published weight
+        fixed = wb.fit(ds, learner, ridge=ridge, **options).history[-1]
+        assert fixed["ridge"] == ridge
+        assert not fixed["val_loss"] < auto.history[-1]["val_loss"], f"ridge {ridge} validates better than {chosen}"
+
+
+def test_nvar_at_its_published_ridge_runs_away_on_rossler_and_auto_does_not():
+    ds = wb.simulate("rossler", n=16, seed=0, split=(0.75, 0.25, 0.0))
+    test = wb.simulate("rossler", n=4, seed=1, split=(0.0, 0.0, 1.0))
+    published = wb.evaluate(wb.fit(ds, "nvar", ridge=2.5e-6), test, attractor=False)
+    auto = wb.evaluate(wb.fit(ds, "nvar"), test, attractor=False)
+    assert int(published["diverged_trajectories"]) == 4 and int(auto["diverged_trajectories"]) == 0
+    assert float(auto["vpt_lyapunov_median"]) > 10 * float(published["vpt_lyapunov_median"])
+
+
+def test_auto_ridge_without_validation_data_uses_the_published_weight():
+    ds = wb.simulate("lorenz63", n=4, t_end=2.0, dt=0.01, seed=0, split=(1.0, 0.0, 0.0))
+    assert wb.fit(ds, "nvar").history[-1]["ridge"] == 2.5e-6

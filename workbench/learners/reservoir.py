@@ -9,6 +9,7 @@ Both are maps on the data's sample grid (step ``dt``) that predict the increment
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from itertools import combinations_with_replacement
 from typing import Any, Optional
@@ -20,6 +21,8 @@ from .base import Capabilities, InputSignal, Learner, step_indices
 from .closed_form import NormalEquations, complete, validation_loss
 
 ROWS_PER_CHUNK = 20_000  # design-matrix rows accumulated at once
+# ridge="auto" tries these and keeps the readout with the lowest validation loss
+RIDGE_GRID = tuple(10.0 ** k for k in range(-12, 2))
 
 
 def _positive_int(name: str, key: str, value: Any, low: int = 1) -> int:
@@ -29,16 +32,53 @@ def _positive_int(name: str, key: str, value: Any, low: int = 1) -> int:
 
 
 class ReservoirMap(Learner):
-    """Shared parts: options ``dt`` (the map's step, set from the data) and ``ridge``; subclasses give
-    :meth:`features` of a history window and :meth:`iterate`."""
+    """Shared parts: options ``dt`` (the map's step, set from the data) and ``ridge`` (a Tikhonov
+    weight, or ``"auto"``: see :meth:`solve_readout`); subclasses give :meth:`features` of a history
+    window and :meth:`iterate`."""
 
     supports = Capabilities(kinds=("ode",), irregular=False, objectives=("trajectory",), training="closed_form")
+    published_ridge: float  # the paper's weight, used by "auto" when there is no validation data
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
-        if not (self.options["dt"] > 0 and self.options["ridge"] >= 0):
-            raise BadParameterError(f"{self.name}: dt must be > 0 and ridge >= 0, got dt={self.options['dt']}, "
-                                    f"ridge={self.options['ridge']}")
+        ridge = self.options["ridge"]
+        valid_ridge = ridge == "auto" or (isinstance(ridge, (int, float)) and not isinstance(ridge, bool)
+                                          and ridge >= 0)
+        if not (self.options["dt"] > 0 and valid_ridge):
+            raise BadParameterError(f"{self.name}: dt must be > 0 and ridge a number >= 0 or 'auto', got "
+                                    f"dt={self.options['dt']}, ridge={ridge!r}")
+
+    def solve_readout(self, equations: NormalEquations, val, times: torch.Tensor) -> dict[str, float]:
+        """Set the readout from the accumulated normal equations and return the fit's scores
+        (``train_loss``, ``val_loss``, the ``ridge`` used).
+
+        A number as ``ridge`` is used as is. ``"auto"`` solves for every weight of ``RIDGE_GRID`` and keeps
+        the readout whose closed-loop rollouts over the validation trajectories have the lowest loss
+        (regularisation chosen on validation data, as Lukosevicius 2012, "A practical guide to applying
+        echo state networks", recommends): the published weight of one system can make the map run away
+        on another (NVAR's 2.5e-6 diverges on Rossler within 20 samples); without validation data it
+        falls back to the published weight.
+        """
+        def fitted(ridge: float) -> float:
+            self.readout.copy_(equations.solve(ridge))
+            return validation_loss(self, val, times) if val is not None and val.n else float("nan")
+
+        def candidate(ridge: float) -> float:
+            try:
+                loss = fitted(ridge)
+            except BadParameterError:  # singular at this weight: a larger one will do
+                return math.inf
+            return loss if math.isfinite(loss) else math.inf  # a rollout that ran away scores NaN or inf
+
+        ridge = self.options["ridge"]
+        if ridge == "auto" and val is not None and val.n:
+            losses = {r: candidate(r) for r in RIDGE_GRID}
+            best = min(RIDGE_GRID, key=losses.__getitem__)
+            ridge = best if math.isfinite(losses[best]) else self.published_ridge  # every weight ran away
+        elif ridge == "auto":
+            ridge = self.published_ridge
+        val_loss = fitted(ridge)
+        return {"train_loss": equations.mean_squared_residual(self.readout), "val_loss": val_loss, "ridge": ridge}
 
     def capabilities(self) -> Capabilities:
         return replace(self.supports, context=self.context)
@@ -70,13 +110,14 @@ class NVAR(ReservoirMap):
     Features at sample ``n``: a constant, the linear part ``[z_n, z_{n-s}, ..., z_{n-(k-1)s}]`` and
     every monomial of it of degree 2..``degree``; the readout ``W`` maps them to ``z_{n+1} - z_n``.
 
-    Options: ``delays`` (k), ``skip`` (s), ``degree``, ``ridge`` (Tikhonov weight; 2.5e-6 in Gauthier
-    et al. for Lorenz-63), ``dt``.
+    Options: ``delays`` (k), ``skip`` (s), ``degree``, ``ridge`` (Tikhonov weight, or ``"auto"``: chosen
+    on validation data, falling back to Gauthier et al.'s 2.5e-6 for Lorenz-63), ``dt``.
     """
 
     name = "nvar"
     reference = "Gauthier et al. 2021, Next generation reservoir computing, Nat. Commun. 12, 5564"
-    defaults = {"delays": 2, "skip": 1, "degree": 2, "ridge": 2.5e-6, "dt": 1.0}
+    defaults = {"delays": 2, "skip": 1, "degree": 2, "ridge": "auto", "dt": 1.0}
+    published_ridge = 2.5e-6
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
@@ -114,12 +155,11 @@ class NVAR(ReservoirMap):
         rows, flat_targets = windows.reshape(-1, c + 1, self.dim), targets.reshape(-1, self.dim)
         for start in range(0, len(rows), ROWS_PER_CHUNK):
             equations.add(self.features(rows[start:start + ROWS_PER_CHUNK]), flat_targets[start:start + ROWS_PER_CHUNK])
-        self.readout.copy_(equations.solve(self.options["ridge"]))
+        scores = self.solve_readout(equations, val, times)
+        # from the rows themselves: the normal equations' sums lose the tiny residuals of exact fits
         residual = torch.cat([self.features(rows[start:start + ROWS_PER_CHUNK]) @ self.readout.double()
                               - flat_targets[start:start + ROWS_PER_CHUNK] for start in range(0, len(rows), ROWS_PER_CHUNK)])
-        scores = {"train_loss": float((residual ** 2).mean())}
-        scores["val_loss"] = validation_loss(self, val, times) if val is not None and val.n else float("nan")
-        return scores
+        return {**scores, "train_loss": float((residual ** 2).mean())}
 
     def iterate(self, history: torch.Tensor, steps: int) -> torch.Tensor:
         readout = self.readout.to(history.dtype)
@@ -141,13 +181,15 @@ class EchoStateNetwork(ReservoirMap):
     a forecast first drives the reservoir with the ``washout`` samples before its start.
 
     Options: ``size`` (reservoir units), ``radius``, ``degree``, ``input_scale``, ``bias_scale``,
-    ``leak`` (a), ``washout``, ``ridge``, ``seed`` (the random reservoir), ``dt``.
+    ``leak`` (a), ``washout``, ``ridge`` (Tikhonov weight, or ``"auto"``: chosen on validation data,
+    falling back to 1e-6), ``seed`` (the random reservoir), ``dt``.
     """
 
     name = "esn"
     reference = "Jaeger & Haas 2004, Science 304, 78; Pathak et al. 2018, Phys. Rev. Lett. 120, 024102"
     defaults = {"size": 400, "radius": 0.9, "degree": 3, "input_scale": 0.5, "bias_scale": 0.5, "leak": 1.0,
-                "washout": 100, "ridge": 1e-6, "seed": 0, "dt": 1.0}
+                "washout": 100, "ridge": "auto", "seed": 0, "dt": 1.0}
+    published_ridge = 1e-6
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
@@ -212,10 +254,7 @@ class EchoStateNetwork(ReservoirMap):
                 x = self.features(z[:, start:stop], states).reshape(-1, self.readout.shape[0])
                 y = (z[:, start + 1:stop + 1] - z[:, start:stop]).reshape(-1, self.dim)
                 equations.add(x, y)
-            self.readout.copy_(equations.solve(self.options["ridge"]))
-        scores = {"train_loss": equations.mean_squared_residual(self.readout)}
-        scores["val_loss"] = validation_loss(self, val, times) if val is not None and val.n else float("nan")
-        return scores
+            return self.solve_readout(equations, val, times)
 
     def iterate(self, history: torch.Tensor, steps: int) -> torch.Tensor:
         r = self._drive(history[:, :-1])[:, -1]
