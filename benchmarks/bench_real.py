@@ -40,8 +40,8 @@ def options_for(learner: str, name: str, emb: dict, budget: float) -> dict:
     if "+fill" in learner:
         series["fill_gaps"] = True
     learner = learner.split("+")[0]
-    if learner == "nvar":  # quadratic features of widely spaced delays diverged; half the lag and a firmer ridge
-        return {"delays": emb["embed"], "skip": max(1, -(-emb["lag"] // 2)), "ridge": 1e-2, **series}
+    if learner == "nvar":  # quadratic features of widely spaced delays diverged: half the lag (ridge: "auto")
+        return {"delays": emb["embed"], "skip": max(1, -(-emb["lag"] // 2)), **series}
     common = {"embed": emb["embed"], "lag": emb["lag"], "time_budget": budget, "seed": 0, "patience": 10_000,
               **series}
     if name in TRANSFORMS:

@@ -10,6 +10,7 @@ from ..errors import BadParameterError, UnsupportedError
 from .base import Learner
 
 VALIDATION_HORIZON = 16  # samples per validation window, as the gradient learners' default window
+VALID_STEPS_HORIZON = 1000  # longest closed-loop validation run (Lorenz-63 at dt 0.01: 9 Lyapunov times)
 
 
 class NormalEquations:
@@ -65,3 +66,24 @@ def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int =
         pred = learner.rollout(z[:, 0], times[context:end], 1,
                                context=split.z[:, :context] if context else None)[0]
     return float(((pred - z) ** 2).mean())
+
+
+def validation_valid_steps(learner: Learner, split, times: torch.Tensor, threshold: float = 0.4,
+                           horizon: int = VALID_STEPS_HORIZON) -> float:
+    """Median over the validation trajectories of the closed-loop steps after the context before the
+    normalised error (as :func:`workbench.metrics.normalized_error`, in standardised units) first
+    exceeds ``threshold``, ``horizon`` (or the whole trajectory, if shorter) when it never does: the
+    valid prediction time in samples (Pathak et al. 2018). A rollout that leaves the finite numbers
+    is invalid from there on."""
+    context = learner.capabilities().context
+    z = split.z[:, context:context + horizon]
+    if z.shape[1] < 2:
+        return float("nan")
+    with torch.no_grad():
+        pred = learner.rollout(z[:, 0], times[context:context + z.shape[1]], 1,
+                               context=split.z[:, :context] if context else None)[0]
+    scale = z.reshape(-1, z.shape[-1]).var(0, unbiased=False).sum().sqrt()
+    error = ((pred - z) ** 2).sum(-1).sqrt() / scale
+    exceeded = ~(error <= threshold)  # NaN and inf count as exceeded
+    steps = torch.where(exceeded.any(1), exceeded.int().argmax(1), z.shape[1])
+    return float(steps.double().median())
