@@ -95,9 +95,14 @@ def test_closed_form_learners_refuse_missing_samples():
         assert verdicts[name] and "irregular" in verdicts[name]
 
 
+@pytest.fixture(scope="module")
+def rossler():
+    return wb.simulate("rossler", n=16, seed=0, split=(0.75, 0.25, 0.0))
+
+
 @pytest.mark.parametrize("learner", ["nvar", "esn"])
-def test_auto_ridge_keeps_the_weight_that_forecasts_the_validation_data_longest(learner):
-    ds = wb.simulate("rossler", n=16, seed=0, split=(0.75, 0.25, 0.0))
+def test_auto_ridge_keeps_the_weight_that_forecasts_the_validation_data_longest(learner, rossler):
+    ds = rossler
     val = prepare(ds, torch.device("cpu"))
     options = {"size": 100} if learner == "esn" else {}
     auto = wb.fit(ds, learner, **options)
@@ -110,8 +115,8 @@ def test_auto_ridge_keeps_the_weight_that_forecasts_the_validation_data_longest(
         assert validation_valid_steps(fixed.learner.float(), val.val, val.times) <= best, (ridge, chosen)
 
 
-def test_nvar_at_its_published_ridge_runs_away_on_rossler_and_auto_does_not():
-    ds = wb.simulate("rossler", n=16, seed=0, split=(0.75, 0.25, 0.0))
+def test_nvar_at_its_published_ridge_runs_away_on_rossler_and_auto_does_not(rossler):
+    ds = rossler
     test = wb.simulate("rossler", n=4, seed=1, split=(0.0, 0.0, 1.0))
     published = wb.evaluate(wb.fit(ds, "nvar", ridge=2.5e-6), test, attractor=False)
     auto = wb.evaluate(wb.fit(ds, "nvar"), test, attractor=False)

@@ -71,7 +71,8 @@ class ReservoirMap(Learner):
                 loss = fitted(ridge)
             except BadParameterError:  # singular at this weight: a larger one will do
                 return math.inf, math.inf
-            return -validation_valid_steps(self, val, times), loss if math.isfinite(loss) else math.inf
+            steps = validation_valid_steps(self, val, times)  # NaN: validation runs too short to score
+            return -steps if math.isfinite(steps) else 0.0, loss if math.isfinite(loss) else math.inf
 
         ridge = self.options["ridge"]
         if ridge == "auto" and val is not None and val.n:
