@@ -47,8 +47,9 @@ def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: n
             fig.add_trace(go.Scatter(x=times, y=truth[:, i], name="true", line={"color": TRUE_COLOR},
                                      showlegend=i == 0, legendgroup="true"), row=row, col=1)
         if pred is not None:
-            fig.add_trace(go.Scatter(x=times, y=_drawable(pred[:, i]), name="learned", line={"color": LEARNED_COLOR, "dash": "dash"},
-                                     showlegend=i == 0, legendgroup="learned"), row=row, col=1)
+            fig.add_trace(go.Scatter(x=times, y=_drawable(pred[:, i]), name="learned",
+                                     line={"color": LEARNED_COLOR, "dash": "dash"}, showlegend=i == 0,
+                                     legendgroup="learned"), row=row, col=1)
         if vpt is not None:
             fig.add_vline(x=float(times[0] + vpt), line={"color": "gray", "dash": "dot"}, row=row, col=1)
         fig.update_yaxes(title_text=label, row=row, col=1)
@@ -189,8 +190,7 @@ def marginals(learned: np.ndarray, truth: np.ndarray, label: str) -> go.Figure:
     fig.add_trace(go.Histogram(x=truth, name="true", histnorm="probability density", opacity=0.6,
                                marker_color=TRUE_COLOR))
     fig.add_trace(go.Histogram(x=learned[np.isfinite(learned)], name="learned", histnorm="probability density",
-                               opacity=0.6,
-                               marker_color=LEARNED_COLOR))
+                               opacity=0.6, marker_color=LEARNED_COLOR))
     fig.update_layout(barmode="overlay", xaxis_title=label, yaxis_title="probability density [1 / unit of x]",
                       height=340, margin={"t": 20, "b": 30})
     return fig

@@ -53,10 +53,10 @@ class ReservoirMap(Learner):
         (``train_loss``, ``val_loss``, the ``ridge`` used).
 
         A number as ``ridge`` is used as is. ``"auto"`` solves for every weight of ``RIDGE_GRID`` and keeps
-        the readout whose closed-loop rollouts over the whole validation trajectories stay valid longest
-        (:func:`validation_valid_steps`), ties broken by the loss over their first 16 samples
+        the readout whose closed-loop rollouts over the validation trajectories (up to 1,000 samples)
+        stay valid longest (:func:`validation_valid_steps`), ties broken by the loss over their first 16 samples
         (regularisation chosen on validation data, as Lukosevicius 2012, "A practical guide to applying
-        echo state networks", recommends). The whole trajectories matter: on Lorenz-63 NVAR's 16-sample
+        echo state networks", recommends). Long runs matter: on Lorenz-63 NVAR's 16-sample
         loss is as low at 1e-6 as at the published 2.5e-6, but at 1e-6 the map runs away after 0.7
         Lyapunov times; and the published weight of one system can make the map run away on another
         (NVAR's 2.5e-6 diverges on Rossler within 20 samples). Without validation data it falls back
