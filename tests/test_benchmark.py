@@ -79,3 +79,8 @@ def test_chaos_cell_scores_sindy_on_lorenz63_against_the_published_exponent(tmp_
     assert result["vpt_lyapunov_median"] > 3 and result["attractor_w1"] < 0.25 and result["spectrum_error"] < 0.3
     saved = json.loads((tmp_path / "cells" / "lorenz63__sindy__seed0.json").read_text())
     assert np.isclose(saved["vpt_lyapunov_median"], result["vpt_lyapunov_median"])
+
+
+def test_leaderboard_cells_survive_huge_values_and_count_infinite_ones():
+    assert bench._mean_std(np.array([1e194, 2e194])) == "1.5e+194 ± 5e+193"  # the plain std overflows to inf
+    assert bench._mean_std(np.array([1.0, 3.0, np.inf, np.nan])) == "2 ± 1 (+1 ∞)"

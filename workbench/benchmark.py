@@ -335,7 +335,9 @@ def _mean_std(v: np.ndarray) -> str:
     (diverged runs) are counted, NaN ignored."""
     v = v[~np.isnan(v)]
     finite, inf = v[np.isfinite(v)], int(np.isinf(v).sum())
-    text = f"{finite.mean():.3g} ± {finite.std():.2g}" if finite.size > 1 else f"{finite.mean():.3g}" if finite.size else ""
+    largest = float(np.abs(finite).max()) if finite.size else 0.0
+    spread = float((finite / largest).std()) * largest if largest > 0 else 0.0  # scaled: 1e194 squared overflows
+    text = f"{finite.mean():.3g} ± {spread:.2g}" if finite.size > 1 else f"{finite.mean():.3g}" if finite.size else ""
     if inf:
         text = f"{text} (+{inf} ∞)" if text else "∞"
     return text or "—"
