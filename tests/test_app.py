@@ -31,6 +31,19 @@ def trace_names(at):
     return {trace.get("name") for figure in plotly_figures(at) for trace in figure["data"]}
 
 
+def trace_values(at, name):
+    """The y values of the first plotted trace called ``name``, as floats."""
+    trace = next(trace for figure in plotly_figures(at) for trace in figure["data"] if trace.get("name") == name)
+    return values(trace["y"]).astype(float)
+
+
+def show(at, model_label, data_label):
+    """Pick a model and a dataset in the page's two select boxes, and check the page renders cleanly."""
+    at.selectbox[0].set_value(model_label).run()
+    at.selectbox[1].set_value(data_label).run()
+    assert_clean(at)
+
+
 def axis_titles(at):
     titles = set()
     for figure in plotly_figures(at):
@@ -287,13 +300,9 @@ def test_compare_page_draws_a_context_map_that_blows_up_up_to_the_blow_up(app):
     # at Lorenz-63's published ridge nvar runs away on rossler in ~20 samples
     app.session_state["models"] = {"nvar on rossler": wb.fit(data, "nvar", ridge=2.5e-6, progress=False)}
     app.run()
-    app.selectbox[0].set_value("nvar on rossler").run()
-    app.selectbox[1].set_value("rossler").run()
-    assert_clean(app)
+    show(app, "nvar on rossler", "rossler")
     assert any("rollout of 4 of 4 trajectories left the finite numbers" in w.value for w in app.warning)
-    learned = next(trace for figure in plotly_figures(app) for trace in figure["data"]
-                   if trace.get("name") == "learned")
-    path = values(learned["y"]).astype(float)
+    path = trace_values(app, "learned")
     assert np.isfinite(path[:5]).all() and np.isnan(path[-1]), "drawn up to the blow-up, a gap after it"
     assert metric(app, "mean RMSE [state units]") == "inf"
     assert any("no vector field to draw" in i.value for i in app.info), "a map on histories: panels left out"
@@ -313,10 +322,6 @@ def test_uncertainty_page_keeps_the_fan_when_one_path_blows_up(app):
     app.session_state["datasets"] = {"oscillator": data}
     app.session_state["models"] = {"ensemble (one path blows up)": model}
     app.switch_page("views/uncertainty.py").run()
-    app.selectbox[0].set_value("ensemble (one path blows up)").run()
-    app.selectbox[1].set_value("oscillator").run()
-    assert_clean(app)
+    show(app, "ensemble (one path blows up)", "oscillator")
     assert any("left the finite numbers" in w.value for w in app.warning)
-    median = next(trace for figure in plotly_figures(app) for trace in figure["data"]
-                  if trace.get("name") == "learned median")
-    assert np.isfinite(values(median["y"]).astype(float)).all(), "one path of several does not move the median"
+    assert np.isfinite(trace_values(app, "learned median")).all(), "one path of several does not move the median"
