@@ -176,7 +176,7 @@ def divergence_text(pred: xr.Dataset, ds: xr.Dataset) -> Optional[str]:
     first = duration_text(float(at.min()) - float(pred["time"][0]), ds)
     which = (f"{lost} of the model's {at.size} predicted paths" if pred.sizes["sample"] > 1
              else f"The model's rollout of {lost} of {at.size} trajectories")
-    return (f"{which[0].upper()}{which[1:]} left the finite numbers, the first {first} after the start: the charts "
+    return (f"{which} left the finite numbers, the first {first} after the start: the charts "
             "show each path up to its blow-up, and the scores count it as infinitely wrong from there.")
 
 
