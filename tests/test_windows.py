@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.windows import RATE_LAG, Split, WindowSampler, characteristic_rate, evenly_spaced, prepare
+from workbench.windows import (EVALUATION_WINDOWS, IRREGULAR_STARTS, RATE_LAG, Split, WindowSampler,
+                               characteristic_rate, evaluation_starts, evenly_spaced, prepare)
 
 
 def test_float32_time_grid_is_uniform_so_batch_windows_start_anywhere():
@@ -18,6 +19,33 @@ def test_float32_time_grid_is_uniform_so_batch_windows_start_anywhere():
     assert sampler.sample(64).t[:, 0].unique().numel() > 32
     assert not evenly_spaced(torch.tensor([0.0, 0.01, 0.02, 0.04]))
     assert evenly_spaced(torch.arange(0, 1001, dtype=torch.float32) * 0.01)
+
+
+def test_validation_windows_weigh_every_sample_alike():
+    """The fixed validation windows tile each trajectory: every sample is in exactly one window's
+    span but the tiles' shared ends, so the first window (an off-attractor transient on Lorenz-63)
+    is one window in ``ceil(n_start / (L - 1))``, not a quarter of the validation loss. Many
+    trajectories thin the tiles to equal strata; an irregular grid keeps one solve per start."""
+    ds = wb.simulate("lorenz63", n=4, t_end=2.0, dt=0.01, seed=0, split=(0.5, 0.5, 0.0))
+    data = prepare(ds, torch.device("cpu"), torch.float32)
+    sampler = WindowSampler(data.val, data.times, 20, torch.Generator().manual_seed(0))
+    (batch,) = sampler.fixed()
+    assert batch.z.shape == (2 * 11, 20, 3)  # 182 starts: 0, 19, ..., 171 and 181 flush with the end
+    covered = torch.zeros(2, 201, dtype=torch.int64)
+    for window in batch.z:
+        matches = [(traj, s) for traj in range(2) for s in range(182)
+                   if torch.equal(data.val.z[traj, s:s + 20], window)]
+        assert len(matches) == 1
+        trajectory, start = matches[0]
+        covered[trajectory, start:start + 20] += 1
+    assert (covered >= 1).all() and (covered <= 2).all()
+    assert evaluation_starts(981, 20, 512 // 100) == [98, 294, 490, 686, 882]  # strata centres
+    assert len(evaluation_starts(981, 20, 512 // 6)) == 53
+    assert 6 * 53 <= EVALUATION_WINDOWS
+    irregular = torch.cat([torch.arange(100) * 0.01, 1.0 + torch.arange(1, 101) * 0.02])
+    sparse = WindowSampler(Split(z=torch.zeros(3, 200, 2), mask=torch.ones(3, 200, dtype=torch.bool)),
+                           irregular, 5, torch.Generator().manual_seed(0))
+    assert not sparse.uniform and len(sparse.fixed()) == IRREGULAR_STARTS
 
 
 def test_characteristic_rate_of_a_sine_matches_its_difference_quotient():

@@ -57,13 +57,14 @@ class Trainer:
 
     # --- one epoch ---------------------------------------------------------------------------------
     def validation_loss(self, horizon: Optional[int] = None) -> float:
-        """Mean loss over the fixed validation windows, at ``horizon`` samples (default: the full window)."""
+        """Mean loss per window over the fixed validation windows, at ``horizon`` samples (default: the full window)."""
         self.module.eval()
         with torch.no_grad():
             losses = torch.stack([self.module.loss(b, horizon or self.length, self.objective)
-                                  for b in self.val_windows])
+                                  for b in self.val_windows]).double()
         self.module.train()
-        return float(losses.double().mean())
+        windows = torch.tensor([len(b.z) for b in self.val_windows], dtype=torch.float64, device=losses.device)
+        return float((losses * windows).sum() / windows.sum())
 
     def progress(self) -> float:
         """Fraction of the run done, by epochs or by the time budget; drives schedule and curriculum."""
