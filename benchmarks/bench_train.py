@@ -21,7 +21,9 @@ that every implementation computes on the same cores. Four tables:
   tiling each validation trajectory: wb.fit's own validation windows) first
   reaches each of ``--targets`` (1e-2, 3e-3, 1e-3, 3e-4), evaluated every ``--every`` steps in both,
   with the evaluations and the compile time in both clocks (each compiles afresh in the process,
-  torch with a warm inductor cache unless ``--skip speed``). The two runs are interleaved epoch by
+  torch with a warm inductor cache unless ``--skip speed``; the cache is a new folder unless
+  ``TORCHINDUCTOR_CACHE_DIR`` names one, so a second run with the same folder measures a machine's
+  later runs). The two runs are interleaved epoch by
   epoch (JAX trains in wb.fit's callback, on its own clock), so a machine that slows down slows
   both; each stops at ``--cap`` seconds of its own time and says "not reached".
   Both follow one recipe, step for step, with full windows from the first step: ``--schedule

@@ -56,7 +56,10 @@ def complete(split, learner: Learner) -> None:
 
 def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int = VALIDATION_HORIZON) -> float:
     """Mean squared standardised error of rollouts over the first ``horizon`` samples after each
-    validation trajectory's context (the quantity gradient learners report as ``val_loss``)."""
+    validation trajectory's context: the closed-form learners' ``val_loss``. Gradient learners
+    average windows tiling each trajectory instead (:func:`workbench.windows.evaluation_starts`);
+    here every window would need its own context run, which for the ESN (a 100-sample washout per
+    window, for each of 27 ridge candidates) would cost more than the fit."""
     context = learner.capabilities().context
     end = min(split.z.shape[1], context + horizon)
     if end <= context + 1:
