@@ -69,10 +69,13 @@ def test_a_failing_compiler_falls_back_to_eager_with_the_same_losses(vdp, monkey
     assert eager[-1] < eager[0]
 
 
-@pytest.mark.parametrize("learner", ["nsde", "resnet"])  # resnet: one evaluation per step runs faster eagerly
-def test_compile_true_on_a_learner_without_a_compilable_step_warns_and_trains(vdp, learner):
+# resnet: one evaluation per step runs faster eagerly; hnn: its field is a gradient, and compiled
+# autograd does not differentiate twice
+@pytest.mark.parametrize("learner, system", [("nsde", "van_der_pol"), ("resnet", "van_der_pol"), ("hnn", "pendulum")])
+def test_compile_true_on_a_learner_without_a_compilable_step_warns_and_trains(learner, system):
+    ds = wb.simulate(system, n=8, t_end=3.0, dt=0.1, seed=0)
     with pytest.warns(RuntimeWarning, match="trains eagerly"):
-        losses, trainer = train(vdp, learner=learner, compile=True)
+        losses, trainer = train(ds, learner=learner, compile=True)
     assert not trainer.compiled and losses[-1] < losses[0]
 
 

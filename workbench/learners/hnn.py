@@ -33,6 +33,12 @@ class HamiltonianNN(ContinuousLearner):
         self.register_buffer("q_index", torch.tensor(q if q is not None else list(range(dim // 2))))
         self.register_buffer("p_index", torch.tensor(p if p is not None else list(range(dim // 2, dim))))
 
+    @property
+    def compilable(self) -> bool:
+        """False: the field is a gradient of H, so training differentiates twice, which torch.compile's
+        autograd does not support (a compiled trial raised, then trained eagerly after a warning)."""
+        return False
+
     def hamiltonian(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).squeeze(-1)
 

@@ -102,8 +102,8 @@ class Trainer:
             return self.module.compile_training(self.config.batch_size)
         if self.config.compile is True:
             warnings.warn(f"compile=True: {self.module.name} trains eagerly with these options (compiling covers "
-                          "steps of at least 4 network evaluations: rknet, and continuous-time learners with a "
-                          "fixed-step solver, e.g. rk4, and no exogenous inputs)", RuntimeWarning, stacklevel=3)
+                          "steps of at least 4 network evaluations: rknet, and continuous-time learners but hnn "
+                          "with a fixed-step solver, e.g. rk4, and no exogenous inputs)", RuntimeWarning, stacklevel=3)
         return False
 
     def _autocast(self) -> torch.autocast:
