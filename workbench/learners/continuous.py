@@ -24,8 +24,8 @@ def _training_interval(learner: "ContinuousLearner", t: torch.Tensor, y: torch.T
 def _tracked(y: torch.Tensor) -> torch.Tensor:
     """``y`` as the compiled training interval takes every state: contiguous (a window's start state
     is a strided slice, and strides are part of what was compiled) and requiring a gradient. A start
-    state from the data carries none, later states do; without this the interval would be compiled
-    twice, which cost 5.5 s more on an empty compile cache (28 s in all)."""
+    state from the data carries none, later states do; without this the interval was compiled twice:
+    a median of 37 s on an empty compile cache against 29 s (benchmarks/bench_train.py's model)."""
     y = y.contiguous()
     return y if y.requires_grad else y.detach().requires_grad_()
 
