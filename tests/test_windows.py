@@ -48,6 +48,30 @@ def test_validation_windows_weigh_every_sample_alike():
     assert not sparse.uniform and len(sparse.fixed()) == IRREGULAR_STARTS
 
 
+@pytest.mark.parametrize("uniform", [True, False])
+def test_validation_windows_score_every_trajectory_once_per_start(uniform):
+    """Series observed at different samples of a shared axis (trajectory k at k, k + 3, ...) all get
+    windows, each starting at an observed sample; a start that gaps move onto the same sample counts
+    once (one trajectory observed every 30th sample)."""
+    times = torch.arange(150, dtype=torch.float64) * 0.1
+    if not uniform:
+        times = times + 0.03 * (torch.arange(150) % 2)
+    mask = torch.zeros(4, 150, dtype=torch.bool)
+    for k in range(3):
+        mask[k, k::3] = True
+    mask[3, ::30] = True
+    labels = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(150.0), indexing="ij"), -1)  # (k, i)
+    sampler = WindowSampler(Split(z=labels, mask=mask), times, 16, torch.Generator().manual_seed(0))
+    assert sampler.uniform == uniform
+    windows = [(int(k), int(i)) for batch in sampler.fixed() for k, i in batch.z[:, 0].tolist()]
+    per_trajectory = {k: sum(1 for row, _ in windows if row == k) for k in range(4)}
+    assert all(per_trajectory[k] >= 8 for k in range(3)), per_trajectory
+    assert per_trajectory[3] == 5  # observed starts 0, 30, 60, 90, 120 (135 is the last possible start)
+    assert len(set(windows)) == len(windows)
+    for batch in sampler.fixed():
+        assert batch.mask[:, 0].all()
+
+
 def test_characteristic_rate_of_a_sine_matches_its_difference_quotient():
     """z = sqrt(2) sin(w t) standardised: the RMS of (z(t + k dt) - z(t)) / (k dt) over whole periods
     is 2 |sin(w k dt / 2)| / (k dt), which tends to the derivative's RMS, w, as k dt -> 0."""

@@ -186,9 +186,9 @@ def evenly_spaced(times: torch.Tensor) -> bool:
     return bool(torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-5, atol=rounding))
 
 
-# Validation windows per run: enough to estimate the loss, few enough to score every epoch (512
-# windows forward only cost about a tenth of the default epoch, 25 steps of 64 windows forward and
-# backward; most validation sets tile into far fewer).
+# Validation windows per run (but at least one per trajectory): enough to estimate the loss, few
+# enough to score every epoch (512 windows forward only cost about a tenth of the default epoch, 25
+# steps of 64 windows forward and backward; most validation sets tile into far fewer).
 EVALUATION_WINDOWS, EVALUATION_BATCH, IRREGULAR_STARTS = 512, 512, 32
 
 
@@ -232,31 +232,26 @@ class WindowSampler:
         return self._gather(traj, start)
 
     def fixed(self, max_windows: int = EVALUATION_WINDOWS) -> list[Batch]:
-        """Deterministic evaluation windows on every trajectory, at :func:`evaluation_starts`: each
+        """Deterministic evaluation windows on every trajectory, near :func:`evaluation_starts`: each
         sample weighs about as much as it does in the random training windows, so the validation loss
-        estimates the loss being minimised. On a uniform grid a start moves to the first observed
-        sample at or after it and all windows form batches of at most ``EVALUATION_BATCH``; on a
-        non-uniform grid each of at most ``IRREGULAR_STARTS`` starts is a batch (its windows share
-        their relative times, one solve each)."""
+        estimates the loss being minimised. Each start moves to the trajectory's nearest observed
+        sample, so a trajectory observed only between the starts is scored too, and repeats are
+        dropped. On a uniform grid the windows form batches of at most ``EVALUATION_BATCH``; on a
+        non-uniform grid windows that share a start form a batch (their relative times agree: one
+        solve each), from at most ``IRREGULAR_STARTS`` starts per trajectory."""
         observed = self.split.mask[:, : self.n_start].cpu()
         per_trajectory = max_windows // observed.shape[0] if self.uniform else IRREGULAR_STARTS
-        starts = evaluation_starts(self.n_start, self.length, per_trajectory)
-        if not self.uniform:
-            batches = []
-            for s in starts:
-                traj = observed[:, s].nonzero().squeeze(-1)
-                if len(traj):
-                    batches.append(self._gather(traj, torch.full((len(traj),), s)))
-            return batches
-        trajs, firsts = [], []
-        for s in starts:
-            later = observed[:, s:]
-            traj = later.any(1).nonzero().squeeze(-1)
-            trajs.append(traj)
-            firsts.append(s + later.float().argmax(1)[traj])
-        traj, start = torch.cat(trajs), torch.cat(firsts)
-        return [self._gather(traj[i:i + EVALUATION_BATCH], start[i:i + EVALUATION_BATCH])
-                for i in range(0, len(traj), EVALUATION_BATCH)]
+        position = torch.arange(self.n_start, dtype=torch.float64)
+        scored = observed.any(1).nonzero().squeeze(-1)
+        pairs = []
+        for s in evaluation_starts(self.n_start, self.length, per_trajectory):
+            distance = torch.where(observed[scored], (position - s).abs(), math.inf)
+            pairs.append(torch.stack([scored, distance.argmin(1)], -1))
+        traj, start = torch.cat(pairs).unique(dim=0).unbind(-1)
+        if self.uniform:
+            return [self._gather(traj[i:i + EVALUATION_BATCH], start[i:i + EVALUATION_BATCH])
+                    for i in range(0, len(traj), EVALUATION_BATCH)]
+        return [self._gather(traj[start == s], start[start == s]) for s in start.unique()]
 
 
 def evaluation_starts(n_start: int, length: int, per_trajectory: int) -> list[int]:
