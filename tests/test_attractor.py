@@ -85,13 +85,21 @@ def test_lorenz63_scored_against_itself_and_against_another_rho():
     loose = {"rtol": 1e-7, "atol": 1e-7, "split": None}  # statistics need no 1e-10 accuracy
     runs = wb.simulate("lorenz63", n=8, times=times, seed=0, **loose)["state"].values[:, 500:]  # transient dropped
     other = wb.simulate("lorenz63", n=4, times=times, seed=2, params={"rho": 35.0}, **loose)["state"].values[:, 500:]
+    # Chaotic runs differ bit for bit between CPUs, and 4 runs x 50 time units do not visit the two
+    # wings equally often, so the marginals of x and y depend on the machine (W1 up to 2 on one).
+    # The system is symmetric under (x, y) -> (-x, -y): (|x|, |y|, z) has the same invariant measure
+    # and no wing imbalance. Over 20 seeds: W1/std <= 0.11, Hellinger <= 0.09, rho=35 ratios >= 8 and 3.5.
+    def folded(a):
+        return np.concatenate([np.abs(a[..., :2]), a[..., 2:]], axis=-1)
+
     first, second = runs[:4], runs[4:]
-    same, shifted = attractor.measure_distance(first, second), attractor.measure_distance(other, second)
-    spread = runs.reshape(-1, 3).std(0)
-    # finite runs (4 x 50 time units) leave a sampling floor of ~10% of the spread; rho = 35 sits far above it
+    same = attractor.measure_distance(folded(first), folded(second))
+    shifted = attractor.measure_distance(folded(other), folded(second))
+    spread = folded(runs).reshape(-1, 3).std(0)
     assert (same["w1"].values < 0.15 * spread).all() and float(same["hellinger"].max()) < 0.15
     assert float(shifted["w1"].sel(variable="x2")) > 3 * float(same["w1"].sel(variable="x2"))
     assert float(shifted["hellinger"].max()) > 2 * float(same["hellinger"].max())
+    # power spectra do not see the wing a run is on; over 20 seeds: <= 0.40 against itself, ratio >= 2.8
     assert (attractor.spectrum_error(first, second, 0.02) < 0.5).all()
     assert attractor.spectrum_error(other, second, 0.02).max() > 2 * attractor.spectrum_error(first, second, 0.02).max()
     assert attractor.correlation_dimension(runs) == pytest.approx(2.05, abs=0.15)  # Grassberger & Procaccia 1983
