@@ -7,10 +7,10 @@ retrained model, never reuses the old entry, and the same content is never compu
 """
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
-import re
 import tempfile
 import threading
 import traceback
@@ -25,9 +25,10 @@ import workbench as wb
 from workbench import views
 from workbench.demo import DEMOS, demo_paths, scores_path
 from workbench.evaluate import evaluate, oracle_samples, parameters_per_trajectory, true_system
-from workbench.errors import DatasetError
+from workbench.errors import BadParameterError, DatasetError, ResourceLimitError, UnknownNameError
 from workbench.model import Model
 from workbench.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
+from workbench.training.runs import current_generation
 
 # Page scripts hold Python's GIL in many short stretches (numerics, Plotly figures, serialisation); twenty
 # of them at once starved the server's event loop, so its health check took up to 5 s and every socket
@@ -183,10 +184,22 @@ def matching_datasets(model: Model, options: dict[str, xr.Dataset]) -> list[str]
     return sorted(fits, key=lambda label: options[label].attrs.get("system") != model.meta.get("system"))
 
 
+def error_text(exc: wb.WorkbenchError) -> str:
+    """A workbench error as page text (Markdown): its class and problem, then its fix on a line of its own.
+
+    The fix is shown as the error states it, also when it is written for Python callers (``pass
+    fill_gaps=True``): it names the option a page offers under the same name, and hiding it left users
+    with a problem and no way out. Errors about uploads carry the page's own advice as their fix.
+    """
+    problem = getattr(exc, "problem", None) or str(exc)
+    fix = getattr(exc, "fix", None)
+    return f"{type(exc).__name__}: {problem}" + (f"  \n**Fix:** {fix}" if fix else "")
+
+
 def report(exc: BaseException) -> None:
-    """Show an error in the page: a user's mistake with its message, anything else as a bug to report."""
+    """Show an error in the page: a user's mistake with its problem and fix, anything else as a bug to report."""
     if isinstance(exc, wb.WorkbenchError):
-        st.error(f"{type(exc).__name__}: {exc}", icon=":material/error:")
+        st.error(error_text(exc), icon=":material/error:")
     else:
         print("".join(traceback.format_exception(exc)), flush=True)  # the details go to the server log
         st.error(f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in the workbench; "
@@ -202,16 +215,6 @@ def guarded(action: Callable[[], Any]) -> Any:
         return None
 
 
-def problem_only(message: str) -> str:
-    """The problem part of a workbench message, without a fix written for Python callers
-    (``name it with time='<column>'``, ``pass q=[...]``, ``save with workbench.save``) that a page user
-    cannot follow; the page gives its own advice."""
-    problem, _, fix = message.partition("; ")
-    if problem.count("(") != problem.count(")"):  # the "; " sits inside a parenthesis: keep it whole
-        return message
-    return problem if re.search(r"\w=|workbench\.|wb\.|\(\)|`", fix) else message
-
-
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
 def dataset_bytes(ds: xr.Dataset) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,9 +224,14 @@ def dataset_bytes(ds: xr.Dataset) -> bytes:
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
 def model_zip(model: Model) -> bytes:
+    """The model's files (config, weights, history) as a zip that :func:`model_from_zip` loads.
+
+    ``model.save`` writes a run folder of generations (``CURRENT`` names ``gen-NNNNNN/``); the zip holds
+    the files of the current generation, flat.
+    """
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = model.save(Path(tmp) / "model")
+        folder = current_generation(model.save(Path(tmp) / "model"))
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in sorted(MODEL_FILES):
                 if (folder / name).is_file():
@@ -231,32 +239,55 @@ def model_zip(model: Model) -> bytes:
     return buffer.getvalue()
 
 
+MODEL_ZIP_FIX = "upload the zip that the Train page's 'Download model' button saves"
+
+
 def model_from_zip(name: str, data: bytes) -> Model:
-    """Load a model zip (safetensors + JSON only); anything else in the archive is refused."""
+    """Load a model zip (safetensors + JSON only) through :func:`workbench.load_model` and all its checks
+    (checksums, option ceilings); anything else in the archive is refused.
+
+    Arguments:
+        name: the user's file name (only shown in messages).
+        data: the zip's bytes.
+
+    Returns:
+        The model, on the CPU.
+
+    Raises:
+        ResourceLimitError: the zip or its contents are too large. DatasetError: anything else,
+        naming the user's file, with :data:`MODEL_ZIP_FIX` as the fix.
+    """
     if len(data) > MAX_UPLOAD_BYTES:
-        raise wb.WorkbenchError(f"'{name}' is larger than {MAX_UPLOAD_BYTES >> 20} MB")
+        raise ResourceLimitError(f"'{name}' is larger than {MAX_UPLOAD_BYTES >> 20} MB", fix=MODEL_ZIP_FIX)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise wb.WorkbenchError(f"'{name}' is not a zip archive; upload the zip that the Train page's "
-                                "'Download model' button saves") from None
+        raise DatasetError(f"'{name}' is not a zip archive", fix=MODEL_ZIP_FIX) from None
     names = set(archive.namelist())
     if not names <= MODEL_FILES or not {"config.json", "model.safetensors"} <= names:
-        raise wb.WorkbenchError(f"'{name}': a model zip holds exactly {sorted(MODEL_FILES)}; found {sorted(names)}")
+        raise DatasetError(f"'{name}': a model zip holds exactly {sorted(MODEL_FILES)}; found {sorted(names)}",
+                           fix=MODEL_ZIP_FIX)
     if sum(info.file_size for info in archive.infolist()) > 4 * MAX_UPLOAD_BYTES:
-        raise wb.WorkbenchError(f"'{name}' expands to more than {4 * MAX_UPLOAD_BYTES >> 20} MB")
+        raise ResourceLimitError(f"'{name}' expands to more than {4 * MAX_UPLOAD_BYTES >> 20} MB", fix=MODEL_ZIP_FIX)
     with tempfile.TemporaryDirectory() as tmp:
         for member in names:  # names were checked against a fixed list: no paths can escape tmp
             try:
                 (Path(tmp) / member).write_bytes(archive.read(member))
             except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError) as exc:  # encrypted, exotic, corrupt
-                raise DatasetError(f"'{name}': {member} cannot be extracted ({exc}); upload an unencrypted zip as the "
-                                   "Train page's 'Download model' button saves it") from None
+                raise DatasetError(f"'{name}': {member} cannot be extracted ({exc})",
+                                   fix="upload an unencrypted zip as the Train page's 'Download model' button "
+                                       "saves it") from None
         try:
             return wb.load_model(tmp, device="cpu")
         except wb.WorkbenchError as exc:
-            raise DatasetError(f"{problem_only(user_message(str(exc), tmp, name))}. Upload the zip that the "
-                               "Train page's 'Download model' button saves.") from None
+            raise retold(exc, user_message(exc.problem, tmp, name), MODEL_ZIP_FIX) from None
+
+
+def retold(exc: wb.WorkbenchError, problem: str, fix: str) -> wb.WorkbenchError:
+    """An error of the same class as ``exc`` (DatasetError for a class with its own constructor) with
+    ``problem`` and the page's ``fix`` in place of one written for Python callers."""
+    cls = type(exc) if type(exc).__init__ is wb.WorkbenchError.__init__ else DatasetError
+    return cls(problem, fix=fix)
 
 
 def user_message(message: str, server_path: str, name: str) -> str:
@@ -265,28 +296,70 @@ def user_message(message: str, server_path: str, name: str) -> str:
 
 
 UPLOAD_ADVICE = {
-    ".csv": "Check that the file is a comma-separated table with a header row, then pick its time column and "
-            "the role of each column above.",
-    "other": "Upload an HDF5 file saved by the Systems page's Download button (or NetCDF with a time dimension), "
-             "or a CSV table.",
+    ".csv": "check that the file is a comma-separated table with a header row, then pick its time column and "
+            "the role of each column above",
+    ".nc": "upload a NetCDF file with a time dimension (named 'time', or a coordinate with standard_name 'time' "
+           "or axis 'T') and numeric variables along it, or an HDF5 file saved by the Systems page's Download button",
+    "other": "upload an HDF5 file saved by the Systems page's Download button, a NetCDF file (.nc) with a time "
+             "dimension, or a CSV table",
 }
+# a Linux file name is at most 255 bytes; the server's copy of an upload keeps the user's name
+MAX_UPLOAD_NAME_BYTES = 200
+RENAME_FIX = "rename the file to a short plain name such as 'data.csv' and upload it again"
+# the keyword options of workbench.from_csv, the only options an upload takes
+CSV_OPTIONS = frozenset(name for name, parameter in inspect.signature(wb.from_csv).parameters.items()
+                        if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_upload_name(name: str) -> str:
+    """``name`` if it can be the name of the server's copy of an upload: one plain file name, without
+    control characters, at most :data:`MAX_UPLOAD_NAME_BYTES` bytes; else a :class:`DatasetError`."""
+    shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name)} characters)"
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        problem = f"the file name {shown} contains control characters"
+    elif name in ("", ".", "..") or Path(name).name != name:
+        problem = f"the file name {shown} is not a plain file name"
+    elif len(name.encode("utf-8", "surrogatepass")) > MAX_UPLOAD_NAME_BYTES:
+        problem = f"the file name {shown} is longer than {MAX_UPLOAD_NAME_BYTES} bytes"
+    else:
+        return name
+    raise DatasetError(problem, fix=RENAME_FIX)
 
 
 def uploaded_dataset(name: str, data: bytes, **csv_options: Any) -> xr.Dataset:
-    """Validate an uploaded HDF5/NetCDF or CSV file with the same loaders as the Python API.
+    """Validate an uploaded HDF5, NetCDF or CSV file with the same loaders as the Python API
+    (:func:`workbench.load`, :func:`workbench.from_netcdf`, :func:`workbench.from_csv`).
 
-    Errors name the user's file (never the temporary copy on the server) and give advice a page user
-    can follow; ``csv_options`` (time column, roles) go to :func:`workbench.from_csv`.
+    Arguments:
+        name: the user's file name; its suffix picks the loader.
+        data: the file's bytes.
+        csv_options: keyword options of :func:`workbench.from_csv` (time column, roles), CSV only.
+
+    Returns:
+        The dataset.
+
+    Raises:
+        UnknownNameError: an option that :func:`workbench.from_csv` does not take. BadParameterError:
+        CSV options for another kind of file. DatasetError (or ResourceLimitError): an unusable file
+        name or file; the problem names the user's file (never the server's copy), the fix is advice a
+        page user can follow.
     """
+    unknown = sorted(set(csv_options) - CSV_OPTIONS)
+    if unknown:
+        raise UnknownNameError(f"unknown upload option(s) {unknown}", fix=f"use options among {sorted(CSV_OPTIONS)}")
     suffix = Path(name).suffix.lower()
+    if csv_options and suffix != ".csv":
+        raise BadParameterError(f"options {sorted(csv_options)} apply to CSV files, not to '{suffix}' files",
+                                fix="pass them only with a .csv upload")
     advice = UPLOAD_ADVICE.get(suffix, UPLOAD_ADVICE["other"])
     if len(data) > MAX_UPLOAD_BYTES:
-        raise DatasetError(f"'{name}' is larger than {MAX_UPLOAD_BYTES >> 20} MB. {advice}")
+        raise ResourceLimitError(f"'{name}' is larger than {MAX_UPLOAD_BYTES >> 20} MB", fix=advice)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(name).name or f"upload{suffix}")
+        path = Path(tmp) / check_upload_name(name)
         path.write_bytes(data)
+        load = {".csv": lambda: wb.from_csv(path, **csv_options), ".nc": lambda: wb.from_netcdf(path)}.get(
+            suffix, lambda: wb.load(path))
         try:
-            return wb.from_csv(path, **csv_options) if suffix == ".csv" else wb.load(path)
+            return load()
         except wb.WorkbenchError as exc:
-            problem = problem_only(user_message(str(exc), str(path), name))
-            raise DatasetError(f"{problem}. {advice}") from None
+            raise retold(exc, user_message(exc.problem, str(path), name), advice) from None

@@ -1,8 +1,11 @@
 """The Streamlit app through streamlit.testing: every page renders, a user's path works, and the
 defects users hit (stale data, tracebacks, label-keyed caches, unusable training page) stay fixed."""
 import base64
+import io
 import json
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +13,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import workbench as wb
+from workbench import views
 from workbench.demo import demo_paths
 
-ENTRY = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+APP = Path(__file__).resolve().parent.parent / "app"
+ENTRY = str(APP / "streamlit_app.py")
+sys.path.insert(0, str(APP))
+import state  # noqa: E402  (the app folder is not a package)
 LORENZ_MODEL = "demo: node on lorenz63"
 
 
@@ -224,6 +231,8 @@ def test_bad_upload_names_the_users_file_and_gives_page_advice(app):
     assert_clean(app)
     message = app.error[0].value
     assert "'broken.h5'" in message and "/tmp" not in message
+    # the problem, then the page's own advice as the fix (not the API's 'write it with workbench.save')
+    assert message.startswith("DatasetError: 'broken.h5'") and "**Fix:** upload an HDF5 file" in message
     assert "workbench.save" not in message and "Systems page" in message
     csv = b"trajectory,time,x\n0,0.0,1.0\n0,1.0,2.0\n"
     app.file_uploader[0].set_value(("good.csv", csv, "text/csv")).run()
@@ -325,3 +334,27 @@ def test_uncertainty_page_keeps_the_fan_when_one_path_blows_up(app):
     show(app, "ensemble (one path blows up)", "oscillator")
     assert any("left the finite numbers" in w.value for w in app.warning)
     assert np.isfinite(trace_values(app, "learned median")).all(), "one path of several does not move the median"
+
+
+def test_downloaded_model_zip_uploads_back_to_the_same_model():
+    model = wb.load_model(demo_paths("ode")[1], device="cpu")
+    data = state.model_zip(model)
+    assert sorted(zipfile.ZipFile(io.BytesIO(data)).namelist()) == ["config.json", "history.json", "model.safetensors"]
+    assert len(data) > 10_000  # the weights, not an empty archive (it was 22 bytes)
+    back = state.model_from_zip("node-model.zip", data)
+    assert views.model_key(back) == views.model_key(model)
+    test = wb.select_split(wb.load(demo_paths("ode")[0]), "test").isel(trajectory=[0, 1])
+    np.testing.assert_array_equal(back.predict(test)["state"].values, model.predict(test)["state"].values)
+
+
+def test_netcdf_upload_with_a_time_dimension_is_read_as_the_page_says(tmp_path):
+    import xarray as xr
+
+    times = np.arange(30.0)
+    raw = xr.Dataset({"level": ("time", np.sin(times / 5), {"units": "m"})},
+                     coords={"time": ("time", times, {"units": "s"})})
+    raw.to_netcdf(tmp_path / "gauge.nc", engine="h5netcdf")
+    ds = state.uploaded_dataset("gauge.nc", (tmp_path / "gauge.nc").read_bytes())
+    assert [str(v) for v in ds["variable"].values] == ["level"]
+    np.testing.assert_allclose(ds["state"].values[0, :, 0], np.sin(times / 5))
+    assert "NetCDF file with a time dimension" in state.UPLOAD_ADVICE[".nc"]

@@ -44,7 +44,7 @@ learner = st.selectbox("Learner", usable, index=usable.index("node") if "node" i
 unusable = {name: reason for name, reason in sorted(verdicts.items()) if reason is not None}
 if unusable:
     st.markdown("Not available for this dataset:\n" + "\n".join(
-        f"- :gray[**{name}** — {state.problem_only(reason)}]" for name, reason in unusable.items()))
+        f"- :gray[**{name}** — {reason}]" for name, reason in unusable.items()))
 
 running = job is not None
 with st.form("train"):
