@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .dataset import PathLike, atomic_write_bytes, load, make_dataset, save, write_netcdf
-from .errors import BadParameterError, SchedulerError, WorkbenchError
+from .errors import BadParameterError, SchedulerError, StorageError, WorkbenchError
 
 # Seconds to wait for a Dask scheduler before giving up (Dask's own default is 30 s of retries).
 SCHEDULER_TIMEOUT = 5.0
@@ -215,8 +215,7 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
 
     if scheduler:
         check_scheduler(scheduler)  # before minutes of data generation, not after
-    folder = Path(out)
-    (folder / "data").mkdir(parents=True, exist_ok=True)
+    folder = results_folder(out)
     data_paths, test_paths = {}, {}
     with progress_bar(len(grid.data), "benchmark data", progress, "system") as bar:
         for spec in grid.data:
@@ -269,6 +268,25 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
             if cluster is not None:
                 cluster.close()
     return collect(grid, folder)
+
+
+def results_folder(out: PathLike) -> Path:
+    """Create the results folder ``out`` (with its ``data`` subfolder) and return it.
+
+    Raises:
+        StorageError: ``out`` or a folder above it is a file, or cannot be created.
+    """
+    folder = Path(out)
+    for path in (folder, *folder.parents):
+        if path.exists() and not path.is_dir():
+            raise StorageError(f"the benchmark results folder {folder} cannot be made: {path} exists and is not "
+                               "a folder", fix="choose another --out path (a new or existing folder)")
+    try:
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the benchmark results folder {folder} ({exc.strerror or exc})",
+                           fix="choose a writable --out path") from None
+    return folder
 
 
 def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:

@@ -15,7 +15,7 @@ from .devices import thread_policy
 from .dataset import json_attr, observation_mask, select_split, validate
 from .forecast import evaluate_rolling
 from .splits import time_split_info
-from .errors import BadParameterError, WorkbenchError
+from .errors import BadParameterError, DatasetError, WorkbenchError
 from .model import Model
 from .simulate import simulate
 
@@ -23,12 +23,28 @@ MAX_FIELD_POINTS = 2000
 
 
 def true_system(ds: xr.Dataset) -> Optional[catalog.System]:
-    """The catalog system a dataset was generated from, if it is known here."""
+    """The catalog system a dataset was generated from, if it is known here.
+
+    Raises:
+        DatasetError: the ``system`` attribute names a catalog system whose state variables are not
+            the dataset's (its drift, energy and facts would be scored against the wrong states).
+    """
     name = ds.attrs.get("system")
     try:
-        return catalog.get(name).with_options(**(json_attr(ds, "options", {}) or {})) if name else None
+        system = catalog.get(name).with_options(**(json_attr(ds, "options", {}) or {})) if name else None
     except WorkbenchError:
         return None
+    if system is None:
+        return None
+    variables = [str(v) for v in ds["variable"].values]
+    # partially observed data (hidden_state beside state) keeps its system: its variables are a subset
+    observed_subset = "hidden_state" in ds and set(variables) <= set(system.state_names)
+    if variables != list(system.state_names) and not observed_subset:
+        raise DatasetError(f"the dataset's 'system' attribute names {name!r}, whose variables are "
+                           f"{list(system.state_names)}, but the dataset's variables are {variables}",
+                           fix="correct the 'system' attribute (or delete it to score without the system's "
+                               "facts: ds.attrs.pop('system'))")
+    return system
 
 
 def parameters_per_trajectory(ds: xr.Dataset, system: catalog.System) -> dict[str, np.ndarray]:

@@ -25,7 +25,28 @@ from .windows import Standardiser, input_names
 
 FORMAT = "workbench-model"
 FORMAT_VERSION = 3  # 3: learners carry the data's rate (weights of version 2 files were trained at rate 1)
+MIN_FORMAT_VERSION = 2  # the first whose checksum covers the config too
 MAX_CONFIG_BYTES = 4 * 2 ** 20
+
+
+def check_scaler(scaler: Standardiser, what: str) -> None:
+    """Refuse a standardisation that a saved model could not restore.
+
+    Arguments:
+        scaler: the fitted standardisation.
+        what: ``"state"`` or ``"input"``, for the message.
+
+    Raises:
+        DatasetError: a mean or scale is not a finite positive number, as when data near 1e308
+            overflow the variance (squares pass 1.8e308); such a model could be saved but never loaded.
+    """
+    mean, std = np.asarray(scaler.mean, dtype=float), np.asarray(scaler.std, dtype=float)
+    if np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all():
+        return
+    raise DatasetError(f"the {what} values overflow their standardisation (means {mean.tolist()}, scales "
+                       f"{std.tolist()}): values beyond about 1e154 have squares past float64's 1.8e308",
+                       fix="rescale the data before fitting (e.g. divide by a power of ten and record it in the "
+                           "units)")
 
 
 class Model:
@@ -41,6 +62,9 @@ class Model:
 
     def __init__(self, learner: Learner, scaler: Standardiser, meta: dict[str, Any],
                  history: Optional[list[dict[str, Any]]] = None, input_scaler: Optional[Standardiser] = None):
+        check_scaler(scaler, "state")
+        if input_scaler is not None:
+            check_scaler(input_scaler, "input")
         self.learner, self.scaler, self.meta = learner, scaler, meta
         self.input_scaler = input_scaler
         self.history = history or []
@@ -302,10 +326,13 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
     if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
         raise DatasetError(f"{folder}/config.json has format_version {version!r}; this workbench reads versions up "
                            f"to {FORMAT_VERSION} (a newer file needs a newer workbench)")
+    if version < MIN_FORMAT_VERSION:  # version 1 hashed only the weights: its scaler and options are unverifiable
+        raise DatasetError(f"{folder}/config.json has format_version {version}, whose checksum covers only the "
+                           "weights, so its standardisation and options cannot be verified",
+                           fix="load it with the workbench version that wrote it and save it again with this one "
+                               "(model.save), or retrain")
     raw = files["model.safetensors"]
-    expected = config.get("sha256") if version >= 2 else config.get("weights_sha256")
-    actual = _integrity(raw, config) if version >= 2 else hashlib.sha256(raw).hexdigest()
-    if actual != expected:
+    if _integrity(raw, config) != config.get("sha256"):
         raise DatasetError(f"{folder}: the weights or config.json were modified after saving (checksum differs); "
                            "retrain or restore the folder from a copy")
     try:

@@ -2,12 +2,44 @@
 Greydanus, Dzamba & Yosinski, "Hamiltonian Neural Networks", NeurIPS 2019."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
+from ..errors import BadParameterError
 from .base import Capabilities, mlp
 from .continuous import ContinuousLearner
+
+
+def canonical_split(q: Any, p: Any, dim: int) -> tuple[list[int], list[int]]:
+    """The positions of the coordinates ``q`` and momenta ``p`` in a ``dim``-variable state.
+
+    Arguments:
+        q, p: variable positions (the data's names are turned into positions before the learner is
+            built), or both ``None`` for the first and second half of the state.
+        dim: number of state variables.
+
+    Returns:
+        ``(q, p)`` as lists of ints: of equal length, disjoint, together every variable once.
+
+    Raises:
+        BadParameterError: any other split (the symplectic gradient pairs q[i] with p[i] and must
+            give every variable a derivative).
+    """
+    if q is None and p is None:
+        q, p = list(range(dim // 2)), list(range(dim // 2, dim))
+    try:
+        q, p = [int(i) for i in q], [int(i) for i in p]
+    except (TypeError, ValueError):
+        raise BadParameterError(f"hnn: q and p must be lists of variables, got q={q!r}, p={p!r}",
+                                fix="pass both, e.g. q=['x'], p=['y'], or neither") from None
+    if len(q) != len(p) or sorted(q + p) != list(range(dim)):
+        raise BadParameterError(
+            f"hnn: q has {len(q)} and p {len(p)} variables (positions {q} and {p}); a Hamiltonian network needs "
+            f"canonical pairs: q and p of equal length that together name each of the {dim} variables once",
+            fix="pair each coordinate with its momentum, e.g. q=['x'], p=['y'] for a 2-variable state; systems "
+                "with an odd number of variables have no canonical split: use node or sonode")
+    return q, p
 
 
 class HamiltonianNN(ContinuousLearner):
@@ -29,9 +61,9 @@ class HamiltonianNN(ContinuousLearner):
         super().__init__(dim, n_inputs, **options)
         o = self.options
         self.net = mlp(dim, 1, o["hidden"], o["depth"], o["activation"])
-        q, p = o["q"], o["p"]
-        self.register_buffer("q_index", torch.tensor(q if q is not None else list(range(dim // 2))))
-        self.register_buffer("p_index", torch.tensor(p if p is not None else list(range(dim // 2, dim))))
+        q, p = canonical_split(o["q"], o["p"], dim)
+        self.register_buffer("q_index", torch.tensor(q))
+        self.register_buffer("p_index", torch.tensor(p))
 
     @property
     def compilable(self) -> bool:

@@ -25,7 +25,9 @@ from ..safety import fsync_folder, storage_error
 
 POINTER = "CURRENT"
 KEEP_GENERATIONS = 3
-GENERATION = re.compile(r"gen-(\d{6,})")
+# a generation number has at least six digits; 18 bound it (10**18 saves) so a pointer's name stays short
+GENERATION = re.compile(r"gen-(\d{6,18})")
+MAX_POINTER_BYTES = 64  # "gen-" + 18 digits + a newline fits; a longer pointer is not ours
 READ_ATTEMPTS = 5
 
 
@@ -123,14 +125,30 @@ def read_run_files(path: PathLike, names: tuple[str, ...], optional: tuple[str, 
             out.update({n: (base / n).read_bytes() for n in optional if (base / n).is_file()})
             return out
         except FileNotFoundError as exc:
-            if base == folder:
-                missing = Path(exc.filename).name if exc.filename else "a file"
-                raise DatasetError(f"{folder} is not a complete model folder (no {missing}); save models with "
-                                   "model.save(path)") from None
+            # a writer that switched the pointer meanwhile may have pruned `base`: read again; a pointer
+            # that still names `base` means the files are missing, not changing
+            if base == folder or current_generation(folder) == base:
+                raise _missing(folder, base, exc) from None
         except PermissionError:
-            raise DatasetError(f"{folder}: permission denied reading the run files; check the folder's "
-                               "permissions") from None
-    raise DatasetError(f"{folder} kept changing while it was read ({READ_ATTEMPTS} attempts); try again")
+            raise DatasetError(f"{folder}: permission denied reading the run files",
+                               fix="check the folder's permissions") from None
+        except OSError as exc:  # a run file that is a folder, a device or unreadable
+            what = Path(exc.filename).name if exc.filename else "the run files"
+            raise DatasetError(f"{folder}: cannot read {what} in {base.name} ({exc.strerror or exc})",
+                               fix="restore the folder from a copy or save the model again") from None
+    raise DatasetError(f"{folder} kept changing while it was read ({READ_ATTEMPTS} attempts): another process "
+                       "saves to it", fix="wait for that process to finish, then try again")
+
+
+def _missing(folder: Path, base: Path, exc: FileNotFoundError) -> DatasetError:
+    """The error for a run file that is not there: a missing generation or a missing file in one."""
+    if base != folder and not base.is_dir():
+        return DatasetError(f"{folder / POINTER} names the generation {base.name}, which does not exist",
+                            fix="restore the folder from a copy, or point CURRENT at one of "
+                                f"{[p.name for _, p in generations(folder)] or 'its generations (none left)'}")
+    missing = Path(exc.filename).name if exc.filename else "a file"
+    return DatasetError(f"{base} is not a complete model folder (no {missing})",
+                        fix="save models with model.save(path)")
 
 
 def current_generation(path: PathLike) -> Path:
@@ -140,10 +158,18 @@ def current_generation(path: PathLike) -> Path:
     pointer = folder / POINTER
     if not pointer.is_file():
         return folder
-    name = pointer.read_text(errors="replace").strip()
-    if not GENERATION.fullmatch(name):
-        raise DatasetError(f"{pointer} does not name a generation (found {name[:40]!r}); the folder was "
-                           "modified by hand")
+    try:
+        with open(pointer, "rb") as handle:  # bounded: a hostile pointer may be any size
+            raw = handle.read(MAX_POINTER_BYTES + 1)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {pointer} ({exc.strerror or exc})",
+                           fix="check the folder's permissions or restore it from a copy") from None
+    name = raw.decode("ascii", errors="replace").strip()
+    if len(raw) > MAX_POINTER_BYTES or not GENERATION.fullmatch(name):
+        found = f"more than {MAX_POINTER_BYTES} bytes" if len(raw) > MAX_POINTER_BYTES else repr(name[:40])
+        raise DatasetError(f"{pointer} does not name a generation (found {found})",
+                           fix="the folder was modified by hand: restore it from a copy, or write the name of one of "
+                               "its gen-NNNNNN folders into CURRENT")
     return folder / name
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..learners import Learner
+from ..model import check_scaler
 from ..windows import Prepared, WindowSampler
 from .config import TrainConfig
 from .guards import DivergenceGuard
@@ -38,6 +39,7 @@ class Trainer:
     """
 
     def __init__(self, module: Learner, data: Prepared, config: TrainConfig, objective: str):
+        check_scaler(data.scaler, "state")  # before the run, not after it: such a model could not be loaded
         self.module, self.config, self.objective = module, config, objective
         self.generator = torch.Generator().manual_seed(config.seed)
         self.train_windows = WindowSampler(data.train, data.times, config.window or DEFAULT_WINDOW[objective],
