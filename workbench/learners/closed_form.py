@@ -2,15 +2,65 @@
 normal equations, and the validation score every closed-form fit reports."""
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Callable, Optional
 
 import torch
 
-from ..errors import BadParameterError, UnsupportedError
+from ..errors import BadParameterError, ResourceLimitError, UnsupportedError
+from ..safety import check_allocation, format_bytes
 from .base import Learner
 
 VALIDATION_HORIZON = 16  # samples per validation window, as the gradient learners' default window
 VALID_STEPS_HORIZON = 1000  # longest closed-loop validation run (Lorenz-63 at dt 0.01: 9 Lyapunov times)
+# bytes of feature rows built at once: the design matrix of a long run never exists whole
+CHUNK_BYTES = 128 * 2**20
+
+
+def monomial_count(n: int, degree: int) -> float:
+    """Monomials of total degree ``0..degree`` in ``n`` variables, ``C(n + degree, degree)``; a float
+    from log-gamma when exact integers would be huge, so a hostile option costs no time to size."""
+    if n < 0 or degree < 0:
+        return 0.0
+    log_count = math.lgamma(n + degree + 1) - math.lgamma(n + 1) - math.lgamma(degree + 1)
+    return float(math.comb(n + degree, degree)) if log_count < 40 else math.exp(min(log_count, 700.0))
+
+
+def largest_within(count: Callable[[int], float], ceiling: float, start: int = 1) -> int:
+    """The largest ``v >= start`` with ``count(v) <= ceiling`` for a ``count`` that grows with ``v``;
+    ``start - 1`` when even ``start`` is over the ceiling."""
+    value = start - 1
+    while count(value + 1) <= ceiling:
+        value += 1
+    return value
+
+
+def check_work(learner: str, setting: str, what: str, count: float, ceiling: float, nbytes: float,
+               operations: float, fix: str) -> None:
+    """Refuse work declared by options before anything is allocated.
+
+    Arguments:
+        learner: the learner's name, for the message.
+        setting: the options that size the work, e.g. ``"delays=10000, degree=2"``.
+        what: what ``count`` counts, e.g. ``"features"``.
+        count, ceiling: the size the options ask for and the largest allowed.
+        nbytes, operations: estimates of the memory and floating-point operations the work needs.
+        fix: the largest allowed option values, as advice.
+
+    Raises:
+        ResourceLimitError: ``count > ceiling``, or ``nbytes`` over the memory budget.
+    """
+    amount = f"{int(count):,}" if count < 1e12 else f"{count:.3g}"
+    if count > ceiling:
+        raise ResourceLimitError(f"{learner}: {setting} asks for {amount} {what} (about {format_bytes(nbytes)} "
+                                 f"and {operations:.3g} operations), over the ceiling of {int(ceiling)} {what}",
+                                 fix=fix)
+    check_allocation(int(nbytes), f"{learner} with {setting} ({amount} {what})")
+
+
+def rows_per_chunk(bytes_per_row: float) -> int:
+    """Feature rows built at once so that a chunk stays within :data:`CHUNK_BYTES`."""
+    return max(1, int(CHUNK_BYTES // max(bytes_per_row, 1.0)))
 
 
 class NormalEquations:

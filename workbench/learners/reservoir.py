@@ -12,23 +12,28 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from itertools import combinations_with_replacement
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
 from ..errors import BadParameterError, UnsupportedError
-from .base import Capabilities, InputSignal, Learner, step_indices
-from .closed_form import NormalEquations, complete, validation_loss, validation_valid_steps
+from ..safety import check_integer, check_real
+from .base import Capabilities, DataInfo, InputSignal, Learner, step_indices
+from .closed_form import (NormalEquations, check_work, complete, largest_within, monomial_count, rows_per_chunk,
+                          validation_loss, validation_valid_steps)
 
-ROWS_PER_CHUNK = 20_000  # design-matrix rows accumulated at once
 # ridge="auto" tries these half-decades and keeps the readout that forecasts the validation data longest
 RIDGE_GRID = tuple(10.0 ** (k / 2) for k in range(-24, 3))
-
-
-def _positive_int(name: str, key: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BadParameterError(f"{name}: {key} must be an integer >= {low}, got {value!r}")
-    return value
+# Work ceilings, checked when a learner is built (so also when a saved model is loaded). NVAR: the
+# normal equations hold F^2 floats and "auto" solves them once per RIDGE_GRID weight; 2,000
+# features fit 10,000 rows in a few seconds (F^2 rows = 4e10 operations). ESN: the spectral radius
+# is a dense n x n eigenvalue problem (about 10 n^3 operations: 9 s at n = 1,000 on a loaded
+# 2-core machine, 22 s at 2,000) and the readout has 2n features.
+NVAR_MAX_FEATURES = 2000
+ESN_MAX_SIZE = 1000
+# the default washout is at most this fraction of the shortest trajectory, so a time-split
+# series' short chunks (16-31 samples) keep samples to fit after the reservoir synchronises
+ESN_WASHOUT_FRACTION = 0.5
 
 
 class ReservoirMap(Learner):
@@ -41,12 +46,9 @@ class ReservoirMap(Learner):
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
-        ridge = self.options["ridge"]
-        valid_ridge = ridge == "auto" or (isinstance(ridge, (int, float)) and not isinstance(ridge, bool)
-                                          and ridge >= 0)
-        if not (self.options["dt"] > 0 and valid_ridge):
-            raise BadParameterError(f"{self.name}: dt must be > 0 and ridge a number >= 0 or 'auto', got "
-                                    f"dt={self.options['dt']}, ridge={ridge!r}")
+        check_real(self.options["dt"], f"{self.name}: dt", low=0.0, low_open=True)
+        if self.options["ridge"] != "auto":  # zero or inf gives a singular or NaN readout
+            check_real(self.options["ridge"], f"{self.name}: ridge (or 'auto')", low=0.0, low_open=True)
 
     def solve_readout(self, equations: NormalEquations, val, times: torch.Tensor) -> dict[str, float]:
         """Set the readout from the accumulated normal equations and return the fit's scores
@@ -127,12 +129,26 @@ class NVAR(ReservoirMap):
         super().__init__(dim, n_inputs, **options)
         o = self.options
         for key in ("delays", "skip", "degree"):
-            _positive_int(self.name, key, o[key])
+            check_integer(o[key], f"{self.name}: {key}", low=1)
+        self._check_features(dim, o["delays"], o["degree"])
         n_linear = o["delays"] * dim
         self.monomials = [torch.tensor(list(combinations_with_replacement(range(n_linear), p)), dtype=torch.long)
                           for p in range(2, o["degree"] + 1)]
         n_features = 1 + n_linear + sum(len(m) for m in self.monomials)
         self.register_buffer("readout", torch.zeros(n_features, dim))
+
+    @staticmethod
+    def _check_features(dim: int, delays: int, degree: int) -> None:
+        """Refuse ``delays`` and ``degree`` whose feature count is over :data:`NVAR_MAX_FEATURES`."""
+        count = monomial_count(delays * dim, degree)
+        nbytes = 8 * (count * count + count * degree)  # normal equations, monomial index table
+        largest_delays = largest_within(lambda k: monomial_count(k * dim, degree), NVAR_MAX_FEATURES)
+        largest_degree = largest_within(lambda d: monomial_count(delays * dim, d), NVAR_MAX_FEATURES)
+        check_work("nvar", f"delays={delays}, degree={degree}", "features", count, NVAR_MAX_FEATURES, nbytes,
+                   count ** 3 * len(RIDGE_GRID) / 3,
+                   f"with {dim} variables use delays <= {largest_delays} at degree={degree}" +
+                   (f", or degree <= {largest_degree} at delays={delays}" if largest_degree else
+                    f"; no degree fits with delays={delays}"))
 
     @property
     def context(self) -> int:
@@ -157,12 +173,13 @@ class NVAR(ReservoirMap):
         windows = z.unfold(1, c + 1, 1).transpose(-1, -2)[:, :-1]  # (N, T - c - 1, c + 1, D)
         targets = z[:, c + 1:] - z[:, c:-1]
         rows, flat_targets = windows.reshape(-1, c + 1, self.dim), targets.reshape(-1, self.dim)
-        for start in range(0, len(rows), ROWS_PER_CHUNK):
-            equations.add(self.features(rows[start:start + ROWS_PER_CHUNK]), flat_targets[start:start + ROWS_PER_CHUNK])
+        chunk = rows_per_chunk(8.0 * self.readout.shape[0] * self.options["degree"])  # monomials gather degree factors
+        for start in range(0, len(rows), chunk):
+            equations.add(self.features(rows[start:start + chunk]), flat_targets[start:start + chunk])
         scores = self.solve_readout(equations, val, times)
         # from the rows themselves: the normal equations' sums lose the tiny residuals of exact fits
-        residual = torch.cat([self.features(rows[start:start + ROWS_PER_CHUNK]) @ self.readout.double()
-                              - flat_targets[start:start + ROWS_PER_CHUNK] for start in range(0, len(rows), ROWS_PER_CHUNK)])
+        residual = torch.cat([self.features(rows[start:start + chunk]) @ self.readout.double()
+                              - flat_targets[start:start + chunk] for start in range(0, len(rows), chunk)])
         return {**scores, "train_loss": float((residual ** 2).mean())}
 
     def iterate(self, history: torch.Tensor, steps: int) -> torch.Tensor:
@@ -198,8 +215,14 @@ class EchoStateNetwork(ReservoirMap):
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
         o = self.options
-        n = _positive_int(self.name, "size", o["size"])
-        _positive_int(self.name, "washout", o["washout"])
+        n = check_integer(o["size"], "esn: size", low=1)
+        # building: W, its mask and the eigenvalue workspace (3 n^2 floats, 10 n^3 operations); fitting:
+        # normal equations over 2n features, solved once per RIDGE_GRID weight
+        check_work("esn", f"size={n}", "reservoir units", n, ESN_MAX_SIZE, 8.0 * (3 * n * n + (2 * n) ** 2),
+                   10.0 * n ** 3 + len(RIDGE_GRID) * (2.0 * n) ** 3 / 3,
+                   f"use size <= {ESN_MAX_SIZE} (Pathak et al. 2018 used a few thousand units; this ceiling keeps "
+                   "a fit within seconds)")
+        check_integer(o["washout"], "esn: washout", low=1)
         if not (0 < o["leak"] <= 1 and o["radius"] >= 0 and o["degree"] > 0):
             raise BadParameterError(f"esn: need 0 < leak <= 1, radius >= 0, degree > 0; got {o['leak']}, "
                                     f"{o['radius']}, {o['degree']}")
@@ -213,6 +236,17 @@ class EchoStateNetwork(ReservoirMap):
                              ((torch.rand(n, dim, generator=gen, dtype=torch.float64) * 2 - 1) * o["input_scale"]).float())
         self.register_buffer("bias", ((torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * o["bias_scale"]).float())
         self.register_buffer("readout", torch.zeros(1 + dim + 2 * n, dim))
+
+    @classmethod
+    def options_from_data(cls, info: DataInfo, options: Mapping[str, Any]) -> dict[str, Any]:
+        """As :meth:`Learner.options_from_data`, and unless given, ``washout`` follows the data: the default
+        100 samples, or :data:`ESN_WASHOUT_FRACTION` of shorter trajectories (at least 1), so the chunks
+        of a time-split series (16-31 samples) keep samples to fit and to validate on."""
+        options = super().options_from_data(info, options)
+        if info.length:
+            fraction = int(ESN_WASHOUT_FRACTION * info.length)
+            options.setdefault("washout", max(1, min(cls.defaults["washout"], fraction)))
+        return options
 
     @property
     def context(self) -> int:
@@ -248,7 +282,8 @@ class EchoStateNetwork(ReservoirMap):
             raise UnsupportedError(f"esn needs trajectories longer than its washout ({w} samples) plus 2; got "
                                    f"{z.shape[1]}; lower washout=")
         equations = NormalEquations()
-        chunk = max(1, ROWS_PER_CHUNK // z.shape[0])  # time steps per accumulation, all trajectories at once
+        # time steps per accumulation, all trajectories at once (features and reservoir states per row)
+        chunk = rows_per_chunk(8.0 * z.shape[0] * (self.readout.shape[0] + self.options["size"]))
         with torch.no_grad():
             r = self._drive(z[:, :w])[:, -1]
             for start in range(w, z.shape[1] - 1, chunk):
