@@ -14,6 +14,10 @@ TRUE_COLOR, LEARNED_COLOR = "#1f77b4", "#d62728"
 TRAIN_COLOR, VAL_HORIZON_COLOR, VAL_FULL_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c"
 BASELINE_COLORS = {"persistence": "#7f7f7f", "climatology": "#9467bd", "ar": "#8c564b"}
 PICK_NAME = "click to start here"
+ERROR_BAND_NAME = "true ± |learned - true|"
+FEW_POINTS = 30  # curves with at most this many points also get markers
+# log axes read 1, 2, 5, 10, 20, ... (Plotly's "D2": the digits 2 and 5 in every decade)
+LOG_TICKS = "D2"
 
 
 def _drawable(values: np.ndarray) -> np.ndarray:
@@ -28,33 +32,56 @@ def _finite_stretch(*arrays: np.ndarray) -> slice:
     return slice(0, len(finite) if finite.all() else int(np.argmin(finite)))
 
 
+def _axis_value(x) -> object:
+    """A point on a time axis as Plotly takes it in shapes and annotations: an ISO date string on a
+    date axis (numpy dates do not serialise there), else a float."""
+    if isinstance(x, str):
+        return x
+    if np.issubdtype(np.asarray(x).dtype, np.datetime64):
+        return str(np.datetime_as_string(np.datetime64(x, "ms")))
+    return float(x)
+
+
+def _lines(count: int) -> str:
+    """Plotly ``mode`` for a curve of ``count`` points: markers too while there are few, so that a
+    single point (one epoch, one horizon) is visible at all."""
+    return "lines+markers" if count <= FEW_POINTS else "lines"
+
+
 def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: np.ndarray,
-               labels: Sequence[str], time_label: str, vpt: Optional[float] = None,
-               vpt_text: str = "", band: Optional[np.ndarray] = None) -> go.Figure:
-    """One panel per variable: truth (T, D) and prediction (T, D), an optional |error| band and a
-    vertical line at ``times[0] + vpt``; ``labels`` are the variables' axis titles with units."""
+               labels: Sequence[str], time_label: str, vpt_at=None, vpt_text: str = "",
+               error_band: bool = False) -> go.Figure:
+    """One panel per variable: truth (T, D) and prediction (T, D) over ``times`` (numbers or dates).
+
+    Unobserved truth samples (NaN) and blown-up predictions (non-finite) are breaks in the lines, never
+    straight lines across. ``error_band`` shades ``true +- |learned - true|`` around the truth: how far
+    the prediction is, read from the truth (not a spread around the prediction, which reads as an
+    uncertainty it is not). ``vpt_at`` is where the valid prediction time ends on the time axis (a
+    number or a date); a dotted line marks it, labelled ``vpt_text``.
+    """
     fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
     for i, label in enumerate(labels):
         row = i + 1
-        if pred is not None and band is not None:
-            keep = _finite_stretch(pred[:, i], band[:, i])
-            t, centre, spread = times[keep], pred[keep, i], band[keep, i]
-            lo, hi = centre - spread, centre + spread
-            fig.add_trace(go.Scatter(x=np.r_[t, t[::-1]], y=np.r_[lo, hi[::-1]], fill="toself", line={"width": 0},
-                                     fillcolor="rgba(214,39,40,0.15)", name="|learned - true|", showlegend=i == 0,
-                                     hoverinfo="skip"), row=row, col=1)
+        if truth is not None and pred is not None and error_band:
+            true_i = _drawable(truth[:, i])
+            error = np.abs(_drawable(pred[:, i]) - true_i)
+            fig.add_trace(go.Scatter(x=times, y=true_i - error, mode="lines", line={"width": 0}, showlegend=False,
+                                     connectgaps=False, hoverinfo="skip", legendgroup="error"), row=row, col=1)
+            fig.add_trace(go.Scatter(x=times, y=true_i + error, mode="lines", line={"width": 0}, fill="tonexty",
+                                     fillcolor="rgba(214,39,40,0.15)", name=ERROR_BAND_NAME, showlegend=i == 0,
+                                     connectgaps=False, hoverinfo="skip", legendgroup="error"), row=row, col=1)
         if truth is not None:
-            fig.add_trace(go.Scatter(x=times, y=truth[:, i], name="true", line={"color": TRUE_COLOR},
-                                     showlegend=i == 0, legendgroup="true"), row=row, col=1)
+            fig.add_trace(go.Scatter(x=times, y=_drawable(truth[:, i]), name="true", line={"color": TRUE_COLOR},
+                                     connectgaps=False, showlegend=i == 0, legendgroup="true"), row=row, col=1)
         if pred is not None:
-            fig.add_trace(go.Scatter(x=times, y=_drawable(pred[:, i]), name="learned",
+            fig.add_trace(go.Scatter(x=times, y=_drawable(pred[:, i]), name="learned", connectgaps=False,
                                      line={"color": LEARNED_COLOR, "dash": "dash"}, showlegend=i == 0,
                                      legendgroup="learned"), row=row, col=1)
-        if vpt is not None:
-            fig.add_vline(x=float(times[0] + vpt), line={"color": "gray", "dash": "dot"}, row=row, col=1)
+        if vpt_at is not None:
+            fig.add_vline(x=_axis_value(vpt_at), line={"color": "gray", "dash": "dot"}, row=row, col=1)
         fig.update_yaxes(title_text=label, row=row, col=1)
-    if vpt is not None:
-        fig.add_annotation(x=float(times[0] + vpt), y=1.02, yref="paper", showarrow=False, font={"color": "gray"},
+    if vpt_at is not None:
+        fig.add_annotation(x=_axis_value(vpt_at), y=1.02, yref="paper", showarrow=False, font={"color": "gray"},
                            text=f"valid prediction time {vpt_text}")
     fig.update_layout(height=170 * len(labels) + 90, margin={"t": 40, "b": 30}, hovermode="x unified")
     fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
@@ -135,21 +162,22 @@ def loss_curve(history: list[dict]) -> go.Figure:
     fig = go.Figure()
     trained = [h for h in rows if h.get("train_loss") is not None]
     fig.add_trace(go.Scatter(x=[h["epoch"] for h in trained], y=[h["train_loss"] for h in trained],
-                             name="training (at the training horizon)", mode="lines",
+                             name="training (at the training horizon)", mode=_lines(len(trained)),
                              line={"color": TRAIN_COLOR, "width": 2}))
     if any("val_loss_at_horizon" in h for h in rows):
         at_horizon = [h for h in rows if h.get("val_loss_at_horizon") is not None]
         fig.add_trace(go.Scatter(x=[h["epoch"] for h in at_horizon], y=[h["val_loss_at_horizon"] for h in at_horizon],
-                                 name="validation (at the training horizon)", mode="lines",
+                                 name="validation (at the training horizon)", mode=_lines(len(at_horizon)),
                                  line={"color": VAL_HORIZON_COLOR, "width": 2, "dash": "dash"}))
     fig.add_trace(go.Scatter(x=epochs, y=[h["val_loss"] for h in rows], name="validation (full window)",
-                             mode="lines", line={"color": VAL_FULL_COLOR, "width": 2, "dash": "dot"}))
+                             mode=_lines(len(rows)), line={"color": VAL_FULL_COLOR, "width": 2, "dash": "dot"}))
     values = [v for h in rows for v in (h.get("train_loss"), h.get("val_loss"), h.get("val_loss_at_horizon"))
               if v is not None]
     positive = bool(values) and all(v > 0 for v in values)
-    fig.update_layout(xaxis_title="epoch", yaxis_title="loss (standardised units)",
-                      yaxis_type="log" if positive else "linear", height=340, margin={"t": 20, "b": 30},
-                      legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(xaxis_title="epoch", yaxis_title="loss (standardised units)", height=340,
+                      margin={"t": 20, "b": 30}, legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(tickformat="d")  # epochs are whole numbers, also when there is only one
+    fig.update_yaxes(type="log", dtick=LOG_TICKS) if positive else fig.update_yaxes(type="linear")
     return fig
 
 
@@ -167,7 +195,8 @@ def fan_chart(times: np.ndarray, quantiles: np.ndarray, truth_paths: Optional[np
                              line={"color": LEARNED_COLOR}))
     if truth_paths is not None:
         for n, path in enumerate(truth_paths):
-            fig.add_trace(go.Scatter(x=times, y=path, mode="lines", line={"color": TRUE_COLOR, "width": 1},
+            fig.add_trace(go.Scatter(x=times, y=_drawable(path), mode="lines", connectgaps=False,
+                                     line={"color": TRUE_COLOR, "width": 1},
                                      opacity=0.5, name=truth_name, legendgroup="true", showlegend=n == 0))
     fig.update_layout(xaxis_title=time_label, yaxis_title=label, height=400, margin={"t": 20, "b": 30})
     return fig
@@ -197,17 +226,19 @@ def marginals(learned: np.ndarray, truth: np.ndarray, label: str) -> go.Figure:
 
 
 def series(times: np.ndarray, values: np.ndarray, labels: Sequence[str], time_label: str,
-           split_at: Sequence[tuple[float, str]] = ()) -> go.Figure:
-    """Measured series (T, D), one panel per variable, with optional vertical lines marking split starts."""
+           split_at: Sequence[tuple[object, str]] = ()) -> go.Figure:
+    """Measured series (T, D), one panel per variable (unobserved samples as NaN are breaks), with
+    optional vertical lines marking split starts (numbers or dates on the time axis)."""
     fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
     for i, label in enumerate(labels):
-        fig.add_trace(go.Scatter(x=times, y=values[:, i], mode="lines+markers", marker={"size": 3},
-                                 line={"color": TRUE_COLOR}, name=label, showlegend=False), row=i + 1, col=1)
+        fig.add_trace(go.Scatter(x=times, y=_drawable(values[:, i]), mode="lines+markers", marker={"size": 3},
+                                 connectgaps=False, line={"color": TRUE_COLOR}, name=label, showlegend=False),
+                      row=i + 1, col=1)
         fig.update_yaxes(title_text=label, row=i + 1, col=1)
         for x, text in split_at:
-            fig.add_vline(x=x, line={"color": "gray", "dash": "dot"}, row=i + 1, col=1)
+            fig.add_vline(x=_axis_value(x), line={"color": "gray", "dash": "dot"}, row=i + 1, col=1)
     for x, text in split_at:
-        fig.add_annotation(x=x, y=1.02, yref="paper", text=text, showarrow=False, font={"color": "gray"})
+        fig.add_annotation(x=_axis_value(x), y=1.02, yref="paper", text=text, showarrow=False, font={"color": "gray"})
     fig.update_layout(height=180 * len(labels) + 90, margin={"t": 40, "b": 30})
     fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
     return fig
@@ -225,13 +256,14 @@ def holdout(times: np.ndarray, observed: np.ndarray, forecast_times: np.ndarray,
                                      y=np.r_[quantiles[0, :, i], quantiles[2, ::-1, i]], fill="toself",
                                      fillcolor="rgba(214,39,40,0.15)", line={"width": 0}, name="90% band",
                                      showlegend=i == 0, hoverinfo="skip"), row=row, col=1)
-        fig.add_trace(go.Scatter(x=times, y=observed[:, i], name="observed", mode="lines",
-                                 line={"color": TRUE_COLOR, "width": 1.5}, showlegend=i == 0), row=row, col=1)
+        fig.add_trace(go.Scatter(x=times, y=_drawable(observed[:, i]), name="observed", mode="lines",
+                                 connectgaps=False, line={"color": TRUE_COLOR, "width": 1.5}, showlegend=i == 0),
+                      row=row, col=1)
         fig.add_trace(go.Scatter(x=forecast_times, y=quantiles[1, :, i], name="forecast from the test start",
                                  line={"color": LEARNED_COLOR, "dash": "dash"}, showlegend=i == 0), row=row, col=1)
-        fig.add_vline(x=test_start, line={"color": "gray", "dash": "dot"}, row=row, col=1)
+        fig.add_vline(x=_axis_value(test_start), line={"color": "gray", "dash": "dot"}, row=row, col=1)
         fig.update_yaxes(title_text=label, row=row, col=1)
-    fig.add_annotation(x=test_start, y=1.02, yref="paper", text="test period starts", showarrow=False,
+    fig.add_annotation(x=_axis_value(test_start), y=1.02, yref="paper", text="test period starts", showarrow=False,
                        font={"color": "gray"})
     fig.update_layout(height=220 * len(labels) + 90, margin={"t": 40, "b": 30}, hovermode="x unified")
     fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
@@ -252,8 +284,8 @@ def skill_by_horizon(scores, variable: str, label: str, lead_label: str) -> go.F
             fig.add_trace(go.Scatter(x=lead, y=scores[name].sel(variable=variable).values,
                                      name="AR(p)" if baseline == "ar" else baseline.replace("_", " "),
                                      mode="lines+markers", line={"color": color, "dash": "dot"}))
-    fig.update_layout(xaxis_title=lead_label, yaxis_title=f"RMSE of {label}", xaxis_type="log", height=380,
-                      margin={"t": 20, "b": 30})
+    fig.update_layout(xaxis_title=lead_label, yaxis_title=f"RMSE of {label}", height=380, margin={"t": 20, "b": 30})
+    fig.update_xaxes(type="log", dtick=LOG_TICKS)
     return fig
 
 

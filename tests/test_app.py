@@ -19,7 +19,8 @@ from workbench.demo import demo_paths
 APP = Path(__file__).resolve().parent.parent / "app"
 ENTRY = str(APP / "streamlit_app.py")
 sys.path.insert(0, str(APP))
-import state  # noqa: E402  (the app folder is not a package)
+import charts  # noqa: E402  (the app folder is not a package)
+import state  # noqa: E402
 LORENZ_MODEL = "demo: node on lorenz63"
 
 
@@ -101,15 +102,15 @@ def test_cached_scores_follow_content_not_labels(app):
     app.run()
     app.selectbox[1].set_value("mine").run()
     assert_clean(app)
-    first = metric(app, "mean RMSE [state units]")
+    first = metric(app, "mean RMSE [dimensionless]")
     app.session_state["datasets"] = {"mine": lorenz(2, rho=35.0)}  # same label, other data
     app.run()
     assert_clean(app)
     assert app.selectbox[1].value == "mine"
-    assert metric(app, "mean RMSE [state units]") != first
+    assert metric(app, "mean RMSE [dimensionless]") != first
     app.session_state["datasets"] = {"mine": lorenz(1)}  # the first content again: same scores
     app.run()
-    assert metric(app, "mean RMSE [state units]") == first
+    assert metric(app, "mean RMSE [dimensionless]") == first
 
 
 def test_systems_page_generates_plots_with_units_and_facts_table(app):
@@ -117,7 +118,7 @@ def test_systems_page_generates_plots_with_units_and_facts_table(app):
     assert_clean(app)
     assert app.latex, "equations are rendered"
     assert not app.json, "facts are a table, not raw JSON"
-    assert app.dataframe
+    assert app.table, "facts are a table whose text wraps"
     app.selectbox[0].set_value("damped_pendulum").run()
     app.button[0].click().run()  # the form's Generate button
     assert_clean(app)
@@ -313,7 +314,7 @@ def test_compare_page_draws_a_context_map_that_blows_up_up_to_the_blow_up(app):
     assert any("rollout of 4 of 4 trajectories left the finite numbers" in w.value for w in app.warning)
     path = trace_values(app, "learned")
     assert np.isfinite(path[:5]).all() and np.isnan(path[-1]), "drawn up to the blow-up, a gap after it"
-    assert metric(app, "mean RMSE [state units]") == "inf"
+    assert metric(app, "mean RMSE [dimensionless]") == "inf"
     assert any("no vector field to draw" in i.value for i in app.info), "a map on histories: panels left out"
 
 
@@ -358,3 +359,43 @@ def test_netcdf_upload_with_a_time_dimension_is_read_as_the_page_says(tmp_path):
     assert [str(v) for v in ds["variable"].values] == ["level"]
     np.testing.assert_allclose(ds["state"].values[0, :, 0], np.sin(times / 5))
     assert "NetCDF file with a time dimension" in state.UPLOAD_ADVICE[".nc"]
+
+
+def dated_series(gap: bool):
+    """Three van der Pol series as a daily CSV with ISO dates, read by wb.from_csv (no split in time);
+    with ``gap`` the first series misses x on days 40 to 49."""
+    x = wb.simulate("van_der_pol", n=3, t_end=30.0, dt=0.1, seed=0)["state"].values
+    dates = np.datetime64("2020-01-01") + np.arange(x.shape[1])
+    rows = ["trajectory,date,x,y"] + [
+        f"{k},{day},{'' if gap and k == 0 and 40 <= i < 50 else f'{x[k, i, 0]:.6f}'},{x[k, i, 1]:.6f}"
+        for k in range(3) for i, day in enumerate(dates)]
+    return wb.from_csv(("\n".join(rows) + "\n").encode())
+
+
+def test_compare_draws_a_dated_series_not_split_in_time_with_gaps_as_breaks(app):
+    data = dated_series(gap=True)
+    app.session_state["datasets"] = {"dated": data}
+    app.session_state["models"] = {"nvar on dates": wb.fit(dated_series(gap=False), "nvar", ridge=1e-6,
+                                                           progress=False)}
+    app.run()
+    show(app, "nvar on dates", "dated")  # was a UFuncTypeError: times[0] + vpt with datetime64
+    figure = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "compare_timeseries")
+    true_x = next(t for t in figure["data"] if t.get("name") == "true")
+    assert str(values(true_x["x"])[0]).startswith("2020-01-02")  # dates (nvar starts after its 1-sample context)
+    assert figure["layout"]["shapes"][0]["x0"].startswith("2020-")  # the valid-prediction-time line, a date
+    # the 10 unmeasured days of x are a break in the true curve, not a straight line across
+    true = trace_values(app, "true")
+    assert np.isnan(true).sum() == 10 and all(t.get("connectgaps") is False for t in figure["data"])
+    # the error band is the truth +- |learned - true|: it is centred on the truth, not on the prediction
+    upper = next(values(t["y"]).astype(float) for t in figure["data"] if t.get("name") == charts.ERROR_BAND_NAME)
+    learned = trace_values(app, "learned")
+    finite = np.isfinite(upper)
+    np.testing.assert_allclose(upper[finite] - true[finite], np.abs(learned - true)[finite], rtol=1e-9, atol=1e-12)
+
+
+def test_loss_chart_after_one_epoch_shows_a_point_on_log_ticks_1_2_5():
+    figure = charts.loss_curve([{"epoch": 1, "train_loss": 0.5, "val_loss": 0.7, "val_loss_at_horizon": 0.6}])
+    assert [trace.mode for trace in figure.data] == ["lines+markers"] * 3
+    assert figure.layout.yaxis.type == "log" and figure.layout.yaxis.dtick == "D2"
+    many = charts.loss_curve([{"epoch": k, "train_loss": 1 / k, "val_loss": 1 / k} for k in range(1, 200)])
+    assert {trace.mode for trace in many.data} == {"lines"}  # long curves stay plain lines

@@ -306,3 +306,19 @@ def test_long_run_needs_a_chaotic_system(oscillator):
     model = wb.fit(oscillator, "sindy", progress=False)
     with pytest.raises(wb.WorkbenchError, match="chaotic"):
         views.long_run(model, oscillator)
+
+
+def test_units_read_the_same_in_every_table_and_label():
+    lorenz = wb.simulate("lorenz63", n=2, t_end=0.2, dt=0.01, seed=0)  # state units "1"
+    _, table = views.describe(lorenz)
+    assert set(table["unit"]) == {"dimensionless"}  # was "1" beside axis titles "x [dimensionless]"
+    assert views.unit_label("x", "1") == "x [dimensionless]" and views.unit_text("1") == "dimensionless"
+    assert views.unit_text(None, "not given") == "not given" and views.unit_label("x", None) == "x"
+    assert views.unit_text("rad") == "rad"
+
+
+def test_observed_values_and_axis_time_on_a_calendar_axis():
+    ds = wb.from_csv(b"date,x\n2020-01-01,1.0\n2020-01-02,\n2020-01-03,3.0\n")
+    np.testing.assert_array_equal(views.observed_values(ds)[0, :, 0], [1.0, np.nan, 3.0])
+    assert views.axis_time(ds, 1.5) == np.datetime64("2020-01-02T12:00")
+    assert views.axis_time(wb.simulate("lorenz63", n=1, t_end=0.1, dt=0.01, seed=0), 0.25) == 0.25

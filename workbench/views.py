@@ -140,11 +140,33 @@ def time_units(ds: xr.Dataset) -> Optional[str]:
     return None if unit is None else str(unit)
 
 
+def unit_text(unit: Optional[str], unknown: str = "") -> str:
+    """A unit as the app writes it everywhere: ``"rad"``; ``"dimensionless"`` for ``"1"``; ``unknown``
+    when the file does not say (None or empty)."""
+    if unit is None or str(unit) == "":
+        return unknown
+    return "dimensionless" if str(unit) == DIMENSIONLESS else str(unit)
+
+
 def unit_label(name: str, unit: Optional[str]) -> str:
     """``"theta [rad]"``; ``"x [dimensionless]"`` for unit ``"1"``; the bare name for an unknown unit."""
-    if unit is None or unit == "":
-        return name
-    return f"{name} [{'dimensionless' if unit == DIMENSIONLESS else unit}]"
+    text = unit_text(unit)
+    return f"{name} [{text}]" if text else name
+
+
+def observed_values(ds: xr.Dataset) -> np.ndarray:
+    """``state`` as a float array ``(trajectory, time, variable)`` with NaN at unobserved samples (``mask``
+    False), so a chart draws a gap there instead of a line across a value nobody measured."""
+    values = np.array(ds["state"].values, dtype=float)
+    values[~observation_mask(ds)] = np.nan
+    return values
+
+
+def axis_time(ds: xr.Dataset, t: float) -> Any:
+    """Where the numeric time ``t`` of ``ds`` lies on the axis :func:`time_axis` draws: a ``datetime64``
+    on a calendar axis, else ``t`` as a float."""
+    dates = timeaxis.to_datetimes(ds, np.array([float(t)]))
+    return dates[0] if dates is not None else float(t)
 
 
 def time_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
@@ -650,7 +672,7 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
     for k, name in enumerate(units):
         column = state[:, k][np.isfinite(state[:, k])]
         stats = [float(f(column)) if column.size else float("nan") for f in (np.min, np.mean, np.max, np.std)]
-        table.append({"variable": name, "unit": units[name] if units[name] is not None else "not given",
+        table.append({"variable": name, "unit": unit_text(units[name], "not given"),
                       **dict(zip(("min", "mean", "max", "std"), stats))})
     return overview, pd.DataFrame(table)
 
@@ -663,7 +685,7 @@ def score_table(scores: xr.Dataset) -> pd.DataFrame:
         if var.ndim == 0:
             unit = var.attrs.get("units")
             rows.append({"metric": str(name), "meaning": str(var.attrs.get("long_name", "")),
-                         "value": float(var), "unit": "dimensionless" if unit == DIMENSIONLESS else (unit or "")})
+                         "value": float(var), "unit": unit_text(unit)})
     return pd.DataFrame(rows, columns=["metric", "meaning", "value", "unit"])
 
 
@@ -699,7 +721,8 @@ def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.Da
     return pd.DataFrame(rows, columns=["fact", "value"])
 
 
-__all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_label", "time_axis", "duration_text",
+__all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_text", "unit_label",
+           "observed_values", "axis_time", "time_axis", "duration_text",
            "divergence_text",
            "field_on_grid", "equation_comparison", "coefficient_table", "long_run", "test_period", "forecast_horizons", "holdout_forecast",
            "calibration_curve", "calibration_report", "fan_quantiles", "describe", "score_table", "facts_table"]

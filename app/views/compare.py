@@ -44,9 +44,8 @@ if views.test_period(ds) is not None:  # a measured series split in time: foreca
     forecast_times, _ = views.time_axis(forecast)
     quantiles = views.fan_quantiles(forecast, [0.05, 0.5, 0.95]).isel(trajectory=0).values
     start = forecast_times[0]
-    st.plotly_chart(charts.holdout(times, series["state"].values[0], forecast_times, quantiles, labels, time_label,
-                                   str(start) if np.issubdtype(np.asarray(forecast_times).dtype, np.datetime64)
-                                   else float(start)), key="holdout")
+    st.plotly_chart(charts.holdout(times, views.observed_values(series)[0], forecast_times, quantiles, labels,
+                                   time_label, start), key="holdout")
     var = variables[0] if len(variables) == 1 else st.selectbox("variable", variables)
     step = views.duration_text(float(np.diff(ds["time"].values[:2])[0]), ds)
     st.plotly_chart(charts.skill_by_horizon(scores, var, views.unit_label(var, units[var]),
@@ -81,7 +80,7 @@ if "vector_field_error" in headline:
                    help="||f_learned - f_true|| / ||f_true|| on test-data points, dimensionless")
 if "rmse_mean" in headline:
     rmse_unit = scores["rmse"].attrs.get("units")
-    cols[3].metric(f"mean RMSE [{rmse_unit if rmse_unit not in (None, '1') else 'state units'}]",
+    cols[3].metric(f"mean RMSE [{views.unit_text(rmse_unit, 'state units')}]",
                    f"{headline['rmse_mean']:.3g}",
                    help="root-mean-square error over variables, test trajectories and times")
 
@@ -93,18 +92,22 @@ if (blown_up := views.divergence_text(pred, ds)) is not None:
 test = test.sel(time=pred["time"].values)  # learners with context predict from their C-th sample on
 times, time_label = views.time_axis(test)
 traj = st.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
-truth_path = test["state"].values[traj]
+observed = views.observed_values(test)  # unobserved samples are gaps in the charts
+truth_path = observed[traj]
 pred_path = pred["state"].values[:, traj]
 center = np.median(pred_path, axis=0)
 vpt = float(scores["vpt"].values[traj])
-st.plotly_chart(charts.timeseries(truth_path, center, times, labels, time_label, vpt=vpt,
-                                  vpt_text=views.duration_text(vpt, ds), band=np.abs(center - truth_path)),
+vpt_at = views.axis_time(test, float(test["time"].values[0]) + vpt) if np.isfinite(vpt) else None
+st.plotly_chart(charts.timeseries(truth_path, center, times, labels, time_label, vpt_at=vpt_at,
+                                  vpt_text=views.duration_text(vpt, ds), error_band=True),
                 key="compare_timeseries")
+st.caption("The shaded band is the truth ± |learned - true|: how far the prediction is from the truth at each "
+           "time, drawn around the truth (it is an error, not an uncertainty of the model).")
 
 left, right = st.columns(2)
 if len(variables) >= 2:
     with left:
-        st.plotly_chart(charts.phase(test["state"].values[:3], pred["state"].values[0, :3], labels, 0, 1,
+        st.plotly_chart(charts.phase(observed[:3], pred["state"].values[0, :3], labels, 0, 1,
                                      title="phase portrait (3 test trajectories)"), key="compare_phase2d")
     # 3-D charts are WebGL: slow to draw without a GPU, so they are drawn when asked for
     if len(variables) >= 3 and right.toggle("3-D phase portrait", value=False):
@@ -239,5 +242,5 @@ elif system is not None and len(variables) >= 2:
                                               labels, time_label), key="ic_timeseries")
 
 with st.expander("All metrics"):
-    st.dataframe(views.score_table(scores), hide_index=True)
+    st.table(views.score_table(scores), hide_index=True)  # long meanings wrap instead of being cut
     st.text(str(scores))

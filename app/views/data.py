@@ -51,20 +51,18 @@ shown = st.session_state.get("data_shown")
 label = st.selectbox("dataset", names, index=names.index(shown) if shown in names else 0)
 ds = datasets[label]
 overview, table = views.describe(ds)
-left, right = st.columns([2, 3])
-left.dataframe(overview, hide_index=True, width="stretch")
-right.dataframe(table, hide_index=True, width="stretch")
+# st.table wraps long text (dates, split starts) where st.dataframe cut it at the column's width
+st.table(overview, hide_index=True)
+st.dataframe(table, hide_index=True, width="stretch")
 variables = [str(v) for v in ds["variable"].values]
 units = views.variable_units(ds)
 series = merge_segments(ds)  # a time-split series is shown whole, with its boundaries marked
 times, time_label = views.time_axis(series)
 trajectory = st.number_input("series (trajectory)", 0, series.sizes["trajectory"] - 1, 0)
-values = series["state"].values[trajectory].copy()
-if "mask" in series:
-    values[~series["mask"].values[trajectory]] = float("nan")  # unobserved samples are gaps, not values
+values = views.observed_values(series)[trajectory]  # unobserved samples are gaps, not values
 info = time_split_info(ds) or {}
 dates = timeaxis.to_datetimes(ds, np.array([info[k] for k in ("val_start", "test_start") if info.get(k) is not None]))
-marks = [(str(d)[:10] if dates is not None else float(info[k]), f"{k.split('_')[0]} starts")
+marks = [(d if dates is not None else float(info[k]), f"{k.split('_')[0]} starts")
          for k, d in zip([k for k in ("val_start", "test_start") if info.get(k) is not None],
                          dates if dates is not None else [None, None])]
 st.plotly_chart(charts.series(times, values, [views.unit_label(v, units[v]) for v in variables], time_label, marks),

@@ -27,7 +27,7 @@ with left:
     st.caption(f"Reference: {system.reference}")
 with right:
     st.markdown("**Facts**")
-    st.dataframe(views.facts_table(system.facts, system.time_units), hide_index=True, width="stretch")
+    st.table(views.facts_table(system.facts, system.time_units), hide_index=True)  # wraps, never cuts
     st.caption(f"State units: {', '.join(views.unit_label(v, u) for v, u in zip(system.state_names, system.state_units))}"
                f"; time: {views.unit_label('t', system.time_units)}")
 

@@ -37,7 +37,7 @@ if views.test_period(ds) is not None:  # a measured series split in time: the fo
     forecast_times, time_label = views.time_axis(forecast)
     var = variables.index(st.selectbox("variable", variables)) if len(variables) > 1 else 0
     quantiles = views.fan_quantiles(forecast.isel(trajectory=0, variable=var)).values
-    st.plotly_chart(charts.fan_chart(forecast_times, quantiles, truth["state"].values[:, :, var], labels[var],
+    st.plotly_chart(charts.fan_chart(forecast_times, quantiles, views.observed_values(truth)[:, :, var], labels[var],
                                      time_label, "observed (held out)"), key="fan_chart")
     curve = state.guarded(lambda: views.calibration_curve(forecast, truth.assign_coords(
         trajectory=forecast["trajectory"].values)))
@@ -65,7 +65,8 @@ if pred is None:
 if (blown_up := views.divergence_text(pred, ds)) is not None:
     st.warning(blown_up)
 quantiles = views.fan_quantiles(pred.isel(trajectory=0, variable=var)).values
-truth_paths = oracle["state"].values[:20, 0, :, var] if oracle is not None else one["state"].values[0, :, var][None]
+truth_paths = oracle["state"].values[:20, 0, :, var] if oracle is not None else \
+    views.observed_values(one)[0, :, var][None]
 st.plotly_chart(charts.fan_chart(times, quantiles, truth_paths, labels[var], time_label,
                                  "true SDE paths" if oracle is not None else "true path"), key="fan_chart")
 
@@ -95,4 +96,4 @@ if scores is not None:
     st.caption("`*_relative` divides the model's score by that of samples of the true SDE from the same initial "
                f"states: 1 is the best possible in expectation. With {test.sizes['trajectory']} test trajectories "
                "both scores carry sampling noise, so values somewhat below 1 occur by chance.")
-    st.dataframe(table[keep], hide_index=True)
+    st.table(table[keep], hide_index=True)  # long meanings wrap instead of being cut
