@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from . import timeaxis
 from ._version import __version__
 from .errors import DatasetError, ResourceLimitError
 from .safety import (MEMORY_ENV, atomic_write_bytes, check_allocation, check_input_file, check_output_target,
@@ -168,6 +169,7 @@ def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
         raise DatasetError(f"{source}: 'time' must be finite numbers")
     if time.size > 1 and not (np.diff(time) > 0).all():
         raise DatasetError(f"{source}: 'time' is not strictly increasing; sort the samples by time and drop duplicates")
+    timeaxis.check_calendar(ds["time"].attrs.get("calendar"), source)
     if "variable" in ds.coords:
         names = [str(v) for v in ds["variable"].values]
         if len(set(names)) != len(names):

@@ -23,8 +23,8 @@ import pandas as pd
 import xarray as xr
 
 from . import timeaxis
-from .errors import BadParameterError, DatasetError
-from .safety import check_allocation, check_input_file
+from .errors import BadParameterError, DatasetError, ResourceLimitError
+from .safety import check_allocation, check_input_file, check_real
 
 Source = Union[str, os.PathLike, IO[str], IO[bytes], bytes]
 ROLES = ("state", "input", "ignore")
@@ -32,6 +32,13 @@ OBSERVED_ATTRS = {"kind": "observed", "system": "observed", "integrator": "none 
 TIME_NAMES = ("time", "date", "datetime", "timestamp", "year", "t")
 _HEADER_UNITS = re.compile(r"^\s*(.*?)\s*[\[(]\s*([^\])]*?)\s*[\])]\s*$")
 _LONG_COLUMNS = ("variable", "value", "units", "unit")
+# an inferred regular grid is used only when at least this share of its times has a row: sparser
+# data is irregular sampling, not a regular series with gaps (freq= forces a grid)
+MIN_OBSERVED_FRACTION = 0.5
+# gaps within this fraction of a step from a whole number of steps lie on a numeric grid
+GRID_TOLERANCE = 1e-6
+IRREGULAR = "irregular"
+Freq = Union[None, str, float, int]
 
 
 @dataclass
@@ -47,13 +54,14 @@ class Table:
     rows: Optional[np.ndarray] = None       # per row: the source line (for messages)
     names: Optional[np.ndarray] = None      # original trajectory labels when they were not integers
     split: Optional[np.ndarray] = None      # per trajectory
+    freq: Freq = None                       # the time grid (see from_csv); None: inferred
 
 
 def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional[str] = None,
              layout: str = "auto", roles: Optional[Mapping[str, str]] = None,
              units: Optional[Mapping[str, str]] = None, variables: Optional[Sequence[str]] = None,
              time_format: Optional[str] = None, time_units: Optional[str] = None, time_unit: Optional[str] = None,
-             missing: Sequence[str] = (), name: Optional[str] = None) -> xr.Dataset:
+             missing: Sequence[str] = (), name: Optional[str] = None, freq: Freq = None) -> xr.Dataset:
     """A dataset from a CSV file of measurements.
 
     Layouts:
@@ -77,12 +85,25 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
         time_format: a ``strftime`` pattern for non-ISO dates (e.g. ``"%Y%m%d"``); numbers in the
             time column are then read as dates too.
         time_units: the unit of a numeric time column (``"s"``, ``"year"``, or a CF
-            ``"days since 2000-01-01"``); a header such as ``time [s]`` gives it too.
+            ``"days since 2000-01-01"``; see :data:`workbench.timeaxis.PLAIN_TIME_UNITS`); a header
+            such as ``time [s]`` gives it too. Other text (``"fortnight"``) is refused.
         time_unit: for dates, ``days``, ``hours``, ``minutes`` or ``seconds`` (default: from
             the sampling interval).
         missing: extra cell texts that mean "not observed" (e.g. ``["-999", "NA"]``); empty
             cells always do.
         name: a title for the data (default: the file name without suffix).
+        freq: the regular time grid the rows belong to: ``"daily"``, ``"weekly"``, ``"monthly"``,
+            ``"quarterly"``, ``"annual"`` (or pandas-style ``"D"``, ``"W"``, ``"MS"``, ``"QS"``,
+            ``"YS"``) for dates, a number for the step of a numeric axis, or ``"irregular"`` to keep
+            only the times that have rows. By default the grid is inferred: dates on one calendar
+            grid, or numbers whose gaps are whole multiples of the smallest, when at least half of
+            the grid's times have rows. Times of the grid without a row become masked samples
+            (``NaN`` in ``state``), so learners for regular data can fit the series with
+            ``fill_gaps=True``; ``attrs["time_grid"]`` names the grid. A month grid keeps its axis
+            in days (steps of 28-31 days), which the series fit counts as regular.
+
+    Dates may lie anywhere in years 1-9999 (e.g. annual series from 1500): they are converted
+    without pandas' nanosecond timestamps (see :mod:`workbench.timeaxis`).
 
     Returns:
         The dataset. Samples with an empty state cell are False in ``mask`` (the mask is per
@@ -91,9 +112,15 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
 
     Raises:
         DatasetError: naming the column and the line of the file for unreadable cells, duplicate
-            samples, an unknown role or a missing column. ResourceLimitError: when the union
-            time grid would exceed the memory budget.
+            samples, an unknown role or a missing column, or one variable in different units.
+            BadParameterError: ``roles``/``units`` not a dict, an unknown ``time_units`` or
+            ``freq``. ResourceLimitError: when the union time grid would exceed the memory budget.
     """
+    roles, units = _mapping(roles, "roles", "{'co2': 'state'}"), _mapping(units, "units", "{'co2': 'ppm'}")
+    if isinstance(variables, str):
+        raise BadParameterError(f"variables={variables!r} is a string", fix=f"give a list: variables=[{variables!r}]")
+    time_units = timeaxis.check_time_units(time_units)
+    freq = _check_freq(freq)
     label, frame = _read_csv(source, missing)
     title = name or Path(label).stem
     frame, header_units = _units_from_headers(frame, label)
@@ -110,7 +137,7 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
         raise BadParameterError(f"layout must be 'auto', 'wide' or 'long', got {layout!r}")
     lines = np.arange(len(frame)) + 2  # header is line 1
     if time_units is None and time in header_units:
-        time_units = header_units.pop(time)
+        time_units = timeaxis.check_time_units(header_units.pop(time), f"the unit in the header of column {time!r}")
     time_values, time_attrs = _parse_time(frame[time], lines, label, time, time_format, time_units, time_unit)
     ids, names, traj_index = _parse_trajectories(frame, trajectory, lines, label)
     if layout == "long":
@@ -122,12 +149,51 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
     if layout == "long":
         reserved |= set(_LONG_COLUMNS)
     roles = _resolve_roles(frame, reserved, roles, variables, label)
+    _check_units_columns(units, frame, reserved, label)
     columns = {c: _parse_numbers(frame[c], lines, label, c) for c, r in roles.items() if r != "ignore"}
     split = _parse_split(frame, traj_index, len(ids), lines, label) if "split" in frame.columns else None
     table = Table(trajectory=traj_index, ids=ids, time=time_values, time_attrs=time_attrs, columns=columns,
-                  units={**header_units, **dict(units or {})}, rows=lines, names=names, split=split)
+                  units={**header_units, **units}, rows=lines, names=names, split=split, freq=freq)
     attrs = {**OBSERVED_ATTRS, "title": title, "source": label, "generator": "workbench.from_csv"}
     return build(table, roles, attrs, label)
+
+
+def _mapping(value: Any, name: str, example: str) -> dict[str, str]:
+    """``value`` (a dict of column -> text, or None) as a dict; anything else is refused by name."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BadParameterError(f"{name}={value!r} is not a dict of column -> text",
+                                fix=f"give one entry per column, e.g. {name}={example}, or leave {name} out")
+    return dict(value)
+
+
+def _check_freq(freq: Freq) -> Freq:
+    """``freq`` as a calendar grid name, ``"irregular"``, a positive step, or None (inferred)."""
+    if freq is None or isinstance(freq, str) and freq.strip().lower() == IRREGULAR:
+        return None if freq is None else IRREGULAR
+    if isinstance(freq, str):
+        name = timeaxis.grid_name(freq)
+        if name is None:
+            raise BadParameterError(f"freq={freq!r} is not a time grid",
+                                    fix=f"use one of {', '.join(timeaxis.GRIDS)}, a number (the step of a numeric "
+                                        f"time axis) or {IRREGULAR!r}")
+        return name
+    return check_real(freq, "freq", low=0.0, low_open=True)
+
+
+def _check_units_columns(units: Mapping[str, str], frame: pd.DataFrame, reserved: set, label: str) -> None:
+    """``units`` may name data columns only, like ``roles``; the time axis has ``time_units``."""
+    for column, unit in units.items():
+        if not isinstance(unit, str):
+            raise BadParameterError(f"units[{column!r}]={unit!r} is not a unit string", fix="write e.g. 'm' or '1'")
+        if column in reserved:
+            raise DatasetError(f"{label}: units name column {column!r}, which is not a data column",
+                               fix="give the time axis its unit with time_units=..., and units only to variables")
+        if column not in frame.columns:
+            raise DatasetError(f"{label}: units name column {column!r}, which is not in the file "
+                               f"{[c for c in frame.columns if not str(c).startswith('__')]}",
+                               fix="check the spelling, or drop the entry")
 
 
 def _units_from_headers(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -173,7 +239,8 @@ def csv_columns(source: Source, missing: Sequence[str] = ()) -> list[dict[str, A
 
 def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optional[Sequence[str]] = None,
                 inputs: Sequence[str] = (), time: Optional[str] = None, trajectory: Optional[str] = None,
-                units: Optional[Mapping[str, str]] = None, name: Optional[str] = None) -> xr.Dataset:
+                units: Optional[Mapping[str, str]] = None, name: Optional[str] = None, freq: Freq = None,
+                ) -> xr.Dataset:
     """A dataset from a NetCDF/HDF5 file written by another tool (or an open ``xarray.Dataset``).
 
     The file must have a time dimension. Each chosen data variable with dims ``(time,)`` becomes one
@@ -191,12 +258,19 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
         trajectory: the second dimension, when variables have one.
         units: per variable units, overriding the file's ``units`` attributes.
         name: a title (default: the file name).
+        freq: the regular time grid, as in :func:`from_csv` (default: inferred).
 
     Returns:
         The dataset in the workbench schema.
+
+    Raises:
+        DatasetError: no time dimension, a variable of the wrong shape, units for a variable not
+            imported, or a time axis whose calendar is not a Gregorian CF calendar (``"martian"``,
+            ``"360_day"``).
     """
     from .dataset import validate  # dataset.py re-exports this module's functions: import it lazily
 
+    units, freq = _mapping(units, "units", "{'sst': 'degC'}"), _check_freq(freq)
     label = name or (Path(source).stem if not isinstance(source, xr.Dataset) else
                      str(source.attrs.get("title", "dataset")))
     opened = source if isinstance(source, xr.Dataset) else _open_netcdf(source)
@@ -219,7 +293,12 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
                                f"({time!r}, <trajectory dim>). Select a point first, e.g. ds.sel(lat=..., lon=...)")
         trajectory = trajectory or (other[0] if other else None)
         picked[v] = var.transpose(*(d for d in (trajectory, time) if d in var.dims))
+    missing_units = sorted(set(units) - set(picked))
+    if missing_units:
+        raise DatasetError(f"{label}: units name {missing_units}, which are not imported variables "
+                           f"({sorted(picked)})", fix="check the spelling, or drop those entries")
     raw_time = opened[time]
+    timeaxis.check_calendar(raw_time.attrs.get("calendar"), label)
     if np.issubdtype(raw_time.dtype, np.datetime64):
         time_values, time_attrs = timeaxis.encode(pd.DatetimeIndex(raw_time.values))
     else:
@@ -239,7 +318,7 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
     ids = np.arange(n_traj)
     names = np.asarray(opened[trajectory].values).astype(str) if trajectory and trajectory in opened.coords else None
     table = Table(trajectory=traj_index, ids=ids, time=np.tile(time_values, n_traj), time_attrs=time_attrs,
-                  columns=columns, units={**file_units, **dict(units or {})}, names=names)
+                  columns=columns, units={**file_units, **units}, names=names, freq=freq)
     attrs = {**OBSERVED_ATTRS, "title": str(opened.attrs.get("title", label)),
              "source": label if isinstance(source, xr.Dataset) else Path(source).name,
              "generator": "workbench.from_netcdf"}
@@ -262,11 +341,10 @@ def build(table: Table, roles: Mapping[str, str], attrs: Mapping[str, Any], labe
     if not np.isfinite(table.time).all():
         raise DatasetError(f"{label}: the time axis holds non-finite values")
     _refuse_duplicates(table, label)
-    times = np.unique(table.time)
-    n_traj = len(table.ids)
-    check_allocation(n_traj * len(times) * (len(state_names) + len(input_names) + 1) * 8,
-                     f"{label}: {n_traj} series on a union grid of {len(times)} times x "
-                     f"{len(state_names) + len(input_names)} columns")
+    n_traj, n_columns = len(table.ids), len(state_names) + len(input_names)
+    times, grid = _time_grid(np.unique(table.time), table, n_traj * (n_columns + 1) * 8, label)
+    check_allocation(n_traj * len(times) * (n_columns + 1) * 8,
+                     f"{label}: {n_traj} series on a union grid of {len(times)} times x {n_columns} columns")
     col = np.searchsorted(times, table.time)
     state = np.full((n_traj, len(times), len(state_names)), np.nan)
     state[table.trajectory, col] = np.stack([table.columns[c] for c in state_names], axis=-1)
@@ -283,11 +361,70 @@ def build(table: Table, roles: Mapping[str, str], attrs: Mapping[str, Any], labe
                       mask=None if mask.all() else mask, per_trajectory=per_trajectory, split=table.split,
                       inputs=inputs, input_names=input_names or None,
                       input_units=[table.units.get(c, "1") for c in input_names] if input_names else None,
-                      attrs={**attrs, "missing_samples": int((~mask).sum())})
+                      attrs={**attrs, "missing_samples": int((~mask).sum()), "time_grid": grid,
+                             "grid_times_added": int(len(times) - np.unique(table.time).size) if grid else None})
     if "calendar" in table.time_attrs:
         ds["time"].attrs["calendar"] = table.time_attrs["calendar"]
         ds.attrs["time_origin"] = str(timeaxis.parse_units(table.time_attrs["units"])[1].isoformat())
     return ds
+
+
+def _time_grid(times: np.ndarray, table: Table, bytes_per_time: int, label: str) -> tuple[np.ndarray, Optional[str]]:
+    """The time axis: the distinct row times, completed to their regular grid where there is one.
+
+    Arguments:
+        times: the sorted distinct times of the rows.
+        table: the rows (its ``freq`` and ``time_attrs`` decide the grid).
+        bytes_per_time: memory one more time of the grid costs (checked before the grid is made).
+
+    Returns:
+        The axis, and the grid's name (``"monthly"``, ``"step 0.5"``) or None when irregular.
+    """
+    freq = table.freq
+    units = table.time_attrs.get("units")
+    dates = timeaxis.decode(times, units) if times.size else None
+    if freq == IRREGULAR or (freq is None and times.size < 3):
+        return times, None
+    if isinstance(freq, str) and dates is None:
+        raise BadParameterError(f"freq={freq!r} is a calendar grid, but the time column of {label} holds numbers "
+                                f"(units {units or '1'!r})",
+                                fix="give the step as a number (e.g. freq=1.0), or write dates in the time column")
+    name = freq if isinstance(freq, str) else timeaxis.infer_grid(dates) if dates is not None and freq is None else None
+    step = None if name else freq if freq is not None else _numeric_step(times)
+    if name is None and step is None:
+        return times, None
+    count = (timeaxis.grid_size(dates, name) if name else int(round((times[-1] - times[0]) / step)) + 1)
+    if freq is None and count * MIN_OBSERVED_FRACTION > times.size:
+        return times, None  # too sparse for gaps in a regular series: keep the irregular axis
+    try:
+        check_allocation(count * bytes_per_time, f"{label}: a time grid of {count} times (freq {name or f'{step:g}'})")
+    except ResourceLimitError:
+        if freq is not None:
+            raise
+        return times, None  # an inferred grid is a convenience: the observed axis is checked by the caller
+    grid = (timeaxis.offsets(timeaxis.calendar_grid(dates, name), units) if name
+            else times[0] + np.arange(count) * step)
+    right = np.clip(np.searchsorted(grid, times), 0, count - 1)
+    left = np.maximum(right - 1, 0)
+    index = np.where(np.abs(grid[left] - times) < np.abs(grid[right] - times), left, right)
+    spacing = float(np.min(np.diff(grid))) if count > 1 else 1.0
+    off = np.abs(grid[index] - times) > GRID_TOLERANCE * spacing
+    if off.any():
+        where = dates[np.flatnonzero(off)[0]] if dates is not None else times[np.flatnonzero(off)[0]]
+        raise DatasetError(f"{label}: time {where} is not on the {name or f'step {step:g}'} grid that starts at "
+                           f"{dates[0] if dates is not None else times[0]}",
+                           fix="give the grid the rows lie on with freq=..., or freq='irregular' to keep the times "
+                               "as they are")
+    grid[index] = times  # observed times stay bit for bit what the file says
+    return grid, name or f"step {float(step):g}"
+
+
+def _numeric_step(times: np.ndarray) -> Optional[float]:
+    """The smallest gap when every gap is a whole number of it (a regular grid with gaps), else None."""
+    gaps = np.diff(times)
+    step = float(gaps.min())
+    ratio = gaps / step
+    return step if np.all(np.abs(ratio - np.round(ratio)) <= GRID_TOLERANCE * ratio) else None
 
 
 def _inputs_on_grid(table: Table, names: list[str], times: np.ndarray, col: np.ndarray, label: str) -> np.ndarray:
@@ -418,9 +555,7 @@ def _pivot_long(frame: pd.DataFrame, time: str, trajectory: Optional[str], time_
     unit_column = next((c for c in ("units", "unit") if c in frame.columns), None)
     units = dict(header_units)
     if unit_column:
-        for var, unit in frame.groupby("variable")[unit_column].first().items():
-            if isinstance(unit, str):
-                units[str(var)] = unit
+        units.update(_long_units(frame, unit_column, lines, label))
     wide = tidy.pivot(index=["__traj", "__time"], columns="variable", values="value")
     first_line = tidy.groupby(["__traj", "__time"])["__line"].min().reindex(wide.index).to_numpy()
     wide.columns = [str(c) for c in wide.columns]
@@ -431,6 +566,28 @@ def _pivot_long(frame: pd.DataFrame, time: str, trajectory: Optional[str], time_
     return wide, first_line, units
 
 
+def _long_units(frame: pd.DataFrame, unit_column: str, lines: np.ndarray, label: str) -> dict[str, str]:
+    """Each variable's one unit in a long file; a variable given in two units is refused.
+
+    Converting between units (m and km) needs a units library and a rule the user did not state, so
+    mixed rows are refused rather than stored as if they had one unit.
+    """
+    units = {}
+    for var, cells in frame.groupby("variable")[unit_column]:
+        given = cells.dropna()
+        kinds = pd.unique(given)
+        if len(kinds) > 1:
+            first = lines[np.flatnonzero((frame["variable"] == var).to_numpy() & (frame[unit_column] == kinds[0]).to_numpy())[0]]
+            other = lines[np.flatnonzero((frame["variable"] == var).to_numpy() & (frame[unit_column] == kinds[1]).to_numpy())[0]]
+            raise DatasetError(f"{label}: variable {var!r} is given in {kinds[0]!r} (line {int(first)}) and in "
+                               f"{kinds[1]!r} (line {int(other)}); one variable needs one unit",
+                               fix="convert those rows to one unit before importing (or name them as different "
+                                   "variables)")
+        if len(kinds):
+            units[str(var)] = str(kinds[0])
+    return units
+
+
 def _resolve_roles(frame: pd.DataFrame, reserved: set, roles: Optional[Mapping[str, str]],
                    variables: Optional[Sequence[str]], label: str) -> dict[str, str]:
     """Each remaining column's role; text columns without a role are refused by name."""
@@ -438,6 +595,11 @@ def _resolve_roles(frame: pd.DataFrame, reserved: set, roles: Optional[Mapping[s
     for column, role in roles.items():
         if role not in ROLES:
             raise DatasetError(f"{label}: role {role!r} for column {column!r} is not one of {ROLES}")
+        if column in reserved:
+            raise DatasetError(f"{label}: roles name column {column!r}, which the import reads as the time, series "
+                               "or split column, not as data",
+                               fix="roles apply to data columns; to use another time column pass time='<column>', "
+                                   "to read a series column as data pass trajectory='<other column>'")
         if column not in frame.columns:
             raise DatasetError(f"{label}: roles name column {column!r}, which is not in the file {list(frame.columns)}")
     for column in variables or ():

@@ -105,6 +105,12 @@ def split_at(ds: xr.Dataset, val_start: Optional[float], test_start: Optional[fl
 def _boundary(ds: xr.Dataset, value: Boundary, times: np.ndarray, what: str,
               later: Optional[float]) -> Optional[float]:
     """A piece's start on the time axis; a fraction counts back from ``later`` (or the end)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise BadParameterError(f"{what}={bool(value)} is a boolean, which is neither a fraction, a time nor a date",
+                                fix=f"give a fraction in [0, 1) (e.g. {what}=0.1), a time on the axis, a date, or "
+                                    f"0/None for no {what} piece")
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()  # messages print 5, not np.int64(5)
     if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0):
         return None
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and 0 < value < 1:

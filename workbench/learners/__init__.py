@@ -1,6 +1,7 @@
 """Learner registry: one module per family, registered by name."""
 from __future__ import annotations
 
+import warnings
 from difflib import get_close_matches
 from typing import Any, Optional
 
@@ -55,16 +56,29 @@ def build(name: str, info: DataInfo, options: Optional[dict[str, Any]] = None) -
 
 
 def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[str]] = None,
-                  ) -> dict[str, Optional[str]]:
-    """Each learner's verdict on a dataset: None when it can fit it with its defaults, else the
-    reason and the fix (what ``fit`` would say). The app and ``workbench learners`` read this."""
-    from ..windows import data_info
+                  **options: Any) -> dict[str, Optional[str]]:
+    """Each learner's verdict on a dataset: None when ``fit`` can fit it, else the reason and the fix.
 
-    info = data_info(ds, q, p)
+    The verdict comes from :func:`workbench.training.fit.plan_fit`, the check ``fit`` itself runs
+    (after preparing a measured series), so the two never disagree. The app and ``workbench
+    learners`` read this.
+
+    Arguments:
+        ds: the dataset.
+        q, p: canonical coordinate names (HNN).
+        options: options every learner would get (series options such as ``fill_gaps=True``).
+
+    Returns:
+        Learner name -> None, or the error message ``fit`` would raise before training.
+    """
+    from ..training.fit import plan_fit  # the fit loop imports this package: import it lazily
+
     verdicts: dict[str, Optional[str]] = {}
     for name in learners():
         try:
-            build(name, info)
+            with warnings.catch_warnings():  # advice for a fit (e.g. "a 1-D ODE cannot oscillate"), not a verdict
+                warnings.simplefilter("ignore")
+                plan_fit(ds, name, dict(options), q, p)
             verdicts[name] = None
         except WorkbenchError as exc:
             verdicts[name] = str(exc)

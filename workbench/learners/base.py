@@ -75,8 +75,10 @@ def refusal(caps: Capabilities, info: DataInfo, name: str) -> Optional[str]:
         return (f"learner {name!r} fits {'/'.join(caps.kinds)} data, but this dataset comes from an "
                 f"{info.kind.upper()}; use {alternative!r}")
     if not caps.irregular and not info.regular:
-        return (f"learner {name!r} needs regularly sampled data without missing samples; use 'node' for "
-                "irregular or masked data")
+        return (f"learner {name!r} needs regularly sampled data without missing samples; fill the gaps with "
+                f"wb.fit(ds, {name!r}, fill_gaps=True) (linear interpolation inside each series) after "
+                "wb.split_time(ds) (its pieces are laid on a regular step, calendar months included), or use "
+                "'node' for irregular or masked data")
     if caps.needs_qp and info.qp_split is None:
         return (f"learner {name!r} needs canonical coordinates: the dataset must declare a (q, p) split "
                 "(catalog Hamiltonian systems do; otherwise pass q=[...] and p=[...] to fit); use 'node' for "

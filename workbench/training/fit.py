@@ -12,7 +12,7 @@ import xarray as xr
 from ..dataset import PathLike, json_attr
 from ..devices import DeviceLike, resolve_device, torch_threads
 from ..errors import BadParameterError, DatasetError, WorkbenchError
-from ..learners import Learner, build, get_learner
+from ..learners import DataInfo, Learner, build, get_learner
 from ..model import Model, run_files
 from ..progress import progress_bar
 from ..seriesfit import prepare_series, wants_series_fit
@@ -69,9 +69,6 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     if not isinstance(ds, xr.Dataset):
         raise DatasetError(f"fit needs an xarray.Dataset in the workbench schema, got {type(ds).__name__}; "
                            "build one with wb.simulate, wb.load, wb.from_csv or wb.from_numpy")
-    series = None
-    if wants_series_fit(ds, learner_options):  # measured series: transform, embed, cut the time split first
-        ds, series = prepare_series(ds, learner, learner_options)
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
@@ -84,12 +81,12 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
                              "overwrite=True (--overwrite) to replace it")
     dev = resolve_device(device)
     dtype = config.dtype
-    info = data_info(ds, q, p)
     if "seed" in get_learner(learner).defaults:  # learners with their own random draws (an ESN's reservoir)
         learner_options.setdefault("seed", config.seed)
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        module = build(learner, info, learner_options).to(device=dev, dtype=dtype)
+        ds, series, info, module = plan_fit(ds, learner, learner_options, q, p)
+        module = module.to(device=dev, dtype=dtype)
         objective = module.objective(info.has_derivative)
         data = prepare(ds, dev, dtype)
         module.set_scaling(torch.as_tensor(data.scaler.mean, dtype=dtype, device=dev),
@@ -101,6 +98,36 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
             return _train(module, data, config, objective, meta, None, False, callback, progress)
         with RunWriter(folder) as writer:
             return _train(module, data, config, objective, meta, writer, resume, callback, progress)
+
+
+def plan_fit(ds: xr.Dataset, learner: str, options: dict[str, Any], q: Optional[list[str]] = None,
+             p: Optional[list[str]] = None) -> tuple[xr.Dataset, Optional[dict[str, Any]], DataInfo, Learner]:
+    """What ``fit`` trains on and with, and the one check of whether the learner can fit it.
+
+    :func:`fit` and :func:`workbench.learners.compatibility` both call this, so their verdicts agree:
+    a measured series (a time split, or ``embed``/``lag``/``transform``/``fill_gaps`` options) is
+    prepared first (:func:`workbench.seriesfit.prepare_series`: chunks of the train/val pieces on a
+    regular axis), then the learner is built and its capabilities checked against that data.
+
+    Arguments:
+        ds: the dataset given to ``fit``.
+        learner: the learner name.
+        options: the learner and series options; the series options are taken out of it.
+        q, p: canonical coordinate names (HNN).
+
+    Returns:
+        ``(data, series, info, module)``: the data to train on, the series recipe (None for plain
+        trajectories), the facts about the data, and the built learner.
+
+    Raises:
+        UnsupportedError: the learner cannot fit this data (the message names the fix).
+        UnknownNameError, BadParameterError, DatasetError: unknown learner, bad options or data.
+    """
+    series = None
+    if wants_series_fit(ds, options):  # measured series: transform, embed, cut the time split first
+        ds, series = prepare_series(ds, learner, options)
+    info = data_info(ds, q, p)
+    return ds, series, info, build(learner, info, options)
 
 
 def _meta(ds: xr.Dataset, learner: str, module: Learner, info: Any, config: TrainConfig,
