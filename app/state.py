@@ -167,11 +167,67 @@ def models() -> dict[str, Model]:
 
 
 def add_dataset(label: str, ds: xr.Dataset) -> None:
+    """Keep a generated, uploaded or split dataset; it becomes what the pages select by default."""
     st.session_state.setdefault("datasets", {})[label] = ds
+    st.session_state["latest_dataset"] = label
 
 
-def add_model(label: str, model: Model) -> None:
+def add_model(label: str, model: Model, data_label: Optional[str] = None) -> None:
+    """Keep a trained or uploaded model (fitted on the dataset ``data_label``, when known); it becomes
+    what the pages select by default, with that dataset beside it."""
     st.session_state.setdefault("models", {})[label] = model
+    st.session_state["latest_model"] = label
+    if data_label is not None:
+        st.session_state.setdefault("trained_on", {})[label] = data_label
+
+
+def default_index(options: list[str], *preferred: Optional[str]) -> int:
+    """Position in ``options`` of the first of ``preferred`` that is there, else 0 (the first option)."""
+    return next((options.index(label) for label in preferred if label in options), 0)
+
+
+def model_index(options: list[str]) -> int:
+    """The default of a page's model box: the model trained or uploaded last, if the page offers it."""
+    return default_index(options, st.session_state.get("latest_model"))
+
+
+def dataset_index(options: list[str], model_label: Optional[str] = None) -> int:
+    """The default of a page's dataset box: the dataset ``model_label`` was trained on, else the dataset
+    generated, uploaded or split last, if the page offers them."""
+    trained_on = st.session_state.get("trained_on", {}).get(model_label)
+    return default_index(options, trained_on, st.session_state.get("latest_dataset"))
+
+
+def collect_training() -> None:
+    """Keep the model of a training job that has finished (once), whichever page is open: a model
+    trained in the background is on every page's model list at the next rerun, selected by default."""
+    job = st.session_state.get("job")
+    if job is None or job.running:
+        return
+    st.session_state.pop("job")
+    if job.model is None:
+        st.session_state["train_error"] = job.error
+        return
+    stopped = job.stop_requested.is_set()
+    label = f"{job.learner} on {job.data_label}{' (stopped)' if stopped else ''} " \
+            f"#{len(st.session_state.get('models', {})) + 1}"
+    add_model(label, job.model, job.data_label)
+    st.session_state["last_model"] = label
+    st.session_state["train_notice"] = (f"Stopped after epoch {job.history[-1]['epoch']}; kept the best weights "
+                                        f"as '{label}'.") if stopped and job.history else f"Trained '{label}'."
+
+
+@st.fragment(run_every=2.0)
+def training_status() -> None:
+    """A line in the sidebar while a model trains; reruns the open page when it has finished, so the
+    new model appears there without a visit to the Train page."""
+    job = st.session_state.get("job")
+    if job is None:
+        return
+    if not job.running:
+        st.rerun()
+    epoch = f", epoch {job.history[-1]['epoch']}" if job.history else ""
+    st.caption(f"Training {job.learner} on {job.data_label}{epoch}...")
 
 
 def variables_of(ds: xr.Dataset) -> list[str]:

@@ -28,6 +28,11 @@ pages = [
 sys.setswitchinterval(0.001)
 try:
     with state.SCRIPT_SLOTS:
-        st.navigation(pages).run()
+        state.collect_training()  # before any page draws its model list
+        navigation = st.navigation(pages)
+        if st.session_state.get("job") is not None:
+            with st.sidebar:
+                state.training_status()
+        navigation.run()
 except Exception as exc:  # anything a page did not handle is shown as a message, never as a traceback
     state.report(exc)

@@ -399,3 +399,29 @@ def test_loss_chart_after_one_epoch_shows_a_point_on_log_ticks_1_2_5():
     assert figure.layout.yaxis.type == "log" and figure.layout.yaxis.dtick == "D2"
     many = charts.loss_curve([{"epoch": k, "train_loss": 1 / k, "val_loss": 1 / k} for k in range(1, 200)])
     assert {trace.mode for trace in many.data} == {"lines"}  # long curves stay plain lines
+
+
+def test_new_data_and_a_model_trained_in_the_background_are_what_the_pages_select(app):
+    app.switch_page("views/systems.py").run()
+    app.selectbox[0].set_value("van_der_pol").run()
+    app.button[0].click().run()
+    label = next(iter(app.session_state["datasets"]))
+    app.switch_page("views/train.py").run()
+    assert app.selectbox[0].value == label  # the dataset just generated, not the first demo
+    app.selectbox[1].set_value("resnet").run()
+    app.number_input[0].set_value(5).run()
+    app.button[0].click().run()
+    job = app.session_state["job"]
+    app.switch_page("views/compare.py").run()  # away from Train while the model trains
+    assert_clean(app)
+    job.wait(120)
+    app.run()  # the next rerun of any page (the sidebar's status fragment triggers it in a browser)
+    assert_clean(app)
+    trained = next(k for k in app.session_state["models"] if k.startswith("resnet"))
+    assert app.selectbox[0].value == trained and app.selectbox[1].value == label
+    app.switch_page("views/data.py").run()
+    app.file_uploader[0].set_value(("mine.csv", b"time,x,y\n0,1.0,2.0\n1,1.5,2.5\n2,2.0,3.0\n", "text/csv")).run()
+    assert_clean(app)
+    assert app.selectbox[-1].value == "uploaded: mine.csv"
+    app.switch_page("views/train.py").run()
+    assert app.selectbox[0].value == "uploaded: mine.csv"

@@ -40,15 +40,14 @@ if upload is not None:
                                      **{c.split("[")[0].strip(): "ignore" for c in ignored}}}
     ds = state.guarded(lambda: state.uploaded_dataset(upload.name, upload.getvalue(), **csv_options))
     if ds is not None:
-        label = st.session_state["data_shown"] = f"uploaded: {upload.name}"
+        label = f"uploaded: {upload.name}"
         state.add_dataset(label, ds)
         st.success(f"'{upload.name}' is valid and is now available on the Train and Compare pages as '{label}'.")
 
 st.subheader("Datasets in this session")
 datasets = state.datasets()
 names = list(datasets)
-shown = st.session_state.get("data_shown")
-label = st.selectbox("dataset", names, index=names.index(shown) if shown in names else 0)
+label = st.selectbox("dataset", names, index=state.dataset_index(names))
 ds = datasets[label]
 overview, table = views.describe(ds)
 # st.table wraps long text (dates, split starts) where st.dataframe cut it at the column's width

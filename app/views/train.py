@@ -14,26 +14,13 @@ LOSS_EXPLAINED = (
     "Losses are in standardised units (data scaled to unit variance).")
 
 st.title("Train a surrogate")
-job = st.session_state.get("job")
-if job is not None and not job.running:  # a finished run: keep its model once, then forget the job
-    st.session_state.pop("job")
-    if job.model is not None:
-        stopped = job.stop_requested.is_set()
-        label = f"{job.learner} on {job.data_label}{' (stopped)' if stopped else ''} " \
-                f"#{len(st.session_state.get('models', {})) + 1}"
-        state.add_model(label, job.model)
-        st.session_state["last_model"] = label
-        st.session_state["train_notice"] = (f"Stopped after epoch {job.history[-1]['epoch']}; kept the best weights "
-                                            f"as '{label}'.") if stopped and job.history else f"Trained '{label}'."
-    else:
-        st.session_state["train_error"] = job.error
-    job = None
+job = st.session_state.get("job")  # a finished job was collected by state.collect_training
 
 options = state.datasets()
 if not options:
     st.warning("No dataset yet: generate one on the Systems page or upload one on the Data page.")
     st.stop()
-data_label = st.selectbox("Dataset", list(options))
+data_label = st.selectbox("Dataset", list(options), index=state.dataset_index(list(options)))
 ds = options[data_label]
 verdicts = state.guarded(lambda: compatibility(ds)) or {}
 usable = [name for name, reason in sorted(verdicts.items()) if reason is None]
