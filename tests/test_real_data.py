@@ -8,7 +8,7 @@ import xarray as xr
 import workbench as wb
 from workbench.baselines import AR, Climatology, Persistence, detect_period
 from workbench.embedding import delay_vectors, embed_dataset, suggest_embedding
-from workbench.errors import BadParameterError, DatasetError, ResourceLimitError
+from workbench.errors import BadParameterError, DatasetError, DivergenceError, ResourceLimitError
 from workbench.imports import from_csv, from_netcdf
 from workbench.rolling import rolling_evaluation, skills
 from workbench.splits import merge_segments, split_time
@@ -230,6 +230,104 @@ def test_ar_order_by_aic_recovers_an_ar2_process():
     point = Persistence().forecast(x[:10, None], None, np.arange(3))
     assert point.shape == (1, 3, 1) and (point == x[9]).all()
     assert Climatology(detect=False).fit([x[:, None]], [np.arange(4000.0)]).bins == 1
+
+
+def _nile():
+    from statsmodels.datasets import nile
+
+    return nile.load_pandas().data["volume"].to_numpy(dtype=float)
+
+
+def test_baseline_point_scores_and_skills_do_not_move_with_the_seed():
+    ds = split_time(_series(_nile()), val=0.1, test=0.3)
+    runs = [rolling_evaluation(ds, {}, [1, 2, 5], seed=seed) for seed in range(4)]
+    for name in ("rmse_ar", "mae_ar", "rmse_climatology", "mae_climatology"):
+        for other in runs[1:]:
+            np.testing.assert_array_equal(other[name].values, runs[0][name].values)
+    skill = [skills(r, "persistence", ["climatology", "ar"]) for r in runs]
+    for other in skill[1:]:
+        xr.testing.assert_identical(other, skill[0])
+    # the AR point forecast is the noise-free recursion (draws once moved the h=2 RMSE from 116 to 132)
+    np.testing.assert_allclose(runs[0]["rmse_ar"].sel(horizon=2).item(), 118.611, atol=1e-3)
+    assert runs[0]["crps_ar"].values[0, 0] != runs[1]["crps_ar"].values[0, 0]  # the ensembles stay random, for CRPS
+
+
+@pytest.mark.parametrize("order", [None, 3])
+def test_ar_coefficients_match_statsmodels_autoreg(order):
+    from statsmodels.tsa.ar_model import AutoReg
+
+    rng = np.random.default_rng(3)
+    x = np.zeros(600)
+    for i in range(2, len(x)):
+        x[i] = 0.8 * x[i - 1] - 0.3 * x[i - 2] + rng.normal()
+    for y in (_nile(), x):
+        ar = AR(order=order).fit([y[:, None]], [np.arange(len(y), dtype=float)])
+        reference = AutoReg(y, lags=ar.order, trend="c").fit()
+        assert order is None or ar.order == order
+        np.testing.assert_allclose(ar.coef[:, 0], reference.params, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(ar.noise[0, 0] ** 2, reference.sigma2, rtol=1e-10)
+
+
+def test_rolling_scores_carry_each_variables_units():
+    x = np.sin(np.arange(300) / 5.0)
+    same = rolling_evaluation(split_time(wb.from_numpy(x[:, None], np.arange(300.0), ["rain"], units=["mm"]),
+                                         val=0, test=0.2), {}, [1, 3])
+    for name in ("rmse_ar", "mae_persistence", "crps_climatology_seasonal"):
+        assert same[name].attrs["units"] == "mm"
+    assert list(same["units"].values) == ["mm"]
+    assert skills(same, "ar", ["persistence"])["rmse_skill_vs_persistence"].attrs["units"] == "1"
+    mixed = rolling_evaluation(split_time(wb.from_numpy(np.stack([x, x ** 2], 1), np.arange(300.0), ["rain", "rate"],
+                                                        units=["mm", "mm/day"]), val=0, test=0.2), {}, [1])
+    assert list(mixed["units"].values) == ["mm", "mm/day"]
+    assert "units" not in mixed["rmse_ar"].attrs  # one attribute cannot hold two units: the coordinate does
+
+
+def test_rolling_horizons_past_the_test_period_are_refused_with_the_longest_allowed():
+    ds = split_time(_series(np.sin(np.arange(230) / 5.0)), val=0, test=0.2)  # a 46-sample test piece
+    with pytest.raises(BadParameterError, match=r"horizon 500 reaches past the test period, which has 46 samples.*"
+                                                r"use horizons <= 46"):
+        rolling_evaluation(ds, {}, [1, 500])
+    assert rolling_evaluation(ds, {}, [46])["n_origins"].item() == 1
+
+
+def test_a_runaway_forecast_is_marked_diverged_not_returned_as_huge_numbers():
+    x = 1.1 ** np.arange(100.0)  # fits x_{n+1} = 1.1 x_n exactly; 400 steps ahead reaches 5e20
+    ds = split_time(_series(x), val=0.1, test=0.2)
+    model = wb.fit(ds, "nvar", **LINEAR_NVAR)
+    with pytest.raises(DivergenceError, match="ran away 73 samples after its origin.*on_divergence='mark'"):
+        model.forecast(ds, horizon=400)
+    from workbench.forecast import forecast
+
+    marked = forecast(model, ds, horizon=400, on_divergence="mark")
+    state = marked["state"].values[0, 0, :, 0]
+    # the last sample is x_99 (range 1..1.4e4): the path is kept until it leaves 1000 ranges, then +inf
+    np.testing.assert_allclose(state[:72], 1.1 ** np.arange(100.0, 172.0), rtol=1e-5)
+    assert np.isinf(state[72:]).all() and marked["diverged_at"].item() == 172.0
+    scores = wb.evaluate(model, ds, horizons=[1, 20])
+    assert (scores["rmse"].values < 1e-5 * x.max()).all()  # 20 steps of exact growth stay bounded and right
+
+
+def test_one_transform_name_applies_to_every_variable():
+    assert transforms.check_spec("log1p", ["a", "b"]) == {"a": "log1p", "b": "log1p"}
+    with pytest.raises(BadParameterError, match="transform must be a transform name or a mapping"):
+        transforms.check_spec(["log"], ["a"])
+    with pytest.raises(BadParameterError, match=r"unknown transform 'sqrt' for 'a'; use one of"):
+        transforms.check_spec("sqrt", ["a"])
+
+
+def test_a_tampered_series_recipe_is_refused_before_forecasting():
+    t, q, _ = _damped()
+    ds = split_time(_series(q, t, ("q",)), val=0.1, test=0.2)
+    model = wb.fit(ds, "nvar", embed=2, lag=1, **LINEAR_NVAR)
+    for field, value, match in (("embed", 1e9, r"embed must be an integer in \[1, 100\], got 1000000000.0"),
+                                ("embed", 3, r"implies the learner's variables \['q', 'q_lag1', 'q_lag2'\]"),
+                                ("transform", {"q": "cube"}, "unknown transform 'cube'"),
+                                ("difference", "yes", "difference='yes'")):
+        good = model.meta["series"]
+        model.meta["series"] = {**good, field: value}
+        with pytest.raises(DatasetError, match="series recipe.*" + match):
+            model.forecast(ds, horizon=3)
+        model.meta["series"] = good
 
 
 # --- embedding and transforms --------------------------------------------------------------------

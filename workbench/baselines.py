@@ -12,6 +12,14 @@ the training series, then :meth:`Baseline.forecast` from a history to future tim
 * **AR(p)**: ``x_t = c + sum_i A_i x_{t-i} + e_t`` (a VAR for several variables) fitted by least
   squares, the order chosen by AIC (Akaike 1974) unless given; its ensemble adds Gaussian
   innovations with the residual covariance (Box & Jenkins, *Time Series Analysis*, ch. 5).
+  The candidate orders are compared on the same rows (those the largest order can use, as AIC
+  requires); the chosen order is then refitted on every row it can use, so the coefficients are
+  those of statsmodels' ``AutoReg(y, lags=p, trend="c")`` on the same data.
+
+Point forecasts (:meth:`Baseline.point`) are deterministic, the conditional mean: persistence
+the last value, climatology its mean, AR iterated without noise. Scores that compare a point
+with the truth (RMSE, MAE, and every skill built on them) use it, so they do not move with the
+seed; the random ensembles of :meth:`Baseline.forecast` are for CRPS only.
 """
 from __future__ import annotations
 
@@ -41,6 +49,17 @@ class Baseline:
                  n_samples: int = 1, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         """Forecasts ``(n_samples, H, D)`` at ``future_times`` from the samples before them."""
         raise NotImplementedError
+
+    def point(self, history: np.ndarray, history_times: np.ndarray, future_times: np.ndarray) -> np.ndarray:
+        """The deterministic point forecast ``(H, D)``: the conditional mean, without random draws.
+
+        Arguments:
+            history: the series ``(T, D)`` up to the origin, ``NaN`` where unobserved.
+            history_times: its times ``(T,)``.
+            future_times: the times to forecast ``(H,)``.
+        """
+        # a one-member forecast of every baseline is its noise-free conditional mean
+        return self.forecast(history, history_times, future_times, n_samples=1)[0]
 
     def describe(self) -> dict:
         return {"name": self.name}
@@ -147,18 +166,14 @@ class AR(Baseline):
             raise DatasetError(f"AR({p_max}) needs more than {X.shape[1] + 1} complete rows, the training data has "
                                f"{len(Y)}; give a smaller order or more data")
         dim = Y.shape[1]
-        best = None
         for p in candidates:
-            design = X[:, : 1 + p * dim]
-            coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
-            resid = Y - design @ coef
-            cov = resid.T @ resid / len(Y)
+            coef, cov = _least_squares(X[:, : 1 + p * dim], Y)
             sign, logdet = np.linalg.slogdet(cov + 1e-12 * np.eye(dim))
-            score = len(Y) * logdet + 2 * coef.size
-            self.aic[p] = float(score)
-            if best is None or score < best[0]:
-                best = (score, p, coef, cov)
-        _, self.order, self.coef, cov = best
+            self.aic[p] = float(len(Y) * logdet + 2 * coef.size)
+        self.order = min(self.aic, key=self.aic.get)
+        # the comparison dropped the first p_max - p rows a smaller order can use; the final fit keeps them
+        X, Y = _lagged(series, self.order)
+        self.coef, cov = _least_squares(X, Y)
         self.noise = np.linalg.cholesky(cov + 1e-12 * np.eye(dim))
         self.name = "ar"
         return self
@@ -182,6 +197,13 @@ class AR(Baseline):
 
     def describe(self):
         return {"name": self.name, "order": self.order}
+
+
+def _least_squares(design: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coefficients of ``targets`` on ``design`` and the residual covariance (divided by rows)."""
+    coef, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    resid = targets - design @ coef
+    return coef, resid.T @ resid / len(targets)
 
 
 def _lagged(series: Sequence[np.ndarray], p: int) -> tuple[np.ndarray, np.ndarray]:

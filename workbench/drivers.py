@@ -5,6 +5,9 @@ model that is *told* the phase does not. :func:`add_seasonal_inputs` adds ``sin`
 phase of a ``period`` (and optionally a linear ``trend``) as ``input`` variables. They are functions
 of time alone, so a forecast can compute them past the end of the data (see
 :mod:`workbench.forecast`); the recipe is stored in ``attrs["drivers"]``.
+
+At most ``MAX_HARMONICS`` sin/cos pairs: overtones of a yearly cycle past the 50th are shorter
+than a week, finer than any seasonal model needs, and each pair is two more inputs.
 """
 from __future__ import annotations
 
@@ -15,8 +18,29 @@ import numpy as np
 import xarray as xr
 
 from .errors import BadParameterError, DatasetError
+from .safety import check_allocation, check_integer, check_real
 
 ONE_YEAR_DAYS = 365.2425
+MAX_HARMONICS = 50
+
+
+def check_driver_spec(spec: Any) -> dict[str, Any]:
+    """A driver recipe (``attrs["drivers"]`` or a model's recipe) checked field by field.
+
+    Returns:
+        The recipe with ``period``, ``harmonics``, ``origin`` and ``trend_scale`` as numbers.
+
+    Raises:
+        BadParameterError: naming the field and its allowed range.
+    """
+    if not isinstance(spec, Mapping):
+        raise BadParameterError(f"a driver recipe must be a mapping, got {type(spec).__name__}",
+                                fix="add drivers with workbench.add_seasonal_inputs")
+    trend = spec.get("trend_scale")
+    return {"period": check_real(spec.get("period"), "drivers period", 0.0, low_open=True),
+            "harmonics": check_integer(spec.get("harmonics"), "drivers harmonics", 1, MAX_HARMONICS),
+            "origin": check_real(spec.get("origin"), "drivers origin"),
+            "trend_scale": None if trend is None else check_real(trend, "drivers trend_scale", 0.0)}
 
 
 def driver_names(spec: Mapping[str, Any]) -> list[str]:
@@ -57,12 +81,14 @@ def add_seasonal_inputs(ds: xr.Dataset, period: Optional[float] = None, harmonic
         if parsed is None or parsed[0] != "days":
             raise BadParameterError("give the season's period in time units (the axis is not a calendar in days)")
         period = ONE_YEAR_DAYS
-    if not period > 0 or int(harmonics) < 1:
-        raise BadParameterError(f"period must be positive and harmonics >= 1, got {period}, {harmonics}")
+    period = check_real(period, "period", 0.0, low_open=True)
+    harmonics = check_integer(harmonics, "harmonics", 1, MAX_HARMONICS)
     if "drivers" in ds.attrs:
         raise DatasetError("the dataset already has drivers; add them once")
     t = ds["time"].values.astype(np.float64)
-    spec = {"period": float(period), "harmonics": int(harmonics), "origin": float(t[0]),
+    check_allocation(8 * ds.sizes["trajectory"] * len(t) * (2 * harmonics + 1),
+                     f"seasonal drivers ({ds.sizes['trajectory']} series x {len(t)} samples x {harmonics} harmonics)")
+    spec = {"period": period, "harmonics": harmonics, "origin": float(t[0]),
             "trend_scale": float(t[-1] - t[0]) if trend else None}
     values = np.broadcast_to(driver_values(spec, t), (ds.sizes["trajectory"], len(t), len(driver_names(spec))))
     names = driver_names(spec)
@@ -81,4 +107,4 @@ def add_seasonal_inputs(ds: xr.Dataset, period: Optional[float] = None, harmonic
     return out
 
 
-__all__ = ["add_seasonal_inputs", "driver_names", "driver_values"]
+__all__ = ["MAX_HARMONICS", "add_seasonal_inputs", "check_driver_spec", "driver_names", "driver_values"]

@@ -7,6 +7,13 @@ autocorrelation first drops below 1/e, and ``k`` by false nearest neighbours (Ke
 Abarbanel 1992, criteria R_tol = 15, A_tol = 2; the smallest ``k`` with under 5% false
 neighbours, or where one more delay stops helping). Only the training part of a split dataset is
 used, so the choice never looks at test data.
+
+Work is bounded before allocation: ``embed <= MAX_EMBED`` (Takens needs ``2d + 1`` delays for an
+attractor of dimension ``d``; 100 covers any attractor a measured series can resolve),
+``lag <= MAX_LAG`` and ``(embed - 1) * lag`` shorter than the series (otherwise no sample has its
+delays); the delay array must fit the memory budget of :mod:`workbench.safety`.
+:func:`suggest_embedding` tries at most ``MAX_SUGGEST_LAG`` lags (each costs a pass over the data)
+and no more than half the shortest series.
 """
 from __future__ import annotations
 
@@ -20,18 +27,38 @@ from scipy.spatial import cKDTree
 from .baselines import fill_gaps
 from .dataset import observation_mask, validate
 from .errors import BadParameterError, DatasetError
+from .safety import check_allocation, check_integer
 from .splits import merge_segments, split_at, time_split_info
 
 FNN_RTOL = 15.0
 FNN_ATOL = 2.0
 FNN_FRACTION = 0.05
+MAX_EMBED = 100
+MAX_LAG = 100_000
+MAX_SUGGEST_LAG = 1000
+
+
+def check_embedding(k: object, lag: object, length: Optional[int] = None) -> tuple[int, int]:
+    """``(embed, lag)`` as ints after checking their ceilings (and, with ``length``, that a series
+    of ``length`` samples has a sample with all its delays).
+
+    Raises:
+        BadParameterError: naming the largest allowed value.
+    """
+    k = check_integer(k, "embed", 1, MAX_EMBED)
+    lag = check_integer(lag, "lag", 1, MAX_LAG)
+    if length is not None and (k - 1) * lag >= length:
+        raise BadParameterError(f"embed={k}, lag={lag} needs {(k - 1) * lag} samples of history before the first "
+                                f"delay vector, but the series has {int(length)} samples",
+                                fix=f"use embed <= {(int(length) - 1) // lag + 1} with lag={lag}, or a smaller lag")
+    return k, lag
 
 
 def delay_vectors(x: np.ndarray, k: int, lag: int) -> np.ndarray:
     """``(T, D*k)`` delay coordinates of ``x`` (T, D): for each variable ``x_t, x_{t-lag}, ...``; NaN without history."""
-    if k < 1 or lag < 1:
-        raise BadParameterError(f"embed and lag must be >= 1, got embed={k}, lag={lag}")
+    k, lag = check_embedding(k, lag)
     T, D = x.shape
+    check_allocation(8 * T * D * k, f"delay vectors ({T} samples x {D} variables x embed={k})")
     out = np.full((T, D * k), np.nan)
     for d in range(D):
         for j in range(k):
@@ -51,10 +78,15 @@ def embed_dataset(ds: xr.Dataset, k: int, lag: int) -> xr.Dataset:
     A :func:`workbench.split_time` dataset is embedded as whole series (delays only look back, so
     no piece sees later data) and cut again at the same boundaries.
     """
+    k, lag = check_embedding(k, lag, ds.sizes["time"])
     if k == 1:
         return ds
     info = time_split_info(ds)
     merged = merge_segments(ds)
+    n, T, D = merged["state"].shape
+    # the delay array and its copy in the output dataset
+    check_allocation(2 * 8 * n * T * D * k, f"the delay embedding ({n} series x {T} samples x {D} variables x "
+                                            f"embed={k})")
     observed = observation_mask(merged)
     variables = [str(v) for v in merged["variable"].values]
     values = np.where(observed[..., None], merged["state"].values, np.nan)
@@ -151,16 +183,19 @@ def suggest_embedding(ds: xr.Dataset, max_embed: int = 8, max_lag: Optional[int]
     Arguments:
         ds: a dataset (one or a few series; its ``time_split`` test piece is left out).
         max_embed: the largest embedding dimension tried.
-        max_lag: the largest lag tried (default: a fifth of the shortest series, at most 50).
+        max_lag: the largest lag tried (default: a fifth of the shortest series, at most 50; at most
+            half the shortest series and ``MAX_SUGGEST_LAG``).
 
     Returns:
         ``{"embed": k, "lag": tau, "lag_method": ..., "fnn": {k: fraction}}`` for the variable that
         needs the largest ``k`` (``tau`` is the smallest over variables).
     """
     ds = validate(ds)
+    max_embed = check_integer(max_embed, "max_embed", 1, MAX_EMBED)
     series = training_series(ds)
     n = min(len(s) for s in series)
-    max_lag = int(max_lag or max(1, min(50, n // 5)))
+    max_lag = max(1, min(50, n // 5)) if max_lag is None else check_integer(
+        max_lag, "max_lag", 1, max(1, min(MAX_SUGGEST_LAG, n // 2)))
     best = {"embed": 1, "lag": None, "lag_method": "", "fnn": {}}
     for d in range(series[0].shape[1]):
         x = np.concatenate([s[:, d] for s in series])
@@ -183,4 +218,4 @@ def suggest_embedding(ds: xr.Dataset, max_embed: int = 8, max_lag: Optional[int]
     return best
 
 
-__all__ = ["delay_vectors", "embed_dataset", "embedded_names", "suggest_embedding"]
+__all__ = ["MAX_EMBED", "MAX_LAG", "MAX_SUGGEST_LAG", "check_embedding", "delay_vectors", "embed_dataset", "embedded_names", "suggest_embedding"]

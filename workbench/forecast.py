@@ -10,6 +10,16 @@ sampled that way.
 
 :func:`evaluate_rolling` scores forecasts from many origins over the test period by horizon, beside
 persistence, climatology and AR(p) (see :mod:`workbench.rolling`).
+
+A forecast path *runs away* from its first value that is not finite or lies more than
+``RUNAWAY_SPANS`` (1000) times the range of the series' history up to the origin away from the
+middle of that range; from there on it is ``+inf`` (infinitely wrong in every score) and
+:func:`forecast` raises :class:`DivergenceError` or, with ``on_divergence="mark"``, says when.
+Why this bound: unstable learned dynamics grow geometrically, so they cross it within a few dozen
+steps of leaving the data, long before float overflow (a learner's float32 overflows near 3e38,
+so without a bound such forecasts came back as huge finite numbers); a stationary or seasonal
+series never comes near it, and a trend at the history's own pace needs a horizon a thousand
+times the history's length to reach it, further than any series forecast is worth reading.
 """
 from __future__ import annotations
 
@@ -27,16 +37,39 @@ from .drivers import driver_names, driver_values
 from .devices import torch_threads
 from .embedding import delay_vectors
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
-from .rolling import DEFAULT_MAX_ORIGINS, rolling_evaluation, series_arrays, skills, test_start_time
+from .rolling import DEFAULT_MAX_ORIGINS, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
+from .safety import check_integer
+from .seriesfit import check_recipe
 from .splits import merge_segments
 
-MAX_HORIZON = 100_000
+RUNAWAY_SPANS = 1000.0
 
 
 def recipe(model: Any) -> dict[str, Any]:
-    """The model's series recipe; a model fitted without one gets the identity on the data's step."""
-    return model.meta.get("series") or {"transform": {}, "embed": 1, "lag": 1, "variables": list(model.variables),
-                                        "step": None}
+    """The model's series recipe, checked (:func:`workbench.seriesfit.check_recipe`); a model fitted
+    without one gets the identity on the data's step."""
+    if model.meta.get("series"):
+        return check_recipe(model.meta["series"], model.variables)
+    return {"transform": {}, "embed": 1, "lag": 1, "variables": list(model.variables), "step": None}
+
+
+def mark_runaway(paths: np.ndarray, values: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """``paths`` (S, O, H, D) with each path ``+inf`` from its first runaway value on (see the module docstring).
+
+    Arguments:
+        paths: forecasts in physical units from ``origins``.
+        values: the series ``(T, D)``, ``NaN`` where unobserved.
+        origins: the forecast origins (sample indices).
+    """
+    with np.errstate(invalid="ignore"):  # all-NaN prefixes stay NaN and compare False
+        low = np.fmin.accumulate(values, axis=0)[origins]
+        high = np.fmax.accumulate(values, axis=0)[origins]
+        middle = (low + high) / 2
+        # a constant history has no range: its level (or 1) sets the scale instead
+        span = np.where(high > low, high - low, np.maximum(np.abs(middle), 1.0))
+        away = np.abs(paths - middle[None, :, None]) > RUNAWAY_SPANS * span[None, :, None]
+    lost = np.logical_or.accumulate((~np.isfinite(paths) | away).any(axis=-1), axis=2)
+    return np.where(lost[..., None], np.inf, paths)
 
 
 def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.ndarray, horizon: int,
@@ -92,11 +125,14 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
         tt = torch.as_tensor(t, dtype=z.dtype, device=z.device)
         ctx = model._to_z(history.reshape(-1, history.shape[-1])).reshape(history.shape) if context else None
         path = learner.rollout(z, tt, samples, generator=generator, inputs=signal, context=ctx)
-    physical = model._from_z(path)[:, :, 1:]                 # (S, O, H, D*k)
-    observed = physical[..., ::k]                           # the undelayed coordinate of each variable
-    if difference:
-        observed = levels[None, :, None, :] + np.cumsum(observed, axis=2)
-    return np.moveaxis(transforms.inverse(observed, spec, variables), 0, 1)
+    # overflow in a runaway path is expected; mark_runaway turns it into a marked divergence
+    with np.errstate(over="ignore", invalid="ignore"):
+        physical = model._from_z(path)[:, :, 1:]             # (S, O, H, D*k)
+        observed = physical[..., ::k]                       # the undelayed coordinate of each variable
+        if difference:
+            observed = levels[None, :, None, :] + np.cumsum(observed, axis=2)
+        observed = transforms.inverse(observed, spec, variables)
+    return np.moveaxis(mark_runaway(observed, values, origins), 0, 1)
 
 
 def _inputs_ahead(inputs: np.ndarray, times: np.ndarray, origin: int, horizon: int, step: float,
@@ -143,7 +179,7 @@ def future_times(ds: xr.Dataset, after: float, count: int) -> np.ndarray:
 
 
 def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed: int = 0,
-             origin: Optional[Any] = None) -> xr.Dataset:
+             origin: Optional[Any] = None, on_divergence: str = "raise") -> xr.Dataset:
     """Continue every series of ``ds`` for ``horizon`` samples from its last observed sample.
 
     Arguments:
@@ -154,13 +190,18 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
         seed: seeds the paths.
         origin: forecast from the last observed sample at or before this time or date instead of
             the end; ``"test"`` means the last sample before the test piece of a time split.
+        on_divergence: a path that runs away (see the module docstring). ``"raise"``: raise
+            :class:`DivergenceError` naming the step. ``"mark"``: return it, ``+inf`` from its first
+            runaway value on, with ``diverged_at(sample, trajectory)`` holding that time (NaN where
+            the path stayed bounded), as :meth:`workbench.Model.predict` does.
 
     Returns:
         Dataset ``state(sample, trajectory, time, variable)`` in the data's units, the time axis
         continuing the data's (CF units kept: dates on calendar axes), attrs ``forecast_origin``.
     """
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= MAX_HORIZON:
-        raise BadParameterError(f"horizon must be a whole number of samples in [1, {MAX_HORIZON}], got {horizon!r}")
+    horizon = check_integer(horizon, "horizon", 1, MAX_HORIZON)
+    if on_divergence not in ("raise", "mark"):
+        raise BadParameterError(f"on_divergence must be 'raise' or 'mark', got {on_divergence!r}")
     variables = recipe(model)["variables"]
     if [str(v) for v in ds["variable"].values] != list(variables):
         raise DatasetError(f"the data's variables {[str(v) for v in ds['variable'].values]} differ from the "
@@ -191,11 +232,13 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                            "(ds.isel(trajectory=[k])) so each gets its own time axis")
     t = future_times(merged, starts[0], horizon)
     state = np.stack(out, axis=1)                          # (S, N, H, D)
-    lost = ~np.isfinite(state).all(axis=(0, 1, 3))
-    if lost.any():
-        raise DivergenceError(f"the {model.name} forecast left the finite range {int(np.argmax(lost)) + 1} samples "
-                              "after its origin; the learned dynamics are unstable there: forecast a shorter "
-                              "horizon, retrain (more data, a smaller ridge/step), or try another learner")
+    lost = ~np.isfinite(state).all(axis=3)                 # (S, N, H), from the first runaway value on
+    if on_divergence == "raise" and lost.any():
+        raise DivergenceError(f"the {model.name} forecast ran away {int(np.argmax(lost.any(axis=(0, 1)))) + 1} "
+                              f"samples after its origin (it left {RUNAWAY_SPANS:g} times the range of the data, or "
+                              "the finite numbers); the learned dynamics are unstable there",
+                              fix="forecast a shorter horizon, retrain (more data, a smaller ridge/step), try another "
+                                  "learner, or pass on_divergence='mark' to keep the forecast up to that step")
     units = model.meta.get("series", {}).get("units") or (
         [str(u) for u in ds["units"].values] if "units" in ds.coords else None)
     attrs = {"title": f"{model.name} forecast", "generator": "workbench.Model.forecast", "learner": model.name,
@@ -204,10 +247,16 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
     dates = timeaxis.to_datetimes(ds, np.array([starts[0]]))
     if dates is not None:
         attrs["forecast_origin_date"] = str(np.datetime_as_string(dates[0], unit="s"))
-    result = make_dataset(state, t, variables, units=units, time_units=str(ds["time"].attrs.get("units", "1")),
+    result = make_dataset(np.where(lost[..., None], 0.0, state), t, variables, units=units, time_units=str(ds["time"].attrs.get("units", "1")),
                           trajectory=merged["trajectory"].values, attrs=attrs)
     if "calendar" in ds["time"].attrs:
         result["time"].attrs["calendar"] = ds["time"].attrs["calendar"]
+    if on_divergence == "mark":
+        result["state"].data[lost] = np.inf  # after the schema check, which requires finite states
+        result["diverged_at"] = xr.DataArray(
+            np.where(lost.any(axis=2), t[np.argmax(lost, axis=2)], np.nan), dims=("sample", "trajectory"),
+            attrs={"long_name": "time of the first runaway value of each forecast path (NaN: stayed bounded)",
+                   "units": result["time"].attrs.get("units", "1")})
     return result
 
 
@@ -224,7 +273,8 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
         seed, start, max_origins, period, ar_order: see :func:`workbench.rolling.rolling_evaluation`.
 
     Returns:
-        Dataset over ``(horizon, variable)``: ``rmse`` (the model), ``rmse_<baseline>``,
+        Dataset over ``(horizon, variable)``: ``rmse`` and ``mae`` (the model, in the data's
+        units; a runaway path counts as infinitely wrong), ``rmse_<baseline>``, ``mae_<baseline>``,
         ``rmse_skill_vs_climatology``, ``_vs_persistence``, ``_vs_ar`` and, for stochastic
         learners, ``crps`` and ``crps_skill_vs_*``; ``n_origins``; attrs name the baselines.
     """
@@ -238,15 +288,14 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
 
     def model_fn(values, times, origins, horizon, samples):
         k = next(calls)
-        paths = rollout_from(model, values, times, origins, horizon, samples, seed,
-                             inputs[k] if inputs is not None else None)
-        return np.where(np.isfinite(paths), paths, np.inf)  # a blown-up forecast: infinitely wrong, not unobserved
+        return rollout_from(model, values, times, origins, horizon, samples, seed,
+                            inputs[k] if inputs is not None else None)
 
     scores = rolling_evaluation(ds, {"model": model_fn}, horizons, stochastic=["model"] if stochastic else [],
                                 n_samples=n_samples, start=start, max_origins=max_origins, period=period,
                                 ar_order=ar_order, seed=seed, context=need)
     out = xr.merge([scores, skills(scores, "model", crps=stochastic)], combine_attrs="override")
-    out = out.rename({"rmse_model": "rmse", **({"crps_model": "crps"} if "crps_model" in out else {})})
+    out = out.rename({"rmse_model": "rmse", "mae_model": "mae", **({"crps_model": "crps"} if "crps_model" in out else {})})
     out.attrs.update({"learner": model.name, "mode": "rolling", "n_samples": int(n_samples) if stochastic else 1})
     return out
 

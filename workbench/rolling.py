@@ -7,6 +7,17 @@ reference forecasts of :mod:`workbench.baselines`, fitted on the data before the
 Skill is ``1 - RMSE_model / RMSE_baseline`` (Murphy 1988) and, for ensembles,
 ``1 - CRPS_model / CRPS_baseline`` with the fair ensemble CRPS (Ferro 2014). See Tashman (2000),
 "Out-of-sample tests of forecasting accuracy", for the rolling-origin design.
+
+RMSE and MAE score a point forecast: a baseline's deterministic conditional mean
+(:meth:`workbench.baselines.Baseline.point`), a forecaster's ensemble mean, so the baselines'
+errors and every skill against them are the same for every seed; the baselines' random
+ensembles enter CRPS only. RMSE, MAE and CRPS are in each variable's units (the ``units``
+coordinate of ``variable``; also the ``units`` attribute when all variables share one), skills
+are dimensionless.
+
+Work is bounded before anything is allocated: a horizon longer than the test period (no target
+to score) is refused with the longest one it allows, and the forecast arrays (origins x
+ensemble x horizon x variables) must fit the memory budget of :mod:`workbench.safety`.
 """
 from __future__ import annotations
 
@@ -20,11 +31,15 @@ from .baselines import Baseline, make_baselines
 from .dataset import observation_mask
 from .errors import BadParameterError, DatasetError
 from .metrics import _crps_rows
+from .safety import check_allocation, check_integer
 from .splits import merge_segments, time_split_info
 
 # (values (T, D), times (T,), origins (O,), H, n_samples) -> forecasts (O, S, H, D)
 ForecastFn = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
 DEFAULT_MAX_ORIGINS = 200
+MAX_HORIZON = 100_000
+# ensemble members per origin (as Model.predict's n_samples)
+MAX_SAMPLES = 100_000
 
 
 def series_arrays(ds: xr.Dataset) -> tuple[list[np.ndarray], np.ndarray]:
@@ -42,10 +57,13 @@ def extended_times(times: np.ndarray, extra: int) -> np.ndarray:
 
 
 def baseline_fn(baseline: Baseline, seed: int = 0) -> ForecastFn:
-    """A fitted baseline as a batched forecaster over origins."""
+    """A fitted baseline as a batched forecaster over origins: its ensemble, or with one sample its point forecast."""
 
     def forecast(values, times, origins, horizon, n_samples):
         t = extended_times(times, horizon)
+        if n_samples <= 1:
+            return np.stack([baseline.point(values[: o + 1], t[: o + 1], t[o + 1: o + 1 + horizon])[None]
+                             for o in origins])
         rng = np.random.default_rng(seed)
         runs = [baseline.forecast(values[: o + 1], t[: o + 1], t[o + 1: o + 1 + horizon], n_samples, rng)
                 for o in origins]
@@ -87,13 +105,22 @@ def fair_crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return _crps_rows(samples.T, obs, fair=True)
 
 
-def score(forecasts: list[np.ndarray], truths: list[np.ndarray], horizons: Sequence[int]) -> dict[str, np.ndarray]:
-    """RMSE and CRPS ``(len(horizons), D)`` and the number of scored origins per horizon."""
-    fc = np.concatenate(forecasts)    # (O, S, H, D)
-    y = np.concatenate(truths)        # (O, H, D)
+def score(forecasts: list[np.ndarray], points: list[np.ndarray], truths: list[np.ndarray],
+          horizons: Sequence[int]) -> dict[str, np.ndarray]:
+    """RMSE, MAE (of the point forecasts) and CRPS (of the ensembles), each ``(len(horizons), D)``,
+    and the number of scored origins per horizon.
+
+    Arguments:
+        forecasts: ensembles ``(O, S, H, D)`` per series.
+        points: point forecasts ``(O, H, D)`` per series.
+        truths: the observed values ``(O, H, D)`` per series, ``NaN`` where unobserved.
+        horizons: the horizons (1-based steps) to score.
+    """
+    fc = np.concatenate(forecasts)
+    point = np.concatenate(points)
+    y = np.concatenate(truths)
     dim = y.shape[-1]
-    rmse = np.full((len(horizons), dim), np.nan)
-    crps = np.full((len(horizons), dim), np.nan)
+    rmse, mae, crps = (np.full((len(horizons), dim), np.nan) for _ in range(3))
     count = np.zeros(len(horizons), dtype=int)
     for i, h in enumerate(horizons):
         target = y[:, h - 1]
@@ -101,10 +128,48 @@ def score(forecasts: list[np.ndarray], truths: list[np.ndarray], horizons: Seque
         count[i] = int(ok.sum())
         if not ok.any():
             continue
+        error = point[ok, h - 1] - target[ok]
+        rmse[i] = np.sqrt((error ** 2).mean(0))
+        mae[i] = np.abs(error).mean(0)
         members = fc[ok, :, h - 1]    # (n, S, D)
-        rmse[i] = np.sqrt(((members.mean(1) - target[ok]) ** 2).mean(0))
         crps[i] = [fair_crps(members[:, :, d].T, target[ok, d]).mean() for d in range(dim)]
-    return {"rmse": rmse, "crps": crps, "n_origins": count}
+    return {"rmse": rmse, "mae": mae, "crps": crps, "n_origins": count}
+
+
+def check_horizons(horizons: Sequence[int], longest: int) -> list[int]:
+    """``horizons`` sorted without repeats, each a whole number in ``[1, longest]``.
+
+    Arguments:
+        horizons: forecast steps asked for.
+        longest: the longest horizon the test period can score (its number of samples).
+
+    Raises:
+        BadParameterError: naming the largest allowed horizon.
+    """
+    if isinstance(horizons, (str, bytes)) or not hasattr(horizons, "__iter__"):
+        raise BadParameterError(f"horizons must be a list of forecast steps, got {horizons!r}",
+                                fix="pass e.g. horizons=[1, 3, 6]")
+    steps = sorted({check_integer(h, "each horizon", 1, MAX_HORIZON) for h in horizons})
+    if not steps:
+        raise BadParameterError("horizons is empty", fix="pass e.g. horizons=[1, 3, 6]")
+    if steps[-1] > longest:
+        raise BadParameterError(f"horizon {steps[-1]} reaches past the test period, which has {longest} samples "
+                                "after its first forecast origin", fix=f"use horizons <= {longest}, or start the test "
+                                "period earlier (split_time with a larger test, or start=)")
+    return steps
+
+
+def check_work(n_series: int, n_origins: int, n_samples: int, horizon: int, dim: int, n_forecasters: int) -> None:
+    """Refuse a rolling evaluation whose forecast arrays would exceed the memory budget."""
+    nbytes = 8 * n_series * n_origins * horizon * dim * (n_forecasters * n_samples + 2)
+    check_allocation(nbytes, f"rolling forecasts ({n_series} series x {n_origins} origins x {n_samples} samples x "
+                             f"{horizon} steps x {dim} variables, {n_forecasters} forecasters)")
+
+
+def _units_attrs(ds: xr.Dataset) -> dict[str, str]:
+    """The ``units`` attribute of a score in the data's units: the variables' shared unit, or none when they differ."""
+    units = {str(u) for u in ds["units"].values} if "units" in ds.coords else set()
+    return {"units": units.pop()} if len(units) == 1 else {}
 
 
 def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horizons: Sequence[int], *,
@@ -127,15 +192,24 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
         context: samples of history the model needs before an origin (origins with less are skipped).
 
     Returns:
-        Dataset with dims ``(horizon, variable)``: ``rmse_<name>`` (and ``crps_<name>``) for each
-        forecaster and baseline, ``n_origins(horizon)``, and attrs describing the baselines.
+        Dataset with dims ``(horizon, variable)``: ``rmse_<name>``, ``mae_<name>`` (and
+        ``crps_<name>``) for each forecaster and baseline in the data's units (coordinate
+        ``units(variable)``), ``n_origins(horizon)``, and attrs describing the baselines.
+
+    Raises:
+        BadParameterError: a horizon past the test period (naming the longest allowed), or a bad
+            ``n_samples``/``max_origins``; ResourceLimitError: forecasts over the memory budget;
+            DatasetError: no test period, or a horizon no origin can score.
     """
-    horizons = sorted({int(h) for h in horizons})
-    if not horizons or horizons[0] < 1:
-        raise BadParameterError(f"horizons must be positive step counts, got {horizons}")
+    n_samples = check_integer(n_samples, "n_samples", 1, MAX_SAMPLES)
+    max_origins = check_integer(max_origins, "max_origins", 1)
     series, times = series_arrays(ds)
     t0 = test_start_time(ds, start)
     first_test = int(np.searchsorted(times, t0))
+    # the first origin is the sample before the test period, so its targets reach the last sample
+    horizons = check_horizons(horizons, len(times) - first_test)
+    H = max(horizons)
+    check_work(len(series), min(max_origins, len(times)), n_samples, H, len(ds["variable"]), len(forecasters) + 3)
     train = [s[:first_test] for s in series]
     train_times = [times[:first_test]] * len(train)
     baselines = [b.fit(train, train_times) for b in
@@ -143,8 +217,8 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
     everything = dict(forecasters)
     everything.update({b.name: baseline_fn(b, seed) for b in baselines})
     stochastic = set(stochastic) | {b.name for b in baselines if b.stochastic}
-    H = max(horizons)
-    results: dict[str, dict[str, list]] = {name: {"fc": [], "y": []} for name in everything}
+    points = {b.name: baseline_fn(b) for b in baselines if b.stochastic}
+    results: dict[str, dict[str, list]] = {name: {"fc": [], "point": [], "y": []} for name in everything}
     for values in series:
         origins = origins_for(values, times, t0, max_origins)
         origins = origins[origins >= context]
@@ -154,25 +228,43 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
         truth = np.stack([padded[o + 1: o + 1 + H] for o in origins])
         for name, fn in everything.items():
             samples = n_samples if name in stochastic else 1
-            results[name]["fc"].append(np.asarray(fn(values, times, origins, H, samples), dtype=np.float64))
+            fc = np.asarray(fn(values, times, origins, H, samples), dtype=np.float64)
+            # a baseline's point is its conditional mean; a forecaster's, the mean of its ensemble
+            point = points[name](values, times, origins, H, 1)[:, 0] if name in points else fc.mean(1)
+            results[name]["fc"].append(fc)
+            results[name]["point"].append(point)
             results[name]["y"].append(truth)
     if not results[next(iter(everything))]["fc"]:
-        raise DatasetError("no forecast origin in the test period (each needs an observed sample before it)")
+        raise DatasetError("no forecast origin in the test period (each needs an observed sample before it)",
+                           fix="start the test period later, or give data with observed samples there")
     variables = ds["variable"].values
-    out = xr.Dataset(coords={"horizon": ("horizon", np.asarray(horizons),
-                                         {"long_name": "forecast horizon", "units": "samples"}),
-                             "variable": variables})
+    coords = {"horizon": ("horizon", np.asarray(horizons), {"long_name": "forecast horizon", "units": "samples"}),
+              "variable": variables}
+    if "units" in ds.coords:
+        coords["units"] = ("variable", np.asarray([str(u) for u in ds["units"].values], dtype=str))
+    out = xr.Dataset(coords=coords)
+    units = _units_attrs(ds)
     step = float(np.median(np.diff(times)))
     out = out.assign_coords(lead_time=("horizon", np.asarray(horizons) * step,
                                        {"long_name": "lead time (median step x horizon)",
                                         "units": timeaxis.step_label(ds)}))
     for name, res in results.items():
-        scores = score(res["fc"], res["y"], horizons)
-        out[f"rmse_{name}"] = (("horizon", "variable"), scores["rmse"], {"long_name": f"RMSE of {name} by horizon"})
+        scores = score(res["fc"], res["point"], res["y"], horizons)
+        out[f"rmse_{name}"] = (("horizon", "variable"), scores["rmse"],
+                               {"long_name": f"RMSE of {name} by horizon", **units})
+        out[f"mae_{name}"] = (("horizon", "variable"), scores["mae"],
+                              {"long_name": f"mean absolute error of {name} by horizon", **units})
         if name in stochastic or name not in forecasters:
             out[f"crps_{name}"] = (("horizon", "variable"), scores["crps"],
-                                   {"long_name": f"fair CRPS of {name} by horizon"})
+                                   {"long_name": f"fair CRPS of {name} by horizon", **units})
         out["n_origins"] = (("horizon",), scores["n_origins"], {"long_name": "scored forecast origins"})
+    unscored = [h for h, n in zip(horizons, out["n_origins"].values) if n == 0]
+    if unscored:
+        scored = [h for h, n in zip(horizons, out["n_origins"].values) if n > 0]
+        raise DatasetError(f"no forecast origin has an observed target at horizons {unscored} (the test period's "
+                           "samples there are missing, or the model's context leaves no origin)",
+                           fix=f"drop them; the longest scored horizon is {max(scored)}" if scored else
+                           "start the test period earlier or give it more observed samples")
     out.attrs.update({"test_start": t0, "baselines": str([b.describe() for b in baselines])})
     return out
 
@@ -186,13 +278,13 @@ def skills(scores: xr.Dataset, model: str, baselines: Sequence[str] = ("persiste
         if name is None:
             continue
         out[f"rmse_skill_vs_{b}"] = (1 - scores[f"rmse_{model}"] / scores[f"rmse_{name}"]).assign_attrs(
-            long_name=f"RMSE skill vs {name} (1 = perfect, 0 = no better, < 0 = worse)")
+            long_name=f"RMSE skill vs {name} (1 = perfect, 0 = no better, < 0 = worse)", units="1")
         if crps and f"crps_{model}" in scores:
             out[f"crps_skill_vs_{b}"] = (1 - scores[f"crps_{model}"] / scores[f"crps_{name}"]).assign_attrs(
                 long_name=f"CRPS skill vs {name} (baseline ensembles: climatological values, AR innovations; "
-                          "persistence: its absolute error)")
+                          "persistence: its absolute error)", units="1")
     return out
 
 
-__all__ = ["DEFAULT_MAX_ORIGINS", "ForecastFn", "baseline_fn", "fair_crps", "rolling_evaluation", "series_arrays",
+__all__ = ["DEFAULT_MAX_ORIGINS", "MAX_HORIZON", "ForecastFn", "baseline_fn", "fair_crps", "rolling_evaluation", "series_arrays",
            "skills"]

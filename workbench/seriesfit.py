@@ -20,7 +20,7 @@ series warns and names ``embed`` with a suggestion from :func:`workbench.suggest
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -28,8 +28,10 @@ import xarray as xr
 from . import timeaxis, transforms
 from .baselines import detect_period
 from .dataset import json_attr, make_dataset, observation_mask
-from .embedding import embed_dataset, suggest_embedding
+from .drivers import check_driver_spec
+from .embedding import check_embedding, embed_dataset, embedded_names, suggest_embedding
 from .errors import BadParameterError, DatasetError
+from .safety import check_real
 from .splits import merge_segments, split_at, time_split_info
 
 SERIES_OPTIONS = ("embed", "lag", "transform", "difference", "fill_gaps")
@@ -53,7 +55,8 @@ def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tup
 
     Series options:
         embed, lag: delay embedding (``embed=1``: none).
-        transform: per-variable transforms, e.g. ``{"sunspots": "log1p"}``.
+        transform: per-variable transforms, e.g. ``{"sunspots": "log1p"}``, or one name for every
+            variable (``"log1p"``).
         difference: fit the increments ``x_t - x_{t-1}`` (after the transform) instead of the levels,
             for trending series; forecasts sum them from the last observed level.
         fill_gaps: interpolate missing samples inside each series linearly before fitting, so that
@@ -64,15 +67,12 @@ def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tup
         The data the fit loop trains on, and the recipe stored as ``model.meta["series"]``.
     """
     series = {k: options.pop(k) for k in SERIES_OPTIONS if k in options}
-    embed, lag = series.get("embed", 1), series.get("lag", 1)
+    embed, lag = check_embedding(series.get("embed", 1), series.get("lag", 1), ds.sizes["time"])
     transform = series.get("transform")
     difference, fill_gaps = series.get("difference", False), series.get("fill_gaps", False)
-    for name, value in (("embed", embed), ("lag", lag)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise BadParameterError(f"{name} must be a whole number >= 1, got {value!r}")
     variables = [str(v) for v in ds["variable"].values]
     spec = transforms.check_spec(transform, variables)
-    warn_if_cannot_oscillate(ds, learner, int(embed), options)
+    warn_if_cannot_oscillate(ds, learner, embed, options)
     prepared = transforms.transform_dataset(ds, spec)
     for name, flag in (("difference", difference), ("fill_gaps", fill_gaps)):
         if not isinstance(flag, bool):
@@ -81,14 +81,57 @@ def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tup
         prepared = interpolate_gaps(prepared)
     if difference:
         prepared = transforms.difference_dataset(prepared)
-    prepared = embed_dataset(prepared, int(embed), int(lag))
-    fit_ds, step, layout = training_layout(prepared, (int(embed) - 1) * int(lag) + int(difference))
-    recipe = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps, "embed": int(embed),
-              "lag": int(lag), "variables": variables,
+    prepared = embed_dataset(prepared, embed, lag)
+    fit_ds, step, layout = training_layout(prepared, (embed - 1) * lag + int(difference))
+    recipe = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps, "embed": embed,
+              "lag": lag, "variables": variables,
               "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
               "step": step, "layout": layout, "time_units": str(ds["time"].attrs.get("units", "1")),
               "time_split": time_split_info(ds), "drivers": json_attr(ds, "drivers")}
     return fit_ds, recipe
+
+
+def check_recipe(recipe: Any, model_variables: Sequence[str]) -> dict[str, Any]:
+    """A model's series recipe (``model.meta["series"]``, e.g. from a loaded folder or zip) checked
+    before any forecast uses it: every field within the limits ``fit`` enforces, and the embedding
+    consistent with the variables the learner was built on.
+
+    Arguments:
+        recipe: the recipe as stored.
+        model_variables: the model's (embedded) variable names.
+
+    Returns:
+        The recipe with ``embed``, ``lag``, ``transform`` and ``drivers`` normalised.
+
+    Raises:
+        DatasetError: naming the field; the fix is to refit and save with this workbench.
+    """
+    fix = "refit the model and save it with model.save (the recipe was edited or written by another program)"
+    if not isinstance(recipe, Mapping):
+        raise DatasetError(f"the model's series recipe is a {type(recipe).__name__}, not a mapping", fix=fix)
+    variables = recipe.get("variables")
+    if not isinstance(variables, list) or not variables or not all(isinstance(v, str) for v in variables):
+        raise DatasetError(f"the model's series recipe has variables {str(variables)[:80]}, not a list of names",
+                           fix=fix)
+    step = recipe.get("step")
+    try:
+        embed, lag = check_embedding(recipe.get("embed"), recipe.get("lag"))
+        spec = transforms.check_spec(recipe.get("transform"), variables)
+        drivers = check_driver_spec(recipe["drivers"]) if recipe.get("drivers") is not None else None
+        if step is not None:
+            step = check_real(step, "step", 0.0, low_open=True)
+    except BadParameterError as exc:
+        raise DatasetError(f"the model's series recipe is invalid: {exc.problem}", fix=fix) from None
+    for name in ("difference", "fill_gaps"):
+        if not isinstance(recipe.get(name, False), bool):
+            raise DatasetError(f"the model's series recipe has {name}={recipe.get(name)!r}, not True or False",
+                               fix=fix)
+    expected = embedded_names(variables, embed, lag)
+    if expected != list(model_variables):
+        raise DatasetError(f"the model's series recipe (variables {variables}, embed={embed}, lag={lag}) implies "
+                           f"the learner's variables {expected[:6]}, but the model has {list(model_variables)[:6]}",
+                           fix=fix)
+    return {**recipe, "embed": embed, "lag": lag, "transform": spec, "drivers": drivers, "step": step}
 
 
 def interpolate_gaps(ds: xr.Dataset) -> xr.Dataset:
@@ -224,4 +267,4 @@ def warn_if_cannot_oscillate(ds: xr.Dataset, learner: str, embed: int, kwargs: M
                   stacklevel=4)
 
 
-__all__ = ["SERIES_OPTIONS", "prepare_series", "training_layout", "wants_series_fit"]
+__all__ = ["SERIES_OPTIONS", "check_recipe", "prepare_series", "training_layout", "wants_series_fit"]

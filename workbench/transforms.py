@@ -11,7 +11,7 @@ learner outputs). Domains are checked on the data, naming the variable and the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import xarray as xr
@@ -45,14 +45,32 @@ TRANSFORMS = {
 }
 
 
-def check_spec(spec: Optional[Mapping[str, str]], variables: Sequence[str]) -> dict[str, str]:
-    """``spec`` validated against the variable names and known transforms (``{}`` for none)."""
+def check_spec(spec: Union[None, str, Mapping[str, str]], variables: Sequence[str]) -> dict[str, str]:
+    """``spec`` validated against the variable names and known transforms.
+
+    Arguments:
+        spec: ``{variable: transform name}``, one transform name for every variable (``"log1p"``),
+            or ``None``/``{}`` for none.
+        variables: the data's variable names.
+
+    Returns:
+        ``{variable: transform name}`` (``{}`` for none).
+
+    Raises:
+        BadParameterError: an unknown variable or transform, or a spec of another type.
+    """
+    if isinstance(spec, str):
+        spec = {str(v): spec for v in variables}
+    if spec is not None and not isinstance(spec, Mapping):
+        raise BadParameterError(f"transform must be a transform name or a mapping of variable to transform name, "
+                                f"got {type(spec).__name__}", fix=f"pass e.g. transform='log1p' or "
+                                f"transform={{{str(variables[0])!r}: 'log1p'}}" if len(variables) else None)
     spec = dict(spec or {})
     for var, name in spec.items():
-        if var not in variables:
+        if not isinstance(var, str) or var not in variables:
             raise BadParameterError(f"transform names variable {var!r}, which is not one of {list(variables)}")
-        if name not in TRANSFORMS:
-            raise BadParameterError(f"unknown transform {name!r} for {var!r}; use one of {sorted(TRANSFORMS)}")
+        if not isinstance(name, str) or name not in TRANSFORMS:
+            raise BadParameterError(f"unknown transform {name!r} for {var!r}", fix=f"use one of {sorted(TRANSFORMS)}")
     return spec
 
 
