@@ -149,13 +149,14 @@ def check_horizons(horizons: Sequence[int], longest: int) -> list[int]:
     if isinstance(horizons, (str, bytes)) or not hasattr(horizons, "__iter__"):
         raise BadParameterError(f"horizons must be a list of forecast steps, got {horizons!r}",
                                 fix="pass e.g. horizons=[1, 3, 6]")
-    steps = sorted({check_integer(h, "each horizon", 1, MAX_HORIZON) for h in horizons})
+    steps = sorted({check_integer(h, "each horizon", 1) for h in horizons})
     if not steps:
         raise BadParameterError("horizons is empty", fix="pass e.g. horizons=[1, 3, 6]")
-    if steps[-1] > longest:
-        raise BadParameterError(f"horizon {steps[-1]} reaches past the test period, which has {longest} samples "
-                                "after its first forecast origin", fix=f"use horizons <= {longest}, or start the test "
-                                "period earlier (split_time with a larger test, or start=)")
+    if steps[-1] > min(longest, MAX_HORIZON):
+        reason = (f"reaches past the test period, which has {longest} samples after its first forecast origin"
+                  if steps[-1] > longest else f"is more than the {MAX_HORIZON} steps a rolling evaluation allows")
+        raise BadParameterError(f"horizon {steps[-1]} {reason}", fix=f"use horizons <= {min(longest, MAX_HORIZON)}, "
+                                "or start the test period earlier (split_time with a larger test, or start=)")
     return steps
 
 
@@ -209,7 +210,8 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
     # the first origin is the sample before the test period, so its targets reach the last sample
     horizons = check_horizons(horizons, len(times) - first_test)
     H = max(horizons)
-    check_work(len(series), min(max_origins, len(times)), n_samples, H, len(ds["variable"]), len(forecasters) + 3)
+    check_work(len(series), min(max_origins, len(times) - first_test + 1), n_samples, H, len(ds["variable"]),
+               len(forecasters) + 3)
     train = [s[:first_test] for s in series]
     train_times = [times[:first_test]] * len(train)
     baselines = [b.fit(train, train_times) for b in
