@@ -478,3 +478,10 @@ def test_fill_gaps_lets_a_complete_data_learner_fit_gappy_data():
     start = int(np.searchsorted(t, fc.attrs["forecast_origin"])) + 1
     # linear interpolation of 4 samples perturbs the fit only slightly
     np.testing.assert_allclose(fc["state"].values[0, 0], np.stack([q, v], 1)[start:start + 20], atol=1e-2)
+
+
+def test_fill_gaps_on_an_axis_it_cannot_make_regular_says_so_instead_of_suggesting_itself():
+    t = np.cumsum(np.random.default_rng(4).uniform(0.5, 1.5, 200))  # jittered times: no gaps, no regular step
+    ds = split_time(_series(np.sin(t / 5.0), t), val=0.1, test=0.2)
+    with pytest.raises(wb.WorkbenchError, match="fill_gaps=True cannot make this time axis regular.*use 'node'"):
+        wb.fit(ds, "nvar", fill_gaps=True, **LINEAR_NVAR)

@@ -30,7 +30,7 @@ from .baselines import detect_period
 from .dataset import json_attr, make_dataset, observation_mask
 from .drivers import check_driver_spec
 from .embedding import check_embedding, embed_dataset, embedded_names, suggest_embedding
-from .errors import BadParameterError, DatasetError
+from .errors import BadParameterError, DatasetError, UnsupportedError
 from .safety import check_real
 from .splits import merge_segments, split_at, time_split_info
 
@@ -61,7 +61,8 @@ def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tup
             for trending series; forecasts sum them from the last observed level.
         fill_gaps: interpolate missing samples inside each series linearly before fitting, so that
             learners needing complete samples (discrete maps, NVAR, ESN, SINDy) can fit gappy data.
-            The interpolated values are training data then; say so when you report results.
+            The interpolated values are training data then; say so when you report results. An axis
+            whose steps are not multiples of one step has no gaps to fill: such learners are refused.
 
     Returns:
         The data the fit loop trains on, and the recipe stored as ``model.meta["series"]``.
@@ -83,6 +84,8 @@ def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tup
         prepared = transforms.difference_dataset(prepared)
     prepared = embed_dataset(prepared, embed, lag)
     fit_ds, step, layout = training_layout(prepared, (embed - 1) * lag + int(difference))
+    if fill_gaps and layout == "pieces":
+        refuse_irregular_axis(prepared, learner)
     recipe = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps, "embed": embed,
               "lag": lag, "variables": variables,
               "units": [str(u) for u in ds["units"].values] if "units" in ds.coords else None,
@@ -132,6 +135,25 @@ def check_recipe(recipe: Any, model_variables: Sequence[str]) -> dict[str, Any]:
                            f"the learner's variables {expected[:6]}, but the model has {list(model_variables)[:6]}",
                            fix=fix)
     return {**recipe, "embed": embed, "lag": lag, "transform": spec, "drivers": drivers, "step": step}
+
+
+def refuse_irregular_axis(ds: xr.Dataset, learner: str) -> None:
+    """Refuse a learner that needs regular samples on an axis ``fill_gaps=True`` cannot make regular.
+
+    ``fill_gaps`` fills missing samples of a regular grid (missing rows of a daily or monthly CSV
+    are such samples); steps that are not multiples of one step are no gaps, so the generic
+    refusal, which suggests ``fill_gaps=True``, would send the user in a circle.
+    """
+    from .learners import get_learner
+
+    if get_learner(learner).supports.irregular:
+        return
+    steps = np.diff(ds["time"].values.astype(np.float64))
+    raise UnsupportedError(f"learner {learner!r} needs regularly sampled data, and fill_gaps=True cannot make this "
+                           f"time axis regular: its steps run from {float(steps.min()):g} to {float(steps.max()):g}, "
+                           "not multiples of one step",
+                           fix="resample the series onto a regular grid first (or import it with from_csv(..., "
+                               "freq=...)), or use 'node', which fits irregular data")
 
 
 def interpolate_gaps(ds: xr.Dataset) -> xr.Dataset:
