@@ -38,6 +38,8 @@ MIN_OBSERVED_FRACTION = 0.5
 # gaps within this fraction of a step from a whole number of steps lie on a numeric grid
 GRID_TOLERANCE = 1e-6
 IRREGULAR = "irregular"
+# more grid times than this are never made (the memory check refuses far fewer; this bounds the arithmetic)
+MAX_GRID_TIMES = 2**53
 Freq = Union[None, str, float, int]
 
 
@@ -393,7 +395,7 @@ def _time_grid(times: np.ndarray, table: Table, bytes_per_time: int, label: str)
     step = None if name else freq if freq is not None else _numeric_step(times)
     if name is None and step is None:
         return times, None
-    count = (timeaxis.grid_size(dates, name) if name else int(round((times[-1] - times[0]) / step)) + 1)
+    count = timeaxis.grid_size(dates, name) if name else _step_count(times[-1] - times[0], step)
     if freq is None and count * MIN_OBSERVED_FRACTION > times.size:
         return times, None  # too sparse for gaps in a regular series: keep the irregular axis
     try:
@@ -419,12 +421,20 @@ def _time_grid(times: np.ndarray, table: Table, bytes_per_time: int, label: str)
     return grid, name or f"step {float(step):g}"
 
 
+def _step_count(span: float, step: float) -> int:
+    """Times of a grid of ``step`` over ``span`` (capped at :data:`MAX_GRID_TIMES`, so a tiny step cannot overflow)."""
+    with np.errstate(over="ignore"):
+        steps = span / step
+    return int(round(steps)) + 1 if steps < MAX_GRID_TIMES else MAX_GRID_TIMES
+
+
 def _numeric_step(times: np.ndarray) -> Optional[float]:
     """The smallest gap when every gap is a whole number of it (a regular grid with gaps), else None."""
     gaps = np.diff(times)
     step = float(gaps.min())
-    ratio = gaps / step
-    return step if np.all(np.abs(ratio - np.round(ratio)) <= GRID_TOLERANCE * ratio) else None
+    with np.errstate(over="ignore", invalid="ignore"):  # a subnormal step overflows: then it is no grid
+        ratio = gaps / step
+        return step if np.all(np.abs(ratio - np.round(ratio)) <= GRID_TOLERANCE * ratio) else None
 
 
 def _inputs_on_grid(table: Table, names: list[str], times: np.ndarray, col: np.ndarray, label: str) -> np.ndarray:
