@@ -1,13 +1,20 @@
 """Closed-form learners: SINDy recovers Lorenz-63's equations, NVAR forecasts a linear oscillator,
 and every closed-form model survives save -> load unchanged."""
+import json
+import math
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 import workbench as wb
 from workbench.learners import compatibility
+from workbench.errors import BadParameterError, DivergenceError, SolverStallError
 from workbench.learners.closed_form import validation_valid_steps
 from workbench.learners.reservoir import RIDGE_GRID
+from workbench.learners.sindy import SINDy
+from workbench.realdata import load_real
 from workbench.windows import prepare
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
@@ -33,6 +40,7 @@ def assert_recovers_lorenz(model, rel: float) -> None:
 
 def test_sindy_recovers_lorenz_from_clean_data_within_1_percent():
     model = wb.fit(lorenz_data(), "sindy", threshold=THRESHOLD)
+    assert model.history[-1]["degree"] == 2  # degree="auto" keeps the lowest degree that explains the data
     assert_recovers_lorenz(model, 0.01)
     assert model.equations()[0] == "dx/dt = -10 x + 10 y"
     assert model.equations(latex=True)[2] == r"\frac{dz}{dt} = -2.667 z + 1 x y"
@@ -127,3 +135,53 @@ def test_nvar_at_its_published_ridge_runs_away_on_rossler_and_auto_does_not(ross
 def test_auto_ridge_without_validation_data_uses_the_published_weight():
     ds = wb.simulate("lorenz63", n=4, t_end=2.0, dt=0.01, seed=0, split=(1.0, 0.0, 0.0))
     assert wb.fit(ds, "nvar").history[-1]["ridge"] == 2.5e-6
+
+
+def test_sindy_chooses_degree_3_for_van_der_pol_and_finds_mu_x2_y():
+    ds = wb.simulate("van_der_pol", n=16, seed=0)
+    mu = json.loads(ds.attrs["params"])["mu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the chosen library explains the data: no warning
+        model = wb.fit(ds, "sindy")
+    assert model.history[-1]["degree"] == 3
+    names = model.learner.term_names(["x", "y"])
+    coefficient = float(model.learner.coefficients[1, names.index("x^2 y")])
+    assert coefficient == pytest.approx(-mu, rel=0.05)
+
+
+def test_sindy_warns_when_a_fixed_degree_cannot_explain_van_der_pol():
+    ds = wb.simulate("van_der_pol", n=8, seed=0)
+    with pytest.warns(UserWarning, match=r"unexplained.*try degree=3"):
+        model = wb.fit(ds, "sindy", degree=2)
+    assert model.history[-1]["unexplained"] > 0.2
+
+
+def test_sindy_rollout_of_a_blowing_up_model_ends_in_a_named_error():
+    learner = SINDy(1, degree=2)  # dx/dt = x^2 from x = 1 blows up at t = 1
+    learner.coefficients.copy_(torch.tensor([[0.0, 0.0, 1.0]]))
+    with pytest.raises((DivergenceError, SolverStallError), match="discovered equations"):
+        learner.rollout(torch.ones(1, 1), torch.linspace(0.0, 2.0, 21))
+
+
+@pytest.fixture(scope="module")
+def sunspots_split():
+    return wb.split_time(load_real("sunspots"))
+
+
+def test_esn_defaults_fit_a_time_split_real_series(sunspots_split):
+    model = wb.fit(sunspots_split, "esn", size=50)  # chunks of 31 samples: washout follows them
+    assert model.learner.options["washout"] == 15
+    assert math.isfinite(model.history[-1]["val_loss"])
+
+
+def test_sindy_fits_a_time_split_real_series_and_says_what_it_cannot_explain(sunspots_split):
+    with pytest.warns(UserWarning, match="unexplained.*embed"):
+        model = wb.fit(sunspots_split, "sindy", derivative="smoothed")
+    assert math.isfinite(model.history[-1]["val_loss"])
+    assert model.history[-1]["threshold"] < 0.1  # scaled to the series' slow rate
+
+
+@pytest.mark.parametrize("ridge", [math.inf, 0.0, -1.0])
+def test_reservoir_refuses_a_ridge_that_is_not_finite_and_positive(ridge):
+    with pytest.raises(BadParameterError, match="ridge"):
+        wb.fit(wb.simulate("lorenz63", n=4, t_end=1.0, dt=0.01), "nvar", ridge=ridge)
