@@ -84,3 +84,24 @@ def test_chaos_cell_scores_sindy_on_lorenz63_against_the_published_exponent(tmp_
 def test_leaderboard_cells_survive_huge_values_and_count_infinite_ones():
     assert bench._mean_std(np.array([1e194, 2e194])) == "1.5e+194 ± 5e+193"  # the plain std overflows to inf
     assert bench._mean_std(np.array([1.0, 3.0, np.inf, np.nan])) == "2 ± 1 (+1 ∞)"
+
+
+def test_a_failed_cells_error_stays_inside_its_leaderboard_row(tmp_path):
+    grid = bench.grid_from_names(["van_der_pol"], ["resnet"], [0], 1.0, n=4)
+    (tmp_path / "cells").mkdir()
+    record = {"system": "van_der_pol", "learner": "resnet", "seed": 0, "error": "ValueError: a | b\nsecond line"}
+    (tmp_path / "cells" / "van_der_pol__resnet__seed0.json").write_text(json.dumps(record))
+    bench.collect(grid, tmp_path)
+    rows = [line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if line.startswith("|")]
+    assert len(rows) == 3                               # header, rule, one row: the newline did not end it
+    assert rows[2].endswith("| 1: ValueError: a \\| b second line |")
+
+
+def test_dask_nanny_kill_warning_is_hidden_while_the_cluster_runs():
+    import logging
+
+    nanny = logging.getLogger("distributed.nanny")
+    before = nanny.level
+    with bench.quiet_dask_shutdown():
+        assert not nanny.isEnabledFor(logging.WARNING)
+    assert nanny.level == before

@@ -1,7 +1,10 @@
 """The command line: tables, generation to HDF5, one-line errors, and what it says at once."""
+import io
+import re
 import socket
 import subprocess
 import sys
+import time
 
 import xarray as xr
 
@@ -97,3 +100,95 @@ def test_commands_say_what_they_start_before_loading_the_engine(tmp_path):
                           check=True).stdout.split() == ["False", "False"]
     result = cli("generate", "van_der_pol", "--n", "2", "--t-end", "1", "--out", str(tmp_path / "v.h5"))
     assert result.stdout.splitlines()[0] == f"generating 2 trajectories of van_der_pol -> {tmp_path / 'v.h5'}"
+
+
+ENGINE_FREE = """
+import sys
+from workbench.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    print(exc.code, 'torch' in sys.modules)
+"""
+
+
+def test_argument_errors_answer_before_the_engine_loads(tmp_path):
+    # the process reports whether torch was ever imported: the error came before the engine (seconds) loaded
+    for args, message in (
+            (["generate", "nosuchsystem", "--out", "x.h5"], "error: unknown system 'nosuchsystem'; run `workbench "
+                                                            "systems` for the list"),
+            (["generate", "lorenz6", "--out", "x.h5"], "error: unknown system 'lorenz6'; did you mean lorenz96"),
+            (["generate", "lorenz63", "--param", "rho=1e9", "--out", "x.h5"],
+             "error: parameter rho=1e+09 of 'lorenz63' is outside its valid range [24, 40]; choose a value inside it"),
+            (["generate", "lorenz63", "--param", "nope=1", "--out", "x.h5"], "error: system 'lorenz63' has no parameter"),
+            (["generate", "lorenz63", "--param", "rho=abc", "--out", "x.h5"], "error: --param expects NAME=NUMBER"),
+            (["fit", str(tmp_path / "missing.h5"), "--out", "run"], "error: no such file:"),
+            (["evaluate", str(tmp_path / "norun"), "--data", "x.h5"], "error: the run folder"),
+            (["benchmark", "--out", __file__, "--quiet"], "error: --out"),
+            (["show", "nosuch"], "error: unknown system 'nosuch'")):
+        result = subprocess.run([sys.executable, "-c", ENGINE_FREE, *args], capture_output=True, text=True,
+                                cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), (args, result.stderr)
+        assert result.stdout.split() == ["2", "False"], (args, result.stdout)
+
+
+def test_the_catalog_index_read_from_source_is_the_catalog():
+    from workbench.cli import catalog_index
+
+    index = catalog_index()
+    assert sorted(index) == wb.systems()
+    checked = 0
+    for name, ranges in index.items():
+        if ranges is not None:                      # None: computed in the source, checked by the engine
+            assert ranges == {k: (p.low, p.high) for k, p in wb.system(name).params.items()}, name
+            checked += 1
+    assert checked >= len(index) - 3
+
+
+def test_help_shows_no_type_tags_and_describes_every_option():
+    import typer.main
+
+    from workbench.cli import app
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"{name} {param.opts[0]} has no description"
+    for args in (["--help"], ["fit", "--help"], ["generate", "--help"], ["benchmark", "--help"]):
+        out = cli(*args, columns=120).stdout
+        assert not re.search(r"<(bool|str|int|float|path|list\[str\])>", out), (args, out)
+
+
+def test_fit_progress_shows_epoch_losses_and_time_left():
+    from tqdm import tqdm
+
+    from workbench.cli import epoch_progress
+
+    bar = tqdm(total=None, file=io.StringIO(), disable=False)
+    update = epoch_progress(bar, budget=60.0)
+    update({"epoch": 3, "epochs": 10 ** 9, "train_loss": 0.0123, "val_loss": 0.0456, "elapsed": 15.2})
+    text = str(bar)
+    assert "epoch=3" in text and "train=0.0123" in text and "val=0.0456" in text and "left=45 s" in text
+    assert text.lstrip().startswith("25%")
+    bar = tqdm(total=None, file=io.StringIO(), disable=False)
+    epoch_progress(bar, budget=None)({"epoch": 4, "epochs": 40, "train_loss": None, "val_loss": 1.5, "elapsed": 2.0})
+    assert " 4/40 " in str(bar) and "train=—" in str(bar)
+
+
+def test_a_bar_is_redrawn_while_its_work_gives_no_update(monkeypatch):
+    from workbench import progress
+
+    monkeypatch.setattr(progress, "REFRESH_S", 0.02)
+    sink = io.StringIO()
+    bar = progress.LiveBar(total=3, file=sink, disable=False, mininterval=0)
+    try:
+        for _ in range(500):                        # a condition, not a clock: wait for three redraws
+            if sink.getvalue().count("\r") >= 4:
+                break
+            time.sleep(0.02)
+    finally:
+        bar.close()
+    assert sink.getvalue().count("\r") >= 4
+    assert not bar._ticker.is_alive()

@@ -9,12 +9,14 @@ system's data is not fitted at all: its cells record the reason as ``skipped``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -208,7 +210,7 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
     Returns:
         The tidy results Dataset (``score(system, learner, seed, metric)`` and ``error``).
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
     from .progress import progress_bar
     from .simulate import simulate
@@ -243,31 +245,51 @@ def run_grid(grid: Grid, out: PathLike, *, scheduler: Optional[str] = None, work
                 else:
                     todo.append((spec.system, entry, seed))
     if todo:
-        cluster = None
-        if scheduler:
+        # the bar opens before the cluster starts: starting workers takes seconds, and a cell a whole budget
+        with progress_bar(len(todo), "benchmark cells", progress, "cell") as bar, quiet_dask_shutdown():
+            client, cluster = _connect(scheduler, workers)
             try:
-                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
-            except (OSError, TimeoutError) as exc:
-                raise SchedulerError(f"could not connect to the Dask scheduler at {scheduler} ({exc}); "
-                                     "check that it is running, or drop --scheduler to run on this machine",
-                                     address=scheduler) from None
-        else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, env={"WORKBENCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
-            client = Client(cluster)
-        try:
-            # every cell's first seed before any second one, so a grid stopped early still covers each pair
-            futures = [client.submit(run_cell, data_paths[s], test_paths[s], s, e, seed, grid.budget, str(folder),
-                                     pure=False, priority=-grid.seeds.index(seed))
-                       for s, e, seed in todo]
-            with progress_bar(len(futures), "benchmark cells", progress, "cell") as bar:
+                # every cell's first seed before any second one, so a grid stopped early still covers each pair
+                futures = [client.submit(run_cell, data_paths[s], test_paths[s], s, e, seed, grid.budget,
+                                         str(folder), pure=False, priority=-grid.seeds.index(seed))
+                           for s, e, seed in todo]
                 for _ in as_completed(futures):
                     bar.update(1)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
     return collect(grid, folder)
+
+
+def _connect(scheduler: Optional[str], workers: Optional[int]) -> tuple[Any, Any]:
+    """A Dask client of the scheduler at ``scheduler``, or of a new ``LocalCluster`` (returned too, to close)."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT), None
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerError(f"could not connect to the Dask scheduler at {scheduler} ({exc}); "
+                                 "check that it is running, or drop --scheduler to run on this machine",
+                                 address=scheduler) from None
+    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                           dashboard_address=None, env={"WORKBENCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    return Client(cluster), cluster
+
+
+@contextmanager
+def quiet_dask_shutdown() -> Iterator[None]:
+    """Hide the nanny's "Worker process still alive after ... seconds, killing" warning while the
+    cluster runs and closes: a worker busy in a cell's torch step is expected to be killed, and the
+    warning reads like a failure."""
+    nanny = logging.getLogger("distributed.nanny")
+    level = nanny.level
+    nanny.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        nanny.setLevel(level)
 
 
 def results_folder(out: PathLike) -> Path:
@@ -361,6 +383,11 @@ def _mean_std(v: np.ndarray) -> str:
     return text or "—"
 
 
+def _markdown_cell(text: str) -> str:
+    """``text`` as one table cell: a newline would end the row and a ``|`` start another column."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def leaderboard(ds: xr.Dataset, grid: Grid) -> str:
     """Markdown: mean +- std over seeds per system and learner, published numbers alongside.
 
@@ -393,7 +420,7 @@ def leaderboard(ds: xr.Dataset, grid: Grid) -> str:
                 cells.append(f"{ref:.3g}" if ref is not None else "")
             failed = [e for e in ds["error"].sel(system=s, learner=label).values if e]
             cells.append(f"{int(ds['finished'].sel(system=s, learner=label).sum())}/{ds.sizes['seed']}")
-            cells.append(f"{len(failed)}: {failed[0][:80]}" if failed else "0")
+            cells.append(f"{len(failed)}: {_markdown_cell(failed[0][:80])}" if failed else "0")
             lines.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
     notes = [f"\nSkipped (cannot fit): {learner} on {', '.join(systems)}." for learner, systems in skipped.items()]
     return "\n".join(lines) + "\n" + "".join(f"{n}\n" for n in notes)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+import threading
+from typing import Any, Optional
 
 from tqdm.auto import tqdm
 
-from .errors import BadParameterError
+# seconds between redraws of a bar whose work gives no update (a long epoch, a benchmark cell), so its
+# elapsed time and time left keep moving and nothing looks hung
+REFRESH_S = 1.0
 
 
 def progress_enabled(progress: Optional[bool]) -> bool:
@@ -18,11 +21,45 @@ def progress_enabled(progress: Optional[bool]) -> bool:
     if progress is None:
         return sys.stderr.isatty()
     if not isinstance(progress, bool):
+        from .errors import BadParameterError  # here: it loads the catalog (torch), which a bar needs not
+
         raise BadParameterError(f"progress must be True, False or None (automatic), got {progress!r}")
     return progress
 
 
-def progress_bar(total: float, desc: str, progress: Optional[bool] = None, unit: str = "it") -> tqdm:
-    """A tqdm bar that is disabled unless :func:`progress_enabled` says otherwise."""
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress_enabled(progress),
-                dynamic_ncols=True, leave=False)
+class LiveBar(tqdm):
+    """A tqdm bar that a daemon thread redraws every :data:`REFRESH_S` seconds while it is open."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._stop = threading.Event()
+        self._ticker: Optional[threading.Thread] = None
+        if not self.disable:
+            self._ticker = threading.Thread(target=self._tick, name="progress-refresh", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(REFRESH_S):
+            self.refresh()
+
+    def close(self) -> None:
+        """Stop redrawing, then close the bar (safe to call twice)."""
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            if self._ticker is not None and self._ticker is not threading.current_thread():
+                self._ticker.join()
+        super().close()
+
+
+def progress_bar(total: Optional[float], desc: str, progress: Optional[bool] = None, unit: str = "it") -> tqdm:
+    """A :class:`LiveBar` that is disabled unless :func:`progress_enabled` says otherwise.
+
+    Arguments:
+        total: the count the bar fills to (``None``: unknown yet; set ``bar.total`` later).
+        desc: the label in front of the bar.
+        progress: ``True``/``False`` to force, ``None`` for on only on a terminal.
+        unit: what one step of ``update`` counts.
+    """
+    return LiveBar(total=total, desc=desc, unit=unit, disable=not progress_enabled(progress),
+                   dynamic_ncols=True, leave=False)
