@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import xarray as xr
 
@@ -192,3 +193,18 @@ def test_a_bar_is_redrawn_while_its_work_gives_no_update(monkeypatch):
         bar.close()
     assert sink.getvalue().count("\r") >= 4
     assert not bar._ticker.is_alive()
+
+
+def test_the_package_exports_its_api_and_nothing_else():
+    code = ("import sys, workbench as wb; names = set(dir(wb)); "
+            "print(sorted(names ^ set(wb.__all__)), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "False"]           # dir() is __all__, and importing loads no torch
+    assert not {"Any", "importlib", "sys", "types", "annotations"} & set(dir(wb))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in set(re.findall(r"\bwb\.([A-Za-z_]+)", readme)):
+        assert name in wb.__all__ and getattr(wb, name) is not None, name
+    from workbench.learners import LEARNERS         # the module loads, yet wb.learners stays the function
+
+    assert sys.modules["workbench.learners"].LEARNERS is LEARNERS
+    assert wb.learners() == sorted(LEARNERS) and callable(wb.learners)

@@ -1,17 +1,41 @@
 """Dynamical-systems modeling workbench: ground truth, neural surrogates, comparisons, HDF5 data.
 
-Public API (see README): ``systems``, ``system``, ``register_system``, ``simulate``, ``save``,
-``load``, ``from_csv``, ``from_numpy``, ``learners``, ``fit``, ``load_model``, ``WorkbenchError``.
+Public API (``import workbench as wb``; see the README and ``__all__``):
+
+- catalog: ``systems()``, ``system(name)``, ``register_system(system)``, ``System``, ``Param``;
+- data: ``simulate``, ``save``, ``load``, ``from_csv``, ``from_netcdf``, ``from_numpy``,
+  ``select_split``, ``split_time``, ``suggest_embedding``;
+- models: ``learners()``, ``fit``, ``Model``, ``load_model``, ``evaluate``;
+- errors: ``WorkbenchError`` (the root of every error a user can cause; the subclasses are in
+  ``workbench.errors``).
+
+Nothing else is re-exported. The names load on first use (PEP 562), so ``import workbench`` and the
+command line start without torch and xarray; submodules stay importable (``workbench.learners``,
+``wb.metrics``) but never replace a public function of the same name (``wb.learners()`` is the
+function, its module is ``workbench.learners``).
 """
-import importlib
-import sys
-import types
-from typing import Any
+import importlib as _importlib
+import sys as _sys
+import types as _types
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._version import __version__
 
-# Public name -> the module defining it, imported on first use (PEP 562): `import workbench` and the
-# command line start in a fraction of a second instead of loading torch, xarray and every learner.
+if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
+    from systems import Param, System
+
+    from .catalog import register_system, system, systems
+    from .dataset import from_csv, from_netcdf, from_numpy, load, save, select_split
+    from .embedding import suggest_embedding
+    from .errors import WorkbenchError
+    from .evaluate import evaluate
+    from .learners import learners
+    from .model import Model, load_model
+    from .simulate import simulate
+    from .splits import split_time
+    from .training import fit
+
+# Public name -> the module defining it, imported on first use.
 _EXPORTS = {
     "Param": "systems", "System": "systems",
     "register_system": ".catalog", "system": ".catalog", "systems": ".catalog",
@@ -22,14 +46,16 @@ _EXPORTS = {
     "fit": ".training", "evaluate": ".evaluate",
 }
 
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
-def __getattr__(name: str) -> Any:
+
+def __getattr__(name: str) -> object:
     """A public name or a submodule (``wb.metrics``), imported on first access and cached."""
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        value = getattr(_importlib.import_module(_EXPORTS[name], __name__), name)
     else:
         try:
-            value = importlib.import_module(f".{name}", __name__)
+            value = _importlib.import_module(f".{name}", __name__)
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":
                 raise
@@ -39,24 +65,19 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    """The public API only (submodules are reached as attributes or imported by name)."""
+    return list(__all__)
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     """The package module; loading a submodule never hides the public function of the same name."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         # Importing `workbench.simulate` makes Python set the attribute `simulate` to the submodule; the
         # public name is the function (as it was when this file imported everything eagerly).
-        if name in _EXPORTS and isinstance(value, types.ModuleType) and _EXPORTS[name] == f".{name}":
+        if name in _EXPORTS and isinstance(value, _types.ModuleType) and _EXPORTS[name] == f".{name}":
             return
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
-
-__all__ = [
-    "Model", "Param", "System", "WorkbenchError", "evaluate", "fit", "from_csv", "from_netcdf", "from_numpy",
-    "learners", "load", "load_model", "register_system", "save", "select_split", "simulate", "split_time",
-    "suggest_embedding", "system", "systems", "__version__",
-]
+_sys.modules[__name__].__class__ = _Package
