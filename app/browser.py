@@ -26,6 +26,27 @@ HEADINGS = {"Systems": "Systems catalog", "Train": "Train a surrogate", "Compare
             "Uncertainty": "Uncertainty", "Data": "Your data"}
 
 
+# the fixed CPU-bound work whose wall time over CPU time says how busy the machine is right now
+PROBE_ITERATIONS = 1_000_000
+
+
+def slowdown() -> float:
+    """How many times longer than its CPU time a fixed piece of work takes right now (at least 1): on an
+    idle machine about 1, on a machine shared by N busy processes per core about N. Measured, so no
+    reference machine is assumed."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    total = 0
+    for k in range(PROBE_ITERATIONS):
+        total += k * k % 7
+    return max(1.0, (time.perf_counter() - wall) / max(time.process_time() - cpu, 1e-3))
+
+
+def scaled(idle_s: float) -> float:
+    """A timeout for a step that takes up to ``idle_s`` seconds on an idle machine, stretched by the
+    measured :func:`slowdown` of this machine now (re-measured at every call: the load changes)."""
+    return idle_s * slowdown()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,7 +65,8 @@ def health_seconds(url: str, timeout: float = 5.0) -> Optional[float]:
 
 @contextlib.contextmanager
 def server(log: Path, timeout_s: float = 90.0, threads: str = "1") -> Iterator[str]:
-    """A `streamlit run` subprocess of the app on a free local port; yields its base URL."""
+    """A `streamlit run` subprocess of the app on a free local port; yields its base URL. ``timeout_s``
+    is the wait for its health check on an idle machine, stretched by :func:`scaled`."""
     port = free_port()
     env = {**os.environ, "WORKBENCH_THREADS": threads}
     cmd = [sys.executable, "-m", "streamlit", "run", str(ENTRY), "--server.address", "127.0.0.1",
@@ -57,7 +79,7 @@ def server(log: Path, timeout_s: float = 90.0, threads: str = "1") -> Iterator[s
         proc = subprocess.Popen(cmd, cwd=ENTRY.parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + scaled(timeout_s)
         while health_seconds(url) is None:
             if proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
@@ -81,10 +103,10 @@ def chromium() -> Iterator["object"]:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                                     timeout=60_000)
+                                     timeout=scaled(30.0) * 1000)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(scaled(30.0) * 1000)
             yield page
         finally:
             browser.close()
@@ -96,7 +118,9 @@ def running(page) -> bool:
 
 
 def wait_idle(page, timeout_s: float, quiet_s: float = 1.5) -> None:
-    """Wait until the script is not running (no status widget) for ``quiet_s`` seconds in a row."""
+    """Wait until the script is not running (no status widget) for ``quiet_s`` seconds in a row;
+    ``timeout_s`` is for an idle machine, stretched by the measured :func:`slowdown`."""
+    timeout_s = scaled(timeout_s)
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
@@ -112,11 +136,12 @@ def wait_idle(page, timeout_s: float, quiet_s: float = 1.5) -> None:
 
 def wait_charts(page, keys: Sequence[str], timeout_s: float) -> float:
     """Wait until the Plotly charts with these Streamlit keys are drawn and the script has stopped;
-    return the seconds until then (the quiet period that confirms it is not counted)."""
+    return the seconds until then (the quiet period that confirms it is not counted). ``timeout_s`` is
+    for an idle machine, stretched by the measured :func:`slowdown`."""
     start = time.monotonic()
     page.wait_for_function(
         "keys => keys.every(k => document.querySelector(`.st-key-${k} .js-plotly-plot .main-svg`))",
-        arg=list(keys), timeout=timeout_s * 1000, polling=50)
+        arg=list(keys), timeout=scaled(timeout_s) * 1000, polling=50)
     while running(page):
         page.wait_for_timeout(50)
     done = time.monotonic() - start
@@ -124,10 +149,11 @@ def wait_charts(page, keys: Sequence[str], timeout_s: float) -> float:
     return done
 
 
-def go_to(page, title: str) -> None:
-    """Click the page's link in the sidebar and wait for its heading."""
+def go_to(page, title: str, timeout_s: float = 60.0) -> None:
+    """Click the page's link in the sidebar and wait for its heading (``timeout_s`` on an idle machine,
+    stretched by the measured :func:`slowdown`)."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.locator("h1", has_text=HEADINGS[title]).first.wait_for(timeout=120_000)
+    page.locator("h1", has_text=HEADINGS[title]).first.wait_for(timeout=scaled(timeout_s) * 1000)
 
 
 def problems(page) -> list[str]:

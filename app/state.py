@@ -56,15 +56,24 @@ def simulate_cached(system: str, options_json: str) -> xr.Dataset:
     return wb.simulate(system, **json.loads(options_json), progress=False)
 
 
+def shipped_demo_scores(model: Model, ds: xr.Dataset, n_samples: int) -> Optional[xr.Dataset]:
+    """The scores shipped with a demo (``workbench demo`` writes them) if they belong to exactly this
+    model, dataset and ``n_samples`` (content keys compared), else None."""
+    for kind in DEMOS:
+        shipped = views.shipped_scores(scores_path(demo_paths(kind)[0]), model, ds, n_samples)
+        if shipped is not None:
+            return shipped
+    return None
+
+
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
 def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
     """:func:`workbench.evaluate` on the test split, cached by the model's and the dataset's content;
     the scores shipped with the demo (written by `workbench demo`) are used when they belong to exactly
     this model and dataset."""
-    for kind in DEMOS:
-        shipped = views.shipped_scores(scores_path(demo_paths(kind)[0]), model, ds, n_samples)
-        if shipped is not None:
-            return shipped
+    shipped = shipped_demo_scores(model, ds, n_samples)
+    if shipped is not None:
+        return shipped
     # the long-run climate scores (seconds to a minute) are the Compare page's on-demand panel instead
     return evaluate(model, ds, n_samples=n_samples, attractor=False)
 
@@ -110,9 +119,11 @@ def oracle_cached(test: xr.Dataset, n_samples: int, seed: int) -> Optional[xr.Da
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
 def calibration_cached(model: Model, ds: xr.Dataset, n_samples: int) -> xr.Dataset:
-    """Calibration curves on the test split; the demo ships them with its scores for ``n_samples=32``."""
-    scores = evaluate_cached(model, ds, n_samples)
-    if "calibration_learned" in scores:
+    """Calibration curves on the test split; the demo ships them with its scores for ``n_samples=32``.
+    Without shipped curves only the curves are computed: the page's charts never wait for the full
+    evaluation (CRPS, energy scores), which took three times as long."""
+    scores = shipped_demo_scores(model, ds, n_samples)
+    if scores is not None and "calibration_learned" in scores:
         return scores[[name for name in scores.data_vars if name.startswith("calibration_")]]
     return views.calibration_report(model, ds, n_samples)
 

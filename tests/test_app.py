@@ -425,3 +425,11 @@ def test_new_data_and_a_model_trained_in_the_background_are_what_the_pages_selec
     assert app.selectbox[-1].value == "uploaded: mine.csv"
     app.switch_page("views/train.py").run()
     assert app.selectbox[0].value == "uploaded: mine.csv"
+
+
+def test_browser_timeouts_stretch_with_the_measured_slowdown(monkeypatch):
+    import browser
+
+    assert browser.slowdown() >= 1.0
+    monkeypatch.setattr(browser, "slowdown", lambda: 3.0)  # three runnable processes per core
+    assert browser.scaled(30.0) == 90.0

@@ -71,7 +71,9 @@ def model_key(model: Any) -> str:
     its standardisation and its description (``model.meta``: learner, options, variables, system).
 
     A retrained model, even under the same label, gets a different key; a model saved and loaded
-    again gets the same one.
+    again gets the same one. A ``rate`` buffer of exactly 1 (the identity scaling, which files saved
+    before format 3 load with) is left out, so such a model keeps the key it was saved with and the
+    scores shipped for it (:func:`shipped_scores`) still match.
 
     Arguments:
         model: a :class:`workbench.Model`.
@@ -81,6 +83,8 @@ def model_key(model: Any) -> str:
     """
     digest = hashlib.sha256()
     for name, tensor in model.learner.state_dict().items():
+        if name.rsplit(".", 1)[-1] == "rate" and tensor.numel() == 1 and float(tensor) == 1.0:
+            continue
         _update_with_array(digest, name, tensor.detach().cpu().numpy())
     _update_with_array(digest, "scaler.mean", model.scaler.mean)
     _update_with_array(digest, "scaler.std", model.scaler.std)
