@@ -200,6 +200,18 @@ def test_out_of_range_options_are_refused_before_training(bad):
         wb.fit(ds, learner, **{**TINY, **bad})
 
 
+def test_training_options_accept_numpy_numbers_and_print_them_as_numbers():
+    from workbench.training import TrainConfig
+
+    config = TrainConfig(epochs=np.int64(3), batch_size=np.int64(8), lr=np.float64(0.01), seed=np.int64(2))
+    assert (config.epochs, config.batch_size, config.lr, config.seed) == (3, 8, 0.01, 2)
+    assert all(type(v) in (int, float) for v in (config.epochs, config.batch_size, config.lr, config.seed))
+    with pytest.raises(wb.errors.BadParameterError, match=r"epochs must be an integer in \[1, 1,000,000,000\], got 0$"):
+        TrainConfig(epochs=np.int64(0))
+    with pytest.raises(wb.errors.BadParameterError, match=r"lr must be a finite number in \(0, 1\], got 2.0$"):
+        TrainConfig(lr=np.float64(2.0))
+
+
 def test_a_loss_that_explodes_is_reported_as_divergence():
     from workbench.training.guards import DivergenceGuard
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 
 from ..errors import BadParameterError
@@ -43,16 +45,23 @@ def parse_duration(value: Union[None, float, int, str]) -> Optional[float]:
     return seconds
 
 
+def _shown(value: Any) -> str:
+    """``value`` for a message: a numpy scalar as its plain number (``0``, not ``np.int64(0)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadParameterError(f"{name} must be an integer in [{low}, {high:,}], got {value!r}")
+    """``value`` as an int in [low, high]; numpy integers count, bools do not."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise BadParameterError(f"{name} must be an integer in [{low}, {high:,}], got {_shown(value)}")
     return int(value)
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+    """``value`` as a finite float in (low, high]; numpy numbers count, bools do not."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or not low < value <= high:
-        raise BadParameterError(f"{name} must be a finite number in ({low:g}, {high:g}], got {value!r}")
+        raise BadParameterError(f"{name} must be a finite number in ({low:g}, {high:g}], got {_shown(value)}")
     return float(value)
 
 
@@ -104,16 +113,16 @@ class TrainConfig:
         object.__setattr__(self, "time_budget", budget)
         epochs = self.epochs if self.epochs is not None else (10 ** 9 if budget is not None else DEFAULT_EPOCHS)
         object.__setattr__(self, "epochs", _integer("epochs", epochs, 1, 10 ** 9))
-        _integer("batch_size", self.batch_size, 1, MAX_BATCH)
-        _integer("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
-        _integer("patience", self.patience, 1, 10 ** 9)
-        _integer("seed", self.seed, 0, 2 ** 63 - 1)
+        # stored converted, so numpy scalars never reach the run's JSON
+        for name, low, high in (("batch_size", 1, MAX_BATCH), ("steps_per_epoch", 1, MAX_STEPS_PER_EPOCH),
+                                ("patience", 1, 10 ** 9), ("seed", 0, 2 ** 63 - 1)):
+            object.__setattr__(self, name, _integer(name, getattr(self, name), low, high))
         if self.window is not None:
-            _integer("window", self.window, 2, 10 ** 7)
-        _number("lr", self.lr, 0.0, 1.0)
+            object.__setattr__(self, "window", _integer("window", self.window, 2, 10 ** 7))
+        object.__setattr__(self, "lr", _number("lr", self.lr, 0.0, 1.0))
         if not isinstance(self.curriculum, bool):
             raise BadParameterError(f"curriculum must be True or False, got {self.curriculum!r}")
-        _number("clip", self.clip, 0.0, 1e6)
+        object.__setattr__(self, "clip", _number("clip", self.clip, 0.0, 1e6))
         schedule = self.schedule or ("cosine" if budget is not None else "plateau")
         if schedule not in SCHEDULES:
             raise BadParameterError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
