@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -52,7 +53,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
              split: Optional[Sequence[float]] = DEFAULT_SPLIT,
              method: Optional[str] = None, rtol: float = 1e-10, atol: float = 1e-10,
              sde_dt: Optional[float] = None, scheme: Optional[str] = None, brownian: Any = None,
-             max_steps: int = 200_000, device: DeviceLike = None, options: Optional[Mapping[str, int]] = None,
+             max_steps: int = 200_000, max_seconds: Optional[float] = None, device: DeviceLike = None, options: Optional[Mapping[str, int]] = None,
              progress: Optional[bool] = None, threads: Optional[int] = None,
              compile: Optional[bool] = None) -> xr.Dataset:
     """Integrate ``n`` trajectories of a system and return them as a labelled dataset.
@@ -72,9 +73,13 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         missing: fraction of samples (after the first) dropped at random per trajectory;
             recorded in ``mask`` and set to NaN in ``state``: irregular sampling.
         derivative: also store the true drift at the (noise-free) samples as ``derivative``.
-        split: fractions for train/val/test by trajectory, or ``None`` for no split. The default
-            (0.8, 0.1, 0.1) keeps at least 8 test and 2 validation trajectories when ``n >= 16``
-            (n = 16: 6/2/8, n = 32: 21/3/8, n >= 80: the plain fractions).
+        split: fractions for train/val/test by trajectory, or ``None`` for no split. Validation
+            and test each get the nearest whole number of trajectories (halves round up), at least
+            one each where their fraction is positive and ``n >= 3``; training gets the rest (at
+            least one where its fraction is positive). The default (0.8, 0.1, 0.1) gives
+            n = 10: 8/1/1, 16: 12/2/2, 32: 26/3/3, 100: 80/10/10. The attributes record the
+            counts (``split_counts``), the fractions realised (``split``) and those asked for
+            (``split_requested``).
         method: ODEs: ``"dop853"`` (default; per-trajectory step control), ``"dopri5"``, a
             torchdiffeq method (e.g. ``"dopri8"``, ``"rk4"``) or ``"radau"``/``"bdf"`` (scipy, per
             trajectory; the default for stiff systems).
@@ -85,16 +90,23 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
             :class:`workbench.sde.BrownianIncrements` seeded by ``seed``); pass a ``torchsde.BrownianTree`` to refine
             ``sde_dt`` on one fixed path.
         max_steps: step budget per trajectory before a :class:`SolverStallError`.
+        max_seconds: wall-clock budget of an ODE solve before a :class:`SolverStallError`
+            (``None``: none). Independently of it, ``dop853``/``dopri5`` refuse a stiff problem
+            (step sizes held by stability, see :func:`workbench.solvers.integrate_batch`) after
+            1,000 steps with a pointer to ``method="radau"``, and stop at once on a non-finite
+            initial state or derivative.
         device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
         options: structural options, e.g. ``{"dim": 10}`` for ``lorenz96``.
         progress: show a progress bar (default: only on a terminal).
         threads: torch CPU threads while solving (default: ``WORKBENCH_THREADS``, else 1 on a small CPU;
             the caller's count is restored afterwards, see :func:`workbench.devices.torch_threads`).
         compile: ODEs with ``dop853``/``dopri5``: run each solver step through ``torch.compile``
-            (``True``), never (``False``), or decide (``None``: where this process compiled the
-            step already, or once a long eager solve has a minute or more left; see
-            :func:`workbench.solvers.integrate_batch`). Compiling costs 6-50 s once per process and
-            system; it then runs 256 Lorenz-63 trajectories 4-5x faster on one CPU thread.
+            (``True``), never (``False``), or decide before solving from the problem's size
+            (``None``: where this process compiled the step already, or where trajectories x
+            variables x expected steps reach ``workbench.solvers.COMPILE_MIN_WORK``, about 70 s of
+            eager work; a compile started that way is logged as a warning). ``WORKBENCH_COMPILE=0``
+            in the environment turns compiling off for good. Compiling costs 6-50 s once per
+            process and system; it then runs 256 Lorenz-63 trajectories 4-5x faster on one CPU thread.
 
     Returns:
         ``xarray.Dataset`` in the workbench schema, float64.
@@ -109,14 +121,15 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     n = check_integer(n, "n (the number of trajectories)", 1)
     seed = check_integer(seed, "seed", 0, MAX_SEED)
     max_steps = check_integer(max_steps, "max_steps", 1)
+    if max_seconds is not None:
+        max_seconds = check_real(max_seconds, "max_seconds", 0.0, low_open=True)
     obs_noise, missing = _check_observation(obs_noise, obs_noise_kind, missing)
     dev = resolve_device(device)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     t = _sample_times(sys_, t_end, dt, times)
-    # about six float64 (trajectory, time, variable) arrays live at once: the solver's output, its
-    # numpy copy, the noisy copy, the derivative, the dataset's copy and validation's mask
-    check_allocation(6 * n * len(t) * sys_.dim * 8, f"{n} trajectories x {len(t)} samples x {sys_.dim} variables")
+    check_allocation(_memory_estimate(n, len(t), sys_.dim, obs_noise, missing, derivative),
+                     f"{n} trajectories x {len(t)} samples x {sys_.dim} variables")
     if not isinstance(derivative, bool):
         raise BadParameterError(f"derivative must be True or False, got {derivative!r}")
     values = _parameter_values(sys_, n, params, sample_params, rng)
@@ -126,7 +139,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     try:
         if sys_.kind == "ode":
             states, integrator = _solve_ode(sys_, y0.to(dev), tt, p, method, rtol, atol, max_steps, progress,
-                                            compile)
+                                            compile, max_seconds)
         else:
             states, integrator = _solve_sde(sys_, y0.to(dev), tt, p, sde_dt, scheme, seed, brownian, max_steps,
                                             progress)
@@ -135,14 +148,14 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     clean = states.cpu().numpy()
     deriv = _derivative(sys_, tt, torch.from_numpy(clean).to(dev), p) if derivative else None
     observed, mask = _observe(clean, obs_noise, obs_noise_kind, missing, rng)
-    split_labels = _split_labels(n, split, rng)
+    split_labels, split_attrs = _split_labels(n, split, rng)
     attrs = {
         "title": f"{sys_.name} trajectories", "system": sys_.name, "kind": sys_.kind,
         "params": {k: float(np.asarray(v).ravel()[0]) for k, v in values.items() if np.ndim(v) == 0},
         "options": dict(sys_.options), "generator": "workbench.simulate", "seed": int(seed),
         "obs_noise": float(obs_noise), "obs_noise_kind": obs_noise_kind, "missing": float(missing),
         "reference": sys_.reference, "facts": sys_.facts, **integrator,
-        **({} if split_labels is None else {"split": dict(zip(SPLITS, map(float, split)))}),
+        **split_attrs,
     }
     per_traj = {f"param_{k}": np.asarray(v, dtype=np.float64) for k, v in values.items() if np.ndim(v) == 1}
     return make_dataset(observed, t, sys_.state_names, units=sys_.state_units, time_units=sys_.time_units,
@@ -150,13 +163,30 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
                         per_trajectory=per_traj, split=split_labels, attrs=attrs)
 
 
+# Peak memory of a call, in float64 (trajectory, time, variable) arrays beyond what the process held
+# before it: measured with ru_maxrss in fresh processes (Lorenz-63 defaults, 2,001 samples) as 1.17,
+# 1.18 and 1.16 arrays at n = 256, 4,096 and 16,384 (14, 222 and 867 MiB); the solver's output is
+# the dataset's array (numpy and xarray share it), the rest is the solver's state and outputs of a step.
+BASE_ARRAYS = 1.25
+# each option adds arrays: noise (the normals and the noisy copy), the derivative, the NaN-masked copy
+NOISE_ARRAYS, DERIVATIVE_ARRAYS, MISSING_ARRAYS = 2.0, 1.0, 1.0
+
+
+def _memory_estimate(n: int, samples: int, dim: int, obs_noise: float, missing: float, derivative: bool) -> int:
+    """Bytes a :func:`simulate` call adds at its peak, from the size of one state array and the options."""
+    arrays = (BASE_ARRAYS + (NOISE_ARRAYS if obs_noise else 0.0) + (MISSING_ARRAYS if missing else 0.0)
+              + (DERIVATIVE_ARRAYS if derivative is True else 0.0))
+    return int(arrays * n * samples * dim * 8)
+
+
 def _naming_trajectory(exc: Exception, sys_: System, values: Mapping[str, Any], y0: torch.Tensor) -> Exception:
     """The solver's DivergenceError or SolverStallError again, naming the system, the failing
     trajectory's parameters and start, and what to change."""
     row = getattr(exc, "row", None)
+    problem = getattr(exc, "problem", str(exc)).removeprefix(f"trajectory {row}: ")
+    fix = getattr(exc, "fix", "") or "shorten t_end, pick parameters inside the attractor's range, or raise max_steps"
     return type(exc)(f"{sys_.name}: trajectory {row} with parameters {_row_params(values, row)} "
-                     f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {exc}. "
-                     "Shorten t_end, pick parameters inside the attractor's range, or raise max_steps", row=row)
+                     f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {problem}", fix=fix, row=row)
 
 
 def _whole(value: Any, name: str, high: int) -> int:
@@ -255,7 +285,8 @@ def _initial_states(sys_: System, n: int, x0: Any, gen: torch.Generator) -> torc
 
 def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
                method: Optional[str], rtol: float, atol: float, max_steps: int,
-               progress: Optional[bool], compile: Optional[bool] = None) -> tuple[torch.Tensor, dict[str, Any]]:
+               progress: Optional[bool], compile: Optional[bool] = None,
+               max_seconds: Optional[float] = None) -> tuple[torch.Tensor, dict[str, Any]]:
     rtol, atol = check_real(rtol, "rtol", 0.0, 1.0, low_open=True), check_real(atol, "atol", 0.0, 1.0, low_open=True)
     if not (0 < rtol < 1 and 0 < atol < 1):
         raise BadParameterError(f"rtol and atol must lie in (0, 1), got rtol={rtol}, atol={atol}")
@@ -270,13 +301,14 @@ def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
         with bar:
             # the catalog's module-level drift with the parameters as an argument: a compiled step is reused
             out, stats = integrate_batch(sys_.drift, y0, t, args=(p,), method=method, rtol=rtol, atol=atol,
-                                         max_steps=max_steps, bound=sys_.bound, compile=compile,
+                                         max_steps=max_steps, max_seconds=max_seconds, bound=sys_.bound,
+                                         compile=compile,
                                          progress=lambda f: bar.update(f - bar.n))
         info.update(integrator=f"{method} (workbench, per-trajectory step control"
                                f"{', compiled' if stats.compiled else ''})", nfe=stats.nfe)
         return out, info
     if method in SCIPY_METHODS:
-        return _solve_scipy(sys_, y0, t, p, method, rtol, atol, max_steps, progress), info
+        return _solve_scipy(sys_, y0, t, p, method, rtol, atol, max_steps, progress, max_seconds), info
     return _solve_torchdiffeq(sys_, y0, t, field, method, rtol, atol, max_steps), info
 
 
@@ -309,7 +341,8 @@ def _solve_torchdiffeq(sys_: System, y0: torch.Tensor, t: torch.Tensor, field: A
 
 
 def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor], method: str,
-                 rtol: float, atol: float, max_steps: int, progress: Optional[bool]) -> torch.Tensor:
+                 rtol: float, atol: float, max_steps: int, progress: Optional[bool],
+                 max_seconds: Optional[float] = None) -> torch.Tensor:
     """Implicit route for stiff systems: one scipy solve per trajectory (stiff steps differ wildly)."""
     from scipy.integrate import solve_ivp
 
@@ -317,13 +350,14 @@ def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str
     out = np.empty((y0.shape[0], len(t_np), y0.shape[1]))
     # implicit steps evaluate the field about (dim + 1) times for the Jacobian plus a few Newton iterations
     budget = max_steps * (y0.shape[1] + 8)
+    deadline = math.inf if max_seconds is None else time.perf_counter() + max_seconds
     bar = progress_bar(y0.shape[0], f"{sys_.name}: {method} per trajectory", progress, "traj")
     for row in range(y0.shape[0]):
         p_row = {k: (v[row] if v.ndim else v).cpu() for k, v in p.items()}
 
         def rhs(tt: float, y: np.ndarray) -> np.ndarray:
             calls[0] += 1
-            if calls[0] > budget:  # solve_ivp has no step cap of its own
+            if calls[0] > budget or time.perf_counter() > deadline:  # solve_ivp has no cap of its own
                 raise _OverBudget
             return sys_.drift(torch.tensor(tt, dtype=torch.float64),
                               torch.from_numpy(y.T), p_row).numpy().T
@@ -333,8 +367,8 @@ def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str
             sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), method=SCIPY_METHODS[method],
                             t_eval=t_np, rtol=rtol, atol=atol, vectorized=True)
         except _OverBudget:
-            raise SolverStallError(f"scipy {method} exceeded the budget of {max_steps} steps "
-                                   f"({budget} field evaluations)", row=row) from None
+            raise SolverStallError(f"scipy {method} exceeded the budget of {max_steps} steps ({budget} field "
+                                   f"evaluations) or of {max_seconds} s", row=row) from None
         if not sol.success or sol.y.shape[1] != len(t_np):
             raise SolverStallError(f"scipy {method} failed: {sol.message}", row=row)
         out[row] = sol.y.T
@@ -463,22 +497,35 @@ def _check_observation(noise: Any, kind: Any, missing: Any) -> tuple[float, floa
     return noise, missing
 
 
-def _split_labels(n: int, split: Optional[Sequence[float]], rng: np.random.Generator) -> Optional[list[str]]:
-    """Assign whole trajectories to train/val/test: at least one each when n >= 3."""
+def _split_labels(n: int, split: Optional[Sequence[float]],
+                  rng: np.random.Generator) -> tuple[Optional[list[str]], dict[str, Any]]:
+    """Assign whole trajectories to train/val/test by :func:`_split_counts`, in random order.
+
+    Returns:
+        The labels (``None`` for ``split=None``) and the attributes that record the split done.
+    """
     if split is None:
-        return None
+        return None, {}
     fractions = _float_array(split, "split")
     if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
         raise BadParameterError(f"split must be three fractions (train, val, test) summing to 1, got {split}")
-    counts = np.floor(fractions * n).astype(int)
-    if split is DEFAULT_SPLIT and n >= 16:
-        # A median VPT or an oracle-relative score from one or two test trajectories is noise:
-        # the default keeps at least 8 for testing and 2 for validation (n = 16 gives 6/2/8).
-        counts[1:] = np.maximum(counts[1:], (2, 8))
-    if n >= 3:
-        counts = np.where((fractions > 0) & (counts == 0), 1, counts)
-    counts[0] = n - counts[1:].sum()
-    if counts[0] < 0 or (fractions[0] > 0 and counts[0] < 1):
-        raise BadParameterError(f"split {tuple(split)} leaves no training trajectory out of {n}")
+    counts = _split_counts(n, fractions)
     labels = np.repeat(np.array(SPLITS), counts)
-    return list(labels[rng.permutation(n)])
+    attrs = {"split": {name: float(c) / n for name, c in zip(SPLITS, counts)},
+             "split_counts": {name: int(c) for name, c in zip(SPLITS, counts)},
+             "split_requested": {name: float(f) for name, f in zip(SPLITS, fractions)}}
+    return list(labels[rng.permutation(n)]), attrs
+
+
+def _split_counts(n: int, fractions: np.ndarray) -> np.ndarray:
+    """Trajectories per (train, val, test): validation and test get the nearest whole count of
+    ``fraction * n`` (halves up), at least one each where the fraction is positive and ``n >= 3``;
+    training gets the rest. Where rounding up leaves no training trajectory that the fractions ask
+    for, the larger held-out count gives one back."""
+    held = np.floor(fractions[1:] * n + 0.5).astype(int)
+    if n >= 3:
+        held = np.where((fractions[1:] > 0) & (held == 0), 1, held)
+    keep = 1 if fractions[0] > 0 else 0
+    while held.sum() > n - keep:
+        held[int(np.argmax(held))] -= 1
+    return np.array([n - held.sum(), *held])

@@ -10,6 +10,8 @@ the step-size controller follow Hairer, Norsett & Wanner, *Solving ODEs I*, Sec.
 """
 from __future__ import annotations
 
+import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ class Tableau:
     name: str
     order: int
     error_order: int
+    stability: float  # |h lambda| on the negative real axis where the method turns unstable
     a: np.ndarray
     b: np.ndarray
     c: np.ndarray
@@ -55,9 +58,10 @@ class Tableau:
 
 _D = scipy.integrate.DOP853
 _R = scipy.integrate.RK45
-DOP853 = Tableau("dop853", 8, 7, _D.A, _D.B, _D.C, _D.E5, _D.E3,
+# stability boundaries as Hairer's DOP853 and DOPRI5 codes use them in their stiffness tests
+DOP853 = Tableau("dop853", 8, 7, 6.1, _D.A, _D.B, _D.C, _D.E5, _D.E3,
                  extra_a=_D.A_EXTRA, extra_c=_D.C_EXTRA, dense_d=_D.D)
-DOPRI5 = Tableau("dopri5", 5, 4, _R.A, _R.B, _R.C, _R.E, dense_p=_R.P)
+DOPRI5 = Tableau("dopri5", 5, 4, 3.25, _R.A, _R.B, _R.C, _R.E, dense_p=_R.P)
 TABLEAUX = {t.name: t for t in (DOP853, DOPRI5)}
 # torchdiffeq's public method names (its registry lives in a private module)
 FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun2", "heun3")
@@ -65,20 +69,35 @@ ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 TORCHDIFFEQ_METHODS = FIXED_STEP_METHODS + ADAPTIVE_METHODS
 
 
-# Packed per-row solver state, one tensor (batch, 5 + 2 dim): a compiled step then has few inputs
+# Packed per-row solver state, one tensor (batch, 7 + 2 dim): a compiled step then has few inputs
 # to check, and eager and compiled steps share one layout. Columns: time, step size, index of the
-# next output time, steps taken, steps rejected, the state y, and f(t, y) (first-same-as-last).
-_T, _H, _NEXT, _STEPS, _REJECTED, _Y = range(6)
+# next output time, steps taken, steps rejected, accepted steps that looked stiff (since the last
+# calm spell), consecutive accepted steps that did not, the state y, and f(t, y) (first-same-as-last).
+_T, _H, _NEXT, _STEPS, _REJECTED, _STIFF, _CALM, _Y = range(8)
 # Dense outputs read per step at most; a step is shortened so it passes no more output times than
 # this, which keeps every tensor's shape fixed (a compiled step needs that).
 OUTPUTS_PER_STEP = 16
 # Row status after a step, reduced with max() into one host synchronisation per step.
-_DONE, _RUNNING, _DIVERGED, _UNDERFLOW, _OVER_BUDGET = range(5)
-# The "auto" compile rule: compile once the eager solve still has this many seconds to go, or at
-# once where a compiled step already exists in the process. Compiling the DOP853 step for
-# Lorenz-63 took 30-51 s on a 2-core CPU with an empty inductor cache and 6-14 s with a warm one;
-# the compiled step then ran 4-5x faster, so switching pays beyond about a minute of eager work.
-COMPILE_WHEN_REMAINING_S = 60.0
+_DONE, _RUNNING, _DIVERGED, _UNDERFLOW, _OVER_BUDGET, _STIFF_ROW = range(6)
+# Stiffness test of Hairer's DOP853/DOPRI5 codes (Hairer & Wanner, Solving ODEs II, Sec. IV.2):
+# |h lambda| estimated from the two last stages beyond the method's stability boundary on this many
+# consecutive accepted steps means the step size is held by stability, not accuracy.
+STIFF_STEPS = 15
+# ... and, as there, only this many consecutive accepted steps within the boundary reset the count
+# (single steps after a rejection often fall inside it while the problem stays stiff)
+CALM_STEPS = 6
+# A stiff row is refused once it has taken this many steps: a short stiff solve still finishes, a
+# long one (Robertson, Lotka-Volterra from a negative state) would take minutes of tiny steps.
+STIFF_MIN_STEPS = 1000
+# The "auto" compile rule, decided before the first step from the problem's size: compile where
+# trajectories x dimension x expected steps reach this. Eager DOP853 steps cost about 1.7 ms plus
+# 0.73 us per (trajectory x variable) on one CPU thread (Lorenz-63, 1,000 steps: 1.7 s at n=256,
+# 3.9 s at n=1,024); compiling took 30-51 s with an empty inductor cache (6-14 s warm) and ran 4-5x
+# faster after, so it pays beyond about 1e8 element-steps (70 s of eager work).
+COMPILE_MIN_WORK = 1e8
+# WORKBENCH_COMPILE=0 never compiles (compile=True included); =1 compiles wherever compile=None
+COMPILE_ENV = "WORKBENCH_COMPILE"
+_log = logging.getLogger(__name__)
 
 
 class _Weights:
@@ -143,6 +162,9 @@ class _Method:
         self.b, self.e_high = weights([tab.b])[0], weights([tab.e_high])[0]
         self.e_low = None if tab.e_low is None else weights([tab.e_low])[0]
         self.c = tuple(float(v) for v in tab.c)
+        # the last stage taken at t + h: with the FSAL stage it gives the stiffness estimate h |lambda|
+        self.stiff_stage = max(i for i in range(1, self.stages) if self.c[i] == 1.0)
+        self.stability = tab.stability
         self.extra_a = weights(tab.extra_a)
         self.extra_c = () if tab.extra_c is None else tuple(float(v) for v in tab.extra_c)
         self.dense = weights(tab.dense_d if tab.dense_d is not None else
@@ -219,8 +241,8 @@ def _error_norm(m: _Method, k: _Stages, h: torch.Tensor, scale: torch.Tensor) ->
 def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable[..., tuple[torch.Tensor, ...]]:
     """One step of every row: ``step(state, times, limits, args) -> (state, values, where, status)``.
 
-    ``limits`` is ``[rtol, atol, bound, max_steps]`` (a tensor, so new tolerances need no new
-    compilation); ``values`` (batch, OUTPUTS_PER_STEP, dim) are the dense outputs the step passed,
+    ``limits`` is ``[rtol, atol, bound, max_steps, stiff_min_steps]`` (a tensor, so new tolerances
+    need no new compilation; ``inf`` turns the stiffness refusal off); ``values`` (batch, OUTPUTS_PER_STEP, dim) are the dense outputs the step passed,
     ``where`` their flat positions in the (batch * T) output rows, or batch * T (a spare row) for
     none; ``status`` is each row's ``_DONE`` ... ``_OVER_BUDGET``.
     """
@@ -229,7 +251,7 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
     def step(state: torch.Tensor, times: torch.Tensor, limits: torch.Tensor,
              args: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         n, n_out = state.shape[0], times.shape[0]
-        rtol, atol, bound, max_steps = limits[0], limits[1], limits[2], limits[3]
+        rtol, atol, bound, max_steps, stiff_min = limits[0], limits[1], limits[2], limits[3], limits[4]
         t, h, next_out = state[:, _T], state[:, _H], state[:, _NEXT].long()
         y, fy = state[:, _Y:_Y + dim], state[:, _Y + dim:]
         active = next_out < n_out
@@ -237,11 +259,18 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
         h_step = torch.where(active, torch.minimum(h, stop - t), torch.zeros_like(h))
         hb = h_step[:, None]
         k = _Stages(fy, stages + 1 + m.extra_stages)
+        y_last = y
         for s in range(1, stages):
-            k.append(f(t + m.c[s] * h_step, y + hb * k.combine(m.a[s]), *args))
+            y_stage = y + hb * k.combine(m.a[s])
+            k.append(f(t + m.c[s] * h_step, y_stage, *args))
+            if s == m.stiff_stage:
+                y_last = y_stage
         y_new = y + hb * k.combine(m.b)
         f_new = f(t + h_step, y_new, *args)
         k.append(f_new)
+        # h |lambda| ~ h |f(y_new) - f(y_last)| / |y_new - y_last| (both stages at t + h)
+        spread = (y_new - y_last).pow(2).sum(-1)
+        h_lambda = h_step * ((f_new - k[m.stiff_stage]).pow(2).sum(-1) / spread.clamp_min(1e-300)).sqrt()
         scale = atol + torch.maximum(y.abs(), y_new.abs()) * rtol
         err = _error_norm(m, k, h_step, scale)
         finite = torch.isfinite(err) & torch.isfinite(y_new).all(-1)
@@ -262,17 +291,23 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
         where = torch.where(offsets < count[:, None], rows * n_out + index, n * n_out)
 
         steps = state[:, _STEPS] + active.to(state.dtype)
+        looks_stiff = (spread > 0) & (h_lambda > m.stability)
+        stiff_step, calm_step = accept & looks_stiff, accept & ~looks_stiff
+        calm = torch.where(stiff_step, 0.0, state[:, _CALM] + calm_step.to(state.dtype))
+        stiff = torch.where(stiff_step, state[:, _STIFF] + 1,
+                            torch.where(calm >= CALM_STEPS, 0.0, state[:, _STIFF]))
         t_next = torch.where(accept, t_new, t)
         status = torch.where(next_out + count < n_out, _RUNNING, _DONE)
         status = torch.where(h_step.abs() <= 10 * torch.finfo(state.dtype).eps * t.abs().clamp_min(1.0),
                              torch.where(active, _UNDERFLOW, status), status)
         status = torch.where(steps > max_steps, _OVER_BUDGET, status)
+        status = torch.where(active & (stiff >= STIFF_STEPS) & (steps >= stiff_min), _STIFF_ROW, status)
         status = torch.where(accept & (y_new.abs() > bound).any(-1), _DIVERGED, status)
         acc = accept[:, None]
         new_state = torch.cat([t_next[:, None], torch.where(active, h_step * factor, h)[:, None],
                                (next_out + count).to(state.dtype)[:, None], steps[:, None],
                                (state[:, _REJECTED] + (active & ~accept).to(state.dtype))[:, None],
-                               torch.where(acc, y_new, y), torch.where(acc, f_new, fy)], 1)
+                               stiff[:, None], calm[:, None], torch.where(acc, y_new, y), torch.where(acc, f_new, fy)], 1)
         return new_state, values, where, status
 
     return step
@@ -288,8 +323,45 @@ def _compiler_errors() -> tuple[type, ...]:
     return torch._dynamo.exc.TorchDynamoException, InvalidCxxCompiler, CppCompileError
 
 
+def compile_setting(compile: Optional[bool]) -> Optional[bool]:
+    """``compile`` after the ``WORKBENCH_COMPILE`` environment variable: ``0`` turns every compile
+    off (``compile=True`` included), ``1`` makes ``None`` mean ``True``; unset leaves ``compile``.
+
+    Raises:
+        BadParameterError: ``WORKBENCH_COMPILE`` set to anything but 0 or 1.
+    """
+    raw = os.environ.get(COMPILE_ENV, "").strip()
+    if not raw:
+        return compile
+    if raw not in ("0", "1"):
+        raise BadParameterError(f"{COMPILE_ENV}={raw!r} is not understood", fix=(
+            f"set {COMPILE_ENV}=0 to never compile solver steps, =1 to always, or unset it to decide by size"))
+    return False if raw == "0" else (True if compile is None else compile)
+
+
+def should_compile(n: int, dim: int, expected_steps: float, compile: Optional[bool], compiled_before: bool) -> bool:
+    """Whether a solve runs its step through ``torch.compile``, decided before the first step.
+
+    A pure function of the problem's size: never of wall-clock time, which on a busy machine turned
+    a 2.7 s solve into 712 s by starting a compile halfway.
+
+    Arguments:
+        n, dim: trajectories and state dimension.
+        expected_steps: steps the solve is expected to take (span over the median initial step).
+        compile: ``True``/``False`` decide; ``None`` compiles where the same step was compiled
+            before in this process, or where ``n * dim * expected_steps >= COMPILE_MIN_WORK``.
+        compiled_before: whether this process already holds the compiled step.
+
+    Returns:
+        True to compile.
+    """
+    if compile is not None:
+        return bool(compile)
+    return compiled_before or n * dim * expected_steps >= COMPILE_MIN_WORK
+
+
 class _Stepper:
-    """Runs the step eagerly or compiled, and decides when to compile (``compile=None``).
+    """Runs the step eagerly or compiled.
 
     A step is compiled once per process for each (field, method, dimension, device, dtype), with
     inductor's C++ wrapper: with a Python wrapper, launching the step's kernels cost more than the
@@ -299,13 +371,12 @@ class _Stepper:
     """
 
     def __init__(self, f: Callable[..., torch.Tensor], m: _Method, dim: int, device: torch.device,
-                 dtype: torch.dtype, compile: Optional[bool]):
+                 dtype: torch.dtype, compile: bool):
         self.key = (f, m.tab.name, dim, device.type, dtype)
         self.eager = _make_step(f, m, dim)
         self.compiled: Optional[Callable[..., tuple[torch.Tensor, ...]]] = None
         self.checked = False
-        self.auto = compile is None
-        if compile or (self.auto and self.key in _COMPILED):
+        if compile:
             self.compile()
 
     def compile(self) -> None:
@@ -337,16 +408,11 @@ class _Stepper:
         self.checked = True
         return result
 
-    def consider_compiling(self, elapsed: float, covered: float) -> None:
-        """Under ``compile=None``, compile once the eager solve has ``COMPILE_WHEN_REMAINING_S`` to go."""
-        if self.auto and self.compiled is None and self.key not in _COMPILED and covered > 0 \
-                and elapsed * (1 - covered) / covered > COMPILE_WHEN_REMAINING_S:
-            self.compile()
-
 
 def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: torch.Tensor, *,
                     args: tuple = (), method: str = "dop853", rtol: float = 1e-10, atol: float = 1e-10,
-                    max_steps: int = 1_000_000, bound: float = float("inf"),
+                    max_steps: int = 1_000_000, max_seconds: Optional[float] = None,
+                    bound: float = float("inf"), refuse_stiff: bool = True,
                     progress: Optional[Callable[[float], None]] = None,
                     compile: Optional[bool] = False) -> tuple[torch.Tensor, SolveStats]:
     """Integrate ``dy/dt = f(t, y, *args)`` for a batch of initial states, each with its own step size.
@@ -359,29 +425,42 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         method: ``"dop853"`` (8th order, 7th-order dense output; default) or ``"dopri5"``.
         rtol, atol: per-trajectory tolerances on each component (mixed error test).
         max_steps: step budget per trajectory; exceeding it raises :class:`SolverStallError`.
+        max_seconds: wall-clock budget of the whole solve (``None``: none); past it,
+            :class:`SolverStallError` names the trajectory that is furthest behind.
         bound: a trajectory whose state exceeds this in absolute value raises :class:`DivergenceError`.
+        refuse_stiff: raise :class:`SolverStallError` pointing to ``method="radau"`` for a trajectory
+            whose steps are held by stability (Hairer's stiffness test: ``|h lambda|`` beyond the
+            method's stability boundary on ``STIFF_STEPS`` consecutive steps) once it has taken
+            ``STIFF_MIN_STEPS`` steps.
         progress: called with the fraction of the time span the slowest trajectory has covered.
         compile: ``True`` runs the step through ``torch.compile`` (one fused kernel per step; falls
             back to eager mode with a warning where compilation fails, e.g. without a C++ compiler),
-            ``False`` runs it eagerly, ``None`` decides: compiled where this process already
-            compiled the same step, or once the eager solve has ``COMPILE_WHEN_REMAINING_S`` left.
-            Pass a long-lived ``f`` (a module-level function, parameters in ``args``) so the
-            compiled step is reused.
+            ``False`` runs it eagerly, ``None`` decides before the first step with
+            :func:`should_compile` (from the problem's size), and logs a warning when that starts a
+            compile this process has not done before. ``WORKBENCH_COMPILE=0`` turns compiling off
+            for good (see :func:`compile_setting`). Pass a long-lived ``f`` (a module-level
+            function, parameters in ``args``) so the compiled step is reused.
 
     Returns:
         ``(states, stats)`` with ``states`` of shape ``(batch, T, dim)``, read off each step's
         continuous extension at ``times``. Rows do not interact: each row's result is the same
         whatever the batch around it.
 
+    Raises:
+        DivergenceError: a non-finite initial state or initial derivative (at once), or a state
+            beyond ``bound``.
+        SolverStallError: step budget, time budget, step-size underflow, or a stiff trajectory.
+
     Errors carry the offending row in their ``row`` attribute.
     """
     if method not in TABLEAUX:
         raise BadParameterError(f"unknown batched method {method!r}; use one of {sorted(TABLEAUX)}")
+    setting = compile_setting(compile)
     dtype, device = y0.dtype, y0.device
     outside = ~torch.isfinite(y0).all(-1) | (y0.abs() > bound).any(-1)
     if bool(outside.any()):  # fail at once: such a row would be rejected until its step underflows
-        row = int(outside.nonzero()[0, 0])
-        raise _row_error(DivergenceError, row, f"the initial state is non-finite or beyond the divergence bound {bound:g}")
+        raise _row_error(DivergenceError, _first(outside),
+                         f"the initial state is non-finite or beyond the divergence bound {bound:g}")
     n, n_out, dim = y0.shape[0], times.shape[0], y0.shape[1]
     m = _Method(TABLEAUX[method], dtype, device)
     out = torch.empty(n * n_out + 1, dim, dtype=dtype, device=device)  # + a spare row for unused outputs
@@ -392,14 +471,29 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
 
     t0 = times[0].expand(n).clone()
     fy = f(t0, y0, *args)
+    not_finite = ~torch.isfinite(fy).all(-1)
+    if bool(not_finite.any()):  # every step would be rejected until the step size underflows
+        raise _row_error(DivergenceError, _first(not_finite), "the vector field is non-finite at the initial state")
     h = _initial_step(lambda tt, yy: f(tt, yy, *args), t0, y0, fy, m.tab.order, rtol, atol)
+    h = torch.where(torch.isfinite(h) & (h > 0), h, torch.full_like(h, 1e-6))
     zero = torch.zeros(n, 1, dtype=dtype, device=device)
-    state = torch.cat([t0[:, None], h[:, None], zero + 1, zero, zero, y0, fy], 1)
-    limits = torch.tensor([rtol, atol, bound, float(max_steps)], dtype=dtype, device=device)
+    state = torch.cat([t0[:, None], h[:, None], zero + 1, zero, zero, zero, zero, y0, fy], 1)
+    limits = torch.tensor([rtol, atol, bound, float(max_steps), STIFF_MIN_STEPS if refuse_stiff else float("inf")],
+                          dtype=dtype, device=device)
     times = times.clone()  # a compiled step marks it dynamic: our copy, not the caller's tensor
-    step = _Stepper(f, m, dim, device, dtype, compile)
+    span = float(times[-1] - times[0])
+    key = (f, method, dim, device.type, dtype)
+    # the initial step is Hairer's estimate of a step meeting the tolerance; a stiff or blowing-up
+    # start makes it tiny, so the budget caps the estimate
+    expected_steps = min(span / max(float(h.median()), 1e-300), float(max_steps))
+    use = should_compile(n, dim, expected_steps, setting, key in _COMPILED)
+    if use and setting is None and key not in _COMPILED:
+        _log.warning("compiling the %s step for %d trajectories x %d variables (about %.3g steps expected): "
+                     "6-50 s once per process; set %s=0 or compile=False to never compile",
+                     method, n, dim, expected_steps, COMPILE_ENV)
+    step = _Stepper(f, m, dim, device, dtype, use)
     args = _one_element(args)
-    span, started = float(times[-1] - times[0]), time.perf_counter()
+    started = time.perf_counter()
     while True:
         state, values, where, status = step(state, times, limits, args)
         out.index_copy_(0, where.view(-1), values.reshape(-1, dim))
@@ -408,18 +502,32 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         if code == _DONE:
             break
         if code > _RUNNING:
-            _raise_row_status(status, code, state, bound, max_steps)
-        if stats.iterations % 50 == 0:
-            covered = float((state[:, _T][state[:, _NEXT] < n_out] - times[0]).min()) / span
-            if progress is not None:
-                progress(covered)
-            step.consider_compiling(time.perf_counter() - started, covered)
+            _raise_row_status(status, code, state, bound, max_steps, method)
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            _raise_over_time(state, n_out, max_seconds)
+        if progress is not None and stats.iterations % 50 == 0:
+            progress(float((state[:, _T][state[:, _NEXT] < n_out] - times[0]).min()) / span)
     if progress is not None:
         progress(1.0)
     stats.compiled = step.compiled is not None
     stats.rejected = int(state[:, _REJECTED].sum())
     stats.nfe = 2 + stats.iterations * (m.stages + m.extra_stages)
     return out[:-1].view(n, n_out, dim), stats
+
+
+def _first(rows: torch.Tensor) -> int:
+    """Index of the first True in a (batch,) mask."""
+    return int(rows.nonzero()[0, 0])
+
+
+def _raise_over_time(state: torch.Tensor, n_out: int, max_seconds: float) -> None:
+    """SolverStallError for the unfinished row that is furthest behind, once the wall budget is spent."""
+    t = torch.where(state[:, _NEXT] < n_out, state[:, _T], torch.full_like(state[:, _T], float("inf")))
+    row = int(t.argmin())
+    raise SolverStallError(f"trajectory {row}: the solve ran past its time budget of {max_seconds:g} s at "
+                           f"t={float(t[row]):.6g} after {int(state[row, _STEPS])} steps",
+                           fix="raise max_seconds, shorten t_end, loosen rtol/atol, or use method='radau' "
+                               "if the problem is stiff", row=row)
 
 
 def _one_element(args: tuple) -> tuple:
@@ -434,19 +542,29 @@ def _one_element(args: tuple) -> tuple:
     return tuple(fix(a) for a in args)
 
 
-def _raise_row_status(status: torch.Tensor, code: int, state: torch.Tensor, bound: float, max_steps: int) -> None:
-    row = int((status == code).nonzero()[0, 0])
+def _raise_row_status(status: torch.Tensor, code: int, state: torch.Tensor, bound: float, max_steps: int,
+                      method: str) -> None:
+    row = _first(status == code)
     t = float(state[row, _T])
     if code == _DIVERGED:
         raise _row_error(DivergenceError, row, f"|state| exceeded the divergence bound {bound:g} at t={t:.6g}")
     if code == _UNDERFLOW:
         raise _row_error(SolverStallError, row, f"step size underflowed at t={t:.6g} "
                                                 "(the solution may blow up or the problem may be stiff)")
+    if code == _STIFF_ROW:
+        raise SolverStallError(
+            f"trajectory {row}: the problem looks stiff: {method}'s step size is held by stability, not accuracy, at t={t:.6g} "
+            f"after {int(state[row, _STEPS])} steps (h = {float(state[row, _H]):.3g})",
+            fix="use method='radau' (or 'bdf'), an implicit method made for stiff problems", row=row)
     raise _row_error(SolverStallError, row, f"exceeded the budget of {max_steps} steps at t={t:.6g}")
 
 
 def _row_error(cls: type, row: int, message: str) -> Exception:
-    return cls(message, row=row)
+    """``cls`` naming trajectory ``row``; the fix says what to change for its kind of failure."""
+    fix = ("check the vector field (a model's weights, the system's parameters) for NaN or inf values, and start "
+           "from a state where it is finite" if cls is DivergenceError else
+           "loosen rtol/atol, raise max_steps, or use method='radau' if the problem is stiff")
+    return cls(f"trajectory {row}: {message}", fix=fix, row=row)
 
 
 FUSED_METHODS = {"euler": ((), (1.0,), ()), "midpoint": ((0.5,), (0.0, 1.0), ((0.5,),)),

@@ -163,7 +163,10 @@ class ContinuousLearner(Learner):
 
         eps = torch.finfo(z0.dtype).eps
         rtol = max(self.options["rtol"], 1e3 * eps)
-        out, stats = integrate_batch(rhs, self.lift(z0), t - t[0], method="dopri5",
-                                     rtol=rtol, atol=rtol / 10, max_steps=self.options["max_steps"], bound=1e8)
+        # the budgeted batch solver: a non-finite field (e.g. NaN weights) fails at the first
+        # evaluation, a runaway state at the bound; a stiff learned field keeps to the step budget
+        # (there is no implicit method to point to for rollouts)
+        out, stats = integrate_batch(rhs, self.lift(z0), t - t[0], method="dopri5", rtol=rtol, atol=rtol / 10,
+                                     max_steps=self.options["max_steps"], bound=1e8, refuse_stiff=False)
         self.last_nfe = stats.nfe
         return self.project(out).unsqueeze(0).expand(n_samples, -1, -1, -1)
