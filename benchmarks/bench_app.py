@@ -17,6 +17,7 @@ has finished. The health endpoint is polled throughout; the table gives its late
 page-load times and the server's peak memory.
 
     python benchmarks/bench_app.py
+    python benchmarks/bench_app.py --pages Uncertainty
     python benchmarks/bench_app.py --sessions 20
 """
 from __future__ import annotations
@@ -264,6 +265,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=0,
                         help="measure health and page loads under this many concurrent sessions instead")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per page load (with --sessions)")
+    parser.add_argument("--pages", nargs="+", choices=[t for t in PAGES if t != "Data"],
+                        default=["Compare", "Uncertainty", "Systems", "Train"],
+                        help="pages to time after the server start (default: all)")
     args = parser.parse_args()
     if args.sessions:
         load_test(args.sessions, args.timeout)
@@ -279,7 +283,7 @@ def main() -> None:
             probe = HealthProbe(url)  # from here on: the server is up and the workbench imported
             probe.start()
             meter = Meter(url.rsplit(":", 1)[1])
-            for title in ("Compare", "Uncertainty", "Systems", "Train"):
+            for title in args.pages:
                 first = meter(visit, page, title)
                 interaction = interact(meter, page, title) if title in INTERACTIONS else None
                 browser.go_to(page, "Data")  # away and back: the page's results are now all cached
