@@ -128,7 +128,7 @@ def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[st
                     regular=bool(uniform and observation_mask(ds).all()),
                     dt=float(np.median(steps)) if steps.size else 1.0,
                     has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds),
-                    length=int(ds.sizes["time"]))
+                    length=int(ds.sizes["time"]), system=ds.attrs.get("system") or None)
 
 
 def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.float32) -> Prepared:

@@ -7,12 +7,13 @@ from typing import Any, Optional
 
 import xarray as xr
 
-from ..errors import UnknownNameError, UnsupportedError, WorkbenchError
+from ..errors import BadParameterError, UnknownNameError, UnsupportedError, WorkbenchError
 from .anode import AugmentedNODE
-from .base import Batch, Capabilities, DataInfo, InputSignal, Learner, refusal
+from .base import TRAINING_STYLES, Batch, Capabilities, DataInfo, InputSignal, Learner, refusal
 from .discrete import LinearMultistepMap, ResNetMap, RungeKuttaMap
 from .ensemble import Ensemble
 from .hnn import HamiltonianNN
+from .mechanistic import Mechanistic
 from .node import NeuralODE
 from .nsde import NeuralSDE
 from .reservoir import NVAR, EchoStateNetwork
@@ -21,7 +22,8 @@ from .sonode import SecondOrderNODE
 
 LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls for cls in (NeuralODE, AugmentedNODE, SecondOrderNODE, HamiltonianNN, ResNetMap,
-                              RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork)
+                              RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork,
+                              Mechanistic)
 }
 
 
@@ -38,6 +40,42 @@ def get_learner(name: str) -> type[Learner]:
 def learners() -> list[str]:
     """Names of all registered learners."""
     return sorted(LEARNERS)
+
+
+def register_learner(cls: type[Learner], *, overwrite: bool = False) -> type[Learner]:
+    """Make a learner class usable by name in ``fit``, ``evaluate``, the CLI and the app.
+
+    Arguments:
+        cls: a :class:`Learner` subclass with a snake_case ``name``, a :class:`Capabilities` in
+            ``supports`` and, for its training style, ``loss`` (gradient) or ``fit_closed_form``
+            (closed form), plus ``rollout``.
+        overwrite: replace a learner registered under the same name.
+
+    Returns:
+        ``cls``, so the call can decorate a class.
+
+    Raises:
+        BadParameterError: not a learner class, a malformed name or declaration, or a taken name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Learner)):
+        raise BadParameterError(f"register_learner takes a Learner subclass, got {cls!r}",
+                                fix="subclass workbench.learners.Learner")
+    name = cls.name
+    if not isinstance(name, str) or not name or not name.replace("_", "a").isalnum() or name != name.lower():
+        raise BadParameterError(f"learner name {name!r} is not snake_case", fix="set name = 'my_learner' on the class")
+    if not isinstance(cls.supports, Capabilities) or cls.supports.training not in TRAINING_STYLES:
+        raise BadParameterError(f"learner {name!r} must declare supports = Capabilities(training=one of "
+                                f"{TRAINING_STYLES})", fix="declare what it can fit with Capabilities(...)")
+    needed = ("rollout", "loss" if cls.supports.training == "gradient" else "fit_closed_form")
+    missing = [m for m in needed if getattr(cls, m) is getattr(Learner, m)]
+    if missing:
+        raise BadParameterError(f"learner {name!r} does not implement {missing}",
+                                fix="implement them (see workbench.learners.Learner)")
+    if name in LEARNERS and LEARNERS[name] is not cls and not overwrite:
+        raise BadParameterError(f"a learner named {name!r} is already registered",
+                                fix="pick another name or pass overwrite=True")
+    LEARNERS[name] = cls
+    return cls
 
 
 def build(name: str, info: DataInfo, options: Optional[dict[str, Any]] = None) -> Learner:
@@ -86,4 +124,4 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
 
 
 __all__ = ["Batch", "Capabilities", "DataInfo", "InputSignal", "LEARNERS", "Learner", "build", "compatibility",
-           "get_learner", "learners"]
+           "get_learner", "learners", "register_learner"]

@@ -66,6 +66,7 @@ class DataInfo:
     names: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     length: int = 0  # samples per trajectory
+    system: Optional[str] = None  # the catalog system the data says it comes from (simulated data)
 
 
 def refusal(caps: Capabilities, info: DataInfo, name: str) -> Optional[str]:
