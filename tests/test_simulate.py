@@ -189,3 +189,63 @@ def test_torchdiffeq_route_agrees_with_default():
     b = wb.simulate("van_der_pol", n=3, t_end=2.0, dt=0.1, seed=1, split=None, method="dopri8")
     # torchdiffeq reads outputs off a lower-order dense interpolant, so it agrees only to ~1e-6
     np.testing.assert_allclose(a.state.values, b.state.values, atol=1e-5)
+
+
+# --- the split a user asked for, and what was done (issue 21) -------------------------------------
+
+@pytest.mark.parametrize("n, expected", [(16, (12, 2, 2)), (10, (8, 1, 1)), (32, (26, 3, 3)), (100, (80, 10, 10)),
+                                         (3, (1, 1, 1)), (2, (2, 0, 0))])
+def test_the_default_split_rounds_to_the_requested_fractions_and_records_the_counts(n, expected):
+    """The old rule trained on 6 of 16 trajectories and stored 0.8/0.1/0.1 beside the 6/2/8 it did."""
+    import json
+
+    ds = wb.simulate("harmonic_oscillator", n=n, t_end=0.2, dt=0.1, seed=1)
+    counts = tuple(int((ds["split"] == label).sum()) for label in ("train", "val", "test"))
+    assert counts == expected
+    assert json.loads(ds.attrs["split_counts"]) == dict(zip(("train", "val", "test"), expected))
+    assert json.loads(ds.attrs["split"]) == pytest.approx({k: c / n for k, c in zip(("train", "val", "test"), expected)})
+    assert json.loads(ds.attrs["split_requested"]) == pytest.approx({"train": 0.8, "val": 0.1, "test": 0.1})
+
+
+def test_held_out_fractions_that_round_up_leave_a_training_trajectory():
+    ds = wb.simulate("harmonic_oscillator", n=4, t_end=0.2, dt=0.1, split=(0.1, 0.45, 0.45))
+    assert [int((ds["split"] == label).sum()) for label in ("train", "val", "test")] == [1, 1, 2]
+
+
+# --- memory estimate (issue 27) --------------------------------------------------------------------
+
+def test_memory_estimate_is_within_1_5x_of_the_measured_peak():
+    """Peaks measured with ru_maxrss in fresh processes (Lorenz-63 defaults, 2,001 samples, beyond the
+    process's memory before the call); the old estimate (6 arrays) was 5x the n = 16,384 peak."""
+    from workbench.simulate import _memory_estimate
+
+    measured_mib = {256: 14, 4096: 222, 16384: 867}
+    for n, peak in measured_mib.items():
+        ratio = _memory_estimate(n, 2001, 3, 0.0, 0.0, False) / (peak * 2**20)
+        assert 1 / 1.5 <= ratio <= 1.5, (n, ratio)
+    # noise, missing samples and the derivative together: 760 MiB measured at n = 4,096
+    ratio = _memory_estimate(4096, 2001, 3, 0.1, 0.2, True) / (760 * 2**20)
+    assert 1 / 1.5 <= ratio <= 1.5, ratio
+
+
+def test_a_call_that_fits_the_memory_budget_is_not_refused(monkeypatch):
+    # 64 x 201 x 3 float64 is 309 KB: 1.9 MB under the old six-array estimate, past a 1 MiB budget
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "1M")
+    ds = wb.simulate("lorenz63", n=64, t_end=2.0, dt=0.01, split=None)
+    assert ds["state"].shape == (64, 201, 3)
+    with pytest.raises(ResourceLimitError, match="memory budget"):
+        wb.simulate("lorenz63", n=256, t_end=2.0, dt=0.01, split=None)
+
+
+# --- budgets of adaptive solves (issue 22) ---------------------------------------------------------
+
+def test_a_stiff_problem_on_an_explicit_method_points_to_radau():
+    with pytest.raises(SolverStallError, match="looks stiff.*method='radau'") as caught:
+        wb.simulate("robertson", n=2, method="dop853", split=None)
+    assert caught.value.row in (0, 1) and "robertson: trajectory" in str(caught.value)
+
+
+def test_a_wall_clock_budget_ends_a_long_solve():
+    with pytest.raises(SolverStallError, match="time budget of 0.2 s") as caught:
+        wb.simulate("lorenz63", n=2, t_end=5000.0, split=None, max_seconds=0.2)
+    assert caught.value.fix.startswith("raise max_seconds")

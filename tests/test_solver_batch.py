@@ -3,6 +3,7 @@ and large batches stay accurate against scipy per trajectory."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy.integrate import solve_ivp
 
@@ -111,3 +112,62 @@ def test_an_eager_solve_does_not_load_the_compiler():
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- compiling: decided from the problem's size before solving (issue 27) --------------------------
+
+def test_compile_decision_is_a_function_of_sizes():
+    from workbench.solvers import COMPILE_MIN_WORK, should_compile
+
+    assert not should_compile(16, 3, 1000, None, compiled_before=False)       # Lorenz-63 default: eager
+    assert not should_compile(16_384, 3, 1000, None, compiled_before=False)   # 4.9e7 element-steps
+    assert should_compile(65_536, 3, 1000, None, compiled_before=False)       # 2.0e8: compile pays
+    assert should_compile(16, 3, 1000, None, compiled_before=True)            # already compiled here
+    assert not should_compile(10**6, 3, 10**6, False, compiled_before=True)
+    assert should_compile(1, 1, 1, True, compiled_before=False)
+    assert should_compile(1, 1, COMPILE_MIN_WORK, None, False) and not should_compile(1, 1, COMPILE_MIN_WORK - 1, None, False)
+
+
+def test_workbench_compile_0_turns_compiling_off_for_good(monkeypatch):
+    from workbench.errors import BadParameterError
+    from workbench.solvers import compile_setting
+
+    monkeypatch.setenv("WORKBENCH_COMPILE", "0")
+    assert compile_setting(True) is False and compile_setting(None) is False
+    _, _, field = _lorenz()
+    y0 = torch.tensor([[1.0, 2.0, 20.0]], dtype=torch.float64)
+    _, stats = integrate_batch(field, y0, torch.linspace(0.0, 0.5, 6, dtype=torch.float64), compile=True)
+    assert not stats.compiled
+    monkeypatch.setenv("WORKBENCH_COMPILE", "1")
+    assert compile_setting(None) is True and compile_setting(False) is False
+    monkeypatch.setenv("WORKBENCH_COMPILE", "yes")
+    with pytest.raises(BadParameterError, match="WORKBENCH_COMPILE"):
+        compile_setting(None)
+
+
+# --- budgets (issue 22) ----------------------------------------------------------------------------
+
+def test_a_non_finite_field_at_the_start_fails_at_the_first_evaluation():
+    from workbench.errors import DivergenceError
+
+    calls = []
+
+    def field(t, y):
+        calls.append(1)
+        return torch.where(torch.arange(y.shape[0])[:, None] == 1, float("nan"), -y)
+
+    with pytest.raises(DivergenceError, match="trajectory 1: the vector field is non-finite") as caught:
+        integrate_batch(field, torch.ones(3, 2, dtype=torch.float64), torch.linspace(0.0, 1.0, 5, dtype=torch.float64))
+    assert caught.value.row == 1 and len(calls) == 1
+
+
+def test_stiffness_is_detected_by_hairers_test_and_can_be_left_to_the_step_budget():
+    """y' = -1e4 (y - cos t): the step is held near 6.1e-4 by stability (2,000 steps over [0, 1])."""
+    from workbench.errors import SolverStallError
+
+    field = lambda t, y: -1e4 * (y - torch.cos(t)[:, None])  # noqa: E731
+    y0, t = torch.zeros(2, 1, dtype=torch.float64), torch.linspace(0.0, 1.0, 3, dtype=torch.float64)
+    with pytest.raises(SolverStallError, match="looks stiff.*method='radau'"):
+        integrate_batch(field, y0, t, rtol=1e-6, atol=1e-6)
+    out, stats = integrate_batch(field, y0, t, rtol=1e-6, atol=1e-6, refuse_stiff=False)
+    assert stats.iterations > 1000 and abs(float(out[0, -1, 0]) - np.cos(1.0)) < 1e-3
