@@ -16,8 +16,7 @@ BASELINE_COLORS = {"persistence": "#7f7f7f", "climatology": "#9467bd", "ar": "#8
 PICK_NAME = "click to start here"
 ERROR_BAND_NAME = "true ± |learned - true|"
 FEW_POINTS = 30  # curves with at most this many points also get markers
-# log axes read 1, 2, 5, 10, 20, ... (Plotly's "D2": the digits 2 and 5 in every decade)
-LOG_TICKS = "D2"
+LOG_TICK_DIGITS = (1, 2, 5)  # log axes read 1, 2, 5, 10, 20, 50, ... (written out, not as bare digits)
 
 
 def _drawable(values: np.ndarray) -> np.ndarray:
@@ -40,6 +39,20 @@ def _axis_value(x) -> object:
     if np.issubdtype(np.asarray(x).dtype, np.datetime64):
         return str(np.datetime_as_string(np.datetime64(x, "ms")))
     return float(x)
+
+
+def log_axis(values) -> dict:
+    """Plotly axis settings for a log axis over ``values`` with ticks at 1, 2, 5 times the powers of ten
+    in their range, each labelled with its full value (``0.02``, ``20``; Plotly's ``dtick="D2"`` labels
+    them ``2``, ``5``)."""
+    positive = np.asarray([v for v in np.ravel(values) if v is not None], dtype=float)
+    positive = positive[np.isfinite(positive) & (positive > 0)]
+    if positive.size == 0:
+        return {"type": "log"}
+    low, high = np.floor(np.log10(positive.min())), np.ceil(np.log10(positive.max()))
+    ticks = [float(f"{d * 10.0 ** k:.12g}") for k in range(int(low), int(high) + 1) for d in LOG_TICK_DIGITS]
+    ticks = [t for t in ticks if positive.min() / 2.5 <= t <= positive.max() * 2.5]
+    return {"type": "log", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def _lines(count: int) -> str:
@@ -177,7 +190,7 @@ def loss_curve(history: list[dict]) -> go.Figure:
     fig.update_layout(xaxis_title="epoch", yaxis_title="loss (standardised units)", height=340,
                       margin={"t": 20, "b": 30}, legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(tickformat="d")  # epochs are whole numbers, also when there is only one
-    fig.update_yaxes(type="log", dtick=LOG_TICKS) if positive else fig.update_yaxes(type="linear")
+    fig.update_yaxes(**log_axis(values)) if positive else fig.update_yaxes(type="linear")
     return fig
 
 
@@ -285,7 +298,7 @@ def skill_by_horizon(scores, variable: str, label: str, lead_label: str) -> go.F
                                      name="AR(p)" if baseline == "ar" else baseline.replace("_", " "),
                                      mode="lines+markers", line={"color": color, "dash": "dot"}))
     fig.update_layout(xaxis_title=lead_label, yaxis_title=f"RMSE of {label}", height=380, margin={"t": 20, "b": 30})
-    fig.update_xaxes(type="log", dtick=LOG_TICKS)
+    fig.update_xaxes(**log_axis(lead))
     return fig
 
 

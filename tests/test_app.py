@@ -396,7 +396,10 @@ def test_compare_draws_a_dated_series_not_split_in_time_with_gaps_as_breaks(app)
 def test_loss_chart_after_one_epoch_shows_a_point_on_log_ticks_1_2_5():
     figure = charts.loss_curve([{"epoch": 1, "train_loss": 0.5, "val_loss": 0.7, "val_loss_at_horizon": 0.6}])
     assert [trace.mode for trace in figure.data] == ["lines+markers"] * 3
-    assert figure.layout.yaxis.type == "log" and figure.layout.yaxis.dtick == "D2"
+    assert figure.layout.yaxis.type == "log"
+    assert list(figure.layout.yaxis.ticktext) == ["0.2", "0.5", "1"]  # full values, not bare digits
+    axis = charts.log_axis([7.0, 14.0, 28.0, 56.0, 112.0, 224.0])  # forecast horizons in days
+    assert axis["ticktext"] == ["5", "10", "20", "50", "100", "200", "500"]
     many = charts.loss_curve([{"epoch": k, "train_loss": 1 / k, "val_loss": 1 / k} for k in range(1, 200)])
     assert {trace.mode for trace in many.data} == {"lines"}  # long curves stay plain lines
 

@@ -725,8 +725,8 @@ def facts_table(facts: dict[str, Any], time_unit: Optional[str] = None) -> pd.Da
     return pd.DataFrame(rows, columns=["fact", "value"])
 
 
-__all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_text", "unit_label",
-           "observed_values", "axis_time", "time_axis", "duration_text",
-           "divergence_text",
-           "field_on_grid", "equation_comparison", "coefficient_table", "long_run", "test_period", "forecast_horizons", "holdout_forecast",
-           "calibration_curve", "calibration_report", "fan_quantiles", "describe", "score_table", "facts_table"]
+__all__ = ["content_key", "model_key", "save_scores", "shipped_scores", "variable_units", "time_units", "unit_text",
+           "unit_label", "observed_values", "axis_time", "time_axis", "duration_text", "divergence_text",
+           "field_on_grid", "equation_comparison", "coefficient_table", "long_run", "test_period", "forecast_horizons",
+           "holdout_forecast", "calibration_curve", "calibration_report", "fan_quantiles", "describe", "score_table",
+           "facts_table"]
