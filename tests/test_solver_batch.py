@@ -125,7 +125,8 @@ def test_compile_decision_is_a_function_of_sizes():
     assert should_compile(16, 3, 1000, None, compiled_before=True)            # already compiled here
     assert not should_compile(10**6, 3, 10**6, False, compiled_before=True)
     assert should_compile(1, 1, 1, True, compiled_before=False)
-    assert should_compile(1, 1, COMPILE_MIN_WORK, None, False) and not should_compile(1, 1, COMPILE_MIN_WORK - 1, None, False)
+    assert should_compile(1, 1, COMPILE_MIN_WORK, None, False)
+    assert not should_compile(1, 1, COMPILE_MIN_WORK - 1, None, False)
 
 
 def test_workbench_compile_0_turns_compiling_off_for_good(monkeypatch):

@@ -53,7 +53,8 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
              split: Optional[Sequence[float]] = DEFAULT_SPLIT,
              method: Optional[str] = None, rtol: float = 1e-10, atol: float = 1e-10,
              sde_dt: Optional[float] = None, scheme: Optional[str] = None, brownian: Any = None,
-             max_steps: int = 200_000, max_seconds: Optional[float] = None, device: DeviceLike = None, options: Optional[Mapping[str, int]] = None,
+             max_steps: int = 200_000, max_seconds: Optional[float] = None, device: DeviceLike = None,
+             options: Optional[Mapping[str, int]] = None,
              progress: Optional[bool] = None, threads: Optional[int] = None,
              compile: Optional[bool] = None) -> xr.Dataset:
     """Integrate ``n`` trajectories of a system and return them as a labelled dataset.

@@ -242,9 +242,10 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
     """One step of every row: ``step(state, times, limits, args) -> (state, values, where, status)``.
 
     ``limits`` is ``[rtol, atol, bound, max_steps, stiff_min_steps]`` (a tensor, so new tolerances
-    need no new compilation; ``inf`` turns the stiffness refusal off); ``values`` (batch, OUTPUTS_PER_STEP, dim) are the dense outputs the step passed,
+    need no new compilation; ``inf`` turns the stiffness refusal off); ``values``
+    (batch, OUTPUTS_PER_STEP, dim) are the dense outputs the step passed,
     ``where`` their flat positions in the (batch * T) output rows, or batch * T (a spare row) for
-    none; ``status`` is each row's ``_DONE`` ... ``_OVER_BUDGET``.
+    none; ``status`` is each row's ``_DONE`` ... ``_STIFF_ROW``.
     """
     stages, expo = m.stages, -1.0 / (m.tab.error_order + 1)
 
@@ -307,7 +308,8 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
         new_state = torch.cat([t_next[:, None], torch.where(active, h_step * factor, h)[:, None],
                                (next_out + count).to(state.dtype)[:, None], steps[:, None],
                                (state[:, _REJECTED] + (active & ~accept).to(state.dtype))[:, None],
-                               stiff[:, None], calm[:, None], torch.where(acc, y_new, y), torch.where(acc, f_new, fy)], 1)
+                               stiff[:, None], calm[:, None], torch.where(acc, y_new, y),
+                               torch.where(acc, f_new, fy)], 1)
         return new_state, values, where, status
 
     return step
@@ -553,7 +555,8 @@ def _raise_row_status(status: torch.Tensor, code: int, state: torch.Tensor, boun
                                                 "(the solution may blow up or the problem may be stiff)")
     if code == _STIFF_ROW:
         raise SolverStallError(
-            f"trajectory {row}: the problem looks stiff: {method}'s step size is held by stability, not accuracy, at t={t:.6g} "
+            f"trajectory {row}: the problem looks stiff: {method}'s step size is held by stability, "
+            f"not accuracy, at t={t:.6g} "
             f"after {int(state[row, _STEPS])} steps (h = {float(state[row, _H]):.3g})",
             fix="use method='radau' (or 'bdf'), an implicit method made for stiff problems", row=row)
     raise _row_error(SolverStallError, row, f"exceeded the budget of {max_steps} steps at t={t:.6g}")
