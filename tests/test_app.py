@@ -436,3 +436,13 @@ def test_browser_timeouts_stretch_with_the_measured_slowdown(monkeypatch):
     assert browser.slowdown() >= 1.0
     monkeypatch.setattr(browser, "slowdown", lambda: 3.0)  # three runnable processes per core
     assert browser.scaled(30.0) == 90.0
+
+
+def test_train_page_offers_fill_gaps_for_a_series_with_missing_samples(app):
+    app.switch_page("views/train.py").run()
+    app.selectbox[0].set_value("real: co2 (time split)").run()  # 97% of its weeks observed
+    offered = [option.split(" — ")[0] for option in app.selectbox[1].options]
+    assert "nvar" not in offered
+    app.toggle[0].set_value(True).run()
+    assert_clean(app)
+    assert "nvar" in [option.split(" — ")[0] for option in app.selectbox[1].options]

@@ -22,7 +22,14 @@ if not options:
     st.stop()
 data_label = st.selectbox("Dataset", list(options), index=state.dataset_index(list(options)))
 ds = options[data_label]
-verdicts = state.guarded(lambda: compatibility(ds)) or {}
+# a series with unobserved samples: learners that need a complete regular grid can fit it with its gaps filled
+series_options = {}
+if "mask" in ds and not bool(ds["mask"].all()) and st.toggle(
+        "Fill gaps (fill_gaps=True)", value=False,
+        help="Unobserved samples are filled by linear interpolation inside each series, so learners that need "
+             "regularly sampled data without missing samples (nvar, esn, sindy, resnet, ...) can fit it."):
+    series_options["fill_gaps"] = True
+verdicts = state.guarded(lambda: compatibility(ds, **series_options)) or {}
 usable = [name for name, reason in sorted(verdicts.items()) if reason is None]
 if not usable:
     st.error("No learner can fit this dataset; the reasons are listed below.")
@@ -52,7 +59,7 @@ if start and learner is not None and not running:
     extra = {"members": int(members), "base_options": network} if learner == "ensemble" else \
         {k: v for k, v in network.items() if k in defaults}
     job = jobs.TrainingJob(ds, learner, data_label, time_budget=float(budget), epochs=int(epochs), lr=float(lr),
-                           window=int(window), **extra).start()
+                           window=int(window), **extra, **series_options).start()
     st.session_state["job"] = job
     st.session_state.pop("train_notice", None)
     st.session_state.pop("train_error", None)
