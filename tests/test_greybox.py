@@ -38,7 +38,7 @@ def _scipy_single_shooting(ds, start):
 
 def test_estimates_match_scipy_single_shooting_and_cover_the_truth(lotka):
     ds, model = lotka
-    table = model.learner.parameter_table()
+    table = model.parameters()
     names = [str(p) for p in table["parameter"].values]
     assert names == ["alpha", "beta", "delta", "gamma"]
     reference = _scipy_single_shooting(ds, np.array([TRUTH[n] for n in names]))
@@ -51,8 +51,8 @@ def test_estimates_match_scipy_single_shooting_and_cover_the_truth(lotka):
 
 def test_profile_likelihood_is_quadratic_near_a_well_determined_estimate(lotka):
     _, model = lotka
-    table = model.learner.parameter_table()
-    profile = model.learner.profile("beta", points=9)
+    table = model.parameters()
+    profile = model.profile("beta", points=9)
     assert profile.min() == pytest.approx(0.0, abs=1e-6)
     # +-4 standard errors of a near-linear model: (SSR - SSR_min)/s^2 ~ 16 at the ends
     assert 10 < float(profile[0]) < 24 and 10 < float(profile[-1]) < 24
@@ -64,8 +64,9 @@ def test_saved_model_keeps_its_parameters(lotka, tmp_path):
     _, model = lotka
     model.save(tmp_path / "lv")
     again = wb.load_model(tmp_path / "lv")
-    np.testing.assert_array_equal(again.learner.parameter_table()["estimate"].values,
-                                  model.learner.parameter_table()["estimate"].values)
+    np.testing.assert_array_equal(again.parameters()["estimate"].values, model.parameters()["estimate"].values)
+    with pytest.raises(wb.errors.UnsupportedError, match="no physical parameters"):
+        wb.fit(wb.simulate("lotka_volterra", n=4, seed=0), "nvar").parameters()
 
 
 def test_a_product_of_two_parameters_is_reported_unidentifiable():

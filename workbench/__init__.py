@@ -5,7 +5,9 @@ Public API (``import workbench as wb``; see the README and ``__all__``):
 - catalog: ``systems()``, ``system(name)``, ``register_system(system)``, ``System``, ``Param``;
 - data: ``simulate``, ``save``, ``load``, ``from_csv``, ``from_netcdf``, ``from_numpy``,
   ``select_split``, ``split_time``, ``suggest_embedding``;
-- models: ``learners()``, ``fit``, ``Model``, ``load_model``, ``evaluate``;
+- models: ``learners()``, ``register_learner(cls)``, ``fit``, ``Model``, ``load_model``, ``evaluate``
+  (``learner="mechanistic"`` estimates a known system's parameters: ``model.parameters()``,
+  ``model.profile(name)``);
 - errors: ``WorkbenchError`` (the root of every error a user can cause; the subclasses are in
   ``workbench.errors``).
 
@@ -29,7 +31,7 @@ if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from .embedding import suggest_embedding
     from .errors import WorkbenchError
     from .evaluate import evaluate
-    from .learners import learners
+    from .learners import learners, register_learner
     from .model import Model, load_model
     from .simulate import simulate
     from .splits import split_time
@@ -42,7 +44,7 @@ _EXPORTS = {
     "from_csv": ".dataset", "from_netcdf": ".dataset", "from_numpy": ".dataset", "load": ".dataset",
     "save": ".dataset", "select_split": ".dataset",
     "suggest_embedding": ".embedding", "split_time": ".splits", "WorkbenchError": ".errors",
-    "learners": ".learners", "Model": ".model", "load_model": ".model", "simulate": ".simulate",
+    "learners": ".learners", "register_learner": ".learners", "Model": ".model", "load_model": ".model", "simulate": ".simulate",
     "fit": ".training", "evaluate": ".evaluate",
 }
 

@@ -153,7 +153,7 @@ def _field_and_energy(out: xr.Dataset, model: Model, test: xr.Dataset, pred: xr.
     pick = rng.choice(len(traj), size=min(MAX_FIELD_POINTS, len(traj)), replace=False)
     traj, step = traj[pick], step[pick]
     x = test["state"].values[traj, step]
-    if model.learner.capabilities().context == 0:  # maps on histories (nvar, esn) have no vector field
+    if model.learner.capabilities().has_vector_field:
         out["vector_field_error"] = metrics.vector_field_error(model.vector_field(x), true_drift(test, system, traj, x))
     if system.energy is None:
         return

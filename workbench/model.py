@@ -266,13 +266,35 @@ class Model:
         return out
 
     def forecast(self, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed: int = 0,
-                 origin: Any = None) -> xr.Dataset:
+                 origin: Any = None, on_divergence: str = "raise") -> xr.Dataset:
         """Continue each series of ``ds`` for ``horizon`` samples from its last observed sample (or
         ``origin``: a time, a date, or ``"test"`` for the start of a time split's test piece), with
-        the data's time axis (dates on calendar axes); see :func:`workbench.forecast.forecast`."""
+        the data's time axis (dates on calendar axes); a path that runs away raises, or with
+        ``on_divergence="mark"`` is ``inf`` from then on; see :func:`workbench.forecast.forecast`."""
         from .forecast import forecast
 
-        return forecast(self, ds, horizon, n_samples=n_samples, seed=seed, origin=origin)
+        return forecast(self, ds, horizon, n_samples=n_samples, seed=seed, origin=origin,
+                        on_divergence=on_divergence)
+
+    # --- grey-box models ---------------------------------------------------------------------
+    def parameters(self, level: Optional[float] = None) -> xr.Dataset:
+        """Estimated physical parameters over ``parameter``: ``estimate``, ``std_error``, ``ci_low``,
+        ``ci_high`` (at ``level``, default the fit's 0.95) and ``identifiable``; the method, the residual
+        variance and the identifiable combinations of unidentifiable parameters are in ``attrs``.
+        Learners that estimate parameters only (``mechanistic``)."""
+        table = getattr(self.learner, "parameter_table", None)
+        if table is None:
+            raise UnsupportedError(f"a {self.name} model has no physical parameters",
+                                   fix="fit learner='mechanistic' with system=... to estimate them")
+        return table(level)
+
+    def profile(self, name: str, points: int = 21, level: Optional[float] = None) -> xr.DataArray:
+        """Profile likelihood of parameter ``name`` (``mechanistic`` models, in the session that fitted
+        them); see :meth:`workbench.learners.mechanistic.Mechanistic.profile`."""
+        if getattr(self.learner, "profile", None) is None:
+            raise UnsupportedError(f"a {self.name} model has no parameters to profile",
+                                   fix="fit learner='mechanistic' with system=... first")
+        return self.learner.profile(name, points=points, level=level)
 
     # --- files -------------------------------------------------------------------------------
     def save(self, path: PathLike) -> Path:
@@ -365,6 +387,9 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
         raise DatasetError(f"{folder}/history.json must hold a list of epoch records")
     meta = {k: v for k, v in config.items()
             if k not in ("format", "format_version", "scaler", "input_scaler", "sha256", "weights_sha256")}
+    if meta.get("series") is not None:  # a tampered recipe is refused here, not at the first forecast
+        from .seriesfit import check_recipe
+        check_recipe(meta["series"], meta.get("variables") or [])
     return Model(learner.eval(), scaler, meta, history, input_scaler)
 
 

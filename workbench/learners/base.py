@@ -37,6 +37,8 @@ class Capabilities:
         inputs: accepts exogenous inputs (forcing, control, covariates) beside the state.
         training: ``"gradient"`` or ``"closed_form"``.
         context: samples before the start state that a rollout needs (0 for Markov models).
+        has_vector_field: :meth:`Learner.drift` gives a vector field (maps on histories have none).
+        has_equations: :meth:`Learner.equations` gives readable equations.
     """
 
     kinds: tuple[str, ...] = ("ode",)
@@ -48,6 +50,8 @@ class Capabilities:
     inputs: bool = False
     training: str = "gradient"
     context: int = 0
+    has_vector_field: bool = True
+    has_equations: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

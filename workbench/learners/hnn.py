@@ -27,7 +27,8 @@ def canonical_split(q: Any, p: Any, dim: int) -> tuple[list[int], list[int]]:
             give every variable a derivative).
     """
     if q is None and p is None:
-        q, p = list(range(dim // 2)), list(range(dim // 2, dim))
+        # no split declared: the fit's capability check refuses such data (needs_qp) with its own advice
+        return list(range(dim // 2)), list(range(dim // 2, dim))
     try:
         q, p = [int(i) for i in q], [int(i) for i in p]
     except (TypeError, ValueError):

@@ -93,7 +93,7 @@ class Mechanistic(Learner):
     """
 
     name = "mechanistic"
-    supports = Capabilities(kinds=("ode",), irregular=True, inputs=True, training="closed_form")
+    supports = Capabilities(kinds=("ode",), irregular=True, inputs=True, training="closed_form", has_equations=True)
     defaults = {"system": None, "estimate": "all", "start": None, "bounds": None, "fixed": None, "segment": None,
                 "substeps": 4, "level": 0.95, "max_iterations": 200, "variables": None}
     reference = ("Bock & Plitt 1984 (multiple shooting); Bates & Watts 1988 (Gauss-Newton intervals); "
@@ -108,8 +108,8 @@ class Mechanistic(Learner):
             raise UnsupportedError(
                 f"mechanistic: the dataset's variables {list(variables)} are not the states "
                 f"{list(self.system.state_names)} of {self.system.name!r}",
-                fix="rename the variables to the system's state names (ds.assign_coords(variable=[...])); every "
-                    "state must be measured, with gaps as a mask")
+                fix="use data whose variables are the system's state names (ds.assign_coords(variable=[...])); "
+                    "every state must be measured, with gaps as a mask")
         self.estimated = _estimated_names(self.system, self.options["estimate"])
         self.fixed_values = _fixed_values(self.system, self.estimated, self.options["fixed"])
         self.start_values = _start_values(self.system, self.estimated, self.options["start"])
@@ -547,9 +547,10 @@ class _Problem:
 # --- option checks and statistics ----------------------------------------------------------------------
 def _resolve_system(system: Any) -> Any:
     from systems import System, get, names, register
-    if system is None:
-        raise BadParameterError("mechanistic needs system=", fix="pass the catalog name or a System: "
-                                "wb.fit(ds, 'mechanistic', system='lotka_volterra')")
+    if system is None:  # data without a known system: a refusal for this data, like any learner's
+        raise UnsupportedError("learner 'mechanistic' needs the system whose parameters it estimates, and this "
+                               "dataset names none", fix="use wb.fit(ds, 'mechanistic', system='lotka_volterra') (a "
+                               "catalog name or your own wb.System), or a black-box learner such as 'node'")
     if isinstance(system, System):
         # registered under its name, so that the run folder can name it and a reload in this process finds it
         return system if system.name in names() and get(system.name) is system else register(system)
@@ -557,7 +558,7 @@ def _resolve_system(system: Any) -> Any:
         raise BadParameterError(f"system must be a name or a System, got {type(system).__name__}")
     found = get(system)
     if found.kind != "ode":
-        raise UnsupportedError(f"mechanistic fits ODE systems; {system!r} is an SDE",
+        raise UnsupportedError(f"learner 'mechanistic' fits ODE systems; {system!r} is an SDE",
                                fix="use its deterministic counterpart, or learner='nsde'")
     return found
 
@@ -573,6 +574,9 @@ def _estimated_names(system: Any, estimate: Union[str, list[str]]) -> list[str]:
     unknown = [e for e in chosen if e not in names]
     if unknown:
         raise UnknownNameError(f"{system.name!r} has no parameter(s) {unknown}", fix=f"estimate some of {names}")
+    if not names:
+        raise UnsupportedError(f"learner 'mechanistic' estimates parameters, and {system.name!r} has none",
+                               fix="use 'node' or 'sindy' to learn its flow, or give the system parameters")
     if not chosen:
         raise BadParameterError("estimate names no parameter", fix=f"estimate some of {names}")
     return chosen

@@ -41,7 +41,8 @@ class ReservoirMap(Learner):
     weight, or ``"auto"``: see :meth:`solve_readout`); subclasses give :meth:`features` of a history
     window and :meth:`iterate`."""
 
-    supports = Capabilities(kinds=("ode",), irregular=False, objectives=("trajectory",), training="closed_form")
+    supports = Capabilities(kinds=("ode",), irregular=False, objectives=("trajectory",), training="closed_form",
+                            has_vector_field=False)
     published_ridge: float  # the paper's weight, used by "auto" when there is no validation data
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):

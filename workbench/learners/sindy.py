@@ -105,7 +105,8 @@ class SINDy(Learner):
 
     name = "sindy"
     reference = "Brunton, Proctor & Kutz 2016, PNAS 113, 3932 (SINDy); PySINDy"
-    supports = Capabilities(kinds=("ode",), irregular=False, objectives=("derivative",), training="closed_form")
+    supports = Capabilities(kinds=("ode",), irregular=False, objectives=("derivative",), training="closed_form",
+                            has_equations=True)
     defaults = {"degree": "auto", "include_bias": True, "fourier": 0, "optimizer": "stlsq", "threshold": "auto",
                 "alpha": 0.05, "derivative": "auto", "weak_windows": 200, "ensemble": 0, "seed": 0, "rtol": 1e-8}
 
