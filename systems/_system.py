@@ -201,11 +201,12 @@ class System:
                     f"{sorted(self.params) or 'none'}")
             spec = self.params[key]
             arr = torch.as_tensor(value, dtype=torch.float64)
+            shown = arr.tolist()  # numbers as numbers (99.0), never array(99.) or np.float64(99.0)
             if not torch.isfinite(arr).all():
-                raise BadParameterError(f"parameter {key!r} of {self.name!r} must be finite, got {value!r}")
+                raise BadParameterError(f"parameter {key!r} of {self.name!r} must be finite, got {shown}")
             if (arr < spec.low).any() or (arr > spec.high).any():
                 raise BadParameterError(
-                    f"parameter {key}={value!r} of {self.name!r} is outside its valid range "
+                    f"parameter {key}={shown} of {self.name!r} is outside its valid range "
                     f"[{spec.low}, {spec.high}]; choose a value inside it")
 
     def sample_x0(self, n: int, generator: torch.Generator) -> torch.Tensor:

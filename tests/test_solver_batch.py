@@ -172,3 +172,10 @@ def test_stiffness_is_detected_by_hairers_test_and_can_be_left_to_the_step_budge
         integrate_batch(field, y0, t, rtol=1e-6, atol=1e-6)
     out, stats = integrate_batch(field, y0, t, rtol=1e-6, atol=1e-6, refuse_stiff=False)
     assert stats.iterations > 1000 and abs(float(out[0, -1, 0]) - np.cos(1.0)) < 1e-3
+
+
+def test_a_zero_field_in_float32_is_solved_not_called_an_underflow():
+    # the first step (1e-6) is below float32's resolution test at t=1; it is accepted and grows, never "underflows"
+    out, _ = integrate_batch(lambda t, y: torch.zeros_like(y), torch.ones(2, 1), torch.linspace(0, 1, 5),
+                             rtol=1e-4, atol=1e-4)
+    assert torch.equal(out, torch.ones(2, 5, 1))

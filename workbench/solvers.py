@@ -299,8 +299,10 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
                             torch.where(calm >= CALM_STEPS, 0.0, state[:, _STIFF]))
         t_next = torch.where(accept, t_new, t)
         status = torch.where(next_out + count < n_out, _RUNNING, _DONE)
-        status = torch.where(h_step.abs() <= 10 * torch.finfo(state.dtype).eps * t.abs().clamp_min(1.0),
-                             torch.where(active, _UNDERFLOW, status), status)
+        # only a rejected step can underflow: an accepted tiny step (a zero field's first, in float32) just grows
+        next_h = (h_step * factor).abs()
+        status = torch.where(active & ~accept & (next_h <= 10 * torch.finfo(state.dtype).eps * t.abs().clamp_min(1.0)),
+                             _UNDERFLOW, status)
         status = torch.where(steps > max_steps, _OVER_BUDGET, status)
         status = torch.where(active & (stiff >= STIFF_STEPS) & (steps >= stiff_min), _STIFF_ROW, status)
         status = torch.where(accept & (y_new.abs() > bound).any(-1), _DIVERGED, status)

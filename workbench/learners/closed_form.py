@@ -101,7 +101,8 @@ def complete(split, learner: Learner) -> None:
     """Refuse training data with missing samples: closed-form fits need every sample of a trajectory."""
     if not bool(split.mask.all()):
         raise UnsupportedError(f"learner {learner.name!r} fits whole, regularly sampled trajectories, but the data "
-                               "has missing samples; use 'node' for irregular or masked data")
+                               "has missing samples; fill them with fill_gaps=True (linear interpolation inside "
+                               "each series), or use 'node' for irregular or masked data")
 
 
 def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int = VALIDATION_HORIZON) -> float:

@@ -167,7 +167,8 @@ def _train(module: Learner, data: Prepared, config: TrainConfig, objective: str,
     while not trainer.finished():
         record = trainer.epoch_step()
         bar.update(1 if total is not None else min(record["elapsed"], config.time_budget) - bar.n)
-        bar.set_postfix(train=f"{record['train_loss'] or float('nan'):.3g}", val=f"{record['val_loss']:.3g}",
+        bar.set_postfix(epoch=record["epoch"], train=f"{record['train_loss'] or float('nan'):.3g}",
+                        val=f"{record['val_loss']:.3g}",
                         horizon=record["horizon"])
         if writer is not None:
             writer.write(_checkpoint_files(trainer, data, meta))
