@@ -135,8 +135,9 @@ def test_anode_augmented_dimensions_stay_bounded_on_long_runs():
     with torch.no_grad():  # arbitrary (trained-like) weights: the bound must hold anyway
         for p in learner.parameters():
             p.normal_(0.0, 1.0)
+        # random weights make a mildly stiff field; the property under test is the bound, not the method
         out, _ = integrate_batch(learner.field, learner.lift(z0), torch.linspace(0, 50, 11, dtype=torch.float64),
-                                 rtol=1e-8, atol=1e-8)
+                                 rtol=1e-8, atol=1e-8, refuse_stiff=False)
     assert out[..., 3:].abs().max() <= 1.0 + 1e-5  # the exact flow keeps |a| <= 1; the solver errs by ~tol
     assert out[..., 3:].abs().max() > 0.1  # they do move
 
