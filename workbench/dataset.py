@@ -25,6 +25,7 @@ from .safety import (MEMORY_ENV, atomic_write_bytes, check_allocation, check_inp
 
 PathLike = Union[str, os.PathLike]
 STATE_DIMS = ("trajectory", "time", "variable")
+HIDDEN_DIMS = ("trajectory", "time", "hidden_variable")
 SPLITS = ("train", "val", "test")
 # what generated the data: a known ODE or SDE, measurements (imports), or a model's forecast
 KINDS = ("ode", "sde", "observed", "forecast")
@@ -43,7 +44,8 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
                  input_units: Optional[Sequence[str]] = None,
                  per_trajectory: Optional[Mapping[str, np.ndarray]] = None,
                  split: Optional[Sequence[str]] = None, attrs: Optional[Mapping[str, Any]] = None,
-                 ) -> xr.Dataset:
+                 hidden_state: Optional[np.ndarray] = None, hidden_names: Optional[Sequence[str]] = None,
+                 hidden_units: Optional[Sequence[str]] = None) -> xr.Dataset:
     """Build a dataset in the workbench schema.
 
     Arguments:
@@ -60,6 +62,9 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
         per_trajectory: extra ``(trajectory,)`` coordinates, e.g. ``{"param_rho": ...}``.
         split: ``train``/``val``/``test`` per trajectory.
         attrs: global attributes; dicts/lists/bools are stored as JSON strings.
+        hidden_state: the unobserved variables of partially observed simulated data, noise-free at
+            every sample, shape ``(trajectory, time, hidden_variable)``, for scoring only;
+            ``hidden_names``/``hidden_units`` label them.
 
     Returns:
         The dataset, validated.
@@ -96,6 +101,14 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
             coords["input_units"] = ("input_variable", np.asarray(list(input_units), dtype=str))
         data_vars["input"] = (("trajectory", "time", "input_variable"), inputs,
                               {"long_name": "exogenous inputs (forcing, control, covariates)"})
+    if hidden_state is not None:
+        hidden_state = np.asarray(hidden_state, dtype=np.float64)
+        names = list(hidden_names) if hidden_names is not None else [f"h{i}" for i in range(hidden_state.shape[-1])]
+        coords["hidden_variable"] = ("hidden_variable", np.asarray(names, dtype=str))
+        if hidden_units is not None:
+            coords["hidden_units"] = ("hidden_variable", np.asarray(list(hidden_units), dtype=str))
+        data_vars["hidden_state"] = (HIDDEN_DIMS, hidden_state,
+                                     {"long_name": "unobserved system variables (for scoring only)"})
     base = {"Conventions": CONVENTIONS, "workbench_version": version()}
     ds = xr.Dataset(data_vars, coords=coords, attrs={**base, **encode_attrs(attrs or {})})
     return validate(ds)
@@ -204,7 +217,31 @@ def validate(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
         if not np.isfinite(ds["input"].values).all():
             raise DatasetError(f"{source}: 'input' holds NaN or infinite values; inputs must be known at every "
                                "sample (interpolate gaps or drop those times)")
+    if "hidden_state" in ds:
+        _check_hidden(ds, state, source)
     return ds
+
+
+def _check_hidden(ds: xr.Dataset, state: xr.DataArray, source: str) -> None:
+    """``hidden_state`` must be finite floats over (trajectory, time, hidden_variable), with
+    unique names that are not also observed variables."""
+    hidden = ds["hidden_state"]
+    if hidden.dims != HIDDEN_DIMS:
+        raise DatasetError(f"{source}: 'hidden_state' must have dims {HIDDEN_DIMS}, found {hidden.dims}",
+                           fix="store the unobserved variables as hidden_state(trajectory, time, hidden_variable)")
+    if (hidden.sizes["trajectory"], hidden.sizes["time"]) != (state.sizes["trajectory"], state.sizes["time"]):
+        raise DatasetError(f"{source}: 'hidden_state' covers {hidden.sizes['trajectory']} trajectories x "
+                           f"{hidden.sizes['time']} samples, 'state' {state.sizes['trajectory']} x {state.sizes['time']}",
+                           fix="store the hidden variables at every sample of every trajectory")
+    if not np.issubdtype(hidden.dtype, np.floating) or not np.isfinite(hidden.values).all():
+        raise DatasetError(f"{source}: 'hidden_state' must hold finite floating-point numbers",
+                           fix="recompute it, or drop the 'hidden_state' variable")
+    if "hidden_variable" in ds.coords:
+        names = [str(v) for v in ds["hidden_variable"].values]
+        observed = {str(v) for v in ds["variable"].values} if "variable" in ds.coords else set()
+        if len(set(names)) != len(names) or observed & set(names):
+            raise DatasetError(f"{source}: hidden variable names {names} must be unique and differ from the "
+                               f"observed variables {sorted(observed)}", fix="rename the hidden variables")
 
 
 def _mask_values(mask: xr.DataArray, source: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from .dataset import json_attr, observation_mask, select_split, validate
 from .forecast import evaluate_rolling
 from .splits import time_split_info
 from .errors import BadParameterError, DatasetError, WorkbenchError
+from .learners.latent import HistoryLearner, hidden_r2, history_forecast, interpolation_error
 from .model import Model
 from .simulate import simulate
 
@@ -37,8 +38,9 @@ def true_system(ds: xr.Dataset) -> Optional[catalog.System]:
     if system is None:
         return None
     variables = [str(v) for v in ds["variable"].values]
-    # partially observed data (hidden_state beside state) keeps its system: its variables are a subset
-    observed_subset = "hidden_state" in ds and set(variables) <= set(system.state_names)
+    # partially observed data (hidden_state beside state: a subset or read-out of the system's
+    # variables) keeps its system, for its Lyapunov time; nothing is scored against its drift
+    observed_subset = "hidden_state" in ds
     if variables != list(system.state_names) and not observed_subset:
         raise DatasetError(f"the dataset's 'system' attribute names {name!r}, whose variables are "
                            f"{list(system.state_names)}, but the dataset's variables are {variables}",
@@ -94,7 +96,12 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         ``crps``, ``energy_score``, interval scores), per-trajectory ones a ``trajectory`` dim
         (``vpt``), and scalars summarise (``vpt_median``, ``diverged_trajectories``, ``vector_field_error``,
         ``energy_mse``, ``nfe``, ``*_oracle``, ``*_relative`` and its standard error over test
-        trajectories ``*_relative_se``).
+        trajectories ``*_relative_se``), ``extrapolation_rmse``/``extrapolation_nrmse`` (over the predicted
+        span). Latent models (``latent_ode``, ``ncde``) forecast from each trajectory's first ``context + 1``
+        samples, gaps allowed, and add ``interpolation_rmse`` (history samples held out from the encoder)
+        and, on data with ``hidden_state``, ``hidden_r2(hidden_variable)``: a linear read-out of the latent
+        state fitted on the training trajectories, scored on the test ones. Data with ``hidden_state`` is
+        not scored against the system's drift, energy or SDE samples (they need every variable).
     """
     if mode not in ("auto", "trajectories", "rolling"):
         raise BadParameterError(f"mode must be 'auto', 'trajectories' or 'rolling', got {mode!r}")
@@ -105,9 +112,13 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     if test.sizes["trajectory"] == 0:
         raise WorkbenchError(f"the dataset has no {split!r} trajectories to evaluate on; pass split='val' or resplit")
     # a rollout that blows up is scored up to the blow-up and infinitely wrong after it, not dropped
-    pred = model.predict(test, n_samples=n_samples, seed=seed, on_divergence="mark")
+    history = isinstance(model.learner, HistoryLearner)
+    # a latent model forecasts from a history with gaps, which Model.predict does not take
+    pred = history_forecast(model, test, n_samples, seed) if history else \
+        model.predict(test, n_samples=n_samples, seed=seed, on_divergence="mark")
     full, test = test, test.sel(time=pred["time"].values)  # learners with context predict from sample C on
     system = true_system(test)
+    whole_state = "hidden_state" not in test  # the system's drift, energy and oracle need every variable
     lyapunov = system.lyapunov if system is not None and system.lyapunov else model.meta.get("lyapunov")
     out = xr.Dataset(attrs={"learner": model.name, "system": str(test.attrs.get("system")), "split": split,
                             "threshold": threshold, "n_trajectories": int(test.sizes["trajectory"])})
@@ -126,14 +137,17 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     nfe = model.learner.last_nfe
     if nfe is not None:
         out["nfe"] = xr.DataArray(float(nfe), attrs={"long_name": "vector-field evaluations per rollout"})
-    if system is not None:
+    _extrapolation(out, test)
+    if history:
+        _latent_scores(out, model, ds, full, seed)
+    if system is not None and whole_state:
         _field_and_energy(out, model, test, pred, system, seed)
         if attractor and system.kind == "ode" and system.facts["chaotic"] and not model.stochastic:
             out.update(attractor_scores(model, full, system, parameters_per_trajectory(full, system),
                                         system.lyapunov, seed=seed))
     if pred.sizes["sample"] > 1:
         _stochastic(out, pred, test)
-        if oracle and system is not None and system.kind == "sde":
+        if oracle and system is not None and system.kind == "sde" and whole_state:
             truth_samples = oracle_samples(test, system, pred.sizes["sample"], seed)
             for name, score in (("crps", metrics.crps), ("energy_score", metrics.energy_score)):
                 model_score = score(pred, test, per_trajectory=True)
@@ -143,6 +157,29 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
                 out[f"{name}_relative"] = metrics.oracle_relative(model_score.mean(), oracle_score.mean())
                 out[f"{name}_relative_se"] = metrics.oracle_relative_se(model_score, oracle_score)
     return out
+
+
+def _extrapolation(out: xr.Dataset, test: xr.Dataset) -> None:
+    """RMSE over the predicted span after its start, and that RMSE over the observed values' std."""
+    squared = (out["rmse"].isel(time=slice(1, None)) ** 2).mean()
+    rmse = float(np.sqrt(squared)) if out.sizes["time"] > 1 else float("nan")
+    observed = test["state"].values[observation_mask(test)]
+    spread = float(observed.std()) if observed.size else float("nan")
+    out["extrapolation_rmse"] = xr.DataArray(rmse, attrs={"long_name": "RMSE of the observed variables over the "
+                                                                        "predicted span after its start"})
+    out["extrapolation_nrmse"] = xr.DataArray(rmse / spread if spread > 0 else float("nan"), attrs={
+        "long_name": "extrapolation RMSE over the standard deviation of the observed test values"})
+
+
+def _latent_scores(out: xr.Dataset, model: Model, ds: xr.Dataset, test: xr.Dataset, seed: int) -> None:
+    """Interpolation error at held-out history samples, and ``hidden_r2`` where the data has hidden variables."""
+    interpolation = interpolation_error(model, test, seed)
+    if interpolation is not None:
+        out["interpolation_rmse"] = xr.DataArray(interpolation, attrs={
+            "long_name": "RMSE at observed history samples held out from the encoder"})
+    train = select_split(ds, "train")
+    if "hidden_state" in ds and train.sizes["trajectory"]:
+        out["hidden_r2"] = hidden_r2(model, train, test)
 
 
 def _field_and_energy(out: xr.Dataset, model: Model, test: xr.Dataset, pred: xr.Dataset,

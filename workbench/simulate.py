@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
+from difflib import get_close_matches
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -15,13 +17,16 @@ from systems import System
 
 from .dataset import SPLITS, make_dataset
 from .devices import DeviceLike, resolve_device, thread_policy
-from .errors import BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnsupportedError
+from .errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnknownNameError,
+                     UnsupportedError)
 from .progress import progress_bar
 from .safety import check_allocation, check_integer, check_real
 from .sde import BrownianIncrements, TorchsdeProblem
 from .solvers import FIXED_STEP_METHODS, TABLEAUX, TORCHDIFFEQ_METHODS, integrate_batch
 
 SystemLike = Union[str, System]
+# what an instrument records: variable names, a read-out matrix (k, dim), or {name: {variable: coefficient}}
+Observe = Union[Sequence[str], np.ndarray, Mapping[str, Mapping[str, float]]]
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 SDE_SCHEMES = ("euler", "milstein", "srk")
 SCIPY_METHODS = {"radau": "Radau", "bdf": "BDF", "lsoda": "LSODA"}
@@ -49,7 +54,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
              params: Optional[Mapping[str, Any]] = None,
              sample_params: Union[Sequence[str], Mapping[str, Sequence[float]], None] = None,
              x0: Optional[Any] = None, obs_noise: float = 0.0, obs_noise_kind: str = "absolute",
-             missing: float = 0.0, derivative: bool = False,
+             missing: float = 0.0, derivative: bool = False, observe: Optional[Observe] = None,
              split: Optional[Sequence[float]] = DEFAULT_SPLIT,
              method: Optional[str] = None, rtol: float = 1e-10, atol: float = 1e-10,
              sde_dt: Optional[float] = None, scheme: Optional[str] = None, brownian: Any = None,
@@ -74,6 +79,12 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         missing: fraction of samples (after the first) dropped at random per trajectory;
             recorded in ``mask`` and set to NaN in ``state``: irregular sampling.
         derivative: also store the true drift at the (noise-free) samples as ``derivative``.
+        observe: what is measured (default: every variable). Variable names (``["x"]``) keep those
+            in ``state``; a read-out matrix ``(k, dim)`` or ``{"name": {"x": 1, "y": 1}}`` records
+            linear combinations (sensors that mix variables). The system variables not recorded
+            as themselves go, noise-free and at every sample, to ``hidden_state(trajectory, time,
+            hidden_variable)``: for scoring only, learners never see it. Noise and ``missing``
+            apply to the observations; ``derivative`` is read out the same way.
         split: fractions for train/val/test by trajectory, or ``None`` for no split. Validation
             and test each get the nearest whole number of trajectories (halves round up), at least
             one each where their fraction is positive and ``n >= 3``; training gets the rest (at
@@ -146,8 +157,11 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
                                             progress)
     except (DivergenceError, SolverStallError) as exc:
         raise _naming_trajectory(exc, sys_, values, y0) from None
-    clean = states.cpu().numpy()
-    deriv = _derivative(sys_, tt, torch.from_numpy(clean).to(dev), p) if derivative else None
+    full = states.cpu().numpy()
+    deriv = _derivative(sys_, tt, torch.from_numpy(full).to(dev), p) if derivative else None
+    readout = observation_readout(sys_, observe)
+    clean = full if readout is None else full @ readout.matrix.T
+    deriv = deriv if deriv is None or readout is None else deriv @ readout.matrix.T
     observed, mask = _observe(clean, obs_noise, obs_noise_kind, missing, rng)
     split_labels, split_attrs = _split_labels(n, split, rng)
     attrs = {
@@ -159,9 +173,95 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         **split_attrs,
     }
     per_traj = {f"param_{k}": np.asarray(v, dtype=np.float64) for k, v in values.items() if np.ndim(v) == 1}
-    return make_dataset(observed, t, sys_.state_names, units=sys_.state_units, time_units=sys_.time_units,
+    names, units = (sys_.state_names, sys_.state_units) if readout is None else (readout.names, readout.units)
+    hidden = None if readout is None else full[..., readout.hidden]
+    if readout is not None:
+        attrs["observe"] = {name: {v: float(c) for v, c in zip(sys_.state_names, row) if c}
+                            for name, row in zip(readout.names, readout.matrix)}
+    return make_dataset(observed, t, names, units=units, time_units=sys_.time_units,
                         mask=mask, derivative=deriv, inputs=_inputs(sys_, tt, p, n), input_names=sys_.inputs,
-                        per_trajectory=per_traj, split=split_labels, attrs=attrs)
+                        per_trajectory=per_traj, split=split_labels, attrs=attrs, hidden_state=hidden,
+                        hidden_names=None if readout is None else [sys_.state_names[i] for i in readout.hidden],
+                        hidden_units=None if readout is None else [sys_.state_units[i] for i in readout.hidden])
+
+
+@dataclass(frozen=True)
+class Readout:
+    """A linear observation of a system's state: ``observed = state @ matrix.T``.
+
+    Attributes:
+        matrix: ``(k, dim)`` coefficients.
+        names, units: one per observed channel.
+        hidden: indices of the system variables not observed as themselves (kept for scoring).
+    """
+
+    matrix: np.ndarray
+    names: list[str]
+    units: list[str]
+    hidden: list[int]
+
+
+def observation_readout(sys_: System, observe: Optional[Observe]) -> Optional[Readout]:
+    """The :class:`Readout` that ``observe`` asks for, or ``None`` to observe the whole state.
+
+    Raises:
+        UnknownNameError: a variable the system does not have.
+        BadParameterError: nothing observed, repeated names, a matrix of the wrong shape or with
+            non-finite entries, or a read-out that records nothing (an all-zero row).
+    """
+    if observe is None:
+        return None
+    names = list(sys_.state_names)
+    if isinstance(observe, Mapping):
+        rows = [_readout_row(sys_, str(label), combination) for label, combination in observe.items()]
+        labels = [str(label) for label in observe]
+    elif isinstance(observe, (str, bytes)) or (isinstance(observe, Sequence) and observe
+                                               and all(isinstance(v, str) for v in observe)):
+        chosen = [observe] if isinstance(observe, str) else list(observe)
+        rows = [_readout_row(sys_, v, {v: 1.0}) for v in chosen]
+        labels = chosen
+    else:
+        matrix = _float_array(observe, "observe (a read-out matrix)")
+        if matrix.ndim != 2 or matrix.shape[1] != sys_.dim or not np.isfinite(matrix).all():
+            raise BadParameterError(f"observe as a matrix must be finite with shape (k, {sys_.dim}) for "
+                                    f"{sys_.name} (one column per variable {names}), got shape {matrix.shape}",
+                                    fix="pass variable names, e.g. observe=['x'], or a (k, dim) matrix")
+        rows, labels = list(matrix), [f"y{i}" for i in range(matrix.shape[0])]
+    if not rows:
+        raise BadParameterError(f"observe={observe!r} observes nothing",
+                                fix=f"name at least one of {names}, e.g. observe=[{names[0]!r}]")
+    if len(set(labels)) != len(labels):
+        raise BadParameterError(f"observe names a channel twice: {labels}", fix="name each observed channel once")
+    matrix = np.stack(rows)
+    if (np.abs(matrix).sum(1) == 0).any():
+        raise BadParameterError("observe has a read-out with all coefficients zero (it records nothing)",
+                                fix="give each observed channel a non-zero coefficient")
+    # a channel named after a variable that reads exactly that variable observes it; the rest is hidden
+    unit_rows = np.eye(sys_.dim)
+    direct = {names.index(label) for row, label in zip(matrix, labels)
+              if label in names and np.array_equal(row, unit_rows[names.index(label)])}
+    units = []
+    for row in matrix:
+        used = {sys_.state_units[i] for i in np.flatnonzero(row)}
+        units.append(used.pop() if len(used) == 1 else "1")
+    return Readout(matrix, labels, units, [i for i in range(sys_.dim) if i not in direct])
+
+
+def _readout_row(sys_: System, label: str, combination: Any) -> np.ndarray:
+    """One read-out row from ``{variable: coefficient}``; unknown variables are refused by name."""
+    names = list(sys_.state_names)
+    if not isinstance(combination, Mapping) or not combination:
+        raise BadParameterError(f"observe[{label!r}] must map variables to coefficients, e.g. "
+                                f"{{{names[0]!r}: 1.0}}, got {combination!r}")
+    row = np.zeros(sys_.dim)
+    for variable, coefficient in combination.items():
+        if variable not in names:
+            close = get_close_matches(str(variable), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UnknownNameError(f"{sys_.name} has no variable {variable!r}{hint} to observe",
+                                   fix=f"observe some of its variables {names}")
+        row[names.index(variable)] = check_real(coefficient, f"observe coefficient of {variable!r}")
+    return row
 
 
 # Peak memory of a call, in float64 (trajectory, time, variable) arrays beyond what the process held

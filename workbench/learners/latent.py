@@ -1,0 +1,424 @@
+"""Hidden variables and irregular samples: models that encode an observed history into a latent state
+and roll that state out.
+
+* ``latent_ode``: Rubanova, Chen & Duvenaud, "Latent ODEs for Irregularly-Sampled Time Series",
+  NeurIPS 2019. An ODE-RNN encoder runs backwards over the history (a GRU update at each observed
+  sample, a small ODE between samples, so any times and any mask), gives q(z0) at the history's
+  first time; a latent ODE carries z0 forward over the history and past it; a linear decoder maps
+  the latent state to the observed variables. Trained as a VAE: the ELBO, Gaussian likelihood with
+  a learned per-variable noise level on every observed sample of the window (history reconstruction
+  and forecast), KL to N(0, I).
+* ``ncde``: Kidger, Morrill, Foster & Lyons, "Neural Controlled Differential Equations for Irregular
+  Time Series", NeurIPS 2020 (torchcde). The history (with time and, per Kidger et al., the
+  cumulative observation count as channels; missing samples are NaN, which torchcde's coefficients
+  interpolate over) drives a CDE whose hidden state at the history's end is the latent state. The
+  forecast continues that state with an autonomous latent ODE and a linear read-out (chosen over an
+  autoregressive read-out: predictions at any times, and one latent state for ``hidden_r2``).
+  Trained by the mean squared error on the observed samples from the history's end on.
+
+Windows: a learner with ``context = C`` reads the first ``C + 1`` samples of a training window as
+its history and predicts from sample ``C`` on, as :meth:`workbench.Model.predict` does from a
+dataset (it passes the first ``C`` samples as ``context``); training windows must be longer than
+``C + 1`` (``fit(..., window=...)``, default 16 beside the default ``context=8``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torchcde
+import torchdiffeq
+import xarray as xr
+from torch import nn
+
+from ..errors import BadParameterError, DatasetError, UnsupportedError
+from ..safety import check_integer, check_real
+from . import register_learner
+from .base import Batch, Capabilities, DataInfo, InputSignal, Learner, masked_mse, mlp
+
+MAX_LATENT = 1024
+MAX_CONTEXT = 10_000
+# the noise level of the decoder's Gaussian likelihood (standardised units) cannot fall below this
+MIN_OBSERVATION_STD = 1e-3
+INTERPOLATIONS = ("cubic", "linear", "rectilinear")
+
+
+def rk4_step(field: nn.Module, h: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
+    """One classical Runge-Kutta step of ``dh/dt = field(h)`` over ``dt`` (one per batch row, (B, 1))."""
+    k1 = field(h)
+    k2 = field(h + 0.5 * dt * k1)
+    k3 = field(h + 0.5 * dt * k2)
+    k4 = field(h + dt * k3)
+    return h + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+
+
+class Scaled(nn.Module):
+    """``rate * net(h)``: a field in units of the data's own time scale (``Learner.rate``)."""
+
+    def __init__(self, net: nn.Module, owner: Learner):
+        super().__init__()
+        self.net, self._owner = net, [owner]  # a list: the owner is not a submodule (no cycle)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self._owner[0].rate * self.net(h)
+
+
+class HistoryLearner(Learner):
+    """Shared by latent models: the history window, rollouts from ``context``, and the latent state.
+
+    Subclasses implement :meth:`encode_end` (latent state at the history's last time) and
+    :meth:`forecast` (paths from the history's last time over relative times).
+    """
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        check_integer(o["context"], "context (history samples before the start)", 1, MAX_CONTEXT)
+        check_integer(o["latent"], "latent (the latent dimension)", 1, MAX_LATENT)
+        check_integer(o["substeps"], "substeps", 1, 1000)
+        if o["dt"] is not None:
+            check_real(o["dt"], "dt", 0.0, low_open=True)
+
+    @classmethod
+    def options_from_data(cls, info: DataInfo, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().options_from_data(info, options)
+        context = options.get("context", cls.defaults["context"])
+        if isinstance(context, int) and info.length and context + 2 > info.length:
+            raise BadParameterError(f"learner {cls.name!r}: context={context} needs trajectories of at least "
+                                    f"{context + 2} samples (a history of context + 1 and a sample to predict), "
+                                    f"got {info.length}", fix=f"use context <= {max(1, info.length - 2)}")
+        return options
+
+    def capabilities(self) -> Capabilities:
+        return replace(self.supports, context=int(self.options["context"]))
+
+    # --- the history ------------------------------------------------------------------------------
+    def split_window(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """History (z, t, mask) of a training window: its first ``context + 1`` samples.
+
+        Raises:
+            BadParameterError: the window is not longer than the history.
+        """
+        c = self.options["context"]
+        if batch.z.shape[1] < c + 2:
+            raise BadParameterError(f"learner {self.name!r} reads {c + 1} history samples, but training windows "
+                                    f"hold {batch.z.shape[1]}", fix=f"fit with window >= {c + 2} or a smaller context")
+        return batch.z[:, : c + 1], batch.t[:, : c + 1], batch.mask[:, : c + 1]
+
+    def encode_end(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The latent state (B, latent) at the last time of histories ``z`` (B, H, D), ``t`` (B, H), ``mask`` (B, H)."""
+        raise NotImplementedError
+
+    def forecast(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, t_out: torch.Tensor, n_samples: int = 1,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Paths (S, B, T, D) from histories at times ``t_out`` (T,), ``t_out[0]`` the history's last time."""
+        raise NotImplementedError
+
+    def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
+                generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
+                context: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """From ``context`` (B, C, D; NaN where a sample is missing) and ``z0``, on a history grid of the
+        data's step ``dt`` ending at ``t[0]`` (rollouts get no history times; irregular histories go
+        through :func:`history_forecast`)."""
+        if context is None:
+            raise UnsupportedError(f"{self.name} needs a history of {self.options['context']} samples before the "
+                                   "start", fix="predict from a dataset (its first samples are the history)")
+        z = torch.cat([context, z0[:, None]], dim=1)
+        step = self.options["dt"] or (float(t[1] - t[0]) if len(t) > 1 else 1.0)
+        th = t[0] + step * torch.arange(-z.shape[1] + 1, 1, dtype=t.dtype, device=t.device)
+        mask = torch.isfinite(z).all(-1)
+        check_histories(mask.cpu().numpy())
+        return self.forecast(torch.nan_to_num(z), th.expand(z.shape[0], -1), mask, t, n_samples, generator)
+
+
+def check_histories(mask: np.ndarray) -> None:
+    """Refuse histories with fewer than two observed samples (one cannot show where the state is going).
+
+    Raises:
+        DatasetError: naming the first such history and the fix.
+    """
+    counts = mask.sum(1)
+    bad = np.flatnonzero(counts < 2)
+    if bad.size:
+        raise DatasetError(f"{bad.size} histories hold fewer than two observed samples (the first, position "
+                           f"{int(bad[0])}, holds {int(counts[bad[0]])}); a single observation cannot show the "
+                           "hidden state", fix="use a longer context (learner option context=) or data with fewer "
+                                               "missing samples at the start")
+
+
+class LatentODE(HistoryLearner):
+    """Options: ``latent`` (dimension of the latent state), ``hidden`` (GRU and network width),
+    ``depth``/``activation`` of the latent field, ``context`` (history samples before the start),
+    ``substeps`` (RK4 steps per sample of the latent solve), ``kl_weight`` (1: the ELBO),
+    ``dt`` (history step of rollouts; from the data). ``predict(n_samples=1)`` decodes the
+    posterior mean; more samples draw z0 from the posterior (decoded without observation noise).
+    """
+
+    name = "latent_ode"
+    reference = "Rubanova, Chen & Duvenaud 2019, Latent ODEs for Irregularly-Sampled Time Series, NeurIPS"
+    supports = Capabilities(kinds=("ode",), stochastic=True, irregular=True, objectives=("likelihood",),
+                            has_vector_field=False)
+    defaults = {"latent": 8, "hidden": 32, "depth": 2, "activation": "tanh", "context": 8, "substeps": 1,
+                "kl_weight": 1.0, "objective": "likelihood", "dt": None}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        check_real(o["kl_weight"], "kl_weight", 0.0)
+        self.gru = nn.GRUCell(2 * dim, o["hidden"])
+        self.encoder_field = Scaled(mlp(o["hidden"], o["hidden"], o["hidden"], 1, "tanh"), self)
+        self.posterior = nn.Linear(o["hidden"], 2 * o["latent"])
+        self.field = Scaled(mlp(o["latent"], o["latent"], o["hidden"], o["depth"], o["activation"]), self)
+        self.decoder = nn.Linear(o["latent"], dim)
+        self.log_std = nn.Parameter(torch.full((dim,), math.log(0.1)))
+
+    def posterior_of(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ODE-RNN run backwards over the history: mean and log-variance of q(z0) at ``t[:, 0]``."""
+        h = z.new_zeros(z.shape[0], self.options["hidden"])
+        m = mask.to(z.dtype)[..., None]
+        for i in range(z.shape[1] - 1, -1, -1):
+            if i < z.shape[1] - 1:  # evolve back to the earlier sample: a step of -dt
+                h = rk4_step(self.encoder_field, h, (t[:, i] - t[:, i + 1])[:, None])
+            update = self.gru(torch.cat([z[:, i] * m[:, i], m[:, i].expand(-1, self.dim)], -1), h)
+            h = m[:, i] * update + (1 - m[:, i]) * h
+        mean, log_var = self.posterior(h).chunk(2, dim=-1)
+        return mean, log_var.clamp(-12.0, 6.0)
+
+    def latent_path(self, z0: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """The latent ODE from ``z0`` over relative times ``rel`` (T,), shape (B, T, latent)."""
+        if len(rel) < 2:
+            return z0[:, None]
+        step = float((rel[1:] - rel[:-1]).min()) / self.options["substeps"]
+        path = torchdiffeq.odeint(lambda tt, y: self.field(y), z0, rel, method="rk4", options={"step_size": step})
+        return path.transpose(0, 1)
+
+    def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
+        """Negative ELBO per observed value of the window (history reconstruction and forecast)."""
+        z_h, t_h, m_h = self.split_window(batch)
+        mean, log_var = self.posterior_of(z_h, t_h, m_h)
+        z0 = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        x = self.decoder(self.latent_path(z0, batch.t[0] - batch.t[0, 0]))
+        log_std = self.log_std.clamp_min(math.log(MIN_OBSERVATION_STD))
+        nll = 0.5 * ((x - batch.z) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
+        weight = batch.mask.to(x.dtype)[..., None]
+        kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum()
+        values = (weight.sum() * self.dim).clamp_min(1.0)
+        return ((nll * weight).sum() + self.options["kl_weight"] * kl) / values
+
+    def encode_end(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mean, _ = self.posterior_of(z, t, mask)
+        return self.latent_path(mean, t[0] - t[0, 0])[:, -1]
+
+    def forecast(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, t_out: torch.Tensor, n_samples: int = 1,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        mean, log_var = self.posterior_of(z, t, mask)
+        if n_samples > 1:
+            noise = torch.randn((n_samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
+            z0 = (mean + noise * (0.5 * log_var).exp()).reshape(-1, mean.shape[-1])
+        else:
+            z0 = mean
+        rel_h = t[0] - t[0, 0]
+        rel = torch.cat([rel_h, rel_h[-1] + (t_out[1:] - t_out[0]).to(rel_h.dtype)])
+        x = self.decoder(self.latent_path(z0, rel)[:, z.shape[1] - 1:])
+        self.last_nfe = 4 * self.options["substeps"] * (len(rel) - 1)
+        return x.reshape(n_samples, z.shape[0], len(t_out), self.dim)
+
+
+class NeuralCDE(HistoryLearner):
+    """Options: ``latent`` (CDE hidden state), ``hidden``/``depth``/``activation`` of the CDE and
+    continuation fields, ``context``, ``interpolation`` of the observations (``"cubic"``: natural
+    cubic splines, smooth, offline; ``"linear"``; ``"rectilinear"``: causal, for online use),
+    ``substeps`` (RK4 steps per sample), ``dt`` (history step of rollouts; from the data)."""
+
+    name = "ncde"
+    reference = "Kidger, Morrill, Foster & Lyons 2020, Neural Controlled Differential Equations for Irregular Time Series"
+    supports = Capabilities(kinds=("ode",), irregular=True, objectives=("trajectory",), has_vector_field=False)
+    defaults = {"latent": 16, "hidden": 32, "depth": 2, "activation": "tanh", "context": 8, "substeps": 1,
+                "interpolation": "cubic", "objective": "trajectory", "dt": None}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        if o["interpolation"] not in INTERPOLATIONS:
+            raise BadParameterError(f"ncde: unknown interpolation {o['interpolation']!r}",
+                                    fix=f"use one of {INTERPOLATIONS}")
+        self.channels = dim + 2  # time, the observed variables, the cumulative count of observations
+        self.initial = nn.Linear(self.channels, o["latent"])
+        self.cde_field = mlp(o["latent"], o["latent"] * self.channels, o["hidden"], o["depth"], o["activation"])
+        self.field = Scaled(mlp(o["latent"], o["latent"], o["hidden"], o["depth"], o["activation"]), self)
+        self.readout = nn.Linear(o["latent"], dim)
+
+    def _control(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        rel = t[0] - t[0, 0]
+        # time in units of the data's time scale, so the control's channels have comparable sizes
+        scaled = (rel * self.rate)[None, :, None].expand(z.shape[0], -1, 1)
+        values = torch.where(mask[..., None], z, torch.full_like(z, float("nan")))
+        counts = mask.to(z.dtype).cumsum(1)[..., None]
+        x = torch.cat([scaled, values, counts], -1)
+        kind = self.options["interpolation"]
+        if kind == "cubic":
+            return torchcde.CubicSpline(torchcde.natural_cubic_coeffs(x, rel), rel), rel
+        coeffs = torchcde.linear_interpolation_coeffs(x, rel, rectilinear=0 if kind == "rectilinear" else None)
+        return torchcde.LinearInterpolation(coeffs, rel), rel
+
+    def encode_end(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        control, rel = self._control(z, t, mask)
+        latent = self.options["latent"]
+
+        def vector_field(tt: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.cde_field(h)).view(h.shape[0], latent, self.channels)
+
+        h0 = self.initial(control.evaluate(rel[0]))
+        step = float((rel[1:] - rel[:-1]).min()) / self.options["substeps"]
+        hT = torchcde.cdeint(control, vector_field, h0, rel[[0, -1]], method="rk4", options={"step_size": step})
+        return hT[:, -1]
+
+    def forecast(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, t_out: torch.Tensor, n_samples: int = 1,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        h = self.encode_end(z, t, mask)
+        rel = (t_out - t_out[0]).to(h.dtype)
+        if len(rel) > 1:
+            step = float((rel[1:] - rel[:-1]).min()) / self.options["substeps"]
+            h = torchdiffeq.odeint(lambda tt, y: self.field(y), h, rel, method="rk4",
+                                   options={"step_size": step}).transpose(0, 1)
+        else:
+            h = h[:, None]
+        self.last_nfe = 4 * self.options["substeps"] * (len(rel) - 1)
+        return self.readout(h).unsqueeze(0).expand(n_samples, -1, -1, -1)
+
+    def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
+        """Mean squared error of the forecast over the observed samples from the history's end on
+        (the curriculum's ``horizon`` counts forecast samples, at least one)."""
+        z_h, t_h, m_h = self.split_window(batch)
+        c = z_h.shape[1] - 1
+        end = min(batch.z.shape[1], max(c + 2, horizon))
+        pred = self.forecast(z_h, t_h, m_h, batch.t[0, c:end])[0]
+        return masked_mse(pred, batch.z[:, c:end], batch.mask[:, c:end])
+
+
+# --- scoring from datasets (histories with gaps, which Model.predict does not take) ----------------
+
+def _standardised(model: Any, ds: xr.Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """States (N, T, D) in the learner's standardised units (0 where missing), times (T,) and mask (N, T)."""
+    from ..dataset import observation_mask
+
+    learner = model.learner
+    like = learner.scale
+    x = torch.as_tensor(ds["state"].values, dtype=like.dtype, device=like.device)
+    mask = torch.as_tensor(observation_mask(ds), device=like.device)
+    z = torch.nan_to_num((x - learner.offset) / learner.scale)
+    t = torch.as_tensor(np.array(ds["time"].values), dtype=like.dtype, device=like.device)
+    return z, t, mask
+
+
+def history_forecast(model: Any, ds: xr.Dataset, n_samples: int = 1, seed: int = 0) -> xr.Dataset:
+    """Each trajectory of ``ds`` forecast from its first ``context + 1`` samples (gaps allowed), at the
+    dataset's later times: a dataset shaped like ``model.predict(ds, on_divergence="mark")``.
+
+    Raises:
+        DatasetError: a history with fewer than two observed samples, or a dataset too short.
+    """
+    from ..dataset import make_dataset
+
+    learner = model.learner
+    c = int(learner.options["context"])
+    if ds.sizes["time"] < c + 2:
+        raise DatasetError(f"{model.name} reads {c + 1} history samples and needs one more to predict; the dataset "
+                           f"has {ds.sizes['time']}", fix=f"use longer trajectories or a model with context < {c}")
+    z, t, mask = _standardised(model, ds)
+    check_histories(mask[:, : c + 1].cpu().numpy())
+    samples = int(n_samples) if learner.capabilities().stochastic else 1
+    learner.eval()
+    with torch.no_grad():
+        out = learner.forecast(z[:, : c + 1], t[: c + 1].expand(z.shape[0], -1), mask[:, : c + 1], t[c:], samples,
+                               torch.Generator().manual_seed(int(seed)))
+    state = (out * learner.scale + learner.offset).double().cpu().numpy()
+    lost = np.logical_or.accumulate(~np.isfinite(state).all(axis=3), axis=2)
+    times = ds["time"].values[c:]
+    pred = make_dataset(np.where(lost[..., None], 0.0, state), times, [str(v) for v in ds["variable"].values],
+                        trajectory=ds["trajectory"].values, attrs={"learner": model.name, "context_samples": c})
+    pred["state"].data[lost] = np.inf
+    pred["diverged_at"] = xr.DataArray(np.where(lost.any(axis=2), times[np.argmax(lost, axis=2)], np.nan),
+                                       dims=("sample", "trajectory"))
+    return pred
+
+
+# Histories per trajectory whose end states feed the hidden_r2 read-out
+READOUT_ORIGINS = 16
+READOUT_RIDGE = 1e-6
+
+
+def latent_states(model: Any, ds: xr.Dataset, origins: int = READOUT_ORIGINS) -> tuple[np.ndarray, np.ndarray]:
+    """Latent states at the ends of up to ``origins`` histories per trajectory and the dataset's
+    ``hidden_state`` there: arrays (M, latent) and (M, H). Histories with fewer than two observed
+    samples are skipped."""
+    learner = model.learner
+    c = int(learner.options["context"])
+    z, t, mask = _standardised(model, ds)
+    ends = np.unique(np.linspace(c, z.shape[1] - 1, min(origins, z.shape[1] - c)).astype(int))
+    latents, hidden = [], []
+    learner.eval()
+    with torch.no_grad():
+        for end in ends:
+            window = slice(end - c, end + 1)
+            keep = mask[:, window].sum(1) >= 2
+            if not bool(keep.any()):
+                continue
+            zz, mm = z[keep, window], mask[keep, window]
+            latents.append(learner.encode_end(zz, t[window].expand(zz.shape[0], -1), mm).double().cpu().numpy())
+            hidden.append(ds["hidden_state"].values[keep.cpu().numpy(), end])
+    return np.concatenate(latents), np.concatenate(hidden)
+
+
+def hidden_r2(model: Any, train: xr.Dataset, test: xr.Dataset) -> xr.DataArray:
+    """How much of each hidden variable a linear read-out of the latent state explains: least squares
+    (with an intercept) fitted on ``train``'s histories, R^2 on ``test``'s; over ``hidden_variable``."""
+    a, y = latent_states(model, train)
+    b, truth = latent_states(model, test)
+    design = np.hstack([a, np.ones((len(a), 1))])
+    gram = design.T @ design + READOUT_RIDGE * np.eye(design.shape[1])
+    coef = np.linalg.solve(gram, design.T @ y)
+    pred = np.hstack([b, np.ones((len(b), 1))]) @ coef
+    residual = ((pred - truth) ** 2).sum(0)
+    total = ((truth - truth.mean(0)) ** 2).sum(0)
+    r2 = 1.0 - residual / np.where(total > 0, total, np.nan)
+    return xr.DataArray(r2, dims=("hidden_variable",), coords={"hidden_variable": test["hidden_variable"].values},
+                        attrs={"long_name": "R^2 on test trajectories of a linear read-out of the latent state "
+                                            "fitted on training trajectories"})
+
+
+# Fraction of a history's observed samples held out to score interpolation
+INTERPOLATION_HOLDOUT = 0.5
+
+
+def interpolation_error(model: Any, ds: xr.Dataset, seed: int = 0) -> Optional[float]:
+    """RMSE (physical units, over variables) at observed history samples held out from the encoder:
+    every history keeps its first and last observed samples and half of the rest; the model
+    reconstructs the held-out ones. ``None`` for models that do not reconstruct their history."""
+    learner = model.learner
+    if not isinstance(learner, LatentODE):
+        return None
+    c = int(learner.options["context"])
+    z, t, mask = _standardised(model, ds)
+    z, mask, th = z[:, : c + 1], mask[:, : c + 1], t[: c + 1]
+    rng = np.random.default_rng(seed)
+    drop = torch.as_tensor(rng.random(tuple(mask.shape)) < INTERPOLATION_HOLDOUT, device=mask.device) & mask
+    observed_index = torch.arange(c + 1, device=mask.device).expand_as(mask)
+    first = torch.where(mask, observed_index, c + 1).min(1, keepdim=True).values
+    last = torch.where(mask, observed_index, -1).max(1, keepdim=True).values
+    drop &= (observed_index != first) & (observed_index != last)
+    if not bool(drop.any()):
+        return None
+    learner.eval()
+    with torch.no_grad():
+        mean, _ = learner.posterior_of(z, th.expand(z.shape[0], -1), mask & ~drop)
+        x = learner.decoder(learner.latent_path(mean, th - th[0]))
+    error = ((x - z) * learner.scale)[drop]
+    return float(error.pow(2).mean().sqrt())
+
+
+register_learner(LatentODE)
+register_learner(NeuralCDE)
