@@ -324,3 +324,17 @@ def power_spectra(run: xr.Dataset, variable: str, frequency_label: str) -> go.Fi
     fig.update_layout(xaxis_title=frequency_label, yaxis_title="power spectral density", yaxis_type="log",
                       title=f"power spectrum of {variable}", height=340, margin={"t": 40, "b": 30})
     return fig
+
+
+def profile(curve: xr.DataArray) -> go.Figure:
+    """A profile likelihood with its chi-square threshold and the interval where it stays below it."""
+    name = curve.attrs["parameter"]
+    fig = go.Figure(go.Scatter(x=curve["value"].values, y=curve.values, mode="lines+markers", name="profile"))
+    fig.add_hline(y=curve.attrs["threshold"], line_dash="dash",
+                  annotation_text=f"{100 * curve.attrs['level']:g}% threshold")
+    for bound in ("ci_low", "ci_high"):
+        if np.isfinite(curve.attrs[bound]):
+            fig.add_vline(x=curve.attrs[bound], line_dash="dot", line_color="grey")
+    fig.update_layout(title=f"profile likelihood of {name}", xaxis_title=f"{name} (fixed)",
+                      yaxis_title="(SSR - SSR_min) / s² (others re-fitted)", height=340, margin=dict(t=50, b=40))
+    return fig

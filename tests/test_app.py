@@ -446,3 +446,21 @@ def test_train_page_offers_fill_gaps_for_a_series_with_missing_samples(app):
     app.toggle[0].set_value(True).run()
     assert_clean(app)
     assert "nvar" in [option.split(" — ")[0] for option in app.selectbox[1].options]
+
+
+def test_compare_shows_estimated_parameters_beside_the_truth_and_a_profile(app):
+    truth = {"alpha": 1.3, "beta": 0.9, "gamma": 0.8, "delta": 1.8}
+    ds = wb.simulate("lotka_volterra", n=8, t_end=5.0, dt=0.25, seed=1, params=truth, obs_noise=0.05,
+                     obs_noise_kind="relative", split=(0.5, 0.0, 0.5))
+    model = wb.fit(ds, "mechanistic", precision="float64")
+    app.session_state["datasets"] = {"lv": ds}
+    app.session_state["models"] = {"mechanistic on lv": model}
+    app.switch_page("views/compare.py").run()
+    show(app, "mechanistic on lv", "lv")
+    table = app.table[0].value
+    assert list(table["parameter"]) == ["alpha", "beta", "delta", "gamma"]
+    assert [float(v) for v in table["true"]] == [1.3, 0.9, 1.8, 0.8]
+    assert (table["interval holds truth"] == "yes").sum() >= 3  # 95% intervals: one miss in four is possible
+    next(b for b in app.button if b.label == "compute profile").click().run()
+    assert_clean(app)
+    assert "profile" in trace_names(app)

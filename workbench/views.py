@@ -347,6 +347,53 @@ def equation_comparison(model: Any, system: Any, params: dict[str, float], n_poi
                "spurious_terms": int(np.count_nonzero((true == 0) & (learned != 0))) if representable else -1})
 
 
+def parameter_comparison(model: Any, ds: xr.Dataset, level: float = 0.95) -> xr.Dataset:
+    """A grey-box model's estimated parameters beside the truth the dataset was simulated with.
+
+    Arguments:
+        model: a fitted model with :meth:`workbench.Model.parameters` (``mechanistic``).
+        ds: the data it is compared on; ``true`` comes from its system's parameters (shared by all
+            trajectories) and is NaN for measured data or parameters that vary by trajectory.
+        level: the confidence level of the intervals.
+
+    Returns:
+        ``model.parameters(level)`` plus ``true``, ``relative_error`` and ``covered`` (the interval
+        holds the truth) over ``parameter``.
+    """
+    table = model.parameters(level)
+    system = true_system(ds)
+    truth = np.full(table.sizes["parameter"], np.nan)
+    if system is not None and system.name == model.meta.get("options", {}).get("system"):
+        values = parameters_per_trajectory(ds, system)
+        for i, name in enumerate(table["parameter"].values):
+            per_trajectory = np.asarray(values.get(str(name), [np.nan]), dtype=float)
+            if np.ptp(per_trajectory) == 0:
+                truth[i] = per_trajectory[0]
+    table["true"] = ("parameter", truth)
+    table["relative_error"] = ("parameter", np.abs(table["estimate"].values - truth) / np.abs(truth))
+    table["covered"] = ("parameter", (table["ci_low"].values <= truth) & (truth <= table["ci_high"].values))
+    return table
+
+
+def parameter_frame(table: xr.Dataset) -> pd.DataFrame:
+    """:func:`parameter_comparison` as a table to show: numbers to 4 significant digits, text for
+    parameters the data cannot identify."""
+    rows = []
+    for i, name in enumerate(table["parameter"].values):
+        identifiable = bool(table["identifiable"][i])
+        row = {"parameter": str(name), "estimate": _number(float(table["estimate"][i])),
+               "std. error": _number(float(table["std_error"][i])) if identifiable else "not identifiable",
+               f"{100 * table.attrs['level']:g}% interval": (
+                   f"[{_number(float(table['ci_low'][i]))}, {_number(float(table['ci_high'][i]))}]"
+                   if identifiable else "-")}
+        if "true" in table and np.isfinite(float(table["true"][i])):
+            row["true"] = _number(float(table["true"][i]))
+            row["relative error"] = f"{100 * float(table['relative_error'][i]):.2g}%"
+            row["interval holds truth"] = "yes" if bool(table["covered"][i]) else "no"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def coefficient_table(comparison: xr.Dataset) -> pd.DataFrame:
     """The terms of :func:`equation_comparison` that the truth or the model uses, one row each:
     ``equation``, ``term``, ``true``, ``learned``, ``error``, ``relative error``."""

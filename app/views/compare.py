@@ -117,7 +117,21 @@ if len(variables) >= 2:
                             key="compare_phase3d")
 
 system = true_system(ds)
-if model.name == "sindy":
+if getattr(model.learner, "parameter_table", None) is not None:
+    st.subheader("Estimated parameters")
+    table = state.guarded(lambda: views.parameter_comparison(model, ds))
+    if table is not None:
+        st.table(views.parameter_frame(table))
+        combos = table.attrs.get("identifiable_combinations")
+        st.caption(f"{table.attrs['method']}; residual variance {table.attrs['residual_variance']:.3g} "
+                   f"(standardised units), {table.attrs['degrees_of_freedom']} degrees of freedom."
+                   + (f" The data determine only the combination(s) {combos}." if combos else ""))
+        name = st.selectbox("profile likelihood of", [str(p) for p in table["parameter"].values])
+        if st.button("compute profile", key="profile_button"):
+            profile = state.guarded(lambda: model.profile(name, points=11))
+            if profile is not None:
+                st.plotly_chart(charts.profile(profile), key="profile_chart")
+if model.learner.capabilities().has_equations and model.name == "sindy":
     st.subheader("Discovered equations")
     learned_col, true_col = st.columns(2)
     learned_col.caption("learned (sparse regression on the model's library)")
