@@ -7,6 +7,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 import workbench as wb
+from workbench.dataset import validate
 from workbench.errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError,
                               WorkbenchError)
 
@@ -249,3 +250,51 @@ def test_a_wall_clock_budget_ends_a_long_solve():
     with pytest.raises(SolverStallError, match="time budget of 0.2 s") as caught:
         wb.simulate("lorenz63", n=2, t_end=5000.0, split=None, max_seconds=0.2)
     assert caught.value.fix.startswith("raise max_seconds")
+
+
+# --- partial observation (issue 25) ---------------------------------------------------------------
+
+def test_observe_keeps_named_variables_and_the_rest_as_hidden_state(tmp_path):
+    full = wb.simulate("lorenz63", n=3, t_end=1.0, dt=0.05, seed=4)
+    part = wb.simulate("lorenz63", n=3, t_end=1.0, dt=0.05, seed=4, observe=["x"], missing=0.3)
+    assert list(part["variable"].values) == ["x"]
+    assert list(part["hidden_variable"].values) == ["y", "z"]
+    assert part["hidden_state"].shape == (3, 21, 2)
+    np.testing.assert_array_equal(part["hidden_state"].values, full["state"].values[..., 1:])
+    mask = part["mask"].values
+    assert 0 < (~mask).sum() and mask[:, 0].all()  # irregular per trajectory, the first sample kept
+    np.testing.assert_array_equal(part["state"].values[..., 0][mask], full["state"].values[..., 0][mask])
+    back = wb.load(wb.save(part, tmp_path / "part.h5"))
+    np.testing.assert_array_equal(back["hidden_state"].values, part["hidden_state"].values)
+    assert list(back["hidden_variable"].values) == ["y", "z"]
+
+
+def test_observe_a_linear_readout_mixes_variables_and_hides_all_of_them():
+    full = wb.simulate("lorenz63", n=2, t_end=0.5, dt=0.05, seed=1)
+    mixed = wb.simulate("lorenz63", n=2, t_end=0.5, dt=0.05, seed=1, observe={"s": {"x": 1, "y": 2}})
+    np.testing.assert_allclose(mixed["state"].values[..., 0],
+                               full["state"].values[..., 0] + 2 * full["state"].values[..., 1], rtol=1e-12)
+    assert list(mixed["hidden_variable"].values) == ["x", "y", "z"]
+    matrix = wb.simulate("lorenz63", n=2, t_end=0.5, dt=0.05, seed=1, observe=np.array([[0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(matrix["state"].values[..., 0], full["state"].values[..., 2])
+
+
+@pytest.mark.parametrize("observe, error, pattern", [
+    (["w"], "UnknownNameError", "lorenz63 has no variable 'w'"),
+    ([], "BadParameterError", "observes nothing"),
+    (np.ones((1, 2)), "BadParameterError", r"shape \(k, 3\)"),
+    ({"s": {"x": 0}}, "BadParameterError", "all coefficients zero"),
+])
+def test_observe_refuses_unknown_or_empty_readouts(observe, error, pattern):
+    with pytest.raises(WorkbenchError, match=pattern) as info:
+        wb.simulate("lorenz63", n=2, t_end=0.5, dt=0.05, observe=observe)
+    assert type(info.value).__name__ == error
+    assert info.value.fix
+
+
+def test_hidden_state_of_the_wrong_shape_is_a_dataset_error():
+    ds = wb.simulate("van_der_pol", n=2, t_end=1.0, dt=0.1, observe=["x"])
+    broken = ds.isel(time=slice(0, 5)).assign(hidden_state=ds["hidden_state"].isel(time=slice(0, 5)) * np.nan)
+    with pytest.raises(WorkbenchError, match="hidden_state") as info:
+        validate(broken)
+    assert type(info.value).__name__ == "DatasetError"

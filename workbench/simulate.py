@@ -215,8 +215,7 @@ def observation_readout(sys_: System, observe: Optional[Observe]) -> Optional[Re
     if isinstance(observe, Mapping):
         rows = [_readout_row(sys_, str(label), combination) for label, combination in observe.items()]
         labels = [str(label) for label in observe]
-    elif isinstance(observe, (str, bytes)) or (isinstance(observe, Sequence) and observe
-                                               and all(isinstance(v, str) for v in observe)):
+    elif isinstance(observe, str) or (isinstance(observe, (list, tuple)) and all(isinstance(v, str) for v in observe)):
         chosen = [observe] if isinstance(observe, str) else list(observe)
         rows = [_readout_row(sys_, v, {v: 1.0}) for v in chosen]
         labels = chosen
