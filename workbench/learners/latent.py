@@ -251,29 +251,34 @@ class NeuralCDE(HistoryLearner):
         self.field = Scaled(mlp(o["latent"], o["latent"], o["hidden"], o["depth"], o["activation"]), self)
         self.readout = nn.Linear(o["latent"], dim)
 
-    def _control(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    def _control(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> tuple[Any, torch.Tensor, float]:
+        """The interpolated history, the times to integrate over and the RK4 step."""
         rel = t[0] - t[0, 0]
         # time in units of the data's time scale, so the control's channels have comparable sizes
         scaled = (rel * self.rate)[None, :, None].expand(z.shape[0], -1, 1)
-        values = torch.where(mask[..., None], z, torch.full_like(z, float("nan")))
         counts = mask.to(z.dtype).cumsum(1)[..., None]
+        # missing samples are NaN for torchcde to interpolate over; before the first observation the
+        # path sits at the training mean (0), which keeps the rectilinear path causal
+        values = torch.where(mask[..., None] | (counts == 0), z * mask[..., None], torch.full_like(z, float("nan")))
         x = torch.cat([scaled, values, counts], -1)
-        kind = self.options["interpolation"]
+        kind, substeps = self.options["interpolation"], self.options["substeps"]
+        if kind == "rectilinear":  # parameterised by sample index: time moves first, then the values jump
+            control = torchcde.LinearInterpolation(torchcde.linear_interpolation_coeffs(x, rectilinear=0))
+            return control, control.interval, 1.0 / substeps
+        step = float((rel[1:] - rel[:-1]).min()) / substeps
         if kind == "cubic":
-            return torchcde.CubicSpline(torchcde.natural_cubic_coeffs(x, rel), rel), rel
-        coeffs = torchcde.linear_interpolation_coeffs(x, rel, rectilinear=0 if kind == "rectilinear" else None)
-        return torchcde.LinearInterpolation(coeffs, rel), rel
+            return torchcde.CubicSpline(torchcde.natural_cubic_coeffs(x, rel), rel), rel[[0, -1]], step
+        return torchcde.LinearInterpolation(torchcde.linear_interpolation_coeffs(x, rel), rel), rel[[0, -1]], step
 
     def encode_end(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        control, rel = self._control(z, t, mask)
+        control, interval, step = self._control(z, t, mask)
         latent = self.options["latent"]
 
         def vector_field(tt: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
             return torch.tanh(self.cde_field(h)).view(h.shape[0], latent, self.channels)
 
-        h0 = self.initial(control.evaluate(rel[0]))
-        step = float((rel[1:] - rel[:-1]).min()) / self.options["substeps"]
-        hT = torchcde.cdeint(control, vector_field, h0, rel[[0, -1]], method="rk4", options={"step_size": step})
+        h0 = self.initial(control.evaluate(interval[0]))
+        hT = torchcde.cdeint(control, vector_field, h0, interval, method="rk4", options={"step_size": step})
         return hT[:, -1]
 
     def forecast(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, t_out: torch.Tensor, n_samples: int = 1,
