@@ -44,7 +44,8 @@ def test_chaos_preset_covers_five_chaotic_attractors_and_every_deterministic_lea
         assert name == "lorenz96" or facts["max_lyapunov_exponent"] > 0  # VPT in Lyapunov times needs one
     assert wb.system("lorenz96").dim == 10 and all("dim" not in spec.simulate for spec in grid.data)
     learners = {entry.learner for entry in grid.entries}
-    assert learners == set(wb.learners()) - {"nsde", "ensemble"}
+    assert learners == set(bench.deterministic_learners())
+    assert not {"nsde", "ensemble", "mechanistic"} & learners  # stochastic, or needs the system it estimates
     assert {"sindy", "nvar", "esn", "node"} <= learners
     assert grid.seeds == [0, 1] and grid.budget == 15.0
     assert all(spec.test is not None for spec in grid.data)  # scored on a separate held-out set

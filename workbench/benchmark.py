@@ -99,13 +99,22 @@ def crossing_dataset(n: int = 64, noise: float = 0.05, seed: int = 0) -> xr.Data
 
 def deterministic_learners() -> list[str]:
     """Registered learners whose rollouts are not random, judged by the capabilities of a default
-    instance for a 3-variable ODE (so a new learner joins the chaos preset by declaring itself)."""
+    instance for a 3-variable ODE (so a new learner joins the chaos preset by declaring itself).
+    Learners that cannot be built without options naming what the scientist knows (``mechanistic``
+    needs its system) are not black-box surrogates and stay out."""
     from .learners import LEARNERS, DataInfo
 
     info = DataInfo(kind="ode", dim=3, regular=True, dt=0.01, has_derivative=False, names=["x", "y", "z"],
                     length=1000)
-    return sorted(name for name, cls in LEARNERS.items()
-                  if not cls(info.dim, 0, **cls.options_from_data(info, {})).capabilities().stochastic)
+    names = []
+    for name, cls in LEARNERS.items():
+        try:
+            learner = cls(info.dim, 0, **cls.options_from_data(info, {}))
+        except WorkbenchError:
+            continue
+        if not learner.capabilities().stochastic:
+            names.append(name)
+    return sorted(names)
 
 
 def preset(name: str, budget: float) -> Grid:
