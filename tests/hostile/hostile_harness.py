@@ -39,6 +39,7 @@ class Outcome:
     stderr: str = ""
     seconds: float = 0.0
     value: Any = None
+    peak_mb: float = 0.0  # the child's peak resident memory (inherited pages it touched included)
 
     @property
     def workbench_error(self) -> bool:
@@ -67,7 +68,8 @@ def _child(conn: Any, fn: Callable[..., Any], args: tuple, memory: int, cpu: int
     except BaseException as exc:  # noqa: B902 - every escape is what the test inspects
         result = {"status": "raised", "error": type(exc).__name__, "family": [c.__name__ for c in type(exc).__mro__],
                   "message": str(exc), "trace": traceback.format_exc(limit=6)}
-    result.update(seconds=time.perf_counter() - start, stderr=err.getvalue())
+    result.update(seconds=time.perf_counter() - start, stderr=err.getvalue(),
+                  peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     conn.send(result)
     conn.close()
     os._exit(0)
@@ -93,7 +95,22 @@ def run_isolated(fn: Callable[..., Any], *args: Any, memory: int = MEMORY_HEADRO
         return Outcome("crashed", exit_code=proc.exitcode, seconds=time.perf_counter() - start)
     proc.join()
     result.pop("trace", None)
-    return Outcome(**result)
+    outcome = Outcome(**result)
+    _record(outcome)
+    return outcome
+
+
+def _record(outcome: Outcome) -> None:
+    """With ``HOSTILE_REPORT=path``, append the case's test id, result, seconds and peak memory as a JSON line
+    (the table of the hostile run: ``python -m pytest tests/hostile`` then read the file)."""
+    report = os.environ.get("HOSTILE_REPORT")
+    if not report:
+        return
+    import json
+    line = {"case": os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0], "status": outcome.status,
+            "error": outcome.error, "seconds": round(outcome.seconds, 3), "peak_mb": round(outcome.peak_mb, 1)}
+    with open(report, "a") as handle:
+        handle.write(json.dumps(line) + "\n")
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
