@@ -60,7 +60,7 @@ class LastSample(latent.HistoryLearner):
 
     name = "last_sample_stub"
     supports = Capabilities(irregular=True, objectives=("likelihood",))
-    defaults = {"latent": 2, "context": 2, "substeps": 1, "dt": None, "zero": False}
+    defaults = {"latent": 2, "hidden": 1, "context": 2, "substeps": 1, "dt": None, "zero": False}
 
     def encode_end(self, z, t, mask):
         return torch.zeros_like(z[:, -1]) if self.options["zero"] else z[:, -1]

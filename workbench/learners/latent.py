@@ -41,6 +41,8 @@ from .base import Batch, Capabilities, DataInfo, InputSignal, Learner, masked_ms
 
 MAX_LATENT = 1024
 MAX_CONTEXT = 10_000
+# the GRU cell is allocated before the networks' own size checks: bound its width first
+MAX_HIDDEN = 4096
 # the noise level of the decoder's Gaussian likelihood (standardised units) cannot fall below this
 MIN_OBSERVATION_STD = 1e-3
 INTERPOLATIONS = ("cubic", "linear", "rectilinear")
@@ -78,6 +80,7 @@ class HistoryLearner(Learner):
         o = self.options
         check_integer(o["context"], "context (history samples before the start)", 1, MAX_CONTEXT)
         check_integer(o["latent"], "latent (the latent dimension)", 1, MAX_LATENT)
+        check_integer(o["hidden"], "hidden (the network width)", 1, MAX_HIDDEN)
         check_integer(o["substeps"], "substeps", 1, 1000)
         if o["dt"] is not None:
             check_real(o["dt"], "dt", 0.0, low_open=True)
