@@ -16,6 +16,11 @@ the training series, then :meth:`Baseline.forecast` from a history to future tim
   requires); the chosen order is then refitted on every row it can use, so the coefficients are
   those of statsmodels' ``AutoReg(y, lags=p, trend="c")`` on the same data.
 
+* **auto-ARIMA, ETS, Theta** (:class:`Statistical`): the statsmodels backbones of
+  :mod:`workbench.backbones`, structure and parameters fitted on the training series, then
+  applied to the history at each origin; their ensembles sit at the quantiles of the Gaussian
+  predictive distribution.
+
 Point forecasts (:meth:`Baseline.point`) are deterministic, the conditional mean: persistence
 the last value, climatology its mean, AR iterated without noise. Scores that compare a point
 with the truth (RMSE, MAE, and every skill built on them) use it, so they do not move with the
@@ -33,6 +38,7 @@ from .errors import BadParameterError, DatasetError
 TROPICAL_YEAR_DAYS = 365.2425
 # an autocorrelation peak must exceed this to count as a season
 MIN_SEASONAL_ACF = 0.3
+STATISTICAL = ("arima", "ets", "theta")
 
 
 class Baseline:
@@ -199,6 +205,62 @@ class AR(Baseline):
         return {"name": self.name, "order": self.order}
 
 
+@dataclass
+class Statistical(Baseline):
+    """A statsmodels backbone (``kind`` in ``"arima"``, ``"ets"``, ``"theta"``), one per variable.
+
+    Fitted on the longest training series (gaps filled); the season is ``period`` (time units),
+    detected from the training data unless given or ``detect`` is False.
+    """
+
+    kind: str = "arima"
+    period: Optional[float] = None
+    detect: bool = True
+    calendar_days: bool = False
+    name: str = ""
+    stochastic: bool = True
+    fitted: list = field(default_factory=list, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        from .backbones import check_kind
+
+        self.name = check_kind(self.kind)
+
+    def fit(self, series, times):
+        from .backbones import fit_backbone
+
+        if self.period is None and self.detect:
+            self.period = detect_period(series, times, self.calendar_days)
+        k = int(np.argmax([np.isfinite(s).all(1).sum() for s in series]))
+        step = float(np.median(np.diff(times[k]))) if len(times[k]) > 1 else 1.0
+        samples = self.period / step if self.period else None
+        values = fill_gaps(series[k])
+        self.fitted = [fit_backbone(self.kind, values[:, d], samples) for d in range(values.shape[1])]
+        self._cache = {}
+        return self
+
+    def gaussian(self, history: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and standard deviation ``(steps, D)`` from ``history`` (T, D)."""
+        from .backbones import forecast_backbone
+
+        key = (len(history), steps, history[-1].tobytes())
+        if key not in self._cache:  # a rolling evaluation asks for the point and the ensemble of each origin
+            filled = fill_gaps(history)
+            parts = [forecast_backbone(f, filled[:, d], steps) for d, f in enumerate(self.fitted)]
+            self._cache = {key: (np.stack([p[0] for p in parts], 1), np.stack([p[1] for p in parts], 1))}
+        return self._cache[key]
+
+    def forecast(self, history, history_times, future_times, n_samples=1, rng=None):
+        from .backbones import gaussian_members
+
+        mean, sd = self.gaussian(history, len(future_times))
+        return gaussian_members(mean, sd, int(n_samples))
+
+    def describe(self):
+        return {"name": self.name, "period": self.period, "variables": [f.describe() for f in self.fitted]}
+
+
 def _least_squares(design: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares coefficients of ``targets`` on ``design`` and the residual covariance (divided by rows)."""
     coef, *_ = np.linalg.lstsq(design, targets, rcond=None)
@@ -272,13 +334,18 @@ def detect_period(series: Sequence[np.ndarray], times: Sequence[np.ndarray],
 
 
 def make_baselines(period: Optional[float] = None, ar_order: Optional[int] = None,
-                   calendar_days: bool = False) -> list[Baseline]:
-    """The three reference forecasters, unfitted (``calendar_days``: the time axis counts days of a calendar)."""
+                   calendar_days: bool = False, statistical: bool = True) -> list[Baseline]:
+    """The reference forecasters, unfitted: persistence, climatology, AR(p) and (with
+    ``statistical``) auto-ARIMA, ETS and Theta (``calendar_days``: the time axis counts days of a calendar)."""
     if period is not None and not period > 0:
         raise BadParameterError(f"period must be positive, got {period}")
     if ar_order is not None and int(ar_order) < 1:
         raise BadParameterError(f"ar_order must be >= 1, got {ar_order}")
-    return [Persistence(), Climatology(period=period, calendar_days=calendar_days), AR(order=ar_order)]
+    simple: list[Baseline] = [Persistence(), Climatology(period=period, calendar_days=calendar_days),
+                              AR(order=ar_order)]
+    if not statistical:
+        return simple
+    return simple + [Statistical(kind, period=period, calendar_days=calendar_days) for kind in STATISTICAL]
 
 
-__all__ = ["AR", "Baseline", "Climatology", "Persistence", "detect_period", "fill_gaps", "make_baselines"]
+__all__ = ["AR", "Baseline", "Climatology", "Persistence", "STATISTICAL", "Statistical", "detect_period", "fill_gaps", "make_baselines"]

@@ -40,6 +40,19 @@ DEFAULT_MAX_ORIGINS = 200
 MAX_HORIZON = 100_000
 # ensemble members per origin (as Model.predict's n_samples)
 MAX_SAMPLES = 100_000
+# the nominal level of the central interval whose coverage is reported (coverage_<name>)
+INTERVAL_LEVEL = 0.8
+ALL_BASELINES = ("persistence", "climatology", "ar", "arima", "ets", "theta")
+
+
+def naive_scale(train: Sequence[np.ndarray], season: int = 1) -> np.ndarray:
+    """MASE's scale (Hyndman & Koehler 2006): the in-sample MAE ``(D,)`` of the (seasonal, lag
+    ``season``) naive forecast on the training series, pooled over series; gaps skipped."""
+    errors = [np.abs(s[season:] - s[:-season]) for s in train if len(s) > season]
+    pooled = np.concatenate(errors) if errors else np.full((1, train[0].shape[1]), np.nan)
+    with np.errstate(invalid="ignore"):
+        scale = np.nanmean(pooled, axis=0)
+    return np.where(scale > 0, scale, np.nan)
 
 
 def series_arrays(ds: xr.Dataset) -> tuple[list[np.ndarray], np.ndarray]:
@@ -107,8 +120,9 @@ def fair_crps(samples: np.ndarray, obs: np.ndarray) -> np.ndarray:
 
 def score(forecasts: list[np.ndarray], points: list[np.ndarray], truths: list[np.ndarray],
           horizons: Sequence[int]) -> dict[str, np.ndarray]:
-    """RMSE, MAE (of the point forecasts) and CRPS (of the ensembles), each ``(len(horizons), D)``,
-    and the number of scored origins per horizon.
+    """RMSE, MAE (of the point forecasts), CRPS and the coverage of the central ``INTERVAL_LEVEL``
+    interval (of the ensembles; NaN for one member), each ``(len(horizons), D)``, and the number
+    of scored origins per horizon.
 
     Arguments:
         forecasts: ensembles ``(O, S, H, D)`` per series.
@@ -120,7 +134,7 @@ def score(forecasts: list[np.ndarray], points: list[np.ndarray], truths: list[np
     point = np.concatenate(points)
     y = np.concatenate(truths)
     dim = y.shape[-1]
-    rmse, mae, crps = (np.full((len(horizons), dim), np.nan) for _ in range(3))
+    rmse, mae, crps, cover = (np.full((len(horizons), dim), np.nan) for _ in range(4))
     count = np.zeros(len(horizons), dtype=int)
     for i, h in enumerate(horizons):
         target = y[:, h - 1]
@@ -133,7 +147,11 @@ def score(forecasts: list[np.ndarray], points: list[np.ndarray], truths: list[np
         mae[i] = np.abs(error).mean(0)
         members = fc[ok, :, h - 1]    # (n, S, D)
         crps[i] = [fair_crps(members[:, :, d].T, target[ok, d]).mean() for d in range(dim)]
-    return {"rmse": rmse, "mae": mae, "crps": crps, "n_origins": count}
+        if members.shape[1] > 1:  # the central interval of the ensemble at the nominal level
+            tail = (1 - INTERVAL_LEVEL) / 2
+            low, high = np.quantile(members, [tail, 1 - tail], axis=1)
+            cover[i] = ((target[ok] >= low) & (target[ok] <= high)).mean(0)
+    return {"rmse": rmse, "mae": mae, "crps": crps, "coverage": cover, "n_origins": count}
 
 
 def check_horizons(horizons: Sequence[int], longest: int) -> list[int]:
@@ -176,7 +194,8 @@ def _units_attrs(ds: xr.Dataset) -> dict[str, str]:
 def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horizons: Sequence[int], *,
                        stochastic: Sequence[str] = (), n_samples: int = 32, start: Optional[object] = None,
                        max_origins: int = DEFAULT_MAX_ORIGINS, period: Optional[float] = None,
-                       ar_order: Optional[int] = None, seed: int = 0, context: int = 0) -> xr.Dataset:
+                       ar_order: Optional[int] = None, seed: int = 0, context: int = 0,
+                       statistical: bool = True) -> xr.Dataset:
     """Rolling-origin errors by horizon of ``forecasters`` and of the three baselines.
 
     Arguments:
@@ -191,11 +210,15 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
         ar_order: AR order (default: by AIC).
         seed: seeds ensembles.
         context: samples of history the model needs before an origin (origins with less are skipped).
+        statistical: also score auto-ARIMA, ETS and Theta (:mod:`workbench.backbones`).
 
     Returns:
         Dataset with dims ``(horizon, variable)``: ``rmse_<name>``, ``mae_<name>`` (and
         ``crps_<name>``) for each forecaster and baseline in the data's units (coordinate
-        ``units(variable)``), ``n_origins(horizon)``, and attrs describing the baselines.
+        ``units(variable)``); ``mase_<name>`` (MAE over the training period's in-sample naive
+        MAE, seasonal naive when the climatology found a season: ``attrs["mase_season"]``);
+        ``coverage_<name>``, the fraction of targets inside the central 80% interval of each
+        ensemble; ``n_origins(horizon)``, and attrs describing the baselines.
 
     Raises:
         BadParameterError: a horizon past the test period (naming the longest allowed), or a bad
@@ -215,7 +238,10 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
     train = [s[:first_test] for s in series]
     train_times = [times[:first_test]] * len(train)
     baselines = [b.fit(train, train_times) for b in
-                 make_baselines(period, ar_order, calendar_days=timeaxis.step_label(ds) == "days")]
+                 make_baselines(period, ar_order, calendar_days=timeaxis.step_label(ds) == "days",
+                                statistical=statistical)]
+    season = next((int(b.bins) for b in baselines if getattr(b, "bins", 1) > 1), 1)
+    scale = naive_scale(train, season)
     everything = dict(forecasters)
     everything.update({b.name: baseline_fn(b, seed) for b in baselines})
     stochastic = set(stochastic) | {b.name for b in baselines if b.stochastic}
@@ -256,9 +282,15 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
                                {"long_name": f"RMSE of {name} by horizon", **units})
         out[f"mae_{name}"] = (("horizon", "variable"), scores["mae"],
                               {"long_name": f"mean absolute error of {name} by horizon", **units})
+        out[f"mase_{name}"] = (("horizon", "variable"), scores["mae"] / scale,
+                               {"long_name": f"mean absolute scaled error of {name} by horizon", "units": "1"})
         if name in stochastic or name not in forecasters:
             out[f"crps_{name}"] = (("horizon", "variable"), scores["crps"],
                                    {"long_name": f"fair CRPS of {name} by horizon", **units})
+        if name in stochastic:
+            out[f"coverage_{name}"] = (("horizon", "variable"), scores["coverage"],
+                                       {"long_name": f"fraction of targets inside the central {INTERVAL_LEVEL:.0%} "
+                                                     f"interval of {name}'s ensemble", "units": "1"})
         out["n_origins"] = (("horizon",), scores["n_origins"], {"long_name": "scored forecast origins"})
     unscored = [h for h, n in zip(horizons, out["n_origins"].values) if n == 0]
     if unscored:
@@ -267,15 +299,25 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
                            "samples there are missing, or the model's context leaves no origin)",
                            fix=f"drop them; the longest scored horizon is {max(scored)}" if scored else
                            "start the test period earlier or give it more observed samples")
-    out.attrs.update({"test_start": t0, "baselines": str([b.describe() for b in baselines])})
+    out.attrs.update({"test_start": t0, "baselines": str([b.describe() for b in baselines]),
+                      "mase_season": season, "interval_level": INTERVAL_LEVEL})
     return out
 
 
-def skills(scores: xr.Dataset, model: str, baselines: Sequence[str] = ("persistence", "climatology", "ar"),
+def skills(scores: xr.Dataset, model: str, baselines: Sequence[str] = ALL_BASELINES,
            crps: bool = False) -> xr.Dataset:
-    """``rmse_skill_vs_<baseline>`` (and ``crps_skill_vs_<baseline>``): 1 - model / baseline, by horizon."""
+    """``rmse_skill_vs_<baseline>`` (and ``crps_skill_vs_<baseline>``): 1 - model / baseline, by
+    horizon; ``rmse_skill_vs_best`` (``crps_skill_vs_best``) against the lowest baseline error
+    at each horizon and variable."""
     out = xr.Dataset()
     present = {b: next((n for n in (b, f"{b}_seasonal") if f"rmse_{n}" in scores), None) for b in baselines}
+    found = [n for n in present.values() if n is not None]
+    for metric in ("rmse",) + (("crps",) if crps and f"crps_{model}" in scores else ()):
+        candidates = [scores[f"{metric}_{n}"] for n in found if f"{metric}_{n}" in scores]
+        if candidates:
+            best = xr.concat(candidates, "baseline").min("baseline")
+            out[f"{metric}_skill_vs_best"] = (1 - scores[f"{metric}_{model}"] / best).assign_attrs(
+                long_name=f"{metric.upper()} skill vs the best baseline at each horizon", units="1")
     for b, name in present.items():
         if name is None:
             continue
@@ -288,5 +330,5 @@ def skills(scores: xr.Dataset, model: str, baselines: Sequence[str] = ("persiste
     return out
 
 
-__all__ = ["DEFAULT_MAX_ORIGINS", "MAX_HORIZON", "ForecastFn", "baseline_fn", "fair_crps", "rolling_evaluation", "series_arrays",
+__all__ = ["ALL_BASELINES", "DEFAULT_MAX_ORIGINS", "INTERVAL_LEVEL", "MAX_HORIZON", "naive_scale", "ForecastFn", "baseline_fn", "fair_crps", "rolling_evaluation", "series_arrays",
            "skills"]

@@ -1,0 +1,258 @@
+"""Statistical backbones from statsmodels: automatic ARIMA, exponential smoothing (ETS) and Theta.
+
+Each backbone is fitted once on a univariate series (:func:`fit_backbone`: its structure and
+parameters) and then forecasts from any history with those parameters held
+(:func:`forecast_backbone`: the Gaussian predictive mean and standard deviation by horizon), so a
+rolling evaluation or a learner's rollout never refits on data after the fit. Theta holds its
+smoothing weight; its drift (half the least-squares slope) is that of each history, as in
+statsmodels' ``ThetaModel`` (refitting the whole model cost 0.2-0.7 s per origin).
+
+* **auto-ARIMA** (Hyndman & Khandakar 2008, "Automatic time series forecasting", J. Stat. Softw.
+  27(3)): the differencing order ``d`` from the KPSS test (Kwiatkowski et al. 1992; ``d = 1``
+  when level-stationarity is rejected at 5%), then the orders ``p <= 3``, ``q <= 2`` with the
+  lowest AIC, a constant (a drift when ``d = 1``) included; ``statsmodels`` ``SARIMAX``.
+* **ETS** (Hyndman et al. 2008, *Forecasting with Exponential Smoothing*): additive errors, trend
+  none / additive / additive damped, chosen by AIC; ``statsmodels`` ``ETSModel``.
+* **Theta** (Assimakopoulos & Nikolopoulos 2000; Hyndman & Billah 2003): ``statsmodels``
+  ``ThetaModel`` fits the smoothing weight; forecasts follow its formula, ``SES + b0/2 (h - 1 +
+  1/alpha - (1 - alpha)^n / alpha)``, with the SES variance ``sigma^2 (1 + (h - 1) alpha^2)``.
+
+Seasonality: a ``period`` (in samples, detected by :func:`workbench.baselines.detect_period` or
+given) is removed before ARIMA and ETS by a classical additive decomposition of the history itself
+(centred moving average, mean detrended value at each phase counted back from the last sample) and
+added back to the forecast; Theta deseasonalises by its own decomposition. Seasonal ARIMA/ETS
+state spaces are not used: with weekly data (a 52-sample season) they cost seconds per fit.
+
+Why statsmodels (not pmdarima or statsforecast): it is already a dependency of the scientific
+Python stack, is BSD-licensed, maintained, pure Python over numpy/scipy (no numba compile), and
+gives analytic prediction variances for all three models.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .errors import BadParameterError, DatasetError
+
+BACKBONES = ("arima", "ets", "theta")
+MAX_P, MAX_Q = 3, 2
+# fit on at most this many recent samples: the order search costs ~0.3 s per 1,000 samples and order
+MAX_FIT_SAMPLES = 1000
+# a season needs two full cycles in the history to estimate its profile
+MIN_CYCLES = 2
+KPSS_ALPHA = 0.05
+# a history this short has no structure to fit; the fix names it
+MIN_SAMPLES = 8
+
+
+@dataclass
+class Backbone:
+    """A fitted statistical backbone on one variable.
+
+    Attributes:
+        kind: ``"arima"``, ``"ets"`` or ``"theta"``.
+        period: the season in samples removed before fitting (None: none).
+        spec: the structure (ARIMA ``order`` and ``trend``; ETS ``trend``/``damped``).
+        params: the fitted parameters (empty for Theta, refitted per history).
+        aic: the chosen structure's AIC (NaN for Theta).
+    """
+
+    kind: str
+    period: Optional[int] = None
+    spec: dict = field(default_factory=dict)
+    params: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    aic: float = float("nan")
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "period": self.period, **self.spec, "aic": self.aic}
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it names a backbone, else a BadParameterError listing them."""
+    if kind not in BACKBONES:
+        raise BadParameterError(f"unknown statistical backbone {kind!r}", fix=f"use one of {list(BACKBONES)}")
+    return kind
+
+
+def usable_period(period: Optional[float], n: int) -> Optional[int]:
+    """The season in whole samples when the series holds ``MIN_CYCLES`` of it, else None."""
+    if period is None or not np.isfinite(period):
+        return None
+    m = int(round(period))
+    return m if 2 <= m and MIN_CYCLES * m <= n else None
+
+
+def seasonal_profile(y: np.ndarray, m: int) -> np.ndarray:
+    """The mean detrended value at each phase of an ``m``-sample season, phase 0 at the last sample
+    (classical additive decomposition: a centred 2 x m moving average is the trend)."""
+    kernel = np.r_[0.5, np.ones(m - 1), 0.5] / m if m % 2 == 0 else np.ones(m) / m
+    trend = np.convolve(y, kernel, mode="valid")
+    offset = (len(kernel) - 1) // 2
+    detrended = y[offset: offset + len(trend)] - trend
+    phase = (np.arange(offset, offset + len(trend)) - (len(y) - 1)) % m
+    profile = np.array([detrended[phase == k].mean() for k in range(m)])
+    return profile - profile.mean()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """statsmodels warns on every non-converged or boundary fit; the AIC already judges them."""
+    # statsmodels installs "always" filters when first imported: import it before ours go on top
+    import statsmodels.tools.sm_exceptions  # noqa: F401
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _kpss_d(y: np.ndarray) -> int:
+    """1 when KPSS rejects level-stationarity at 5%, else 0."""
+    from statsmodels.tsa.stattools import kpss
+
+    with _quiet():
+        return int(kpss(y, regression="c", nlags="auto")[1] < KPSS_ALPHA)
+
+
+def _arima(y: np.ndarray, order: tuple[int, int, int]) -> Any:
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    return SARIMAX(y, order=order, trend="c")
+
+
+def _ets(y: np.ndarray, trend: Optional[str], damped: bool) -> Any:
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    return ETSModel(pd.Series(y), error="add", trend=trend, damped_trend=damped)
+
+
+def fit_backbone(kind: str, y: np.ndarray, period: Optional[float] = None) -> Backbone:
+    """Choose and fit backbone ``kind`` on the series ``y`` (1-D, complete).
+
+    Arguments:
+        kind: one of :data:`BACKBONES`.
+        y: the training series (the last ``MAX_FIT_SAMPLES`` are used).
+        period: a season in samples (removed when two cycles fit in ``y``).
+
+    Returns:
+        The fitted :class:`Backbone`.
+
+    Raises:
+        DatasetError: fewer than ``MIN_SAMPLES`` samples or non-finite values.
+    """
+    check_kind(kind)
+    y = np.asarray(y, dtype=np.float64)[-MAX_FIT_SAMPLES:]
+    if len(y) < MIN_SAMPLES or not np.isfinite(y).all():
+        raise DatasetError(f"the {kind} backbone needs at least {MIN_SAMPLES} finite samples, got "
+                           f"{int(np.isfinite(y).sum())} of {len(y)}", fix="give a longer series or fill its gaps")
+    m = usable_period(period, len(y))
+    x = deseasonalised(y, m)
+    with _quiet():
+        if kind == "theta":
+            from statsmodels.tsa.forecasting.theta import ThetaModel
+
+            alpha = float(ThetaModel(x, deseasonalize=False).fit().params["alpha"])
+            return Backbone("theta", m, {"alpha": alpha}, np.array([alpha]))
+        return _search_arima(x, m) if kind == "arima" else _search_ets(x, m)
+
+
+def deseasonalised(y: np.ndarray, m: Optional[int]) -> np.ndarray:
+    """``y`` less its :func:`seasonal_profile` (``y`` itself without a season)."""
+    return y - np.resize(seasonal_profile(y, m)[::-1], len(y))[::-1] if m else y
+
+
+def _search_arima(x: np.ndarray, m: Optional[int]) -> Backbone:
+    """ARIMA(p, d, q) with a constant: d by KPSS, (p, q) by AIC."""
+    d = _kpss_d(x)
+    best = None
+    for p in range(MAX_P + 1):
+        for q in range(MAX_Q + 1):
+            try:
+                res = _arima(x, (p, d, q)).fit(disp=False, cov_type="none")
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if np.isfinite(res.aic) and (best is None or res.aic < best[0]):
+                best = (float(res.aic), (p, d, q), np.asarray(res.params))
+    if best is None:
+        raise DatasetError("no ARIMA order could be fitted to this series", fix="check it for constant stretches")
+    return Backbone("arima", m, {"order": list(best[1])}, best[2], best[0])
+
+
+def _search_ets(x: np.ndarray, m: Optional[int]) -> Backbone:
+    """Additive-error ETS with no, additive or damped trend, by AIC."""
+    best = None
+    for trend, damped in ((None, False), ("add", False), ("add", True)):
+        if trend and len(x) < 2 * MIN_SAMPLES:
+            continue
+        try:
+            res = _ets(x, trend, damped).fit(disp=False)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(res.aic) and (best is None or res.aic < best[0]):
+            best = (float(res.aic), {"trend": trend, "damped": damped}, np.asarray(res.params))
+    if best is None:
+        raise DatasetError("no exponential smoothing model could be fitted to this series")
+    return Backbone("ets", m, best[1], best[2], best[0])
+
+
+def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian forecast of ``steps`` samples after ``history`` with the fitted parameters held.
+
+    Arguments:
+        fitted: from :func:`fit_backbone`.
+        history: the series up to the origin (1-D, complete; the last ``MAX_FIT_SAMPLES`` are used).
+        steps: the horizon.
+
+    Returns:
+        ``(mean, sd)``, each ``(steps,)``.
+    """
+    y = np.asarray(history, dtype=np.float64)[-MAX_FIT_SAMPLES:]
+    m = usable_period(fitted.period, len(y))
+    profile = seasonal_profile(y, m) if m else None
+    x = deseasonalised(y, m)
+    with _quiet():
+        if fitted.kind == "theta":
+            mean, var = _theta(x, float(fitted.params[0]), steps)
+        elif fitted.kind == "arima":
+            pred = _arima(x, tuple(fitted.spec["order"])).filter(fitted.params).get_forecast(steps)
+            mean, var = np.asarray(pred.predicted_mean), np.asarray(pred.var_pred_mean)
+        else:
+            res = _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(fitted.params)
+            pred = res.get_prediction(start=len(x), end=len(x) + steps - 1)
+            mean, var = np.asarray(pred.predicted_mean), np.asarray(pred.var_pred_mean)
+    if m:  # phase 0 is the last sample: the h-th step ahead has phase h mod m
+        mean = mean + profile[np.arange(1, steps + 1) % m]
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _theta(x: np.ndarray, alpha: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Theta forecast (theta = 2) of ``x`` with smoothing weight ``alpha``: mean and variance."""
+    n = len(x)
+    slope = np.polyfit(np.arange(n, dtype=np.float64), x, 1)[0]
+    level, errors = x[0], np.empty(n - 1)
+    for i in range(1, n):  # simple exponential smoothing from the first value, as ThetaModel starts it
+        errors[i - 1] = x[i] - level
+        level = level + alpha * errors[i - 1]
+    h = np.arange(steps, dtype=np.float64)
+    drift = 0.5 * slope * (h + 1 / alpha - (1 - alpha) ** n / alpha)
+    sigma2 = float(np.mean(errors ** 2))
+    return level + drift, sigma2 * (1 + h * alpha ** 2)
+
+
+def gaussian_members(mean: np.ndarray, sd: np.ndarray, n_samples: int) -> np.ndarray:
+    """``n_samples`` members ``(S, ...)`` at the Gaussian quantiles ``(s + 1/2) / S``: their mean
+    is ``mean`` exactly (the quantiles are symmetric) and their spread the predictive one, so
+    scores need no random draws."""
+    if n_samples <= 1:
+        return np.asarray(mean)[None]
+    z = norm.ppf((np.arange(n_samples) + 0.5) / n_samples)
+    return mean[None] + z.reshape((-1,) + (1,) * np.ndim(mean)) * sd[None]
+
+
+__all__ = ["BACKBONES", "Backbone", "check_kind", "fit_backbone", "forecast_backbone", "gaussian_members",
+           "seasonal_profile", "usable_period"]
