@@ -101,102 +101,145 @@ _log = logging.getLogger(__name__)
 
 
 class _Weights:
-    """One row of Butcher coefficients, as Python floats and as a tensor (see :class:`_Stages`)."""
+    """Rows of Butcher coefficients over the stage rows ``[y, h k_0, h k_1, ...]`` (see :class:`_Stages`),
+    as Python floats (a compiled step's constants) and as a (rows, length) tensor (an eager step's
+    matrix product); trailing columns that are zero in every row are left off."""
 
-    def __init__(self, values: np.ndarray, dtype: torch.dtype, device: torch.device):
-        nonzero = np.flatnonzero(values)
+    def __init__(self, rows: np.ndarray, dtype: torch.dtype, device: torch.device):
+        rows = np.atleast_2d(np.asarray(rows, dtype=float))
+        nonzero = np.flatnonzero(np.any(rows != 0, axis=0))
         self.length = 0 if len(nonzero) == 0 else int(nonzero[-1]) + 1
-        self.values = tuple(float(v) for v in values[: self.length])
-        self.tensor = torch.as_tensor(values[: self.length], dtype=dtype, device=device)
+        self.values = tuple(tuple(float(v) for v in row[: self.length]) for row in rows)
+        self.tensor = torch.as_tensor(rows[:, : self.length], dtype=dtype, device=device)
+
+
+class _StageBuffer:
+    """An eager solve's stage rows, allocated once: (capacity, batch, dim), with the row views and
+    the flattened prefixes that :meth:`_Stages.combine` multiplies precomputed (no slicing per step)."""
+
+    def __init__(self, capacity: int, like: torch.Tensor):
+        self.rows = like.new_empty(capacity, *like.shape)
+        self.row = list(self.rows.unbind(0))
+        flat = self.rows.view(capacity, -1)
+        self.prefix = [flat[:length] for length in range(capacity + 1)]
 
 
 class _Stages:
-    """The stage derivatives of one step and their weighted sums.
+    """The stage rows of one step, ``[y, h k_0, h k_1, ...]``, and their weighted sums.
 
-    Eager mode keeps them in one preallocated buffer, so a weighted sum is one matrix product over
-    a view; a compiled step keeps a list and sums scalar-weighted terms, which the compiler fuses
-    into one loop (matrix products there became library calls that cost more than the arithmetic).
+    With ``y`` as row 0 and each derivative scaled by the row's step, every stage state, the new
+    state, both error estimates and all dense-output coefficients are one fixed linear combination
+    of the rows: eager mode keeps them in a :class:`_StageBuffer` and takes each set of
+    combinations as one matrix product; a compiled step keeps a list and sums scalar-weighted
+    terms, which the compiler fuses into one loop (matrix products there became library calls that
+    cost more than the arithmetic).
     """
 
-    def __init__(self, first: torch.Tensor, capacity: int):
-        self.items = [first]
-        self.buffer: Optional[torch.Tensor] = None
-        if not torch.compiler.is_compiling():
-            self.buffer = first.new_empty(capacity, *first.shape)
-            self.buffer[0] = first
+    def __init__(self, y: torch.Tensor, buffer: Optional[_StageBuffer]):
+        self.buffer = buffer
+        self.items = [y if buffer is None else buffer.row[0].copy_(y)]
 
-    def append(self, value: torch.Tensor) -> None:
-        if self.buffer is not None:
-            self.buffer[len(self.items)] = value
-        self.items.append(value)
+    def append(self, h: torch.Tensor, k: torch.Tensor) -> None:
+        """Add the stage derivative ``k`` (batch, dim), scaled by the per-row step ``h`` (batch, 1)."""
+        if self.buffer is None:
+            self.items.append(h * k)
+        else:
+            self.items.append(torch.mul(h, k, out=self.buffer.row[len(self.items)]))
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.items[i]
 
     def combine(self, w: _Weights) -> torch.Tensor:
-        """``sum_j w_j k_j`` over the first ``w.length`` stages."""
+        """``sum_j w_j row_j`` for a one-row ``w``: (batch, dim)."""
+        return self.combine_rows(w)[0]
+
+    def combine_rows(self, w: _Weights) -> torch.Tensor:
+        """``sum_j w_ij row_j`` for every row ``i`` of ``w``: (rows, batch, dim)."""
         first = self.items[0]
-        if self.buffer is None:
+        if self.buffer is not None:
+            return torch.mm(w.tensor, self.buffer.prefix[w.length]).view(-1, *first.shape)
+        sums = []
+        for row in w.values:
             total = torch.zeros_like(first)
-            for value, term in zip(w.values, self.items):
+            for value, term in zip(row, self.items):
                 if value != 0.0:
                     total = total + value * term
-            return total
-        if w.length == 0:
-            return torch.zeros_like(first)
-        return (w.tensor @ self.buffer[: w.length].view(w.length, -1)).view_as(first)
+            sums.append(total)
+        return torch.stack(sums)
+
+
+def _with_state(rows: Optional[np.ndarray], weight_of_y: float) -> Optional[np.ndarray]:
+    """Tableau rows over ``k_0, k_1, ...`` as rows over ``[y, h k_0, h k_1, ...]``."""
+    if rows is None:
+        return None
+    rows = np.atleast_2d(np.asarray(rows, dtype=float))
+    return np.hstack([np.full((len(rows), 1), weight_of_y), rows])
 
 
 class _Method:
-    """A tableau's coefficients as :class:`_Weights`, built once per solve."""
+    """A tableau's coefficients as :class:`_Weights` over the stage rows, built once per solve."""
 
     def __init__(self, tab: Tableau, dtype: torch.dtype, device: torch.device):
-        def weights(rows: Optional[np.ndarray]) -> list[_Weights]:
-            return [] if rows is None else [_Weights(np.asarray(r, dtype=float), dtype, device) for r in rows]
+        def weights(rows: Optional[np.ndarray]) -> _Weights:
+            return _Weights(rows, dtype, device)
 
         self.tab = tab
         # plain Python numbers: read inside a compiled step, tableau arrays would become graph inputs
         self.stages, self.extra_stages = len(tab.b), tab.extra_stages
-        self.polynomial_dense = tab.dense_p is not None
-        self.a = weights(tab.a)
-        self.b, self.e_high = weights([tab.b])[0], weights([tab.e_high])[0]
-        self.e_low = None if tab.e_low is None else weights([tab.e_low])[0]
+        # stage s's state y + sum_j a_sj h k_j, and the new state y + sum_j b_j h k_j
+        self.a = [None] + [weights(_with_state(np.asarray(tab.a[s][:s]), 1.0)) for s in range(1, self.stages)]
+        self.b = weights(_with_state(tab.b, 1.0))
+        # the error estimates (DOP853: the 5th- and 3rd-order ones) as rows of one product
+        self.errors = weights(_with_state(np.vstack([tab.e_high] + ([] if tab.e_low is None else [tab.e_low])), 0.0))
+        self.two_errors = tab.e_low is not None
         self.c = tuple(float(v) for v in tab.c)
         # the last stage taken at t + h: with the FSAL stage it gives the stiffness estimate h |lambda|
         self.stiff_stage = max(i for i in range(1, self.stages) if self.c[i] == 1.0)
         self.stability = tab.stability
-        self.extra_a = weights(tab.extra_a)
+        self.extra_a = [weights(_with_state(row, 1.0)) for row in ([] if tab.extra_a is None else tab.extra_a)]
         self.extra_c = () if tab.extra_c is None else tuple(float(v) for v in tab.extra_c)
-        self.dense = weights(tab.dense_d if tab.dense_d is not None else
-                             None if tab.dense_p is None else np.asarray(tab.dense_p).T)
+        self.dense, self.alternating = weights(_with_state(_dense_rows(tab), 0.0)), tab.dense_p is None
+
+
+def _dense_rows(tab: Tableau) -> np.ndarray:
+    """The continuous extension's coefficients ``q_i`` as rows over ``h k_0, h k_1, ...``, for
+    ``y(t + x h) = y + sum_i q_i B_i(x)`` (see :func:`_interpolate`).
+
+    DOP853: the 7th-order interpolant of Hairer et al. (three extra stages, scipy's coefficients),
+    whose first three coefficients are ``y_new - y = sum b_j h k_j``, ``h f_old - (y_new - y)`` and
+    ``2 (y_new - y) - h (f_new + f_old)``; dopri5: the 4th-order interpolant of Dormand & Prince
+    (Shampine 1986), as in scipy's RK45.
+    """
+    if tab.dense_p is not None:
+        return np.asarray(tab.dense_p, dtype=float).T
+    width = np.asarray(tab.dense_d).shape[1]
+    stages = len(tab.b)
+    delta, f_old, f_new = np.zeros(width), np.zeros(width), np.zeros(width)
+    delta[:stages], f_old[0], f_new[stages] = tab.b, 1.0, 1.0
+    return np.vstack([delta, f_old - delta, 2 * delta - f_new - f_old, tab.dense_d])
 
 
 def _dense_coefficients(m: _Method, f: Callable[..., torch.Tensor], args: tuple, k: _Stages,
-                        t: torch.Tensor, hb: torch.Tensor, y: torch.Tensor, y_new: torch.Tensor) -> list[torch.Tensor]:
-    """Coefficients of the continuous extension on ``[t, t + h]``, in ``_interpolate``'s form.
-
-    DOP853: the 7th-order interpolant of Hairer et al. (three extra stages, scipy's coefficients);
-    dopri5: the 4th-order interpolant of Dormand & Prince (Shampine 1986), as in scipy's RK45.
-    """
-    if m.polynomial_dense:
-        return [hb * k.combine(row) for row in m.dense]
+                        t: torch.Tensor, hb: torch.Tensor) -> torch.Tensor:
+    """Coefficients of the continuous extension on ``[t, t + h]``: (terms, batch, dim); DOP853's
+    extra stages are evaluated here, so only for steps that pass an output time."""
     for row, c in zip(m.extra_a, m.extra_c):
-        k.append(f(t + c * hb[:, 0], y + hb * k.combine(row), *args))
-    delta, f_old, f_new = y_new - y, k[0], k[m.stages]
-    return [delta, hb * f_old - delta, 2 * delta - hb * (f_new + f_old)] + [hb * k.combine(row) for row in m.dense]
+        k.append(hb, f(t + c * hb[:, 0], k.combine(row), *args))
+    return k.combine_rows(m.dense)
 
 
-def _interpolate(m: _Method, coeffs: list[torch.Tensor], y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The continuous extension at step fractions ``x`` (batch, m, 1): (batch, m, dim)."""
-    if m.polynomial_dense:  # y + sum_i q_i x^(i+1), by Horner
-        poly = torch.zeros_like(x)
-        for q in reversed(coeffs):
-            poly = (poly + q[:, None]) * x
-        return y[:, None] + poly
-    value = torch.zeros_like(x)  # DOP853's alternating x, (1 - x) nesting
-    for i, coeff in enumerate(reversed(coeffs)):
-        value = (value + coeff[:, None]) * (x if i % 2 == 0 else 1 - x)
-    return value + y[:, None]
+def _interpolate(m: _Method, coeffs: torch.Tensor, y: torch.Tensor, x: torch.Tensor, eager: bool) -> torch.Tensor:
+    """The continuous extension ``y + sum_i q_i B_i(x)`` at step fractions ``x`` (batch, m, 1):
+    (batch, m, dim). ``B_i`` is the product of the first ``i + 1`` factors of ``x, 1 - x, x, ...``
+    (DOP853's alternating nesting) or ``x, x, ...`` (dopri5's polynomial ``x^(i+1)``)."""
+    terms = coeffs.shape[0]
+    factors = x.expand(*x.shape[:-1], terms)
+    if m.alternating:
+        factors = torch.where(torch.arange(terms, device=x.device) % 2 == 1, 1 - factors, factors)
+    basis = factors.cumprod(-1)
+    if eager:
+        return torch.baddbmm(y[:, None], basis, coeffs.transpose(0, 1))
+    return y[:, None] + (basis[..., None] * coeffs.transpose(0, 1)[:, None]).sum(2)
 
 
 @dataclass
@@ -227,19 +270,23 @@ def _initial_step(f: BatchField, t0: torch.Tensor, y0: torch.Tensor, f0: torch.T
     return torch.minimum(100 * h0, h1)
 
 
-def _error_norm(m: _Method, k: _Stages, h: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Per-row scaled error of a step, from its stages ``k`` including the FSAL stage."""
-    err_high = k.combine(m.e_high) / scale
-    if m.e_low is None:
-        return h * _rms(err_high)
-    err_low = k.combine(m.e_low) / scale
-    high2, low2 = err_high.pow(2).sum(-1), err_low.pow(2).sum(-1)
+def _error_norm(m: _Method, k: _Stages, scale: torch.Tensor) -> torch.Tensor:
+    """Per-row scaled error of a step, from its stage rows ``k`` including the FSAL stage."""
+    err = k.combine_rows(m.errors) / scale
+    if not m.two_errors:
+        return _rms(err[0])
+    squares = err.pow(2).sum(-1)
+    high2, low2 = squares[0], squares[1]
     denom = (high2 + 0.01 * low2).clamp_min(1e-300)
-    return torch.where(high2 == 0, torch.zeros_like(h), h * high2 / (denom * scale.shape[-1]).sqrt())
+    return torch.where(high2 == 0, torch.zeros_like(high2), high2 / (denom * scale.shape[-1]).sqrt())
 
 
-def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable[..., tuple[torch.Tensor, ...]]:
+def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
+               differentiable: bool = False) -> Callable[..., tuple[torch.Tensor, ...]]:
     """One step of every row: ``step(state, times, limits, args) -> (state, values, where, status)``.
+
+    An eager step writes its stages into one buffer kept across steps, which would cut autograd's
+    graph: ``differentiable=True`` (a field or state that requires grad) builds fresh tensors instead.
 
     ``limits`` is ``[rtol, atol, bound, max_steps, stiff_min_steps]`` (a tensor, so new tolerances
     need no new compilation; ``inf`` turns the stiffness refusal off); ``values``
@@ -248,10 +295,13 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
     none; ``status`` is each row's ``_DONE`` ... ``_STIFF_ROW``.
     """
     stages, expo = m.stages, -1.0 / (m.tab.error_order + 1)
+    capacity = 1 + stages + 1 + m.extra_stages  # y, the stages, the FSAL stage, DOP853's extra stages
+    buffers: dict[int, _StageBuffer] = {}  # eager: one per batch size, reused by every step
 
     def step(state: torch.Tensor, times: torch.Tensor, limits: torch.Tensor,
              args: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         n, n_out = state.shape[0], times.shape[0]
+        eager = not torch.compiler.is_compiling()
         rtol, atol, bound, max_steps, stiff_min = limits[0], limits[1], limits[2], limits[3], limits[4]
         t, h, next_out = state[:, _T], state[:, _H], state[:, _NEXT].long()
         y, fy = state[:, _Y:_Y + dim], state[:, _Y + dim:]
@@ -259,21 +309,25 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
         stop = times[(next_out + (OUTPUTS_PER_STEP - 1)).clamp(max=n_out - 1)]
         h_step = torch.where(active, torch.minimum(h, stop - t), torch.zeros_like(h))
         hb = h_step[:, None]
-        k = _Stages(fy, stages + 1 + m.extra_stages)
+        reuse = eager and not differentiable
+        if reuse and n not in buffers:
+            buffers[n] = _StageBuffer(capacity, y)
+        k = _Stages(y, buffers[n] if reuse else None)
+        k.append(hb, fy)
         y_last = y
         for s in range(1, stages):
-            y_stage = y + hb * k.combine(m.a[s])
-            k.append(f(t + m.c[s] * h_step, y_stage, *args))
+            y_stage = k.combine(m.a[s])
+            k.append(hb, f(t + m.c[s] * h_step, y_stage, *args))
             if s == m.stiff_stage:
                 y_last = y_stage
-        y_new = y + hb * k.combine(m.b)
+        y_new = k.combine(m.b)
         f_new = f(t + h_step, y_new, *args)
-        k.append(f_new)
-        # h |lambda| ~ h |f(y_new) - f(y_last)| / |y_new - y_last| (both stages at t + h)
+        k.append(hb, f_new)
+        # h |lambda| ~ |h f(y_new) - h f(y_last)| / |y_new - y_last| (both stages at t + h)
         spread = (y_new - y_last).pow(2).sum(-1)
-        h_lambda = h_step * ((f_new - k[m.stiff_stage]).pow(2).sum(-1) / spread.clamp_min(1e-300)).sqrt()
+        h_lambda = ((k[stages + 1] - k[m.stiff_stage + 1]).pow(2).sum(-1) / spread.clamp_min(1e-300)).sqrt()
         scale = atol + torch.maximum(y.abs(), y_new.abs()) * rtol
-        err = _error_norm(m, k, h_step, scale)
+        err = _error_norm(m, k, scale)
         finite = torch.isfinite(err) & torch.isfinite(y_new).all(-1)
         accept = active & finite & (err <= 1.0)
         factor = torch.where(err == 0, torch.full_like(err, MAX_FACTOR), SAFETY * err.clamp_min(1e-300) ** expo)
@@ -282,12 +336,16 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int) -> Callable
         t_new = torch.where(h_step >= stop - t, stop, t + h_step)
         count = torch.where(accept, torch.searchsorted(times, t_new, right=True) - next_out, 0)
 
-        # compiled: a fixed width; eager: only as many outputs as the furthest row passed
-        width = OUTPUTS_PER_STEP if torch.compiler.is_compiling() else max(1, int(count.max()))
+        # compiled: a fixed width; eager: only as many outputs as the furthest row passed, and no
+        # dense output at all (DOP853: three field evaluations saved) on a step that passed none
+        width = int(count.max()) if eager else OUTPUTS_PER_STEP
         offsets = torch.arange(width, device=state.device)
         index = (next_out[:, None] + offsets).clamp(max=n_out - 1)
-        x = (times[index] - t[:, None]) / torch.where(h_step > 0, h_step, 1.0)[:, None]
-        values = _interpolate(m, _dense_coefficients(m, f, args, k, t, hb, y, y_new), y, x[..., None])
+        if width:
+            x = (times[index] - t[:, None]) / torch.where(h_step > 0, h_step, 1.0)[:, None]
+            values = _interpolate(m, _dense_coefficients(m, f, args, k, t, hb), y, x[..., None], eager)
+        else:
+            values = y.new_empty(n, 0, dim)
         rows = torch.arange(n, device=state.device)[:, None]
         where = torch.where(offsets < count[:, None], rows * n_out + index, n * n_out)
 
@@ -375,9 +433,9 @@ class _Stepper:
     """
 
     def __init__(self, f: Callable[..., torch.Tensor], m: _Method, dim: int, device: torch.device,
-                 dtype: torch.dtype, compile: bool):
+                 dtype: torch.dtype, compile: bool, differentiable: bool = False):
         self.key = (f, m.tab.name, dim, device.type, dtype)
-        self.eager = _make_step(f, m, dim)
+        self.eager = _make_step(f, m, dim, differentiable)
         self.compiled: Optional[Callable[..., tuple[torch.Tensor, ...]]] = None
         self.checked = False
         if compile:
@@ -495,7 +553,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         _log.warning("compiling the %s step for %d trajectories x %d variables (about %.3g steps expected): "
                      "6-50 s once per process; set %s=0 or compile=False to never compile",
                      method, n, dim, expected_steps, COMPILE_ENV)
-    step = _Stepper(f, m, dim, device, dtype, use)
+    step = _Stepper(f, m, dim, device, dtype, use, differentiable=fy.requires_grad or y0.requires_grad)
     args = _one_element(args)
     started = time.perf_counter()
     while True:
