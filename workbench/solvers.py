@@ -563,6 +563,8 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         state, values, where, status = step(state, times, limits, args)
         out.index_copy_(0, where.view(-1), values.reshape(-1, dim))
         stats.iterations += 1
+        # DOP853's extra stages run only on steps that pass an output time (always when compiled)
+        stats.nfe += m.stages + (m.extra_stages if values.shape[1] else 0)
         code = int(status.max())
         if code == _DONE:
             break
@@ -576,7 +578,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         progress(1.0)
     stats.compiled = step.compiled is not None
     stats.rejected = int(state[:, _REJECTED].sum())
-    stats.nfe = 2 + stats.iterations * (m.stages + m.extra_stages)
+    stats.nfe += 2  # the initial derivative and the initial step's trial evaluation
     return out[:-1].view(n, n_out, dim), stats
 
 
