@@ -125,6 +125,18 @@ class Model:
         text, or LaTeX with ``latex=True``); learners without equations raise UnsupportedError."""
         return self.learner.equations(self.variables, latex=latex)
 
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """The learned neural part of a universal differential equation (``learner="ude"``) at states
+        ``x`` (N, D), in physical units (N, D): the drift minus the known terms."""
+        part = getattr(self.learner, "residual", None)
+        if part is None:
+            raise UnsupportedError(f"a {self.name} model has no known/learned split of its drift",
+                                   fix="fit learner='ude' with known=... to learn a residual beside known terms")
+        x = self._check_states(x)
+        with torch.no_grad():
+            dz = part(self._to_z(x))
+        return dz.detach().cpu().double().numpy() * self.scaler.std
+
     def diffusion(self, x: np.ndarray) -> np.ndarray:
         """The learned diagonal diffusion g(x) (N, D) in physical units (stochastic learners only)."""
         x = self._check_states(x)

@@ -20,11 +20,12 @@ from .nsde import NeuralSDE
 from .reservoir import NVAR, EchoStateNetwork
 from .sindy import SINDy
 from .sonode import SecondOrderNODE
+from .ude import UniversalDE
 
 LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls for cls in (NeuralODE, AugmentedNODE, SecondOrderNODE, HamiltonianNN, ResNetMap,
                               RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork,
-                              Mechanistic)
+                              Mechanistic, UniversalDE)
 }
 
 

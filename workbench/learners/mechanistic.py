@@ -545,11 +545,12 @@ class _Problem:
 
 
 # --- option checks and statistics ----------------------------------------------------------------------
-def _resolve_system(system: Any) -> Any:
+def _resolve_system(system: Any, learner: str = "mechanistic") -> Any:
+    """The :class:`systems.System` that ``system`` (a name or a System) names, refusing SDEs."""
     from systems import System, get, names, register
     if system is None:  # data without a known system: a refusal for this data, like any learner's
-        raise UnsupportedError("learner 'mechanistic' needs the system whose parameters it estimates, and this "
-                               "dataset names none", fix="use wb.fit(ds, 'mechanistic', system='lotka_volterra') (a "
+        raise UnsupportedError(f"learner {learner!r} needs the system whose parameters it estimates, and this "
+                               f"dataset names none", fix=f"use wb.fit(ds, {learner!r}, system='lotka_volterra') (a "
                                "catalog name or your own wb.System), or a black-box learner such as 'node'")
     if isinstance(system, System):
         # registered under its name, so that the run folder can name it and a reload in this process finds it
@@ -558,7 +559,7 @@ def _resolve_system(system: Any) -> Any:
         raise BadParameterError(f"system must be a name or a System, got {type(system).__name__}")
     found = get(system)
     if found.kind != "ode":
-        raise UnsupportedError(f"learner 'mechanistic' fits ODE systems; {system!r} is an SDE",
+        raise UnsupportedError(f"learner {learner!r} fits ODE systems; {system!r} is an SDE",
                                fix="use its deterministic counterpart, or learner='nsde'")
     return found
 
