@@ -37,12 +37,16 @@ from .drivers import driver_names, driver_values
 from .devices import torch_threads
 from .embedding import delay_vectors
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
-from .rolling import DEFAULT_MAX_ORIGINS, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
+from .rolling import DEFAULT_MAX_ORIGINS, INTERVAL_LEVEL, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
 from .safety import check_integer
+from .learners import register_learner
+from .learners.statistical import STATISTICAL_LEARNERS
 from .seriesfit import check_recipe
 from .splits import merge_segments
 
 RUNAWAY_SPANS = 1000.0
+for _cls in STATISTICAL_LEARNERS:  # arima, ets, theta loadable by name (until workbench.learners lists them)
+    register_learner(_cls, overwrite=True)
 
 
 def recipe(model: Any) -> dict[str, Any]:
@@ -132,7 +136,28 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
         if difference:
             observed = levels[None, :, None, :] + np.cumsum(observed, axis=2)
         observed = transforms.inverse(observed, spec, variables)
-    return np.moveaxis(mark_runaway(observed, values, origins), 0, 1)
+    paths = np.moveaxis(mark_runaway(observed, values, origins), 0, 1)
+    calibration = model.meta.get("calibration")
+    return calibrated(paths, calibration, n_samples) if calibration else paths
+
+
+def calibrated(paths: np.ndarray, calibration: dict, n_samples: int) -> np.ndarray:
+    """Forecasts ``(O, S, H, D)`` replaced by their point (the paths' mean) plus the conformal
+    residual quantiles of the validation origins at levels ``(s + 1/2) / S`` (split-conformal per
+    horizon, Stankeviciute, Alaa & van der Schaar 2021; horizons past the calibrated ones use the
+    last). A runaway point stays infinite."""
+    table = np.asarray(calibration["quantiles"], dtype=np.float64)       # (Hc, L, D)
+    levels = (np.arange(table.shape[1]) + 0.5) / table.shape[1]
+    samples = max(1, int(n_samples))
+    wanted = (np.arange(samples) + 0.5) / samples if samples > 1 else np.array([0.5])
+    horizon = paths.shape[2]
+    rows = table[np.minimum(np.arange(horizon), len(table) - 1)]          # (H, L, D)
+    offsets = np.stack([[np.interp(wanted, levels, rows[h, :, d]) for d in range(rows.shape[2])]
+                        for h in range(horizon)])                         # (H, D, S)
+    point = paths.mean(axis=1)                                            # (O, H, D)
+    if samples == 1:  # the point forecast itself, not the median residual added to it
+        return point[:, None]
+    return point[:, None] + np.moveaxis(offsets, 2, 0)[None]
 
 
 def _inputs_ahead(inputs: np.ndarray, times: np.ndarray, origin: int, horizon: int, step: float,
@@ -197,7 +222,10 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
 
     Returns:
         Dataset ``state(sample, trajectory, time, variable)`` in the data's units, the time axis
-        continuing the data's (CF units kept: dates on calendar axes), attrs ``forecast_origin``.
+        continuing the data's (CF units kept: dates on calendar axes), attrs ``forecast_origin``;
+        with more than one sample also ``lower_80`` and ``upper_80(trajectory, time, variable)``,
+        the 10% and 90% quantiles of the samples (split-conformal bounds for a model fitted with
+        ``learner="auto"``, whose samples are its point plus the validation residual quantiles).
     """
     horizon = check_integer(horizon, "horizon", 1, MAX_HORIZON)
     if on_divergence not in ("raise", "mark"):
@@ -251,6 +279,15 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                           trajectory=merged["trajectory"].values, attrs=attrs)
     if "calendar" in ds["time"].attrs:
         result["time"].attrs["calendar"] = ds["time"].attrs["calendar"]
+    if state.shape[0] > 1:  # the central interval (conformal where the model was calibrated)
+        tail = (1 - INTERVAL_LEVEL) / 2
+        with np.errstate(invalid="ignore"):
+            bounds = np.quantile(state, [tail, 1 - tail], axis=0)
+        pct = int(round(100 * INTERVAL_LEVEL))
+        for name, b in ((f"lower_{pct}", bounds[0]), (f"upper_{pct}", bounds[1])):
+            result[name] = (("trajectory", "time", "variable"), b,
+                            {"long_name": f"{name.split('_')[0]} bound of the central {pct}% forecast interval",
+                             "units": result["state"].attrs.get("units", "1")})
     if on_divergence == "mark":
         result["state"].data[lost] = np.inf  # after the schema check, which requires finite states
         result["diverged_at"] = xr.DataArray(
@@ -278,7 +315,7 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
         ``rmse_skill_vs_climatology``, ``_vs_persistence``, ``_vs_ar`` and, for stochastic
         learners, ``crps`` and ``crps_skill_vs_*``; ``n_origins``; attrs name the baselines.
     """
-    stochastic = model.learner.capabilities().stochastic
+    stochastic = model.learner.capabilities().stochastic or bool(model.meta.get("calibration"))
     merged = merge_segments(ds)
     inputs = list(merged["input"].values) if "input" in merged else None
     rec = recipe(model)
@@ -295,7 +332,7 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
                                 n_samples=n_samples, start=start, max_origins=max_origins, period=period,
                                 ar_order=ar_order, seed=seed, context=need)
     out = xr.merge([scores, skills(scores, "model", crps=stochastic)], combine_attrs="override")
-    out = out.rename({"rmse_model": "rmse", "mae_model": "mae", **({"crps_model": "crps"} if "crps_model" in out else {})})
+    out = out.rename({name: name[: -len("_model")] for name in out.data_vars if name.endswith("_model")})
     out.attrs.update({"learner": model.name, "mode": "rolling", "n_samples": int(n_samples) if stochastic else 1})
     return out
 

@@ -83,7 +83,7 @@ def prepare_series(ds: xr.Dataset, learner: str, options: dict[str, Any]) -> tup
     if difference:
         prepared = transforms.difference_dataset(prepared)
     prepared = embed_dataset(prepared, embed, lag)
-    fit_ds, step, layout = training_layout(prepared, (embed - 1) * lag + int(difference))
+    fit_ds, step, layout = training_layout(prepared, (embed - 1) * lag + int(difference), whole_series(learner))
     if fill_gaps and layout == "pieces":
         refuse_irregular_axis(prepared, learner)
     recipe = {"transform": spec, "difference": difference, "fill_gaps": fill_gaps, "embed": embed,
@@ -182,11 +182,19 @@ def is_regular(times: np.ndarray) -> bool:
     return steps.size == 0 or bool(np.abs(steps / np.median(steps) - 1).max() <= REGULAR_TOLERANCE)
 
 
-def training_layout(ds: xr.Dataset, warmup: int) -> tuple[xr.Dataset, float, str]:
+def whole_series(learner: str) -> bool:
+    """Whether ``learner`` fits one uncut training history (the statistical backbones) instead of chunks."""
+    from .learners import get_learner
+
+    return bool(getattr(get_learner(learner), "whole_series", False))
+
+
+def training_layout(ds: xr.Dataset, warmup: int, whole: bool = False) -> tuple[xr.Dataset, float, str]:
     """The data the fit loop sees, the model's time step, and the layout's name.
 
     Regular series with a time split become equal-length chunks of the train and val pieces on a
-    relative axis (``"chunks"``); data without a time split keeps its trajectories with the first
+    relative axis (``"chunks"``; with ``whole``, one chunk: the train and val pieces together, all
+    for training, for learners that fit a whole history such as ARIMA); data without a time split keeps its trajectories with the first
     ``warmup`` samples (no delay history) dropped (``"trajectories"``); irregular series keep the
     pieces on the absolute axis (``"pieces"``; only learners for masked data can fit them).
     """
@@ -209,7 +217,9 @@ def training_layout(ds: xr.Dataset, warmup: int) -> tuple[xr.Dataset, float, str
     train_range = (first, train_end)
     val_range = (val_at, test_at) if val_at is not None else None
     length = train_end - first
-    if val_range is not None:
+    if whole:
+        train_range, val_range, length = (first, test_at), None, test_at - first
+    elif val_range is not None:
         length = min(length, max(MIN_CHUNK, val_range[1] - val_range[0]))
     if length < 2:
         raise DatasetError("the training piece is too short to train on after the embedding's warm-up; "

@@ -12,7 +12,8 @@ import xarray as xr
 from ..dataset import PathLike, json_attr
 from ..devices import DeviceLike, resolve_device, torch_threads
 from ..errors import BadParameterError, DatasetError, WorkbenchError
-from ..learners import DataInfo, Learner, build, get_learner
+from ..learners import DataInfo, Learner, build, get_learner, register_learner
+from ..learners.statistical import STATISTICAL_LEARNERS
 from ..model import Model, run_files
 from ..progress import progress_bar
 from ..seriesfit import prepare_series, wants_series_fit
@@ -22,6 +23,8 @@ from .runs import RunWriter, has_run, read_run_files
 from .trainer import Trainer
 
 Callback = Callable[[dict[str, Any]], Optional[bool]]
+for _cls in STATISTICAL_LEARNERS:  # arima, ets, theta by name (until workbench.learners lists them)
+    register_learner(_cls, overwrite=True)
 
 
 def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
@@ -41,7 +44,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
 
     Arguments:
         ds: a dataset in the workbench schema (its ``split`` picks train/val trajectories).
-        learner: a name from :func:`workbench.learners`.
+        learner: a name from :func:`workbench.learners`, or ``"auto"``: the best forecaster of a
+            time-split series chosen on validation origins within ``time_budget``, with calibrated
+            intervals (:mod:`workbench.autoselect`; the candidates in ``model.meta["selection"]``).
         epochs, time_budget, batch_size, lr, window, curriculum, steps_per_epoch, patience, clip,
             schedule, precision, seed: the training configuration (see :class:`TrainConfig`).
         device: ``"cpu"``, ``"cuda"``, or ``None`` for CUDA when available.
@@ -72,6 +77,13 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
+    if learner == "auto":  # a choice among learners on validation origins (workbench.autoselect)
+        from ..autoselect import fit_auto
+
+        model = fit_auto(ds, time_budget, seed, fit_options=learner_options)
+        if out is not None:
+            model.save(out)
+        return model
     config = TrainConfig(epochs=epochs, time_budget=time_budget, batch_size=batch_size, lr=lr, window=window,
                          curriculum=curriculum, steps_per_epoch=steps_per_epoch, patience=patience, clip=clip, schedule=schedule,
                          precision=precision, seed=seed, compile=compile)

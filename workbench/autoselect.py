@@ -1,0 +1,178 @@
+"""``fit(ds, learner="auto")``: choose a forecaster on validation origins, calibrate its intervals.
+
+The data before the test period is cut again: its last ``SELECTION_FRACTION`` (at least the
+longest scored horizon plus one sample) becomes the *selection* period. Every candidate (the
+statistical backbones, cheap closed-form learners with a few recipes, and ``node`` when the budget
+allows) is fitted on the data before it and forecasts from every origin inside it; the test
+period is never seen. A candidate's score is its RMSE at each horizon divided by the in-sample
+naive MAE (MASE's scale), averaged over horizons and variables; candidates whose forecasts run
+away or fail are rejected with the reason. The winner is refitted on all the data before the test
+period, and its validation residuals by horizon give split-conformal intervals (Stankeviciute,
+Alaa & van der Schaar, "Conformal time-series forecasting", NeurIPS 2021): ``forecast`` returns
+the point plus the residual quantiles (``model.meta["calibration"]``). The table of candidates
+is ``model.meta["selection"]``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import xarray as xr
+
+from .errors import DatasetError, DivergenceError, WorkbenchError
+from .forecast import rollout_from
+from .rolling import naive_scale, series_arrays, test_start_time
+from .splits import merge_segments, split_at, time_split_info
+
+SELECTION_FRACTION = 0.2
+DEFAULT_HORIZON = 8
+DEFAULT_BUDGET = 180.0
+# the validation residuals are stored at this many quantile levels per horizon
+CALIBRATION_LEVELS = 40
+# at least this many samples before the selection period (the backbones need 8 plus a season)
+MIN_FIT_SAMPLES = 16
+# node joins the candidates only with this much budget left (seconds): it trains for a third of it
+NODE_BUDGET = 120.0
+CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("arima", {}), ("ets", {}), ("theta", {}),
+    ("nvar", {"delays": 2}), ("nvar", {"delays": 4}), ("esn", {}),
+)
+
+
+def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
+    """The data before the test period with its last part as a selection "test" period, and the
+    longest horizon that period can score.
+
+    Raises:
+        DatasetError: no time split, or too few samples for one validation origin (naming the length needed).
+    """
+    info = time_split_info(ds)
+    if info is None or info.get("test_start") is None:
+        raise DatasetError("learner='auto' chooses on validation origins before a test period, and this data has none",
+                           fix="split it first: wb.split_time(ds, val=0.1, test=0.15)")
+    merged = merge_segments(ds)
+    before = merged.sel(time=merged["time"] < float(info["test_start"]))
+    n = before.sizes["time"]
+    held = max(2, int(round(SELECTION_FRACTION * n)))
+    needed = MIN_FIT_SAMPLES + 2 + int(np.ceil(1 / SELECTION_FRACTION))
+    if n - held < MIN_FIT_SAMPLES or n < needed:
+        raise DatasetError(f"the series has {n} samples before its test period, too short for any validation origin "
+                           f"of learner='auto'", fix=f"give at least {needed} samples before the test period (a longer "
+                           "series or a smaller test fraction), or fit one learner by name, e.g. learner='arima'")
+    times = before["time"].values.astype(np.float64)
+    return split_at(before, None, float(times[n - held])), int(min(horizon, held))
+
+
+def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> np.ndarray:
+    """``truth - point`` ``(O, horizon, D)`` from every origin of the selection period (NaN where unobserved)."""
+    series, times = series_arrays(sel)
+    start = test_start_time(sel, None)
+    first = int(np.searchsorted(times, start))
+    context = model.learner.capabilities().context
+    rec = model.meta.get("series", {})
+    need = (int(rec.get("embed", 1)) - 1) * int(rec.get("lag", 1)) + context + int(bool(rec.get("difference")))
+    out = []
+    for values in series:
+        origins = np.arange(max(first - 1, need), len(times) - 1)
+        origins = origins[np.isfinite(values[origins]).all(1)]
+        if origins.size == 0:
+            continue
+        point = rollout_from(model, values, times, origins, horizon, 1)[:, 0]      # (O, H, D)
+        padded = np.concatenate([values, np.full((horizon, values.shape[1]), np.nan)])
+        truth = np.stack([padded[o + 1: o + 1 + horizon] for o in origins])
+        out.append(truth - point)
+    if not out:
+        raise DatasetError("no validation origin has enough history for this candidate")
+    return np.concatenate(out)
+
+
+def candidate_score(residuals: np.ndarray, scale: np.ndarray) -> tuple[float, list[float]]:
+    """Mean over horizons and variables of RMSE / scale, and the RMSE by horizon (first variable)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        rmse = np.sqrt(np.nanmean(residuals ** 2, axis=0))                          # (H, D)
+    return float(np.mean(rmse / scale)), [float(v) for v in rmse[:, 0]]
+
+
+def conformal_table(residuals: np.ndarray) -> list:
+    """Residual quantiles ``(H, CALIBRATION_LEVELS, D)`` at levels ``(l + 1/2) / L`` per horizon."""
+    levels = (np.arange(CALIBRATION_LEVELS) + 0.5) / CALIBRATION_LEVELS
+    table = np.nanquantile(residuals, levels, axis=0)                                # (L, H, D)
+    return np.moveaxis(table, 0, 1).tolist()
+
+
+def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: int = 0,
+             horizon: int = DEFAULT_HORIZON, candidates: Optional[Sequence[tuple[str, dict]]] = None,
+             fit_options: Optional[dict[str, Any]] = None) -> Any:
+    """Choose, refit and calibrate a forecaster (see the module docstring).
+
+    Arguments:
+        ds: a time-split series (:func:`workbench.split_time`).
+        time_budget: seconds (or ``"3m"``) for the whole selection (default 180 s); candidates
+            past it are skipped and say so.
+        seed: seeds every candidate.
+        horizon: the longest horizon scored on the selection origins (and calibrated).
+        candidates: ``(learner, options)`` pairs (default :data:`CANDIDATES`, plus ``node`` when
+            the budget allows).
+        fit_options: passed to every candidate's ``fit`` (e.g. ``transform``).
+
+    Returns:
+        The winner refitted on all data before the test period, with ``meta["selection"]`` (one row
+        per candidate: learner, options, score, rmse by horizon, status) and ``meta["calibration"]``.
+
+    Raises:
+        DatasetError: data too short for a validation origin; DivergenceError: every candidate failed.
+    """
+    from .training.config import TrainConfig
+    from .training.fit import fit
+
+    budget = TrainConfig(time_budget=time_budget).time_budget if time_budget is not None else DEFAULT_BUDGET
+    started = time.perf_counter()
+    sel, horizon = selection_split(ds, int(horizon))
+    series, times = series_arrays(sel)
+    first = int(np.searchsorted(times, test_start_time(sel, None)))
+    scale = naive_scale([s[:first] for s in series])
+    pool = list(candidates or CANDIDATES)
+    if candidates is None and budget >= NODE_BUDGET:
+        pool.append(("node", {"time_budget": budget / 3}))
+    table, best = [], None
+    for name, options in pool:
+        row: dict[str, Any] = {"learner": name, "options": dict(options), "score": None, "rmse_by_horizon": None}
+        if time.perf_counter() - started > budget:
+            table.append({**row, "status": "skipped: time budget spent"})
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = fit(sel, learner=name, seed=seed, **{**(fit_options or {}), **options})
+                residuals = validation_residuals(model, sel, horizon)
+            score, rmse = candidate_score(residuals, scale)
+            if not np.isfinite(score):
+                raise DivergenceError("its validation forecasts ran away")
+        except WorkbenchError as exc:
+            table.append({**row, "status": f"rejected: {exc.problem if hasattr(exc, 'problem') else exc}"[:300]})
+            continue
+        table.append({**row, "score": score, "rmse_by_horizon": rmse, "status": "ok"})
+        if best is None or score < best[0]:
+            best = (score, name, options, residuals)
+    if best is None:
+        raise DivergenceError("every learner='auto' candidate failed or diverged on the validation origins: "
+                              + "; ".join(f"{r['learner']}: {r['status']}" for r in table)[:600],
+                              fix="check the series for gaps, constant stretches or a transform it needs "
+                                  "(transform='log1p' for counts), or fit one learner by name")
+    _, name, options, residuals = best
+    for row in table:
+        row["chosen"] = row["learner"] == name and row["options"] == dict(options) and row["status"] == "ok"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit(ds, learner=name, seed=seed, **{**(fit_options or {}), **options})
+    model.meta["selection"] = table
+    model.meta["calibration"] = {"method": "split-conformal per horizon (Stankeviciute et al. 2021)",
+                                 "origins": int(len(residuals)), "quantiles": conformal_table(residuals)}
+    model.meta["auto"] = {"learner": name, "options": dict(options), "seconds": time.perf_counter() - started,
+                          "budget": budget}
+    return model
+
+
+__all__ = ["CANDIDATES", "fit_auto", "selection_split"]
