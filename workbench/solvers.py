@@ -333,8 +333,8 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
         err = _error_norm(m, k, scale)
         finite = torch.isfinite(err) & torch.isfinite(y_new).all(-1)
         accept = active & finite & (err <= 1.0)
-        factor = torch.where(err == 0, torch.full_like(err, MAX_FACTOR), SAFETY * err.clamp_min(1e-300) ** expo)
-        factor = torch.where(finite, factor.clamp(MIN_FACTOR, MAX_FACTOR), torch.full_like(factor, MIN_FACTOR))
+        # a zero error gives MAX_FACTOR through the clamp (the floor's power overflows it)
+        factor = torch.where(finite, (SAFETY * err.clamp_min(1e-300) ** expo).clamp(MIN_FACTOR, MAX_FACTOR), MIN_FACTOR)
         factor = torch.where(accept, factor, factor.clamp(max=1.0))  # no growth after a rejection (II.4)
         t_new = torch.where(h_step >= stop - t, stop, t + h_step)
         count = torch.where(accept, torch.searchsorted(times, t_new, right=True) - next_out, 0)
@@ -367,12 +367,9 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
         status = torch.where(steps > max_steps, _OVER_BUDGET, status)
         status = torch.where(active & (stiff >= STIFF_STEPS) & (steps >= stiff_min), _STIFF_ROW, status)
         status = torch.where(accept & (y_new.abs() > bound).any(-1), _DIVERGED, status)
-        acc = accept[:, None]
-        new_state = torch.cat([t_next[:, None], torch.where(active, h_step * factor, h)[:, None],
-                               (next_out + count).to(state.dtype)[:, None], steps[:, None],
-                               (state[:, _REJECTED] + (active & ~accept).to(state.dtype))[:, None],
-                               stiff[:, None], calm[:, None], torch.where(acc, y_new, y),
-                               torch.where(acc, f_new, fy)], 1)
+        control = torch.stack([t_next, torch.where(active, h_step * factor, h), (next_out + count).to(state.dtype),
+                               steps, state[:, _REJECTED] + (active & ~accept).to(state.dtype), stiff, calm], 1)
+        new_state = torch.cat([control, torch.where(accept[:, None], torch.cat([y_new, f_new], 1), state[:, _Y:])], 1)
         return new_state, values, where, status
 
     return step
