@@ -57,3 +57,48 @@ def test_naive_scale_is_the_in_sample_naive_mae():
     y = np.array([[1.0], [3.0], [2.0], [np.nan], [5.0]])
     np.testing.assert_allclose(naive_scale([y]), [1.5])
     np.testing.assert_allclose(naive_scale([y], season=2), [2.0])  # |2 - 1| and |5 - 2|; the gap is skipped
+
+
+def test_arima_learner_forecasts_like_the_arima_baseline_and_survives_save(tmp_path):
+    ds = series_ds(ar1(120))
+    model = wb.fit(ds, learner="arima")
+    fc = model.forecast(ds, horizon=3, n_samples=20)
+    assert {"lower_80", "upper_80"} <= set(fc.data_vars)
+    assert (fc["lower_80"] < fc["state"].mean("sample")).all() and (fc["upper_80"] > fc["state"].mean("sample")).all()
+    scores = wb.evaluate(model, ds, mode="rolling", horizons=[1, 2])
+    # same structure fitted on the same history (standardised or not): the same forecasts
+    np.testing.assert_allclose(scores["rmse"], scores["rmse_arima"], rtol=1e-3)
+    assert {"mase", "coverage", "crps", "rmse_skill_vs_best", "rmse_skill_vs_theta"} <= set(scores.data_vars)
+    model.save(tmp_path / "m")
+    again = wb.load_model(tmp_path / "m").forecast(ds, horizon=3, n_samples=20)
+    np.testing.assert_allclose(again["state"], fc["state"], rtol=1e-6)
+
+
+def test_calibrated_samples_are_the_point_plus_residual_quantiles():
+    from workbench.forecast import calibrated
+
+    table = np.linspace(-1, 1, 4)[None, :, None].repeat(2, axis=0) * np.array([1.0, 2.0])[:, None, None]
+    paths = np.full((1, 1, 3, 1), 5.0)
+    out = calibrated(paths, {"quantiles": table.tolist()}, 4)
+    np.testing.assert_allclose(out[0, :, 0, 0], 5 + np.linspace(-1, 1, 4))
+    np.testing.assert_allclose(out[0, :, 2, 0], 5 + 2 * np.linspace(-1, 1, 4))  # past the table: its last horizon
+    np.testing.assert_allclose(calibrated(paths, {"quantiles": table.tolist()}, 1)[0, 0, :, 0], 5.0)
+
+
+def test_auto_chooses_on_validation_records_the_table_and_calibrates():
+    from workbench.autoselect import fit_auto
+
+    ds = series_ds(ar1(140))
+    model = fit_auto(ds, candidates=[("arima", {}), ("nvar", {"delays": 2}), ("nvar", {"delays": 1000})])
+    table = model.meta["selection"]
+    assert [r["learner"] for r in table] == ["arima", "nvar", "nvar"]
+    assert table[2]["status"].startswith("rejected")
+    ok = [r for r in table if r["status"] == "ok"]
+    chosen = [r for r in table if r.get("chosen")]
+    assert len(chosen) == 1 and chosen[0]["score"] == min(r["score"] for r in ok)
+    assert model.name == chosen[0]["learner"]
+    quantiles = np.asarray(model.meta["calibration"]["quantiles"])
+    assert quantiles.shape[1:] == (40, 1) and (np.diff(quantiles[:, :, 0], axis=1) >= 0).all()
+    fc = model.forecast(ds, horizon=4, n_samples=50)
+    width = (fc["upper_80"] - fc["lower_80"]).values.ravel()
+    assert (width > 0).all()

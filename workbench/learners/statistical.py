@@ -2,7 +2,8 @@
 
 Each variable gets its own univariate model, fitted once in closed form on the whole training
 history (train and validation pieces of a time split, as one series: :mod:`workbench.seriesfit`
-hands these learners the series uncut) in the standardised coordinates the fit loop uses. A
+hands these learners the series uncut), in the data's units (the fit loop's standardisation is
+undone), so the learner and the rolling baseline of the same name give the same forecasts. A
 rollout filters the ``context`` samples before the start with the fitted parameters held and
 returns the Gaussian predictive distribution at each step: ``n_samples`` members at its quantiles
 ``(s + 1/2) / S`` (their mean is the point forecast exactly, so scores need no random draws; the
@@ -57,7 +58,7 @@ class StatisticalLearner(Learner):
         return replace(self.supports, context=int(self.options["context"] or 0))
 
     def fit_closed_form(self, train: Any, val: Optional[Any], times: torch.Tensor) -> dict[str, float]:
-        z = torch.where(train.mask[..., None], train.z, torch.nan).detach().cpu().double().numpy()
+        z = self.physical(torch.where(train.mask[..., None], train.z, torch.nan))
         k = int(np.argmax(train.mask.sum(1).cpu().numpy()))
         series = fill_gaps(z[k])
         if len(series) < MIN_SAMPLES + 2:
@@ -77,6 +78,11 @@ class StatisticalLearner(Learner):
             self.n_coef[d] = len(f.params)
         return {"aic": float(np.nansum([f.aic for f in fitted]))}
 
+    def physical(self, z: torch.Tensor) -> np.ndarray:
+        """Standardised states as float64 numpy in the data's units: the backbones fit and forecast
+        there, so a learner and the baseline of the same name agree on the same history."""
+        return (z.detach().cpu().double() * self.scale.double().cpu() + self.offset.double().cpu()).numpy()
+
     def backbones(self) -> list[Backbone]:
         """The fitted model of each variable."""
         return [decode(self.kind, self.spec[d].tolist(), self.coef[d, : int(self.n_coef[d])].double().numpy())
@@ -88,7 +94,7 @@ class StatisticalLearner(Learner):
             raise UnsupportedError(f"{self.name} needs {need} samples of history before the start state",
                                    fix="forecast from a later origin, or use model.forecast(ds, ...)")
         history = z0[:, None] if not need else torch.cat([context[:, -need:], z0[:, None]], 1)
-        h = history.detach().cpu().double().numpy()
+        h = self.physical(history)
         steps = len(t) - 1
         models = self.backbones()
         out = np.empty((max(1, int(n_samples)), h.shape[0], len(t), self.dim))
@@ -97,7 +103,8 @@ class StatisticalLearner(Learner):
             for d, fitted in enumerate(models):
                 mean, sd = forecast_backbone(fitted, fill_gaps(h[b, :, d: d + 1])[:, 0], steps)
                 out[:, b, 1:, d] = gaussian_members(mean, sd, out.shape[0])
-        return torch.as_tensor(out, dtype=z0.dtype, device=z0.device)
+        standard = (out - self.offset.double().cpu().numpy()) / self.scale.double().cpu().numpy()
+        return torch.as_tensor(standard, dtype=z0.dtype, device=z0.device)
 
 
 def encode(fitted: Backbone) -> list[float]:
