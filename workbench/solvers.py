@@ -229,18 +229,16 @@ def _dense_coefficients(m: _Method, f: Callable[..., torch.Tensor], args: tuple,
     return k.combine_rows(m.dense)
 
 
-def _interpolate(m: _Method, coeffs: torch.Tensor, y: torch.Tensor, x: torch.Tensor, eager: bool) -> torch.Tensor:
-    """The continuous extension ``y + sum_i q_i B_i(x)`` at step fractions ``x`` (batch, m, 1):
-    (batch, m, dim). ``B_i`` is the product of the first ``i + 1`` factors of ``x, 1 - x, x, ...``
-    (DOP853's alternating nesting) or ``x, x, ...`` (dopri5's polynomial ``x^(i+1)``)."""
+def _interpolate(m: _Method, coeffs: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The continuous extension ``y + sum_i q_i B_i(x)`` at step fractions ``x`` (batch, m), from
+    coefficients (terms, batch, dim): (batch, m, dim). ``B_i`` is the product of the first ``i + 1``
+    factors of ``x, 1 - x, x, ...`` (DOP853's alternating nesting) or ``x, x, ...`` (dopri5's
+    polynomial ``x^(i+1)``)."""
     terms = coeffs.shape[0]
-    factors = x.expand(*x.shape[:-1], terms)
+    factors = x[..., None].expand(*x.shape, terms)
     if m.alternating:
         factors = torch.where(torch.arange(terms, device=x.device) % 2 == 1, 1 - factors, factors)
-    basis = factors.cumprod(-1)
-    if eager:
-        return torch.baddbmm(y[:, None], basis, coeffs.transpose(0, 1))
-    return y[:, None] + (basis[..., None] * coeffs.transpose(0, 1)[:, None]).sum(2)
+    return y[:, None] + (factors.cumprod(-1)[..., None] * coeffs.transpose(0, 1)[:, None]).sum(2)
 
 
 @dataclass
@@ -290,10 +288,11 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
     graph: ``differentiable=True`` (a field or state that requires grad) builds fresh tensors instead.
 
     ``limits`` is ``[rtol, atol, bound, max_steps, stiff_min_steps]`` (a tensor, so new tolerances
-    need no new compilation; ``inf`` turns the stiffness refusal off); ``values``
-    (batch, OUTPUTS_PER_STEP, dim) are the dense outputs the step passed,
-    ``where`` their flat positions in the (batch * T) output rows, or batch * T (a spare row) for
-    none; ``status`` is each row's ``_DONE`` ... ``_STIFF_ROW``.
+    need no new compilation; ``inf`` turns the stiffness refusal off); ``values`` are the dense
+    outputs the step passed and ``where`` their flat positions in the (batch * T) output rows:
+    eager, (passed, 1, dim) and (passed,); compiled, (batch, OUTPUTS_PER_STEP, dim) and (batch,
+    OUTPUTS_PER_STEP) with batch * T (a spare row) for the slots no output fell in; ``status`` is
+    each row's ``_DONE`` ... ``_STIFF_ROW``.
     """
     stages, expo = m.stages, -1.0 / (m.tab.error_order + 1)
     capacity = 1 + stages + 1 + m.extra_stages  # y, the stages, the FSAL stage, DOP853's extra stages
@@ -339,18 +338,24 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
         t_new = torch.where(h_step >= stop - t, stop, t + h_step)
         count = torch.where(accept, torch.searchsorted(times, t_new, right=True) - next_out, 0)
 
-        # compiled: a fixed width; eager: only as many outputs as the furthest row passed, and no
-        # dense output at all (DOP853: three field evaluations saved) on a step that passed none
-        width = int(count.max()) if eager else OUTPUTS_PER_STEP
-        offsets = torch.arange(width, device=state.device)
-        index = (next_out[:, None] + offsets).clamp(max=n_out - 1)
-        if width:
-            x = (times[index] - t[:, None]) / torch.where(h_step > 0, h_step, 1.0)[:, None]
-            values = _interpolate(m, _dense_coefficients(m, f, args, k, t, hb), y, x[..., None], eager)
+        passed = torch.arange(OUTPUTS_PER_STEP, device=state.device) < count[:, None]
+        if eager:
+            # only the (row, output) pairs the step passed: one to three of a row's outputs on most
+            # steps, and on a step that passes none no dense output (DOP853: 3 evaluations saved)
+            rows, column = passed.nonzero().unbind(1)
+            index, where = next_out[rows] + column, rows * n_out + next_out[rows] + column
+            x = ((times[index] - t[rows]) / h_step[rows])[:, None]  # a row that passed an output has h > 0
         else:
-            values = y.new_empty(n, 0, dim)
-        rows = torch.arange(n, device=state.device)[:, None]
-        where = torch.where(offsets < count[:, None], rows * n_out + index, n * n_out)
+            # compiled: fixed shapes, every row's OUTPUTS_PER_STEP slots, the unused ones to the spare row
+            rows = torch.arange(n, device=state.device)[:, None]
+            index = (next_out[:, None] + torch.arange(OUTPUTS_PER_STEP, device=state.device)).clamp(max=n_out - 1)
+            where = torch.where(passed, rows * n_out + index, n * n_out)
+            x = (times[index] - t[:, None]) / torch.where(h_step > 0, h_step, 1.0)[:, None]
+        if where.numel():
+            coeffs = _dense_coefficients(m, f, args, k, t, hb)
+            values = _interpolate(m, coeffs[:, rows], y[rows], x) if eager else _interpolate(m, coeffs, y, x)
+        else:
+            values = y.new_empty(0, 1, dim)
 
         steps = state[:, _STEPS] + active.to(state.dtype)
         looks_stiff = (spread > 0) & (h_lambda > m.stability)
@@ -561,7 +566,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
         out.index_copy_(0, where.view(-1), values.reshape(-1, dim))
         stats.iterations += 1
         # DOP853's extra stages run only on steps that pass an output time (always when compiled)
-        stats.nfe += m.stages + (m.extra_stages if values.shape[1] else 0)
+        stats.nfe += m.stages + (m.extra_stages if values.numel() else 0)
         code = int(status.max())
         if code == _DONE:
             break
