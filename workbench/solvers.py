@@ -151,6 +151,8 @@ class _Stages:
 
     def combine(self, w: _Weights) -> torch.Tensor:
         """``sum_j w_j row_j`` for a one-row ``w``: (batch, dim)."""
+        if self.buffer is not None:
+            return torch.mm(w.tensor, self.buffer.prefix[w.length]).view(self.items[0].shape)
         return self.combine_rows(w)[0]
 
     def combine_rows(self, w: _Weights) -> torch.Tensor:
@@ -343,7 +345,8 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
             # only the (row, output) pairs the step passed: one to three of a row's outputs on most
             # steps, and on a step that passes none no dense output (DOP853: 3 evaluations saved)
             rows, column = passed.nonzero().unbind(1)
-            index, where = next_out[rows] + column, rows * n_out + next_out[rows] + column
+            index = next_out[rows] + column
+            where = rows * n_out + index
             x = ((times[index] - t[rows]) / h_step[rows])[:, None]  # a row that passed an output has h > 0
         else:
             # compiled: fixed shapes, every row's OUTPUTS_PER_STEP slots, the unused ones to the spare row
