@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BadParameterError, UnknownNameError, UnsupportedError
+from ..errors import BadParameterError, DatasetError, UnknownNameError, UnsupportedError
 from .base import Batch, Capabilities, DataInfo, mlp
 from .continuous import ContinuousLearner
 from .mechanistic import _bounds, _fixed_values, _resolve_system, _start_values
@@ -51,6 +51,8 @@ KnownFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], 
 SEEN_STATES = 2048
 MAX_EXPRESSION_CHARS = 2000
 CALLABLE_PREFIX = "callable:"
+# samples per trajectory below which no window has an interval to match after its start and one more
+MIN_SAMPLES = 4
 _FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "exp": torch.exp, "log": torch.log,
     "sqrt": torch.sqrt, "tanh": torch.tanh, "abs": torch.abs}
@@ -271,6 +273,10 @@ class UniversalDE(ContinuousLearner):
     @classmethod
     def options_from_data(cls, info: DataInfo, options: dict[str, Any]) -> dict[str, Any]:
         options = dict(super().options_from_data(info, options))
+        if 0 < info.length < MIN_SAMPLES:
+            raise DatasetError(f"ude: trajectories of {info.length} samples are too short to estimate a residual "
+                               f"network and constants (at least {MIN_SAMPLES})",
+                               fix="give longer trajectories (more samples), or use learner='mechanistic'")
         options.setdefault("variables", list(info.names))
         from systems import names
         if options.get("system") is None and info.system in names() and not callable(options.get("known")):
@@ -376,7 +382,7 @@ class UniversalDE(ContinuousLearner):
         """One line per variable: the known terms, ``+`` the residual's sparse equation, and the constants."""
         coefficients, terms = self.residual_equations(names)
         known = self.options["known"]
-        values = {k: float(v) for k, v in self.params().items()}
+        values = {k: float(v.detach()) for k, v in self.params().items()}
         lines = []
         for i, name in enumerate(names):
             if known == "system":
