@@ -201,3 +201,16 @@ def test_dense_output_is_evaluated_only_on_steps_that_pass_an_output_time():
         ref = solve_ivp(lambda tt, y: system.drift(torch.tensor(tt), torch.tensor(y)[None], params)[0].numpy(),
                         (0.0, 2.0), y0[row].numpy(), method="DOP853", t_eval=t.numpy(), rtol=1e-13, atol=1e-13)
         assert np.abs(ref.y.T - out[row].numpy()).max() < 1e-7, row
+
+
+def test_a_field_whose_parameters_require_grad_is_solved_and_differentiated():
+    """Eager steps keep their stages in a buffer reused across steps; a field with trainable
+    parameters gets fresh tensors instead, so the solve runs and its gradient is the exact one."""
+    rate = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    y0 = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    out, _ = integrate_batch(lambda tt, y: -rate * y, y0, t, rtol=1e-10, atol=1e-10)
+    exact = y0[:, 0] * torch.exp(-0.7 * t[-1])
+    torch.testing.assert_close(out[:, -1, 0].detach(), exact, rtol=1e-8, atol=0)
+    out[:, -1, 0].sum().backward()
+    torch.testing.assert_close(rate.grad, -(exact * t[-1]).sum(), rtol=1e-6, atol=0)

@@ -555,7 +555,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
     key = (f, method, dim, device.type, dtype)
     # the initial step is Hairer's estimate of a step meeting the tolerance; a stiff or blowing-up
     # start makes it tiny, so the budget caps the estimate
-    expected_steps = min(span / max(float(h.median()), 1e-300), float(max_steps))
+    expected_steps = min(span / max(float(h.detach().median()), 1e-300), float(max_steps))
     use = should_compile(n, dim, expected_steps, setting, key in _COMPILED)
     if use and setting is None and key not in _COMPILED:
         _log.warning("compiling the %s step for %d trajectories x %d variables (about %.3g steps expected): "
