@@ -214,3 +214,14 @@ def test_a_field_whose_parameters_require_grad_is_solved_and_differentiated():
     torch.testing.assert_close(out[:, -1, 0].detach(), exact, rtol=1e-8, atol=0)
     out[:, -1, 0].sum().backward()
     torch.testing.assert_close(rate.grad, -(exact * t[-1]).sum(), rtol=1e-6, atol=0)
+
+
+def test_dopri5_with_its_own_interpolant_matches_scipy_per_trajectory():
+    system, params, field = _lorenz()
+    y0 = system.sample_x0(4, torch.Generator().manual_seed(3))
+    t = torch.linspace(0.0, 1.0, 101, dtype=torch.float64)
+    out, _ = integrate_batch(field, y0, t, method="dopri5", rtol=1e-10, atol=1e-10)
+    for row in range(4):
+        ref = solve_ivp(lambda tt, y: system.drift(torch.tensor(tt), torch.tensor(y)[None], params)[0].numpy(),
+                        (0.0, 1.0), y0[row].numpy(), method="DOP853", t_eval=t.numpy(), rtol=1e-13, atol=1e-13)
+        assert np.abs(ref.y.T - out[row].numpy()).max() < 1e-7, row
