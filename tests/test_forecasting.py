@@ -102,3 +102,25 @@ def test_auto_chooses_on_validation_records_the_table_and_calibrates():
     fc = model.forecast(ds, horizon=4, n_samples=50)
     width = (fc["upper_80"] - fc["lower_80"]).values.ravel()
     assert (width > 0).all()
+
+
+@pytest.mark.parametrize("order", [(2, 0, 1), (1, 1, 1), (0, 1, 2), (2, 2, 1)])
+def test_numpy_arima_forecast_is_the_kalman_filter_forecast(order):
+    # the rolling evaluation forecasts from every origin: the held-parameter forecast runs in numpy
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    from workbench.backbones import MAX_FILTER_SAMPLES, _arima_forecast
+
+    rng = np.random.default_rng(0)
+    e, y = rng.normal(size=800), np.zeros(800)
+    for t in range(2, 800):
+        y[t] = 0.5 * y[t - 1] - 0.2 * y[t - 2] + e[t] + 0.3 * e[t - 1] + 0.1
+    for _ in range(order[1]):
+        y = np.cumsum(y) / 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = SARIMAX(y, order=order, trend="c").fit(disp=False)
+    reference = result.get_forecast(12)
+    mean, var = _arima_forecast(y[-MAX_FILTER_SAMPLES:], order, np.asarray(result.params), 12)
+    np.testing.assert_allclose(mean, reference.predicted_mean, rtol=1e-9, atol=1e-9 * np.std(y))
+    np.testing.assert_allclose(var, reference.var_pred_mean, rtol=1e-9)

@@ -13,7 +13,7 @@ from workbench import metrics
 from workbench.errors import UnsupportedError
 from workbench.learners import LEARNERS, Capabilities, Learner, compatibility, get_learner
 
-TINY = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "window": 4, "patience": 5}
+TINY = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "window": 10, "patience": 5}  # 10: history models read 9
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,8 @@ BACKBONES = ("arima", "ets", "theta")
 MAX_P, MAX_Q = 3, 2
 # fit on at most this many recent samples: the order search costs ~0.3 s per 1,000 samples and order
 MAX_FIT_SAMPLES = 1000
+# history a forecast filters through: an invertible ARMA forgets its start-up within a few dozen samples
+MAX_FILTER_SAMPLES = 300
 # a season needs two full cycles in the history to estimate its profile
 MIN_CYCLES = 2
 KPSS_ALPHA = 0.05
@@ -219,8 +221,7 @@ def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tupl
         if fitted.kind == "theta":
             mean, var = _theta(x, float(fitted.params[0]), steps)
         elif fitted.kind == "arima":
-            pred = _arima(x, tuple(fitted.spec["order"])).filter(fitted.params).get_forecast(steps)
-            mean, var = np.asarray(pred.predicted_mean), np.asarray(pred.var_pred_mean)
+            mean, var = _arima_forecast(x[-MAX_FILTER_SAMPLES:], tuple(fitted.spec["order"]), fitted.params, steps)
         else:
             res = _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(fitted.params)
             pred = res.get_prediction(start=len(x), end=len(x) + steps - 1)
@@ -228,6 +229,44 @@ def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tupl
     if m:  # phase 0 is the last sample: the h-th step ahead has phase h mod m
         mean = mean + profile[np.arange(1, steps + 1) % m]
     return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _arima_forecast(y: np.ndarray, order: tuple[int, int, int], params: np.ndarray,
+                    steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """ARIMA(p, d, q) forecast with parameters held, in numpy: mean and variance of ``steps`` samples.
+
+    The model is statsmodels' SARIMAX with ``trend="c"``: ``phi(L) (1 - L)^d y_t = c + theta(L) e_t``,
+    ``params = [c, phi_1..p, theta_1..q, sigma2]``. Innovations are recovered by the conditional
+    recursion from zero pre-sample errors over ``y``; with :data:`MAX_FILTER_SAMPLES` of history their
+    start-up is forgotten, so this matches the Kalman filter's forecast (checked in the tests)
+    at a thousandth of its cost, which a rolling evaluation with one forecast per origin needs.
+    Variances are ``sigma2`` times the running sum of squared psi-weights of the ARIMA polynomial.
+    """
+    p, d, q = order
+    c, phi, theta, sigma2 = params[0], params[1:1 + p], params[1 + p:1 + p + q], params[1 + p + q]
+    w = np.diff(y, n=d) if d else np.asarray(y, dtype=np.float64)
+    errors = np.zeros(len(w) + steps)
+    path = np.concatenate([w, np.zeros(steps)])
+    for t in range(len(w) + steps):
+        ar = sum(phi[i] * path[t - 1 - i] for i in range(p) if t - 1 - i >= 0)
+        ma = sum(theta[j] * errors[t - 1 - j] for j in range(q) if t - 1 - j >= 0)
+        if t < len(w):
+            errors[t] = w[t] - c - ar - ma if t >= max(p, q) else 0.0
+        else:
+            path[t] = c + ar + ma
+    mean = path[len(w):]
+    for remaining in range(d - 1, -1, -1):  # undo each difference from the last observed level of that order
+        level = np.diff(y, n=remaining)[-1] if remaining else y[-1]
+        mean = level + np.cumsum(mean)
+    # psi-weights of theta(L) / (phi(L) (1 - L)^d)
+    ar_poly = np.array([1.0, *(-phi)])
+    for _ in range(d):
+        ar_poly = np.convolve(ar_poly, [1.0, -1.0])
+    psi = np.zeros(steps)
+    for j in range(steps):
+        psi[j] = (1.0 if j == 0 else (theta[j - 1] if j - 1 < q else 0.0)) \
+            - sum(ar_poly[k] * psi[j - k] for k in range(1, min(j, len(ar_poly) - 1) + 1))
+    return mean, sigma2 * np.cumsum(psi ** 2)
 
 
 def _theta(x: np.ndarray, alpha: float, steps: int) -> tuple[np.ndarray, np.ndarray]:

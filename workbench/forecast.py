@@ -39,14 +39,10 @@ from .embedding import delay_vectors
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .rolling import DEFAULT_MAX_ORIGINS, INTERVAL_LEVEL, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
 from .safety import check_integer
-from .learners import register_learner
-from .learners.statistical import STATISTICAL_LEARNERS
 from .seriesfit import check_recipe
 from .splits import merge_segments
 
 RUNAWAY_SPANS = 1000.0
-for _cls in STATISTICAL_LEARNERS:  # arima, ets, theta loadable by name (until workbench.learners lists them)
-    register_learner(_cls, overwrite=True)
 
 
 def recipe(model: Any) -> dict[str, Any]:

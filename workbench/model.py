@@ -288,6 +288,12 @@ class Model:
         return forecast(self, ds, horizon, n_samples=n_samples, seed=seed, origin=origin,
                         on_divergence=on_divergence)
 
+    @property
+    def selection(self) -> list[dict[str, Any]]:
+        """``learner="auto"``: every candidate with its options, validation score, RMSE by horizon,
+        status (chosen, or why it was rejected); empty for a model fitted by name."""
+        return list(self.meta.get("selection") or [])
+
     # --- grey-box models ---------------------------------------------------------------------
     def parameters(self, level: Optional[float] = None) -> xr.Dataset:
         """Estimated physical parameters over ``parameter``: ``estimate``, ``std_error``, ``ci_low``,

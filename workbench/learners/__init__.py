@@ -20,12 +20,13 @@ from .nsde import NeuralSDE
 from .reservoir import NVAR, EchoStateNetwork
 from .sindy import SINDy
 from .sonode import SecondOrderNODE
+from .statistical import STATISTICAL_LEARNERS
 from .ude import UniversalDE
 
 LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls for cls in (NeuralODE, AugmentedNODE, SecondOrderNODE, HamiltonianNN, ResNetMap,
                               RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork,
-                              Mechanistic, UniversalDE)
+                              Mechanistic, *STATISTICAL_LEARNERS, UniversalDE)
 }
 
 
@@ -127,6 +128,9 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
             verdicts[name] = str(exc)
     return verdicts
 
+
+# families that register themselves through register_learner (it must exist before they import)
+from . import latent  # noqa: E402,F401  (latent_ode, ncde)
 
 __all__ = ["Batch", "Capabilities", "DataInfo", "InputSignal", "LEARNERS", "Learner", "build", "compatibility",
            "get_learner", "learners", "register_learner"]

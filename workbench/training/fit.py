@@ -12,8 +12,7 @@ import xarray as xr
 from ..dataset import PathLike, json_attr
 from ..devices import DeviceLike, resolve_device, torch_threads
 from ..errors import BadParameterError, DatasetError, WorkbenchError
-from ..learners import DataInfo, Learner, build, get_learner, register_learner
-from ..learners.statistical import STATISTICAL_LEARNERS
+from ..learners import DataInfo, Learner, build, get_learner
 from ..model import Model, run_files
 from ..progress import progress_bar
 from ..seriesfit import prepare_series, wants_series_fit
@@ -23,8 +22,6 @@ from .runs import RunWriter, has_run, read_run_files
 from .trainer import Trainer
 
 Callback = Callable[[dict[str, Any]], Optional[bool]]
-for _cls in STATISTICAL_LEARNERS:  # arima, ets, theta by name (until workbench.learners lists them)
-    register_learner(_cls, overwrite=True)
 
 
 def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
