@@ -101,3 +101,13 @@ def test_a_context_longer_than_the_trajectories_is_refused_before_training():
     ds = wb.simulate("van_der_pol", n=3, t_end=1.0, dt=0.2, observe=["x"])
     with pytest.raises(BadParameterError, match="context=8 needs trajectories of at least 10 samples"):
         wb.fit(ds, learner="latent_ode", epochs=1)
+
+
+def test_predict_on_a_gappy_dataset_encodes_each_history_at_its_own_times():
+    ds = wb.simulate("van_der_pol", n=12, t_end=8.0, dt=0.1, seed=0, observe=["x"], missing=0.3)
+    model = wb.fit(ds, "latent_ode", epochs=2, steps_per_epoch=5, progress=False)
+    test = wb.select_split(ds, "test")
+    assert not bool(test["mask"].values[:, :9].all())  # the history has gaps: the plain path refused this
+    pred = model.predict(test, n_samples=4, seed=1)
+    assert pred.sizes["sample"] == 4 and np.isfinite(pred["state"].values).all()
+    np.testing.assert_array_equal(pred["state"].values, model.predict(test, n_samples=4, seed=1)["state"].values)

@@ -232,6 +232,14 @@ class Model:
         caps = self.learner.capabilities()
         coords: dict[str, Any] = {}
         history = None
+        if isinstance(x0, xr.Dataset) and times is None and getattr(self.learner, "reads_history", False):
+            # latent models encode their history at its own (irregular, gappy) times
+            from .learners.latent import history_forecast
+            pred = history_forecast(self, x0, int(n_samples) if caps.stochastic else 1, int(seed))
+            if on_divergence == "raise" and not np.isfinite(pred["state"].values).all():
+                raise DivergenceError(f"the {self.name} rollout left the finite range",
+                                      fix="predict a shorter span, retrain, or pass on_divergence='mark'")
+            return pred
         if isinstance(x0, xr.Dataset):
             x0, times, inputs, history, coords = self._start_from_dataset(x0, times, caps.context)
         elif caps.context:

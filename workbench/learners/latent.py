@@ -75,6 +75,8 @@ class HistoryLearner(Learner):
     :meth:`forecast` (paths from the history's last time over relative times).
     """
 
+    reads_history = True  # predict(ds) encodes each trajectory's history at its own times (gaps allowed)
+
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
         o = self.options
