@@ -42,6 +42,9 @@ from .errors import BadParameterError, DatasetError
 
 BACKBONES = ("arima", "ets", "theta")
 MAX_P, MAX_Q = 3, 2
+# L-BFGS iterations per candidate order: a well-posed ARMA likelihood converges in 10-20; the ill-posed ones
+# (a smooth deterministic trajectory) used all 50 of statsmodels' default at ~600 likelihoods each
+MAX_ITERATIONS = 25
 # fit on at most this many recent samples: the order search costs ~0.3 s per 1,000 samples and order
 MAX_FIT_SAMPLES = 1000
 # history a forecast filters through: an invertible ARMA forgets its start-up within a few dozen samples
@@ -175,7 +178,7 @@ def _search_arima(x: np.ndarray, m: Optional[int]) -> Backbone:
     for p in range(MAX_P + 1):
         for q in range(MAX_Q + 1):
             try:
-                res = _arima(x, (p, d, q)).fit(disp=False, cov_type="none")
+                res = _arima(x, (p, d, q)).fit(disp=False, cov_type="none", maxiter=MAX_ITERATIONS)
             except (ValueError, np.linalg.LinAlgError):
                 continue
             if np.isfinite(res.aic) and (best is None or res.aic < best[0]):

@@ -540,7 +540,7 @@ def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
                                 np.random.SeedSequence(seed).spawn(1)[0], space_time=scheme == "srk")
     with progress_bar(1, f"{sys_.name}: {scheme} SDE, dt={sde_dt:g}", progress), torch.no_grad():
         out = torchsde.sdeint(adapter, y0, t, bm=bm, method=scheme, dt=sde_dt, adaptive=False)
-    out = out.transpose(0, 1)
+    out = out.transpose(0, 1).contiguous()  # a reduction over the strided view cost 15x the copy
     _check_finite(out, sys_.bound)
     return out, {"integrator": f"torchsde {scheme}", "dt_sde": sde_dt, "sde_type": "ito"}
 
