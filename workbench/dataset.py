@@ -93,22 +93,19 @@ def make_dataset(state: np.ndarray, times: Sequence[float], variables: Sequence[
     if derivative is not None:
         data_vars["derivative"] = (dims, np.asarray(derivative),
                                    {"long_name": "true vector field (drift) at the samples"})
-    if inputs is not None:
-        inputs = np.asarray(inputs, dtype=np.float64)
-        names = list(input_names) if input_names is not None else [f"u{i}" for i in range(inputs.shape[-1])]
-        coords["input_variable"] = ("input_variable", np.asarray(names, dtype=str))
-        if input_units is not None:
-            coords["input_units"] = ("input_variable", np.asarray(list(input_units), dtype=str))
-        data_vars["input"] = (("trajectory", "time", "input_variable"), inputs,
-                              {"long_name": "exogenous inputs (forcing, control, covariates)"})
-    if hidden_state is not None:
-        hidden_state = np.asarray(hidden_state, dtype=np.float64)
-        names = list(hidden_names) if hidden_names is not None else [f"h{i}" for i in range(hidden_state.shape[-1])]
-        coords["hidden_variable"] = ("hidden_variable", np.asarray(names, dtype=str))
-        if hidden_units is not None:
-            coords["hidden_units"] = ("hidden_variable", np.asarray(list(hidden_units), dtype=str))
-        data_vars["hidden_state"] = (HIDDEN_DIMS, hidden_state,
-                                     {"long_name": "unobserved system variables (for scoring only)"})
+    for name, values, dim, names, units, prefix, long_name in (
+            ("input", inputs, "input_variable", input_names, input_units, "u",
+             "exogenous inputs (forcing, control, covariates)"),
+            ("hidden_state", hidden_state, "hidden_variable", hidden_names, hidden_units, "h",
+             "unobserved system variables (for scoring only)")):
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float64)  # a block beside state with its own variable axis
+        labels = list(names) if names is not None else [f"{prefix}{i}" for i in range(values.shape[-1])]
+        coords[dim] = (dim, np.asarray(labels, dtype=str))
+        if units is not None:
+            coords[dim.replace("variable", "units")] = (dim, np.asarray(list(units), dtype=str))
+        data_vars[name] = (("trajectory", "time", dim), values, {"long_name": long_name})
     base = {"Conventions": CONVENTIONS, "workbench_version": version()}
     ds = xr.Dataset(data_vars, coords=coords, attrs={**base, **encode_attrs(attrs or {})})
     return validate(ds)

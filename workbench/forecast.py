@@ -285,11 +285,8 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                             {"long_name": f"{name.split('_')[0]} bound of the central {pct}% forecast interval",
                              "units": result["state"].attrs.get("units", "1")})
     if on_divergence == "mark":
-        result["state"].data[lost] = np.inf  # after the schema check, which requires finite states
-        result["diverged_at"] = xr.DataArray(
-            np.where(lost.any(axis=2), t[np.argmax(lost, axis=2)], np.nan), dims=("sample", "trajectory"),
-            attrs={"long_name": "time of the first runaway value of each forecast path (NaN: stayed bounded)",
-                   "units": result["time"].attrs.get("units", "1")})
+        from .model import mark_diverged
+        mark_diverged(result, lost, t, "time of the first runaway value of each forecast path (NaN: stayed bounded)")
     return result
 
 

@@ -49,6 +49,16 @@ def check_scaler(scaler: Standardiser, what: str) -> None:
                            "units)")
 
 
+def mark_diverged(out: xr.Dataset, lost: np.ndarray, t: np.ndarray, long_name: str) -> None:
+    """Set each lost path of ``out["state"]`` to ``+inf`` from ``lost`` (sample, trajectory, time) on, and
+    record when it was lost in ``diverged_at(sample, trajectory)``; done after the schema check, which
+    requires finite states."""
+    out["state"].data[lost] = np.inf
+    out["diverged_at"] = xr.DataArray(np.where(lost.any(axis=2), t[np.argmax(lost, axis=2)], np.nan),
+                                      dims=("sample", "trajectory"),
+                                      attrs={"long_name": long_name, "units": out["time"].attrs.get("units", "1")})
+
+
 class Model:
     """A learner fitted to data, with everything needed to use it in the data's physical units.
 
@@ -278,11 +288,7 @@ class Model:
                            units=self.meta.get("units"), time_units=self.meta.get("time_units", "1"),
                            trajectory=coords.get("trajectory"), split=coords.get("split"), attrs=attrs)
         if on_divergence == "mark":
-            out["state"].data[lost] = np.inf  # after the schema check, which requires finite states
-            out["diverged_at"] = xr.DataArray(
-                np.where(lost.any(axis=2), t[np.argmax(lost, axis=2)], np.nan), dims=("sample", "trajectory"),
-                attrs={"long_name": "time of the first non-finite state of each sample path (NaN: stayed finite)",
-                       "units": out["time"].attrs.get("units", "1")})
+            mark_diverged(out, lost, t, "time of the first non-finite state of each sample path (NaN: stayed finite)")
         return out
 
     def forecast(self, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed: int = 0,
@@ -419,4 +425,4 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
     return Model(learner.eval(), scaler, meta, history, input_scaler)
 
 
-__all__ = ["Model", "load_model"]
+__all__ = ["Model", "load_model", "mark_diverged"]
