@@ -224,7 +224,13 @@ def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tupl
         if fitted.kind == "theta":
             mean, var = _theta(x, float(fitted.params[0]), steps)
         elif fitted.kind == "arima":
-            mean, var = _arima_forecast(x[-MAX_FILTER_SAMPLES:], tuple(fitted.spec["order"]), fitted.params, steps)
+            order = tuple(fitted.spec["order"])
+            window = x[-MAX_FILTER_SAMPLES:]
+            if _innovations_forgotten(fitted.params[1 + order[0]:1 + order[0] + order[2]], len(window) - order[1]):
+                mean, var = _arima_forecast(window, order, fitted.params, steps)
+            else:  # an MA root near the unit circle: the exact (Kalman) filter over the whole history
+                pred = _arima(x, order).filter(fitted.params).get_forecast(steps)
+                mean, var = np.asarray(pred.predicted_mean), np.asarray(pred.var_pred_mean)
         else:
             res = _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(fitted.params)
             pred = res.get_prediction(start=len(x), end=len(x) + steps - 1)
@@ -232,6 +238,18 @@ def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tupl
     if m:  # phase 0 is the last sample: the h-th step ahead has phase h mod m
         mean = mean + profile[np.arange(1, steps + 1) % m]
     return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _innovations_forgotten(theta: np.ndarray, length: int, tolerance: float = 1e-8) -> bool:
+    """Whether the conditional innovations of an MA part ``theta`` forget their zero start within
+    ``length`` samples: their memory decays as the largest inverse root of ``1 + theta_1 z + ...``
+    to the power of the length (an MA coefficient near -1, as ARIMA(1,1,1) fits to a level series
+    often gives, never forgets, and the forecast would depend on where the history starts)."""
+    if len(theta) == 0:
+        return True
+    roots = np.roots(np.r_[np.asarray(theta, dtype=np.float64)[::-1], 1.0])
+    memory = float(np.max(1.0 / np.abs(roots))) if len(roots) else 0.0
+    return memory < 1.0 and memory ** max(length, 1) < tolerance
 
 
 def _arima_forecast(y: np.ndarray, order: tuple[int, int, int], params: np.ndarray,
