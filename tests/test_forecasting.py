@@ -137,3 +137,16 @@ def test_an_ma_root_near_the_unit_circle_forecasts_the_same_from_any_history_sta
     starts = [forecast_backbone(fitted, y[s:], 3)[0] for s in (0, 1, 2, 5)]
     spread = np.ptp(np.stack(starts), axis=0)
     assert (spread < 0.02 * np.std(y)).all()
+
+
+def test_auto_fills_the_gaps_of_a_measured_series_for_the_learners_that_need_a_grid():
+    # Mauna Loa CO2 misses 59 weeks: every candidate was refused, reported as "diverged" (QA run)
+    from workbench.realdata import load_real
+
+    co2 = wb.split_time(load_real("co2"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = wb.fit(co2, learner="auto", time_budget="1m")
+    ok = [row for row in model.selection if row["status"] == "ok"]
+    assert {"arima", "nvar"} <= {row["learner"] for row in ok}
+    assert sum(row.get("chosen", False) for row in model.selection) == 1

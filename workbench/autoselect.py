@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import xarray as xr
 
-from .errors import DatasetError, DivergenceError, WorkbenchError
+from .errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
 from .forecast import rollout_from
 from .rolling import naive_scale, series_arrays, test_start_time
 from .splits import merge_segments, split_at, time_split_info
@@ -133,6 +133,9 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
     series, times = series_arrays(sel)
     first = int(np.searchsorted(times, test_start_time(sel, None)))
     scale = naive_scale([s[:first] for s in series])
+    fit_options = dict(fit_options or {})
+    if any(np.isnan(values).any() for values in series):  # gaps: the recipe fills them where a grid is needed
+        fit_options.setdefault("fill_gaps", True)
     pool = list(candidates or CANDIDATES)
     if candidates is None and budget >= NODE_BUDGET:
         pool.append(("node", {"time_budget": budget / 3}))
@@ -145,20 +148,25 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = fit(sel, learner=name, seed=seed, **{**(fit_options or {}), **options})
+                model = fit(sel, learner=name, seed=seed, **{**fit_options, **options})
                 residuals = validation_residuals(model, sel, horizon)
             score, rmse = candidate_score(residuals, scale)
             if not np.isfinite(score):
                 raise DivergenceError("its validation forecasts ran away")
         except WorkbenchError as exc:
-            table.append({**row, "status": f"rejected: {exc.problem if hasattr(exc, 'problem') else exc}"[:300]})
+            table.append({**row, "status": f"rejected: {exc.problem}"[:300], "refused": isinstance(exc, UnsupportedError)})
             continue
         table.append({**row, "score": score, "rmse_by_horizon": rmse, "status": "ok"})
         if best is None or score < best[0]:
             best = (score, name, options, residuals)
     if best is None:
+        reasons = "; ".join(f"{r['learner']} {r['options'] or ''}: {r['status']}" for r in table)[:600]
+        if all(r.get("refused") for r in table):
+            raise UnsupportedError(f"no learner='auto' candidate can fit this data: {reasons}",
+                                   fix="see the reasons; fit_options={'fill_gaps': True} fills gaps, or fit one "
+                                       "learner by name")
         raise DivergenceError("every learner='auto' candidate failed or diverged on the validation origins: "
-                              + "; ".join(f"{r['learner']}: {r['status']}" for r in table)[:600],
+                              + reasons,
                               fix="check the series for gaps, constant stretches or a transform it needs "
                                   "(transform='log1p' for counts), or fit one learner by name")
     _, name, options, residuals = best
@@ -166,7 +174,7 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
         row["chosen"] = row["learner"] == name and row["options"] == dict(options) and row["status"] == "ok"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = fit(ds, learner=name, seed=seed, **{**(fit_options or {}), **options})
+        model = fit(ds, learner=name, seed=seed, **{**fit_options, **options})
     model.meta["selection"] = table
     model.meta["calibration"] = {"method": "split-conformal per horizon (Stankeviciute et al. 2021)",
                                  "origins": int(len(residuals)), "quantiles": conformal_table(residuals)}
