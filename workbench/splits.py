@@ -117,8 +117,11 @@ def _boundary(ds: xr.Dataset, value: Boundary, times: np.ndarray, what: str,
         before = times[times < later] if later is not None else times
         n = int(round(float(value) * times.size))
         if n < 1 or n >= before.size:
+            where = "" if later is None else f" (counted back from the test piece's start at time {later:g})"
             raise DatasetError(f"{what}={value} gives {n} of {times.size} samples to the {what} piece, leaving "
-                               f"{before.size - n} before it; choose another fraction")
+                               f"{before.size - n} before it{where}",
+                               fix="choose another fraction" + ("" if later is None else
+                                   ", or check test=: a number of 1 or more is read as a time on the axis"))
         return float(before[before.size - n])
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value < 0:
         raise BadParameterError(f"{what}={value} is negative; give a fraction in [0, 1), a time or a date")

@@ -109,7 +109,8 @@ left, right = st.columns(2)
 if len(variables) >= 2:
     with left:
         st.plotly_chart(charts.phase(observed[:3], pred["state"].values[0, :3], labels, 0, 1,
-                                     title="phase portrait (3 test trajectories)"), key="compare_phase2d")
+                                     title=f"phase portrait ({min(3, len(observed))} test "
+                                           f"trajector{'y' if len(observed) == 1 else 'ies'})"), key="compare_phase2d")
     # 3-D charts are WebGL: slow to draw without a GPU, so they are drawn when asked for
     if len(variables) >= 3 and right.toggle("3-D phase portrait", value=False):
         with right:

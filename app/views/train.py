@@ -34,7 +34,7 @@ usable = [name for name, reason in sorted(verdicts.items()) if reason is None]
 if not usable:
     st.error("No learner can fit this dataset; the reasons are listed below.")
 learner = st.selectbox("Learner", usable, index=usable.index("node") if "node" in usable else 0,
-                       format_func=lambda n: f"{n} — {LEARNERS[n].reference.split(',')[0]}")
+                       format_func=lambda n: f"{n} — {LEARNERS[n].reference}")
 unusable = {name: reason for name, reason in sorted(verdicts.items()) if reason is not None}
 if unusable:
     st.markdown("Not available for this dataset:\n" + "\n".join(
@@ -110,8 +110,8 @@ if job is None and label in models:
         st.markdown(LOSS_EXPLAINED)
     else:
         st.caption("Fitted in closed form (no training epochs): " + ", ".join(
-            f"{k} {v:.4g}" for k, v in (model.history[-1] if model.history else {}).items()
-            if isinstance(v, float)))
+            f"{k.replace('_', ' ')} {v:.4g}{' s' if k == 'elapsed' else ''}"
+            for k, v in (model.history[-1] if model.history else {}).items() if isinstance(v, float)))
     st.download_button("Download model (safetensors + JSON, zip)", state.model_zip(model),
                        file_name=f"{model.name}-model.zip", mime="application/zip")
     st.page_link("views/compare.py", label="Compare it with the truth", icon=":material/compare_arrows:")
