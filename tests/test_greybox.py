@@ -100,3 +100,10 @@ def test_data_too_short_to_estimate_is_refused():
     ds = wb.simulate("lotka_volterra", n=1, t_end=0.5, dt=0.5, seed=0, split=None)  # 2 samples, 6 unknowns
     with pytest.raises(wb.errors.DatasetError, match="cannot determine"):
         wb.fit(ds, "mechanistic", system="lotka_volterra")
+
+
+def test_a_time_budget_ends_the_fit_at_its_best_point_with_a_warning():
+    ds = wb.simulate("lotka_volterra", n=8, t_end=10.0, dt=0.1, seed=2, obs_noise=0.02, split=None)
+    with pytest.warns(RuntimeWarning, match="time budget"):
+        model = wb.fit(ds, "mechanistic", system="lotka_volterra", time_budget=0.5)
+    assert np.isfinite(model.parameters()["estimate"].values).all()

@@ -381,10 +381,13 @@ def parameter_frame(table: xr.Dataset) -> pd.DataFrame:
     rows = []
     for i, name in enumerate(table["parameter"].values):
         identifiable = bool(table["identifiable"][i])
-        row = {"parameter": str(name), "estimate": _number(float(table["estimate"][i])),
-               "std. error": _number(float(table["std_error"][i])) if identifiable else "not identifiable",
+        estimate, std = float(table["estimate"][i]), float(table["std_error"][i])
+        # enough digits that a narrow interval (noise-free data) does not print as [10, 10]
+        digits = int(min(15, max(4, np.ceil(np.log10(abs(estimate) / std)) + 2))) if 0 < std < np.inf and estimate else 4
+        row = {"parameter": str(name), "estimate": f"{estimate:.{digits}g}",
+               "std. error": _number(std) if identifiable else "not identifiable",
                f"{100 * table.attrs['level']:g}% interval": (
-                   f"[{_number(float(table['ci_low'][i]))}, {_number(float(table['ci_high'][i]))}]"
+                   f"[{float(table['ci_low'][i]):.{digits}g}, {float(table['ci_high'][i]):.{digits}g}]"
                    if identifiable else "-")}
         if "true" in table and np.isfinite(float(table["true"][i])):
             row["true"] = _number(float(table["true"][i]))

@@ -221,6 +221,7 @@ class Learner(nn.Module):
         self.register_buffer("offset", torch.zeros(dim))
         self.register_buffer("rate", torch.ones(()))
         self.last_nfe: Optional[int] = None  # vector-field evaluations of the last rollout, where counted
+        self.time_budget: Optional[float] = None  # seconds a closed-form fit may take (set by fit), if it iterates
 
     # --- declarations --------------------------------------------------------------------------
     def capabilities(self) -> Capabilities:

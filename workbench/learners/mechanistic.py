@@ -23,6 +23,7 @@ the adaptive DOP853 solver and refined where they differ.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import Any, Callable, Optional, Union
 
@@ -275,6 +276,10 @@ class Mechanistic(Learner):
         return [f"{line}   with {given}" for line in lines]
 
 
+class _OutOfTime(Exception):
+    """The fit's time budget ended a least-squares stage (caught where the stage keeps its best point)."""
+
+
 class _Problem:
     """The least-squares problem of one fit: data, unknowns, residuals and their Jacobians."""
 
@@ -299,6 +304,7 @@ class _Problem:
         self.max_iterations = _positive_int(learner.options["max_iterations"], "max_iterations", 100_000)
         self.segment = self._segment_length(learner.options["segment"])
         self.s2 = float("nan")
+        self.started = time.perf_counter()
         self.theta_hat: Optional[np.ndarray] = None
         self.x0_hat: Optional[np.ndarray] = None
         self.ssr_hat = float("nan")
@@ -456,8 +462,16 @@ class _Problem:
             u[free] = v
             return u
 
+        best = {"cost": np.inf, "v": None}
+
         def fun(v: np.ndarray) -> np.ndarray:
-            return self.residuals(full(v), starts, length, continuity)
+            if self.out_of_time():
+                raise _OutOfTime
+            r = self.residuals(full(v), starts, length, continuity)
+            cost = float(r @ r)
+            if cost < best["cost"]:
+                best.update(cost=cost, v=v.copy())
+            return r
 
         def jac(v: np.ndarray) -> Any:
             j = self.jacobian(full(v), starts, length, continuity)
@@ -466,10 +480,17 @@ class _Problem:
         lo, hi = low[free], high[free]
         inside = 1e-9 * np.maximum(np.abs(np.where(np.isfinite(lo), lo, 0)), 1.0)  # trf needs a strictly inner start
         x0 = np.clip(u0[free], np.where(np.isfinite(lo), lo + inside, lo), np.where(np.isfinite(hi), hi - inside, hi))
-        result = optimize.least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf",
-                                        x_scale="jac", max_nfev=self.max_iterations, xtol=1e-12, ftol=1e-12,
-                                        gtol=1e-12)
+        try:
+            result = optimize.least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf",
+                                            x_scale="jac", max_nfev=self.max_iterations, xtol=1e-12, ftol=1e-12,
+                                            gtol=1e-12)
+        except _OutOfTime:  # the budget is spent: the best point evaluated so far
+            return full(best["v"] if best["v"] is not None else x0)
         return full(result.x)
+
+    def out_of_time(self) -> bool:
+        budget = self.learner.time_budget
+        return budget is not None and time.perf_counter() - self.started > budget
 
     def _initial_starts(self, starts: np.ndarray) -> np.ndarray:
         """Segment start states from the data, filled by linear interpolation where a sample is missing."""
@@ -496,10 +517,14 @@ class _Problem:
         while True:
             u = self._least_squares(self._pack(theta, x0), whole, self.length - 1, False)
             theta, x0 = u[:len(theta)], u[len(theta):].reshape(self.n, self.dim)
-            if self.substeps >= MAX_SUBSTEPS or self._step_agrees(theta, x0):
+            if self.substeps >= MAX_SUBSTEPS or self.out_of_time() or self._step_agrees(theta, x0):
                 break
             self.substeps *= 2
         ssr = float(np.sum(self.residuals(self._pack(theta, x0[:, None]), whole, self.length - 1, False) ** 2))
+        if self.out_of_time():
+            warnings.warn(f"mechanistic: the time budget of {self.learner.time_budget:g} s ended the fit before it "
+                          "converged; the estimates are the best point reached (give a larger time_budget)",
+                          RuntimeWarning, stacklevel=2)
         if not math.isfinite(ssr) or ssr >= 1e18:
             raise BadParameterError("mechanistic: the fitted system diverges from the data's initial states",
                                     fix="give start= guesses closer to the truth, bounds=, or a shorter segment=")

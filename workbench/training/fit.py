@@ -158,6 +158,7 @@ def _train(module: Learner, data: Prepared, config: TrainConfig, objective: str,
            progress: Optional[bool]) -> Model:
     if module.capabilities().training == "closed_form":
         started = time.perf_counter()
+        module.time_budget = config.time_budget  # iterative closed-form fits (mechanistic) stop at it
         scores = module.fit_closed_form(data.train, data.val, data.times)
         history = [{"epoch": 1, **{k: float(v) for k, v in scores.items()}, "elapsed": time.perf_counter() - started}]
         model = Model(module.eval(), data.scaler, meta, history, data.input_scaler)
