@@ -399,7 +399,7 @@ class _Problem:
             gap = (states[:, :-1, -1] - sx[:, 1:]) / self.sigma * CONTINUITY_WEIGHT
             parts.append(gap.reshape(-1))
         r = torch.cat(parts).numpy()
-        return np.where(np.isfinite(r), r, 1e10)  # a blown-up trial point is far, not a crash
+        return np.clip(np.nan_to_num(r, nan=1e10), -1e10, 1e10)  # a blown-up trial point is far, not a crash
 
     def jacobian(self, u: np.ndarray, starts: np.ndarray, length: int, continuity: bool) -> Any:
         theta, sx = self._unpack(u, len(starts))
