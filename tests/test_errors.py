@@ -29,3 +29,14 @@ def test_fields_survive_and_errors_pickle_for_dask_workers():
     assert err.trajectory == 4
     again = pickle.loads(pickle.dumps(err))
     assert type(again) is type(err) and (again.problem, again.fix, again.trajectory) == (err.problem, err.fix, 4)
+
+
+def test_range_checks_and_csv_cells_give_their_fix_apart(tmp_path):
+    with pytest.raises(wb.errors.BadParameterError) as caught:
+        wb.simulate("lorenz63", n=0)
+    assert caught.value.fix.startswith("pass an integer in [1,")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,x\n0,1\n1,abc\n")
+    with pytest.raises(wb.errors.DatasetError) as caught:
+        wb.from_csv(bad)
+    assert "'abc' is not a number" in caught.value.problem and "missing=" in caught.value.fix

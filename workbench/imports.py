@@ -480,7 +480,8 @@ def _read_csv(source: Source, missing: Sequence[str]) -> tuple[str, pd.DataFrame
     try:
         frame = pd.read_csv(handle, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DatasetError(f"could not read {label} as CSV ({exc})") from None
+        raise DatasetError(f"could not read {label} as CSV ({exc})",
+                           fix="give a comma-separated file with a header row and at least one data row") from None
     if frame.empty:
         raise DatasetError(f"{label} has no data rows")
     blanks = {"", *map(str, missing)}
@@ -499,9 +500,9 @@ def _parse_numbers(column: pd.Series, lines: np.ndarray, label: str, name: str) 
     bad |= np.isinf(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{label}: column {name!r}, line {lines[i]}: {column.iloc[i]!r} is not a number. "
-                           "Leave missing values empty (or list their text in missing=[...]), or give the column "
-                           "the role 'ignore'")
+        raise DatasetError(f"{label}: column {name!r}, line {lines[i]}: {column.iloc[i]!r} is not a number",
+                           fix="leave missing values empty (or list their text in missing=[...]), or give the column "
+                               "the role 'ignore'")
     return values
 
 

@@ -142,11 +142,12 @@ def check_integer(value: Any, name: str, low: Optional[int] = None, high: Option
         BadParameterError: naming ``name``, the value and the accepted range.
     """
     span = f"an integer in [{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    fix = f"pass {span}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise BadParameterError(f"{name} must be {span}, got {value!r} ({type(value).__name__})")
+        raise BadParameterError(f"{name} must be {span}, got {value!r} ({type(value).__name__})", fix=fix)
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise BadParameterError(f"{name} must be {span}, got {value}")
+        raise BadParameterError(f"{name} must be {span}, got {value}", fix=fix)
     return value
 
 
@@ -161,12 +162,13 @@ def check_real(value: Any, name: str, low: Optional[float] = None, high: Optiona
     """
     span = (f"a finite number in {'(' if low_open else '['}{'-inf' if low is None else low}, "
             f"{'inf' if high is None else high}]")
+    fix = f"pass {span}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise BadParameterError(f"{name} must be {span}, got {value!r} ({type(value).__name__})")
+        raise BadParameterError(f"{name} must be {span}, got {value!r} ({type(value).__name__})", fix=fix)
     value = float(value)
     below = low is not None and (value <= low if low_open else value < low)
     if value != value or value in (float("inf"), float("-inf")) or below or (high is not None and value > high):
-        raise BadParameterError(f"{name} must be {span}, got {value}")
+        raise BadParameterError(f"{name} must be {span}, got {value}", fix=fix)
     return value
 
 
