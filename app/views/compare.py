@@ -126,7 +126,9 @@ if getattr(model.learner, "parameter_table", None) is not None:
         combos = table.attrs.get("identifiable_combinations")
         st.caption(f"{table.attrs['method']}; residual variance {table.attrs['residual_variance']:.3g} "
                    f"(standardised units), {table.attrs['degrees_of_freedom']} degrees of freedom."
-                   + (f" The data determine only the combination(s) {combos}." if combos else ""))
+                   + (f" The data determine only the combination(s) {combos}." if combos else "")
+                   + (" The data look noise-free: the intervals then measure the solver's step error, not noise."
+                      if table.attrs["residual_variance"] < 1e-10 else ""))
         name = st.selectbox("profile likelihood of", [str(p) for p in table["parameter"].values])
         if st.button("compute profile", key="profile_button"):
             profile = state.guarded(lambda: model.profile(name, points=11))
