@@ -154,8 +154,10 @@ def vector_field(grid: xr.Dataset, which: str, labels: Sequence[str], title: str
                                      "cmax": speed_range[1] if speed_range else None,
                                      "colorbar": {"title": "speed in<br>the plane"}},
                              name="speed", hovertemplate="speed %{marker.color:.3g}<extra></extra>"))
+    # the grid plus one arrow length, not autoscaled: the true and learned panels then share their axes
     fig.update_layout(title=title, xaxis_title=labels[0], yaxis_title=labels[1], height=420, showlegend=False,
-                      margin={"t": 40, "b": 30})
+                      margin={"t": 40, "b": 30}, xaxis_range=[xs.min() - length, xs.max() + length],
+                      yaxis_range=[ys.min() - length, ys.max() + length])
     return fig
 
 
