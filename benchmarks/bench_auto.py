@@ -1,0 +1,97 @@
+"""``learner="auto"`` against the statistical backbones on real series (issue 26's table).
+
+One fixed recipe for every series, chosen before any was run: ``split_time(val=0.1, test=0.2)``,
+``wb.fit(ds, learner="auto", time_budget=60)``, rolling origins over the test period at horizons
+1, 2, 4 and 8 samples. Printed per series and horizon: RMSE skill of ``auto`` against the best of
+auto-ARIMA, ETS and Theta at that horizon (``1 - rmse / min(rmse_arima, rmse_ets, rmse_theta)``),
+the 80% interval coverage of ``auto`` and of ARIMA's Gaussian intervals, and CRPS of both. Series:
+the three shipped in ``data/real/`` and three that statsmodels ships and this project does not
+(Nile flow, US quarterly inflation and unemployment from ``macrodata``).
+
+    python benchmarks/bench_auto.py [--series co2,nile] [--budget 60]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import workbench as wb
+from workbench.realdata import load_real
+
+HORIZONS = [1, 2, 4, 8]
+BACKBONES = ("arima", "ets", "theta")
+
+
+def statsmodels_series(name: str, folder: Path) -> "wb.xr.Dataset":
+    """A statsmodels dataset written as a scientist's CSV (dates and a unit in the header), then imported."""
+    import statsmodels.api as sm
+
+    if name == "nile":
+        frame = sm.datasets.nile.load_pandas().data
+        table = pd.DataFrame({"date": [f"{int(y)}-01-01" for y in frame["year"]],
+                              "flow [1e8 m3]": frame["volume"].astype(float)})
+    else:  # macrodata columns, quarterly
+        frame = sm.datasets.macrodata.load_pandas().data
+        dates = [f"{int(y)}-{3 * (int(q) - 1) + 1:02d}-01" for y, q in zip(frame["year"], frame["quarter"])]
+        column = {"inflation": ("infl", "inflation [percent]"), "unemployment": ("unemp", "unemployment [percent]")}
+        source, header = column[name]
+        table = pd.DataFrame({"date": dates, header: frame[source].astype(float)})
+    path = folder / f"{name}.csv"
+    table.to_csv(path, index=False)
+    return wb.from_csv(path)
+
+
+def load(name: str, folder: Path):
+    return load_real(name) if name in ("co2", "sunspots", "elnino") else statsmodels_series(name, folder)
+
+
+def run(name: str, budget: float, folder: Path) -> list[float]:
+    ds = wb.split_time(load(name, folder), val=0.1, test=0.2)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = wb.fit(ds, learner="auto", time_budget=budget)
+        fit_s = time.perf_counter() - started
+        scores = wb.evaluate(model, ds, mode="rolling", horizons=HORIZONS, n_samples=50)
+    chosen = next(row for row in model.selection if row.get("chosen"))
+    print(f"\n## {name}: auto chose {chosen['learner']} {chosen['options'] or ''} in {fit_s:.0f} s "
+          f"({int(scores['n_origins'].values[0])} origins at h=1)")
+    print("| h | skill vs best backbone | best backbone | coverage80 auto | coverage80 arima | CRPS auto | CRPS arima |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    skills = []
+    for i, h in enumerate(HORIZONS):
+        rmse = float(scores["rmse"].isel(horizon=i).mean())
+        best = min(BACKBONES, key=lambda b: float(scores[f"rmse_{b}"].isel(horizon=i).mean()))
+        skill = 1 - rmse / float(scores[f"rmse_{best}"].isel(horizon=i).mean())
+        skills.append(skill)
+        cell = lambda key: f"{float(scores[key].isel(horizon=i).mean()):.3g}" if key in scores else "-"  # noqa: E731
+        print(f"| {h} | {skill:+.3f} | {best} | {cell('coverage')} | {cell('coverage_arima')} | {cell('crps')} "
+              f"| {cell('crps_arima')} |")
+    return skills
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", default="co2,sunspots,elnino,nile,inflation,unemployment")
+    parser.add_argument("--budget", type=float, default=60.0, help="auto's time budget per series, seconds")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}")
+    table = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.series.split(","):
+            table[name] = run(name, args.budget, Path(folder))
+    mean = np.mean(list(table.values()), axis=0)
+    print("\n## mean skill vs the best backbone over the series, by horizon")
+    print(" | ".join(f"h={h}: {s:+.3f}" for h, s in zip(HORIZONS, mean)))
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
