@@ -74,12 +74,12 @@ def register_learner(cls: type[Learner], *, overwrite: bool = False) -> type[Lea
     if missing:
         raise BadParameterError(f"learner {name!r} does not implement {missing}",
                                 fix="implement them (see workbench.learners.Learner)")
-    # what the class implements, not what it forgot to declare: a missing drift is no vector field
-    cls.supports = replace(cls.supports, has_vector_field=cls.supports.has_vector_field and cls.drift is not Learner.drift,
-                           has_equations=cls.supports.has_equations and cls.equations is not Learner.equations)
     if name in LEARNERS and LEARNERS[name] is not cls and not overwrite:
         raise BadParameterError(f"a learner named {name!r} is already registered",
                                 fix="pick another name or pass overwrite=True")
+    # what the class implements, not what it forgot to declare: a missing drift is no vector field
+    cls.supports = replace(cls.supports, has_vector_field=cls.supports.has_vector_field and cls.drift is not Learner.drift,
+                           has_equations=cls.supports.has_equations and cls.equations is not Learner.equations)
     LEARNERS[name] = cls
     return cls
 
