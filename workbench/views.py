@@ -279,6 +279,12 @@ def field_on_grid(model: Any, ds: xr.Dataset, i: int, j: int, n: int = 16) -> xr
 
 # --- discovered equations --------------------------------------------------------------------------
 
+def has_term_library(model: Any) -> bool:
+    """Whether the model's equations are coefficients on a library of terms (``sindy``), which
+    :func:`equation_comparison` can set against the true system's term by term."""
+    return hasattr(model.learner, "library") and hasattr(model.learner, "term_names")
+
+
 def equation_comparison(model: Any, system: Any, params: dict[str, float], n_points: int = 2000,
                         seed: int = 0) -> xr.Dataset:
     """The learned coefficients of a ``sindy`` model beside the true system's on the same library.
@@ -307,7 +313,7 @@ def equation_comparison(model: Any, system: Any, params: dict[str, float], n_poi
         Brunton, Proctor & Kutz (2016), PNAS 113, 3932 (the library and coefficient matrix).
     """
     learner = model.learner
-    if not hasattr(learner, "library") or not hasattr(learner, "term_names"):
+    if not has_term_library(model):
         raise UnsupportedError(f"{model.name} has no equations to compare; fit learner 'sindy' for discovered "
                                "equations")
     if system.dim != len(model.variables):

@@ -134,15 +134,16 @@ if getattr(model.learner, "parameter_table", None) is not None:
             profile = state.guarded(lambda: model.profile(name, points=11))
             if profile is not None:
                 st.plotly_chart(charts.profile(profile), key="profile_chart")
-if model.learner.capabilities().has_equations and model.name == "sindy":
-    st.subheader("Discovered equations")
+if model.learner.capabilities().has_equations:
+    st.subheader("Equations")
     learned_col, true_col = st.columns(2)
-    learned_col.caption("learned (sparse regression on the model's library)")
+    learned_col.caption(f"learned ({model.name})")
     for line in model.equations(latex=True):
         learned_col.latex(line)
     if system is not None:
         true_col.caption(f"true ({system.name})")
         true_col.latex(system.equations)
+    if system is not None and views.has_term_library(model):
         comparison = state.guarded(lambda: state.equations_cached(model, ds))
         if comparison is not None and comparison.attrs["representable"]:
             st.caption(f"Coefficient errors against the true parameters (the true coefficients are the least-squares "
