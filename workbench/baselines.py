@@ -245,10 +245,12 @@ class Statistical(Baseline):
         from .backbones import forecast_backbone
 
         key = (len(history), steps, history[-1].tobytes())
-        if key not in self._cache:  # a rolling evaluation asks for the point and the ensemble of each origin
+        # a rolling evaluation asks for every origin's point forecast, then for every origin's ensemble:
+        # keep them all (one (steps, D) pair per origin) so no origin is forecast twice
+        if key not in self._cache:
             filled = fill_gaps(history)
             parts = [forecast_backbone(f, filled[:, d], steps) for d, f in enumerate(self.fitted)]
-            self._cache = {key: (np.stack([p[0] for p in parts], 1), np.stack([p[1] for p in parts], 1))}
+            self._cache[key] = (np.stack([p[0] for p in parts], 1), np.stack([p[1] for p in parts], 1))
         return self._cache[key]
 
     def forecast(self, history, history_times, future_times, n_samples=1, rng=None):
