@@ -360,6 +360,18 @@ def step_indices(t: torch.Tensor, h: float, name: str) -> torch.Tensor:
     return index.long()
 
 
+def rk4_step(field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], t: torch.Tensor, y: torch.Tensor,
+             h: torch.Tensor) -> torch.Tensor:
+    """One classical Runge-Kutta step of ``dy/dt = field(t, y)`` from times ``t`` (B,) over steps ``h``
+    (B,), each batch row with its own time and step (irregular samples, shooting segments)."""
+    hh = h[:, None]
+    k1 = field(t, y)
+    k2 = field(t + h / 2, y + hh / 2 * k1)
+    k3 = field(t + h / 2, y + hh / 2 * k2)
+    k4 = field(t + h, y + hh * k3)
+    return y + hh / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over observed samples; ``mask`` has the shape of ``pred`` without the last dim."""
     weight = mask.unsqueeze(-1).to(pred.dtype)

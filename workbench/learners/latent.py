@@ -37,7 +37,7 @@ from torch import nn
 from ..errors import BadParameterError, DatasetError, UnsupportedError
 from ..safety import check_integer, check_real
 from . import register_learner
-from .base import Batch, Capabilities, DataInfo, InputSignal, Learner, masked_mse, mlp
+from .base import Batch, Capabilities, DataInfo, InputSignal, Learner, masked_mse, mlp, rk4_step
 
 MAX_LATENT = 1024
 MAX_CONTEXT = 10_000
@@ -46,15 +46,6 @@ MAX_HIDDEN = 4096
 # the noise level of the decoder's Gaussian likelihood (standardised units) cannot fall below this
 MIN_OBSERVATION_STD = 1e-3
 INTERPOLATIONS = ("cubic", "linear", "rectilinear")
-
-
-def rk4_step(field: nn.Module, h: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
-    """One classical Runge-Kutta step of ``dh/dt = field(h)`` over ``dt`` (one per batch row, (B, 1))."""
-    k1 = field(h)
-    k2 = field(h + 0.5 * dt * k1)
-    k3 = field(h + 0.5 * dt * k2)
-    k4 = field(h + dt * k3)
-    return h + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
 
 
 class Scaled(nn.Module):
@@ -186,7 +177,7 @@ class LatentODE(HistoryLearner):
         m = mask.to(z.dtype)[..., None]
         for i in range(z.shape[1] - 1, -1, -1):
             if i < z.shape[1] - 1:  # evolve back to the earlier sample: a step of -dt
-                h = rk4_step(self.encoder_field, h, (t[:, i] - t[:, i + 1])[:, None])
+                h = rk4_step(lambda _, state: self.encoder_field(state), t[:, i + 1], h, t[:, i] - t[:, i + 1])
             update = self.gru(torch.cat([z[:, i] * m[:, i], m[:, i].expand(-1, self.dim)], -1), h)
             h = m[:, i] * update + (1 - m[:, i]) * h
         mean, log_var = self.posterior(h).chunk(2, dim=-1)

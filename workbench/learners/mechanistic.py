@@ -33,7 +33,7 @@ import xarray as xr
 from scipy import optimize, sparse, stats
 
 from ..errors import BadParameterError, DatasetError, UnknownNameError, UnsupportedError
-from .base import Capabilities, DataInfo, InputSignal, Learner
+from .base import Capabilities, DataInfo, InputSignal, Learner, rk4_step
 
 # residual weight of a segment's end against the next segment's start, relative to a data residual
 CONTINUITY_WEIGHT = 10.0
@@ -62,14 +62,9 @@ def _rk4_segments(drift: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s
     """
     x, t, out = start, t0, [start]
     for k in range(steps.shape[1]):
-        h = (steps[:, k] / substeps)[:, None]
+        h = steps[:, k] / substeps
         for _ in range(substeps):
-            k1 = drift(t, x)
-            k2 = drift(t + h[:, 0] / 2, x + h / 2 * k1)
-            k3 = drift(t + h[:, 0] / 2, x + h / 2 * k2)
-            k4 = drift(t + h[:, 0], x + h * k3)
-            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            t = t + h[:, 0]
+            x, t = rk4_step(drift, t, x, h), t + h
         out.append(x)
     return torch.stack(out, dim=1)
 
