@@ -6,7 +6,7 @@ import pytest
 
 import workbench as wb
 from workbench.backbones import fit_backbone, forecast_backbone, gaussian_members
-from workbench.rolling import naive_scale, rolling_evaluation
+from workbench.rolling import naive_scale
 
 
 def ar1(n=160, phi=0.7, seed=0, level=10.0):

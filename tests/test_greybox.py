@@ -2,7 +2,6 @@
 single-shooting least squares, closed-form identifiability and the profile likelihood."""
 import numpy as np
 import pytest
-import torch
 from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 

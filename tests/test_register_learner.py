@@ -1,5 +1,4 @@
 """A user's own learner, registered from the user's file, works in fit, predict, evaluate and compatibility."""
-import numpy as np
 import pytest
 import torch
 

@@ -11,7 +11,7 @@ learner outputs). Domains are checked on the data, naming the variable and the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 import xarray as xr

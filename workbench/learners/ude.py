@@ -32,7 +32,6 @@ for a function every parameter); the others are held at ``fixed`` or the system'
 from __future__ import annotations
 
 import ast
-import math
 import operator
 from types import SimpleNamespace
 from typing import Any, Callable, Optional
