@@ -34,8 +34,8 @@ labels = [views.unit_label(v, units[v]) for v in variables]
 
 if views.test_period(ds) is not None:  # a measured series split in time: forecasts of its held-out tail
     st.caption("Data split in time: the model forecasts the held-out test period from its start, using only the "
-               "data before it; below, rolling-origin errors by horizon beside three baselines (persistence, "
-               "climatology, AR(p) fitted by least squares).")
+               "data before it; below, rolling-origin errors by horizon beside the baselines (persistence, "
+               "climatology, AR(p) fitted by least squares, auto-ARIMA, ETS and Theta).")
     held = state.guarded(lambda: state.holdout_cached(model, ds, 64 if model.stochastic else 1))
     scores = state.guarded(lambda: state.rolling_cached(model, ds, 32))
     if held is None or scores is None:
