@@ -1,7 +1,7 @@
 """Session registry of datasets and models, and cached calls into the workbench API.
 
-Every cache is keyed by content: a dataset by :func:`workbench.views.content_key` (its state, time,
-coordinates and attrs), a model by :func:`workbench.views.model_key` (weights, scaling, description).
+Every cache is keyed by content: a dataset by :func:`workbench.evaluation.views.content_key` (its state, time,
+coordinates and attrs), a model by :func:`workbench.evaluation.views.model_key` (weights, scaling, description).
 Labels are only names for the user: a regenerated or re-uploaded dataset under an old label, or a
 retrained model, never reuses the old entry, and the same content is never computed twice.
 """
@@ -22,12 +22,12 @@ import streamlit as st
 import xarray as xr
 
 import workbench as wb
-from workbench import views
+from workbench.evaluation import views
 from workbench.demo import DEMOS, demo_paths, scores_path
-from workbench.evaluate import evaluate, oracle_samples, parameters_per_trajectory, true_system
+from workbench.evaluation.evaluate import evaluate, oracle_samples, parameters_per_trajectory, true_system
 from workbench.errors import BadParameterError, DatasetError, ResourceLimitError, UnknownNameError
 from workbench.model import Model
-from workbench.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
+from workbench.data.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
 from workbench.training.runs import current_generation
 
 # Page scripts hold Python's GIL in many short stretches (numerics, Plotly figures, serialisation); twenty
@@ -68,7 +68,7 @@ def shipped_demo_scores(model: Model, ds: xr.Dataset, n_samples: int) -> Optiona
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
 def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
-    """:func:`workbench.evaluate` on the test split, cached by the model's and the dataset's content;
+    """:func:`workbench.evaluation.evaluate` on the test split, cached by the model's and the dataset's content;
     the scores shipped with the demo (written by `workbench demo`) are used when they belong to exactly
     this model and dataset."""
     shipped = shipped_demo_scores(model, ds, n_samples)
@@ -80,7 +80,7 @@ def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dat
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
 def equations_cached(model: Model, ds: xr.Dataset) -> Optional[xr.Dataset]:
-    """:func:`workbench.views.equation_comparison` against the dataset's true system at its first
+    """:func:`workbench.evaluation.views.equation_comparison` against the dataset's true system at its first
     trajectory's parameters (None when the data comes from no known system)."""
     system = true_system(ds)
     if system is None:
@@ -91,7 +91,7 @@ def equations_cached(model: Model, ds: xr.Dataset) -> Optional[xr.Dataset]:
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
 def long_run_cached(model: Model, ds: xr.Dataset) -> xr.Dataset:
-    """:func:`workbench.views.long_run` with its default, bounded run length, cached by content."""
+    """:func:`workbench.evaluation.views.long_run` with its default, bounded run length, cached by content."""
     return views.long_run(model, ds)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import workbench as wb
-from workbench.realdata import load_real
+from workbench.data.realdata import load_real
 
 HORIZONS = [1, 2, 4, 8]
 BACKBONES = ("arima", "ets", "theta")

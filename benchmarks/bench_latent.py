@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 import workbench as wb
-from workbench.dataset import select_split
+from workbench.data.schema import select_split
 from workbench.learners import latent, register_learner
 from workbench.learners.base import Batch, Capabilities, masked_mse
 

@@ -11,7 +11,7 @@
 4. ``chaos``: every deterministic learner on clean ``lorenz63`` (the data of part 1; the 64 held-out
    trajectories on [0, 16]): VPT in Lyapunov times, the learned largest Lyapunov exponent beside the
    true 0.9056, attractor W1 / Hellinger / spectrum error and correlation dimension of long free
-   runs (``workbench.attractor.attractor_scores``). Closed-form learners fit in seconds; gradient
+   runs (``workbench.evaluation.climate.attractor_scores``). Closed-form learners fit in seconds; gradient
    learners get ``--budget`` seconds each (``--learners`` picks the rows).
 
     python benchmarks/bench_learners.py [--part lorenz,hnn,nsde,chaos] [--budget 480]
@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 import workbench as wb
-from workbench import metrics
-from workbench.evaluate import summary
+from workbench.evaluation import metrics
+from workbench.evaluation.evaluate import summary
 from workbench.learners import get_learner
 
 # Greydanus et al. 2019, Table 1 (energy MSE along test rollouts; baseline = MLP vector field)

@@ -1,6 +1,6 @@
 """Largest Lyapunov exponents estimated from the generator, beside the catalog's stored values.
 
-Two-trajectory renormalisation (Benettin et al. 1980, ``workbench.attractor.system_lyapunov``, the
+Two-trajectory renormalisation (Benettin et al. 1980, ``workbench.evaluation.climate.system_lyapunov``, the
 same estimator ``evaluate`` runs on learned models): a reference and a perturbed copy, distance
 ``d0`` apart, are integrated together by the workbench's batched solver; every ``tau`` time units
 the log stretch is accumulated and the perturbation rescaled to ``d0``. Several initial conditions
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import workbench as wb
-from workbench.attractor import system_lyapunov
+from workbench.evaluation.climate import system_lyapunov
 from workbench.devices import configure_threads
 
 # tau about half a Lyapunov time; the averaging time makes the spread over ICs ~1% or less. Chua's diode

@@ -1,6 +1,6 @@
 """Forecast skill on the shipped real series, against persistence, climatology and AR(p).
 
-For each series in ``data/real/`` (see ``workbench.realdata``): split in time (10% validation, the
+For each series in ``data/real/`` (see ``workbench.data.realdata``): split in time (10% validation, the
 last 15% test), suggest a delay embedding from the training part, fit each learner with it on the
 CPU within a stated budget, and score rolling-origin forecasts over the test period by horizon.
 Skill = 1 - RMSE_learner / RMSE_baseline (1 perfect, 0 no better, < 0 worse); CRPS skill for the
@@ -8,7 +8,7 @@ stochastic learner. The closing lines check the target: the best learner beats c
 horizon up to one characteristic period and matches or beats AR(p) at short horizons (1-2 steps).
 
 A learner named ``<name>+season`` is fitted with the annual sin/cos drivers as exogenous inputs
-(``workbench.drivers``), on the seasonal series only; ``+fill`` interpolates missing samples first
+(``workbench.data.drivers``), on the seasonal series only; ``+fill`` interpolates missing samples first
 (``fill_gaps=True``) so learners that need complete samples can fit CO2.
 
     python benchmarks/bench_real.py [--budget 60] [--learners nvar,node,node+season,nvar+fill,...]
@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 
 import workbench as wb
-from workbench.drivers import add_seasonal_inputs
-from workbench.realdata import REAL_DATASETS, load_real
+from workbench.data.drivers import add_seasonal_inputs
+from workbench.data.realdata import REAL_DATASETS, load_real
 
 HORIZONS = {"co2": [1, 4, 13, 26, 52], "sunspots": [1, 2, 3, 5, 8, 11], "elnino": [1, 2, 3, 6, 12]}
 TRANSFORMS = {"sunspots": {"sunspots": "log1p"}}  # counts: never forecast below zero

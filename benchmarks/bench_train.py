@@ -1,7 +1,7 @@
 """Neural-ODE training side by side: wb.fit vs a plain torchdiffeq loop vs JAX (equinox + optax, jit).
 
 The same model and step everywhere: MLP 3-128-128-3 (tanh) whose output is multiplied by the data's
-rate of change (``workbench.windows.characteristic_rate``, 7.2 per unit time here, as wb.fit's
+rate of change (``workbench.training.prepare.characteristic_rate``, 7.2 per unit time here, as wb.fit's
 continuous-time learners do), RK4 with 2 substeps per sample on windows of 20 samples of Lorenz-63
 (standardised with the training split's statistics), batch 128, Adam lr 3e-3 (wb.fit's default),
 gradient-norm clip 1, one thread per process, the process pinned to ``--cores`` CPUs (default 1) so
@@ -60,7 +60,7 @@ import torch  # noqa: E402
 
 import workbench as wb  # noqa: E402
 from workbench.training.config import AUTO_COMPILE_STEPS  # noqa: E402
-from workbench.windows import EVALUATION_WINDOWS, evaluation_starts, prepare  # noqa: E402
+from workbench.training.prepare import EVALUATION_WINDOWS, evaluation_starts, prepare
 
 WINDOW, BATCH, HIDDEN, SUBSTEPS, LR, CLIP, DT = 20, 128, 128, 2, 3e-3, 1.0, 0.01
 PLATEAU_PATIENCE, PLATEAU_THRESHOLD = 4, 1e-4  # torch's ReduceLROnPlateau as wb.fit uses it
@@ -79,7 +79,7 @@ def windows(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def held_out_windows(z: np.ndarray) -> np.ndarray:
-    """wb.fit's validation windows: on every trajectory at ``workbench.windows.evaluation_starts``."""
+    """wb.fit's validation windows: on every trajectory at ``workbench.training.prepare.evaluation_starts``."""
     n_start = z.shape[1] - WINDOW + 1
     starts = evaluation_starts(n_start, WINDOW, EVALUATION_WINDOWS // z.shape[0])
     return np.concatenate([z[:, s:s + WINDOW] for s in starts])

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import workbench as wb
-from workbench import views
+from workbench.evaluation import views
 from workbench.demo import demo_paths
 
 APP = Path(__file__).resolve().parent.parent / "app"

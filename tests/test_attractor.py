@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench import attractor
+from workbench.evaluation import climate as attractor
 
 
 def test_linear_flow_exponent_is_the_largest_eigenvalue():
@@ -125,7 +125,7 @@ def test_evaluate_scores_a_near_exact_model_like_the_true_system():
 
 def test_anode_augmented_dimensions_stay_bounded_on_long_runs():
     from workbench.learners.anode import AugmentedNODE
-    from workbench.solvers import integrate_batch
+    from workbench.numerics.solvers import integrate_batch
 
     torch.manual_seed(0)
     learner = AugmentedNODE(3, dt=0.01).double()

@@ -76,7 +76,7 @@ def test_the_version_has_one_home_that_no_module_reaches_through_the_package_roo
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and any(alias.name == "__version__" for alias in node.names):
                 assert node.module in ("_version", "workbench._version"), f"{path} imports __version__ from the root"
-    assert wb.__version__ == wb.dataset.version() == importlib.metadata.version("dynamics-workbench")
+    assert wb.__version__ == wb.data.schema.version() == importlib.metadata.version("dynamics-workbench")
 
 
 def test_solver_errors_carry_the_failing_trajectory_as_an_attribute():

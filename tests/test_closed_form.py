@@ -14,8 +14,8 @@ from workbench.errors import BadParameterError, DivergenceError, SolverStallErro
 from workbench.learners.closed_form import validation_valid_steps
 from workbench.learners.reservoir import RIDGE_GRID
 from workbench.learners.sindy import SINDy
-from workbench.realdata import load_real
-from workbench.windows import prepare
+from workbench.data.realdata import load_real
+from workbench.training.prepare import prepare
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 # PySINDy's degree-2 library order: 1, x, y, z, x^2, x y, x z, y^2, y z, z^2

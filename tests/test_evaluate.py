@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.evaluate import summary
+from workbench.evaluation.evaluate import summary
 
 FAST = {"epochs": 8, "steps_per_epoch": 25, "window": 8, "seed": 0}
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.backbones import fit_backbone, forecast_backbone, gaussian_members
-from workbench.rolling import naive_scale
+from workbench.learners.backbones import fit_backbone, forecast_backbone, gaussian_members
+from workbench.evaluation.rolling import naive_scale
 
 
 def ar1(n=160, phi=0.7, seed=0, level=10.0):
@@ -75,7 +75,7 @@ def test_arima_learner_forecasts_like_the_arima_baseline_and_survives_save(tmp_p
 
 
 def test_calibrated_samples_are_the_point_plus_residual_quantiles():
-    from workbench.forecast import calibrated
+    from workbench.evaluation.forecast import calibrated
 
     table = np.linspace(-1, 1, 4)[None, :, None].repeat(2, axis=0) * np.array([1.0, 2.0])[:, None, None]
     paths = np.full((1, 1, 3, 1), 5.0)
@@ -86,7 +86,7 @@ def test_calibrated_samples_are_the_point_plus_residual_quantiles():
 
 
 def test_auto_chooses_on_validation_records_the_table_and_calibrates():
-    from workbench.autoselect import fit_auto
+    from workbench.training.autoselect import fit_auto
 
     ds = series_ds(ar1(140))
     model = fit_auto(ds, candidates=[("arima", {}), ("nvar", {"delays": 2}), ("nvar", {"delays": 1000})])
@@ -109,7 +109,7 @@ def test_numpy_arima_forecast_is_the_kalman_filter_forecast(order):
     # the rolling evaluation forecasts from every origin: the held-parameter forecast runs in numpy
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-    from workbench.backbones import MAX_FILTER_SAMPLES, _arima_forecast
+    from workbench.learners.backbones import MAX_FILTER_SAMPLES, _arima_forecast
 
     rng = np.random.default_rng(0)
     e, y = rng.normal(size=800), np.zeros(800)
@@ -129,7 +129,7 @@ def test_numpy_arima_forecast_is_the_kalman_filter_forecast(order):
 def test_an_ma_root_near_the_unit_circle_forecasts_the_same_from_any_history_start():
     # ARIMA(1,1,1) on a level series fits theta ~ -0.99: conditional innovations never forget their zero
     # start, so such a model goes through the exact filter (a forecast moved 524-968 with the start before)
-    from workbench.backbones import Backbone
+    from workbench.learners.backbones import Backbone
 
     rng = np.random.default_rng(3)
     y = 900 + np.cumsum(rng.normal(0, 5, 80)) * 0.1 + rng.normal(0, 120, 80)
@@ -141,7 +141,7 @@ def test_an_ma_root_near_the_unit_circle_forecasts_the_same_from_any_history_sta
 
 def test_auto_fills_the_gaps_of_a_measured_series_for_the_learners_that_need_a_grid():
     # Mauna Loa CO2 misses 59 weeks: every candidate was refused, reported as "diverged" (QA run)
-    from workbench.realdata import load_real
+    from workbench.data.realdata import load_real
 
     co2 = wb.split_time(load_real("co2"))
     with warnings.catch_warnings():

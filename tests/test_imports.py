@@ -8,11 +8,11 @@ import pytest
 import xarray as xr
 
 import workbench as wb
-from workbench import timeaxis
+from workbench.data import time as timeaxis
 from workbench.errors import BadParameterError, DatasetError, UnsupportedError, WorkbenchError
 from workbench.learners import compatibility, learners
-from workbench.realdata import load_real
-from workbench.seriesfit import is_regular
+from workbench.data.realdata import load_real
+from workbench.data.series import is_regular
 
 
 def gappy_csv(freq: str, n: int, period: int, seed: int = 0) -> tuple[bytes, pd.DatetimeIndex, np.ndarray]:

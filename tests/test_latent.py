@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.dataset import select_split
+from workbench.data.schema import select_split
 from workbench.errors import BadParameterError, DatasetError
 from workbench.learners import latent
 from workbench.learners.base import Capabilities

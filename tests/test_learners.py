@@ -180,7 +180,7 @@ def test_stalled_rollout_is_reported_not_hung(vdp):
 
 def test_adjoint_gradients_match_backprop_through_the_solver(vdp):
     from workbench.learners import get_learner
-    from workbench.windows import WindowSampler, prepare
+    from workbench.training.prepare import WindowSampler, prepare
 
     data = prepare(vdp, torch.device("cpu"), torch.float64)
     batch = WindowSampler(data.train, data.times, 6, torch.Generator().manual_seed(0)).sample(8)

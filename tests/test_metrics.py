@@ -6,8 +6,8 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from workbench import metrics as wm
-from workbench.dataset import make_dataset
+from workbench.evaluation import metrics as wm
+from workbench.data.schema import make_dataset
 from workbench.errors import BadParameterError
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench import metrics
+from workbench.evaluation import metrics
 from workbench.errors import UnsupportedError
 from workbench.learners import LEARNERS, Capabilities, Learner, compatibility, get_learner
 

@@ -6,13 +6,13 @@ import pytest
 import xarray as xr
 
 import workbench as wb
-from workbench.baselines import AR, Climatology, Persistence, detect_period
-from workbench.embedding import delay_vectors, embed_dataset, suggest_embedding
+from workbench.evaluation.baselines import AR, Climatology, Persistence, detect_period
+from workbench.data.embedding import delay_vectors, embed_dataset, suggest_embedding
 from workbench.errors import BadParameterError, DatasetError, DivergenceError, ResourceLimitError
-from workbench.imports import from_csv, from_netcdf
-from workbench.rolling import rolling_evaluation, skills
-from workbench.splits import merge_segments, split_time
-from workbench import timeaxis, transforms
+from workbench.data.imports import from_csv, from_netcdf
+from workbench.evaluation.rolling import rolling_evaluation, skills
+from workbench.data.splits import merge_segments, split_time
+from workbench.data import time as timeaxis, transforms
 
 
 def csv(text: str) -> bytes:
@@ -296,7 +296,7 @@ def test_a_runaway_forecast_is_marked_diverged_not_returned_as_huge_numbers():
     model = wb.fit(ds, "nvar", **LINEAR_NVAR)
     with pytest.raises(DivergenceError, match="ran away 73 samples after its origin.*on_divergence='mark'"):
         model.forecast(ds, horizon=400)
-    from workbench.forecast import forecast
+    from workbench.evaluation.forecast import forecast
 
     marked = forecast(model, ds, horizon=400, on_divergence="mark")
     state = marked["state"].values[0, 0, :, 0]
@@ -427,8 +427,8 @@ def test_log_transform_keeps_a_positive_forecast_positive_and_months_continue():
 
 
 def test_seasonal_drivers_are_known_past_the_end_of_the_data():
-    from workbench.drivers import add_seasonal_inputs
-    from workbench.forecast import _inputs_ahead
+    from workbench.data.drivers import add_seasonal_inputs
+    from workbench.evaluation.forecast import _inputs_ahead
 
     dates = pd.date_range("2000-01-01", periods=60, freq="MS")
     text = "date,x\n" + "\n".join(f"{d:%Y-%m-%d},{np.cos(2 * np.pi * d.month / 12):.6f}" for d in dates)
@@ -459,7 +459,7 @@ def test_differenced_fit_forecasts_a_trend_with_a_season_exactly():
 
 
 def test_csv_columns_describe_a_file_for_a_roles_form():
-    from workbench.imports import csv_columns
+    from workbench.data.imports import csv_columns
 
     cols = csv_columns(csv("date,co2 [ppm],flag\n1958-03-29,316.1,ok\n1958-04-05,,bad\n"))
     assert [(c["name"], c["units"], c["guess"], c["empty"]) for c in cols] == [

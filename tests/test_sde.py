@@ -8,7 +8,7 @@ import torchsde
 
 import workbench as wb
 from workbench.devices import torch_threads
-from workbench.sde import BrownianIncrements
+from workbench.numerics.sde import BrownianIncrements
 
 MOMENT_SYSTEMS = ["ornstein_uhlenbeck", "geometric_brownian_motion", "cir"]
 

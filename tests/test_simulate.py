@@ -7,7 +7,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 import workbench as wb
-from workbench.dataset import validate
+from workbench.data.schema import validate
 from workbench.errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError,
                               WorkbenchError)
 

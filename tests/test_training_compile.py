@@ -7,7 +7,7 @@ from workbench.errors import BadParameterError
 from workbench.learners import base, build
 from workbench.training.config import AUTO_COMPILE_BUDGET_S, AUTO_COMPILE_STEPS, TrainConfig
 from workbench.training.trainer import Trainer
-from workbench.windows import data_info, prepare
+from workbench.training.prepare import data_info, prepare
 
 
 @pytest.fixture(scope="module")

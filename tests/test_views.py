@@ -1,4 +1,4 @@
-"""workbench.views: what the app shows, checked against analytic fields, metrics and known data."""
+"""workbench.evaluation.views: what the app shows, checked against analytic fields, metrics and known data."""
 import copy
 import json
 
@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 
 import workbench as wb
-from workbench import metrics, views
+from workbench.evaluation import metrics, views
 from workbench.errors import DatasetError
 
 

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.windows import (EVALUATION_WINDOWS, IRREGULAR_STARTS, RATE_LAG, Split, WindowSampler,
-                               characteristic_rate, evaluation_starts, evenly_spaced, prepare)
+from workbench.training.prepare import EVALUATION_WINDOWS, IRREGULAR_STARTS, RATE_LAG, Split, WindowSampler, characteristic_rate, evaluation_starts, evenly_spaced, prepare
 
 
 def test_float32_time_grid_is_uniform_so_batch_windows_start_anywhere():

@@ -27,25 +27,27 @@ if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from systems import Param, System
 
     from .catalog import register_system, system, systems
-    from .dataset import from_csv, from_netcdf, from_numpy, load, save, select_split
-    from .embedding import suggest_embedding
+    from .data.imports import from_csv, from_netcdf, from_numpy
+    from .data.io import load, save
+    from .data.schema import select_split
+    from .data.embedding import suggest_embedding
     from .errors import WorkbenchError
-    from .evaluate import evaluate
+    from .evaluation.evaluate import evaluate
     from .learners import learners, register_learner
     from .model import Model, load_model
     from .simulate import simulate
-    from .splits import split_time
-    from .training import fit
+    from .data.splits import split_time
+    from .training.fitting import fit
 
 # Public name -> the module defining it, imported on first use.
 _EXPORTS = {
     "Param": "systems", "System": "systems",
     "register_system": ".catalog", "system": ".catalog", "systems": ".catalog",
-    "from_csv": ".dataset", "from_netcdf": ".dataset", "from_numpy": ".dataset", "load": ".dataset",
-    "save": ".dataset", "select_split": ".dataset",
-    "suggest_embedding": ".embedding", "split_time": ".splits", "WorkbenchError": ".errors",
+    "from_csv": ".data.imports", "from_netcdf": ".data.imports", "from_numpy": ".data.imports",
+    "load": ".data.io", "save": ".data.io", "select_split": ".data.schema",
+    "suggest_embedding": ".data.embedding", "split_time": ".data.splits", "WorkbenchError": ".errors",
     "learners": ".learners", "register_learner": ".learners", "Model": ".model", "load_model": ".model", "simulate": ".simulate",
-    "fit": ".training", "evaluate": ".evaluate",
+    "fit": ".training.fitting", "evaluate": ".evaluation.evaluate",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

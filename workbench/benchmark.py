@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import xarray as xr
 
-from .dataset import PathLike, atomic_write_bytes, load, make_dataset, save, write_netcdf
+from .data.io import PathLike, load, save, write_netcdf
+from .data.schema import make_dataset
+from .safety import atomic_write_bytes
 from .errors import BadParameterError, SchedulerError, StorageError, WorkbenchError
 
 # Seconds to wait for a Dask scheduler before giving up (Dask's own default is 30 s of retries).
@@ -122,7 +124,7 @@ def preset(name: str, budget: float) -> Grid:
 
     ``chaos`` scores every deterministic learner (:func:`deterministic_learners`) on five chaotic
     catalog attractors (:data:`CHAOS_SYSTEMS`) with two seeds: valid prediction time in Lyapunov
-    times and, from :func:`workbench.evaluate`'s attractor scores, W1 between invariant marginals,
+    times and, from :func:`workbench.evaluation.evaluate`'s attractor scores, W1 between invariant marginals,
     power-spectrum error and the learned largest Lyapunov exponent beside the true one; in the
     spirit of Gilpin (2021), "Chaos as an interpretable benchmark for forecasting and data-driven
     modelling", NeurIPS Datasets and Benchmarks. ``budget`` bounds gradient training per cell;
@@ -158,8 +160,8 @@ def run_cell(data_path: str, test_path: str, system: str, entry: Entry, seed: in
              out: str) -> dict[str, Any]:
     """Fit and score one cell; write its JSON result atomically and return it (errors included)."""
     from .devices import configure_threads
-    from .evaluate import evaluate, summary
-    from .training import fit
+    from .evaluation.evaluate import evaluate, summary
+    from .training.fitting import fit
 
     configure_threads(1)
     result: dict[str, Any] = {"system": system, "learner": entry.label, "seed": seed}
@@ -195,7 +197,7 @@ def skip_reason(data_path: str, entry: Entry) -> Optional[str]:
     ``fit`` and do not change what a learner can fit."""
     from .errors import UnsupportedError
     from .learners import build, get_learner
-    from .windows import data_info
+    from .training.prepare import data_info
 
     own = get_learner(entry.learner).defaults
     try:

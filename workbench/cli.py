@@ -403,7 +403,7 @@ def evaluate(run: Path = typer.Argument(..., help="Run folder written by `workbe
     check_run_folder(run)
     check_file(data, "--data")
     import workbench as wb
-    from .evaluate import summary as headline
+    from .evaluation.evaluate import summary as headline
 
     scores = wb.evaluate(wb.load_model(run), wb.load(data), split=split, n_samples=samples, seed=seed)
     table = Table(title=f"{scores.attrs['learner']} on {scores.attrs['system']} ({split}, "
@@ -414,7 +414,7 @@ def evaluate(run: Path = typer.Argument(..., help="Run folder written by `workbe
         table.add_row(name, f"{value:.4g}")
     console.print(table)
     if out is not None:
-        from .dataset import write_netcdf
+        from .data.io import write_netcdf
 
         console.print(f"wrote {write_netcdf(scores, out)}")
 
@@ -559,7 +559,7 @@ def benchmark(out: Path = option(..., "--out", "-o", help="Results folder (rerun
 
 def summary(ds) -> str:
     """A few human lines about a dataset."""
-    from .dataset import observation_mask
+    from .data.schema import observation_mask
 
     lines = [f"system {ds.attrs.get('system', '?')} ({ds.attrs.get('kind', '?')}): "
              f"{ds.sizes['trajectory']} trajectories x {ds.sizes['time']} samples x {ds.sizes['variable']} variables",

@@ -12,9 +12,10 @@ from typing import Any, Optional
 import numpy as np
 import xarray as xr
 
-from .dataset import SPLITS, save
+from .data.schema import SPLITS
+from .data.io import save
 from .simulate import simulate
-from .training import fit
+from .training.fitting import fit
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -103,10 +104,10 @@ def scores_path(data_path: Path) -> Path:
 
 def ship_scores(data_path: Path, model_path: Path, n_samples: int = 32) -> Path:
     """Evaluate the saved demo model on its saved dataset (as the app loads them) and store the scores."""
-    from .dataset import load
-    from .evaluate import evaluate
+    from .data.io import load
+    from .evaluation.evaluate import evaluate
     from .model import load_model
-    from .views import save_scores
+    from .evaluation.views import save_scores
 
     ds, model = load(data_path), load_model(model_path, device="cpu")
     return save_scores(evaluate(model, ds, n_samples=n_samples), model, ds, scores_path(data_path), n_samples)

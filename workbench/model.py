@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .dataset import PathLike, make_dataset, observation_mask
+from .data.io import PathLike
+from .data.schema import make_dataset, observation_mask
 from .devices import DeviceLike, resolve_device, torch_threads
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .learners import InputSignal, Learner, get_learner
 from .safety import parse_json_bounded
-from .windows import Standardiser, input_names
+from .training.prepare import Standardiser, input_names
 
 FORMAT = "workbench-model"
 FORMAT_VERSION = 3  # 3: learners carry the data's rate (weights of version 2 files were trained at rate 1)
@@ -296,8 +297,8 @@ class Model:
         """Continue each series of ``ds`` for ``horizon`` samples from its last observed sample (or
         ``origin``: a time, a date, or ``"test"`` for the start of a time split's test piece), with
         the data's time axis (dates on calendar axes); a path that runs away raises, or with
-        ``on_divergence="mark"`` is ``inf`` from then on; see :func:`workbench.forecast.forecast`."""
-        from .forecast import forecast
+        ``on_divergence="mark"`` is ``inf`` from then on; see :func:`workbench.evaluation.forecast.forecast`."""
+        from .evaluation.forecast import forecast
 
         return forecast(self, ds, horizon, n_samples=n_samples, seed=seed, origin=origin,
                         on_divergence=on_divergence)
@@ -420,7 +421,7 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
     meta = {k: v for k, v in config.items()
             if k not in ("format", "format_version", "scaler", "input_scaler", "sha256", "weights_sha256")}
     if meta.get("series") is not None:  # a tampered recipe is refused here, not at the first forecast
-        from .seriesfit import check_recipe
+        from .data.series import check_recipe
         check_recipe(meta["series"], meta.get("variables") or [])
     return Model(learner.eval(), scaler, meta, history, input_scaler)
 

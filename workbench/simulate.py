@@ -15,14 +15,14 @@ import xarray as xr
 import systems as catalog
 from systems import System
 
-from .dataset import SPLITS, make_dataset
+from .data.schema import SPLITS, make_dataset
 from .devices import DeviceLike, resolve_device, thread_policy
 from .errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnknownNameError,
                      UnsupportedError)
 from .progress import progress_bar
 from .safety import check_allocation, check_integer, check_real
-from .sde import BrownianIncrements, TorchsdeProblem
-from .solvers import FIXED_STEP_METHODS, TABLEAUX, TORCHDIFFEQ_METHODS, integrate_batch
+from .numerics.sde import BrownianIncrements, TorchsdeProblem
+from .numerics.solvers import FIXED_STEP_METHODS, TABLEAUX, TORCHDIFFEQ_METHODS, integrate_batch
 
 SystemLike = Union[str, System]
 # what an instrument records: variable names, a read-out matrix (k, dim), or {name: {variable: coefficient}}
@@ -99,12 +99,12 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         sde_dt: SDE integration step (default ``dt / 10``); ``scheme``: ``euler``, ``milstein``
             or ``srk`` (torchsde's names; default: the one correct for the noise, see :func:`default_scheme`).
         brownian: a torchsde Brownian motion of size ``(n, noise_dim)`` to drive an SDE (default:
-            :class:`workbench.sde.BrownianIncrements` seeded by ``seed``); pass a ``torchsde.BrownianTree`` to refine
+            :class:`workbench.numerics.sde.BrownianIncrements` seeded by ``seed``); pass a ``torchsde.BrownianTree`` to refine
             ``sde_dt`` on one fixed path.
         max_steps: step budget per trajectory before a :class:`SolverStallError`.
         max_seconds: wall-clock budget of an ODE solve before a :class:`SolverStallError`
             (``None``: none). Independently of it, ``dop853``/``dopri5`` refuse a stiff problem
-            (step sizes held by stability, see :func:`workbench.solvers.integrate_batch`) after
+            (step sizes held by stability, see :func:`workbench.numerics.solvers.integrate_batch`) after
             1,000 steps with a pointer to ``method="radau"``, and stop at once on a non-finite
             initial state or derivative.
         device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
@@ -115,7 +115,7 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         compile: ODEs with ``dop853``/``dopri5``: run each solver step through ``torch.compile``
             (``True``), never (``False``), or decide before solving from the problem's size
             (``None``: where this process compiled the step already, or where trajectories x
-            variables x expected steps reach ``workbench.solvers.COMPILE_MIN_WORK``, about 70 s of
+            variables x expected steps reach ``workbench.numerics.solvers.COMPILE_MIN_WORK``, about 70 s of
             eager work; a compile started that way is logged as a warning). ``WORKBENCH_COMPILE=0``
             in the environment turns compiling off for good. Compiling costs 6-50 s once per
             process and system; it then runs 256 Lorenz-63 trajectories 4-5x faster on one CPU thread.

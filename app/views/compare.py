@@ -7,8 +7,8 @@ import streamlit as st
 import charts
 import state
 import workbench as wb
-from workbench import views
-from workbench.evaluate import summary, true_system
+from workbench.evaluation import views
+from workbench.evaluation.evaluate import summary, true_system
 
 st.title("Learned vs true flow")
 models = state.models()

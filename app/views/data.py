@@ -8,9 +8,10 @@ import streamlit as st
 import charts
 import state
 import workbench as wb
-from workbench import timeaxis, views
-from workbench.imports import TIME_NAMES
-from workbench.splits import merge_segments, time_split_info
+from workbench.data import time as timeaxis
+from workbench.evaluation import views
+from workbench.data.imports import TIME_NAMES
+from workbench.data.splits import merge_segments, time_split_info
 
 st.title("Your data")
 st.markdown(

@@ -6,7 +6,7 @@ import streamlit as st
 import charts
 import state
 import workbench as wb
-from workbench import views
+from workbench.evaluation import views
 
 MAX_TRAJECTORIES = 512
 MAX_SAMPLES = 20_000          # samples per trajectory (t_end / dt)

@@ -5,7 +5,7 @@ import streamlit as st
 import charts
 import state
 import workbench as wb
-from workbench import views
+from workbench.evaluation import views
 
 st.title("Uncertainty")
 models = {k: m for k, m in state.models().items() if m.stochastic}

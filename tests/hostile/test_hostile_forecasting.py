@@ -28,7 +28,7 @@ def period_longer_than_series():
 
 
 def every_candidate_diverges():
-    from workbench.autoselect import fit_auto
+    from workbench.training.autoselect import fit_auto
 
     fit_auto(_split(80), candidates=[("nvar", {"delays": 1000}), ("esn", {"washout": -1})])
 

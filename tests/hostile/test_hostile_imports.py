@@ -16,7 +16,7 @@ import xarray as xr
 
 import workbench as wb
 from hostile_harness import run_isolated
-from workbench import timeaxis
+from workbench.data import time as timeaxis
 
 WIDE = b"t,x\n0,1\n1,2\n2,3\n"
 ANNUAL_FROM_1500 = ("date,x\n" + "".join(f"{y}-01-01,{y % 11}\n" for y in range(1500, 1800))).encode()

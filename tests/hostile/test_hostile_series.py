@@ -16,11 +16,11 @@ import pytest
 
 import workbench as wb
 from hostile_harness import run_isolated
-from workbench.drivers import add_seasonal_inputs
-from workbench.embedding import delay_vectors, embed_dataset, suggest_embedding
-from workbench.forecast import forecast
-from workbench.rolling import rolling_evaluation
-from workbench.splits import split_time
+from workbench.data.drivers import add_seasonal_inputs
+from workbench.data.embedding import delay_vectors, embed_dataset, suggest_embedding
+from workbench.evaluation.forecast import forecast
+from workbench.evaluation.rolling import rolling_evaluation
+from workbench.data.splits import split_time
 
 LINEAR_NVAR = {"delays": 1, "degree": 1, "ridge": 1e-12}
 

@@ -103,7 +103,7 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
                   **options: Any) -> dict[str, Optional[str]]:
     """Each learner's verdict on a dataset: None when ``fit`` can fit it, else the reason and the fix.
 
-    The verdict comes from :func:`workbench.training.fit.plan_fit`, the check ``fit`` itself runs
+    The verdict comes from :func:`workbench.training.fitting.plan_fit`, the check ``fit`` itself runs
     (after preparing a measured series), so the two never disagree. The app and ``workbench
     learners`` read this.
 
@@ -115,7 +115,7 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
     Returns:
         Learner name -> None, or the error message ``fit`` would raise before training.
     """
-    from ..training.fit import plan_fit  # the fit loop imports this package: import it lazily
+    from ..training.fitting import plan_fit  # the fit loop imports this package: import it lazily
 
     verdicts: dict[str, Optional[str]] = {}
     for name in learners():

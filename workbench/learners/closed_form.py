@@ -108,7 +108,7 @@ def complete(split, learner: Learner) -> None:
 def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int = VALIDATION_HORIZON) -> float:
     """Mean squared standardised error of rollouts over the first ``horizon`` samples after each
     validation trajectory's context: the closed-form learners' ``val_loss``. Gradient learners
-    average windows tiling each trajectory instead (:func:`workbench.windows.evaluation_starts`);
+    average windows tiling each trajectory instead (:func:`workbench.training.prepare.evaluation_starts`);
     here every window would need its own context run, which for the ESN (a 100-sample washout per
     window, for each of 27 ridge candidates) would cost more than the fit."""
     context = learner.capabilities().context
@@ -125,7 +125,7 @@ def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int =
 def validation_valid_steps(learner: Learner, split, times: torch.Tensor, threshold: float = 0.4,
                            horizon: int = VALID_STEPS_HORIZON) -> float:
     """Median over the validation trajectories of the closed-loop steps after the context before the
-    normalised error (as :func:`workbench.metrics.normalized_error`, in standardised units) first
+    normalised error (as :func:`workbench.evaluation.metrics.normalized_error`, in standardised units) first
     exceeds ``threshold``, ``horizon`` (or the whole trajectory, if shorter) when it never does: the
     valid prediction time in samples (Pathak et al. 2018). A rollout that leaves the finite numbers
     is invalid from there on."""

@@ -9,8 +9,7 @@ import torchdiffeq
 
 from ..errors import BadParameterError, SolverStallError
 from ..safety import check_integer, check_real
-from ..solvers import (FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_METHODS, BatchField, fixed_step_solve,
-                       fixed_steps, integrate_batch)
+from ..numerics.solvers import FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_METHODS, BatchField, fixed_step_solve, fixed_steps, integrate_batch
 from .base import MIN_COMPILED_EVALUATIONS, Batch, InputSignal, Learner, compile_with_trial, masked_mse
 
 Interval = Callable[["ContinuousLearner", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

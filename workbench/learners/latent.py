@@ -304,7 +304,7 @@ class NeuralCDE(HistoryLearner):
 
 def _standardised(model: Any, ds: xr.Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """States (N, T, D) in the learner's standardised units (0 where missing), times (T,) and mask (N, T)."""
-    from ..dataset import observation_mask
+    from ..data.schema import observation_mask
 
     learner = model.learner
     like = learner.scale
@@ -322,7 +322,7 @@ def history_forecast(model: Any, ds: xr.Dataset, n_samples: int = 1, seed: int =
     Raises:
         DatasetError: a history with fewer than two observed samples, or a dataset too short.
     """
-    from ..dataset import make_dataset
+    from ..data.schema import make_dataset
 
     learner = model.learner
     c = int(learner.options["context"])

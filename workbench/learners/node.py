@@ -34,7 +34,7 @@ class NeuralODE(ContinuousLearner):
       machine, so the default stays 2; set it for well-resolved data.
     * the learned attractor is kept even when the weather is lost: at 3.0 Lyapunov times the
       learned largest exponent is 0.904 (true 0.9056) and the invariant marginals sit at 0.034 of the
-      true standard deviation in W1, near the sampling floor (``workbench.attractor``).
+      true standard deviation in W1, near the sampling floor (``workbench.evaluation.climate``).
     """
 
     name = "node"

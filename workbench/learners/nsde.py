@@ -15,7 +15,7 @@ import torch
 import torchsde
 from torch import nn
 
-from ..sde import TorchsdeProblem
+from ..numerics.sde import TorchsdeProblem
 from .base import Batch, Capabilities, InputSignal, Learner, mlp
 
 

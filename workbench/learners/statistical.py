@@ -1,7 +1,7 @@
-"""The statistical backbones of :mod:`workbench.backbones` as learners: ``arima``, ``ets``, ``theta``.
+"""The statistical backbones of :mod:`workbench.learners.backbones` as learners: ``arima``, ``ets``, ``theta``.
 
 Each variable gets its own univariate model, fitted once in closed form on the whole training
-history (train and validation pieces of a time split, as one series: :mod:`workbench.seriesfit`
+history (train and validation pieces of a time split, as one series: :mod:`workbench.data.series`
 hands these learners the series uncut), in the data's units (the fit loop's standardisation is
 undone), so the learner and the rolling baseline of the same name give the same forecasts. A
 rollout filters the ``context`` samples before the start with the fitted parameters held and
@@ -18,8 +18,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import torch
 
-from ..backbones import MIN_CYCLES, MIN_SAMPLES, Backbone, fit_backbone, forecast_backbone, gaussian_members
-from ..baselines import detect_period, fill_gaps
+from .backbones import MIN_CYCLES, MIN_SAMPLES, Backbone, fit_backbone, forecast_backbone, gaussian_members
+from ..evaluation.baselines import detect_period, fill_gaps
 from ..errors import BadParameterError, DatasetError, UnsupportedError
 from .base import Capabilities, DataInfo, Learner
 

@@ -1,6 +1,7 @@
-"""Training: a validated config, the gradient trainer, its guards, and atomic run folders."""
+"""Training: a validated config, data preparation (windows, standardiser), the gradient trainer, its
+guards, atomic run folders, and ``fit`` (in :mod:`workbench.training.fitting`), which ties them
+together and is reached as ``workbench.fit``."""
 from .config import TrainConfig, parse_duration
-from .fit import fit
 from .runs import RunWriter, read_run_files
 
-__all__ = ["RunWriter", "TrainConfig", "fit", "parse_duration", "read_run_files"]
+__all__ = ["RunWriter", "TrainConfig", "parse_duration", "read_run_files"]

@@ -19,7 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from ..dataset import PathLike, atomic_write_bytes
+from ..data.io import PathLike
+from ..safety import atomic_write_bytes
 from ..errors import DatasetError, WorkbenchError
 from ..safety import fsync_folder, storage_error
 

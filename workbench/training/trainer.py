@@ -20,7 +20,7 @@ import torch
 
 from ..learners import Learner
 from ..model import check_scaler
-from ..windows import Prepared, WindowSampler
+from .prepare import Prepared, WindowSampler
 from .config import TrainConfig
 from .guards import DivergenceGuard
 

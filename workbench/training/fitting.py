@@ -9,14 +9,15 @@ from typing import Any, Callable, Optional, Union
 import torch
 import xarray as xr
 
-from ..dataset import PathLike, json_attr
+from ..data.io import PathLike
+from ..data.schema import json_attr
 from ..devices import DeviceLike, resolve_device, torch_threads
 from ..errors import BadParameterError, DatasetError, WorkbenchError
 from ..learners import DataInfo, Learner, build, get_learner
 from ..model import Model, run_files
 from ..progress import progress_bar
-from ..seriesfit import prepare_series, wants_series_fit
-from ..windows import Prepared, data_info, prepare
+from ..data.series import prepare_series, wants_series_fit
+from .prepare import Prepared, data_info, prepare
 from .config import TrainConfig
 from .runs import RunWriter, has_run, read_run_files
 from .trainer import Trainer
@@ -43,7 +44,7 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         ds: a dataset in the workbench schema (its ``split`` picks train/val trajectories).
         learner: a name from :func:`workbench.learners`, or ``"auto"``: the best forecaster of a
             time-split series chosen on validation origins within ``time_budget``, with calibrated
-            intervals (:mod:`workbench.autoselect`; the candidates in ``model.meta["selection"]``).
+            intervals (:mod:`workbench.training.autoselect`; the candidates in ``model.meta["selection"]``).
         epochs, time_budget, batch_size, lr, window, curriculum, steps_per_epoch, patience, clip,
             schedule, precision, seed: the training configuration (see :class:`TrainConfig`).
         device: ``"cpu"``, ``"cuda"``, or ``None`` for CUDA when available.
@@ -59,7 +60,7 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
             :attr:`TrainConfig.compiles`); a speed setting only, results are the same.
         learner_options: the learner's own options (see each learner's ``defaults``); for measured
             series also ``embed``/``lag`` (delay embedding) and ``transform`` (per-variable
-            ``log``/``log1p``/``logit``), handled by :mod:`workbench.seriesfit` like a time split.
+            ``log``/``log1p``/``logit``), handled by :mod:`workbench.data.series` like a time split.
 
     Returns:
         The fitted :class:`Model` with its ``history``.
@@ -74,8 +75,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
-    if learner == "auto":  # a choice among learners on validation origins (workbench.autoselect)
-        from ..autoselect import fit_auto
+    if learner == "auto":  # a choice among learners on validation origins (workbench.training.autoselect)
+        from .autoselect import fit_auto
 
         model = fit_auto(ds, time_budget, seed, fit_options=learner_options)
         if out is not None:
@@ -115,7 +116,7 @@ def plan_fit(ds: xr.Dataset, learner: str, options: dict[str, Any], q: Optional[
 
     :func:`fit` and :func:`workbench.learners.compatibility` both call this, so their verdicts agree:
     a measured series (a time split, or ``embed``/``lag``/``transform``/``fill_gaps`` options) is
-    prepared first (:func:`workbench.seriesfit.prepare_series`: chunks of the train/val pieces on a
+    prepared first (:func:`workbench.data.series.prepare_series`: chunks of the train/val pieces on a
     regular axis), then the learner is built and its capabilities checked against that data.
 
     Arguments:

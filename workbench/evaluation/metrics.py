@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 from scipy.spatial.distance import pdist
 
-from .errors import BadParameterError, DatasetError
+from ..errors import BadParameterError, DatasetError
 
 Data = Union[xr.DataArray, xr.Dataset]
 Over = Literal["time", "all"]

@@ -1,7 +1,7 @@
 """What the app draws, computed once here: content keys, fields on grids, calibration curves, summaries.
 
 The Streamlit pages only lay these results out; every number they show comes from a function in this
-module (or from :mod:`workbench.metrics` / :func:`workbench.evaluate.evaluate`), so it is tested once
+module (or from :mod:`workbench.evaluation.metrics` / :func:`workbench.evaluation.evaluate.evaluate`), so it is tested once
 and a script gets exactly what the page shows.
 """
 from __future__ import annotations
@@ -16,13 +16,15 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from . import attractor, metrics, timeaxis
-from .dataset import json_attr, observation_mask, select_split, write_netcdf
-from .errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
+from . import climate as attractor, metrics
+from ..data import time as timeaxis
+from ..data.schema import json_attr, observation_mask, select_split
+from ..data.io import write_netcdf
+from ..errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
 from .evaluate import oracle_samples, parameters_per_trajectory, true_drift, true_system
-from .simulate import simulate
-from .windows import evenly_spaced
-from .splits import merge_segments, time_split_info
+from ..simulate import simulate
+from ..training.prepare import evenly_spaced
+from ..data.splits import merge_segments, time_split_info
 
 DIMENSIONLESS = "1"
 
@@ -93,7 +95,7 @@ def model_key(model: Any) -> str:
 
 
 def save_scores(scores: xr.Dataset, model: Any, ds: xr.Dataset, path: Union[str, Path], n_samples: int) -> Path:
-    """Write an :func:`workbench.evaluate` result with the content keys of the model and the data it scored,
+    """Write an :func:`workbench.evaluation.evaluate` result with the content keys of the model and the data it scored,
     so it can be shipped beside a demo and reused only for exactly that pair (see :func:`shipped_scores`).
 
     Arguments:
@@ -214,7 +216,7 @@ def field_on_grid(model: Any, ds: xr.Dataset, i: int, j: int, n: int = 16) -> xr
 
     The grid spans the observed range of the two variables; the other variables sit at their observed
     mean. The per-point error is ``|f_learned - f_true| / RMS_grid |f_true|`` (norms over all
-    variables): its root mean square over the grid equals :func:`workbench.metrics.vector_field_error`
+    variables): its root mean square over the grid equals :func:`workbench.evaluation.metrics.vector_field_error`
     on the same points, so the map and the scalar read on one scale without an arbitrary floor.
 
     Arguments:
@@ -424,13 +426,13 @@ def long_run(model: Any, ds: xr.Dataset, n_runs: int = 8, run_lyapunov_times: fl
              lyapunov_averaging: float = 20.0, seed: int = 0) -> xr.Dataset:
     """Learned vs true climate of a chaotic system: invariant marginals, power spectra, Lyapunov exponents.
 
-    From the first ``n_runs`` test trajectories the model (:func:`workbench.attractor.model_free_run`) and
+    From the first ``n_runs`` test trajectories the model (:func:`workbench.evaluation.climate.model_free_run`) and
     the true system (DOP853 at 1e-7) each run freely for ``transient + run`` Lyapunov times at the
     data's spacing, at most ``max_steps`` samples (the bound on the cost); the transient is dropped.
     The marginals are histograms on bins spanning both runs; the spectra are Welch's
-    (:func:`workbench.attractor.power_spectrum`); the distances are
-    :func:`workbench.attractor.measure_distance` and :func:`workbench.attractor.spectrum_error`. The
-    model's largest Lyapunov exponent is :func:`workbench.attractor.model_lyapunov` on up to 4 starts
+    (:func:`workbench.evaluation.climate.power_spectrum`); the distances are
+    :func:`workbench.evaluation.climate.measure_distance` and :func:`workbench.evaluation.climate.spectrum_error`. The
+    model's largest Lyapunov exponent is :func:`workbench.evaluation.climate.model_lyapunov` on up to 4 starts
     (``tau`` half a Lyapunov time, ``lyapunov_averaging`` Lyapunov times); the true one is the
     catalog's published value, else the same Benettin estimate on the true flow.
 
@@ -604,7 +606,7 @@ def calibration_curve(pred: metrics.Data, truth: metrics.Data,
                       levels: Sequence[float] = tuple(np.round(np.arange(0.1, 1.0, 0.1), 2))) -> xr.DataArray:
     """Observed coverage of the ensemble's central intervals at several nominal levels, in one pass.
 
-    Each value is :func:`workbench.metrics.coverage` ``(pred, truth, level, over="all")``; the truth's
+    Each value is :func:`workbench.evaluation.metrics.coverage` ``(pred, truth, level, over="all")``; the truth's
     rank among the members is computed once and shared by all levels.
 
     Arguments:
@@ -738,7 +740,7 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def score_table(scores: xr.Dataset) -> pd.DataFrame:
-    """The scalar scores of an :func:`workbench.evaluate` result as rows ``metric``, ``meaning``, ``value``,
+    """The scalar scores of an :func:`workbench.evaluation.evaluate` result as rows ``metric``, ``meaning``, ``value``,
     ``unit`` (from each score's attrs; ``dimensionless`` for unit ``"1"``, blank when not stated)."""
     rows = []
     for name, var in scores.data_vars.items():

@@ -18,9 +18,9 @@ from typing import Optional, Union
 import numpy as np
 import xarray as xr
 
-from . import timeaxis
-from .dataset import SPLITS, observation_mask, validate
-from .errors import BadParameterError, DatasetError
+from . import time as timeaxis
+from .schema import SPLITS, observation_mask, validate
+from ..errors import BadParameterError, DatasetError
 
 Boundary = Union[float, int, str, np.datetime64, None, object]
 

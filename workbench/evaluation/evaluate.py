@@ -10,15 +10,15 @@ import xarray as xr
 import systems as catalog
 
 from . import metrics
-from .attractor import attractor_scores
-from .devices import thread_policy
-from .dataset import json_attr, observation_mask, select_split, validate
+from .climate import attractor_scores
+from ..devices import thread_policy
+from ..data.schema import json_attr, observation_mask, select_split, validate
 from .forecast import evaluate_rolling
-from .splits import time_split_info
-from .errors import BadParameterError, DatasetError, WorkbenchError
-from .learners.latent import HistoryLearner, hidden_r2, history_forecast, interpolation_error
-from .model import Model
-from .simulate import simulate
+from ..data.splits import time_split_info
+from ..errors import BadParameterError, DatasetError, WorkbenchError
+from ..learners.latent import HistoryLearner, hidden_r2, history_forecast, interpolation_error
+from ..model import Model
+from ..simulate import simulate
 
 MAX_FIELD_POINTS = 2000
 
@@ -79,13 +79,13 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         threshold: normalized-error level for the valid prediction time.
         oracle: for SDE data from the catalog, also score samples of the true SDE.
         attractor: for deterministic models of a chaotic catalog ODE, also score long free runs
-            (:func:`workbench.attractor.attractor_scores`: ``lyapunov_learned`` beside ``lyapunov_true``,
+            (:func:`workbench.evaluation.climate.attractor_scores`: ``lyapunov_learned`` beside ``lyapunov_true``,
             ``attractor_w1``, ``attractor_kl``, ``attractor_hellinger``, ``spectrum_error``, correlation
             dimensions); costs seconds to a minute.
         mode: ``"trajectories"`` (predict each held-out trajectory from its first sample),
             ``"rolling"`` (forecasts from many origins over the test period of a long series, error
             by horizon beside persistence, climatology and AR(p), with ``rmse_skill_vs_*`` and
-            ``crps_skill_vs_*``; see :func:`workbench.forecast.evaluate_rolling`), or ``"auto"``:
+            ``crps_skill_vs_*``; see :func:`workbench.evaluation.forecast.evaluate_rolling`), or ``"auto"``:
             rolling for data cut by :func:`workbench.split_time`.
         horizons: forecast steps scored in rolling mode.
         threads: torch CPU threads for the whole evaluation (default: ``WORKBENCH_THREADS``, else 1 on a

@@ -13,7 +13,7 @@ in it and ``datetime64[us]`` for older or later ones.
 
 A series on a calendar grid (:func:`calendar_grid`: daily, weekly, monthly, quarterly, annual)
 keeps its axis in days: a month grid steps 28-31 days, which the series fit counts as regular
-(``workbench.seriesfit.is_regular``: every step within 10% of the median).
+(``workbench.data.series.is_regular``: every step within 10% of the median).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import BadParameterError, DatasetError
+from ..errors import BadParameterError, DatasetError
 
 CALENDAR = "proleptic_gregorian"
 # CF-1.8 calendars: the first three are the Gregorian one this module computes with (dates after

@@ -1,10 +1,10 @@
 """Measured data into the schema: CSV (wide or long), and NetCDF/HDF5 written by other tools.
 
-Every import ends in :func:`workbench.dataset.make_dataset`, so imported data is a dataset like any
+Every import ends in :func:`workbench.data.schema.make_dataset`, so imported data is a dataset like any
 other: ``state(trajectory, time, variable)``, a ``mask(trajectory, time)`` where samples are missing,
 an ``input(trajectory, time, input_variable)`` for columns with the role ``input``, per-variable
 ``units``, and a numeric ``time`` axis. Dates become ``<unit> since <origin>`` with a CF calendar
-(see :mod:`workbench.timeaxis`), so ``xarray.decode_cf`` gives them back.
+(see :mod:`workbench.data.time`), so ``xarray.decode_cf`` gives them back.
 
 Imported data has no known generating system: its attributes say so (``kind="observed"``,
 ``system="observed"``, ``integrator="none (measured data)"``, ``source`` the file name).
@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import timeaxis
-from .errors import BadParameterError, DatasetError, ResourceLimitError
-from .safety import check_allocation, check_input_file, check_real
+from . import time as timeaxis
+from ..errors import BadParameterError, DatasetError, ResourceLimitError
+from ..safety import check_allocation, check_input_file, check_real
+from .schema import make_dataset, validate
 
 Source = Union[str, os.PathLike, IO[str], IO[bytes], bytes]
 ROLES = ("state", "input", "ignore")
@@ -87,7 +88,7 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
         time_format: a ``strftime`` pattern for non-ISO dates (e.g. ``"%Y%m%d"``); numbers in the
             time column are then read as dates too.
         time_units: the unit of a numeric time column (``"s"``, ``"year"``, or a CF
-            ``"days since 2000-01-01"``; see :data:`workbench.timeaxis.PLAIN_TIME_UNITS`); a header
+            ``"days since 2000-01-01"``; see :data:`workbench.data.time.PLAIN_TIME_UNITS`); a header
             such as ``time [s]`` gives it too. Other text (``"fortnight"``) is refused.
         time_unit: for dates, ``days``, ``hours``, ``minutes`` or ``seconds`` (default: from
             the sampling interval).
@@ -105,7 +106,7 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
             in days (steps of 28-31 days), which the series fit counts as regular.
 
     Dates may lie anywhere in years 1-9999 (e.g. annual series from 1500): they are converted
-    without pandas' nanosecond timestamps (see :mod:`workbench.timeaxis`).
+    without pandas' nanosecond timestamps (see :mod:`workbench.data.time`).
 
     Returns:
         The dataset. Samples with an empty state cell are False in ``mask`` (the mask is per
@@ -270,7 +271,6 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
             imported, or a time axis whose calendar is not a Gregorian CF calendar (``"martian"``,
             ``"360_day"``).
     """
-    from .dataset import validate  # dataset.py re-exports this module's functions: import it lazily
 
     units, freq = _mapping(units, "units", "{'sst': 'degC'}"), _check_freq(freq)
     label = name or (Path(source).stem if not isinstance(source, xr.Dataset) else
@@ -334,7 +334,6 @@ def build(table: Table, roles: Mapping[str, str], attrs: Mapping[str, Any], labe
 
     The grid's size is checked against the memory budget before anything is allocated.
     """
-    from .dataset import make_dataset  # dataset.py re-exports this module's functions: import it lazily
 
     state_names = [c for c, r in roles.items() if r == "state"]
     input_names = [c for c, r in roles.items() if r == "input"]
@@ -643,7 +642,7 @@ def _parse_split(frame: pd.DataFrame, traj_index: np.ndarray, n: int, lines: np.
 def _open_netcdf(path: Union[str, os.PathLike]) -> xr.Dataset:
     import h5py
 
-    from .dataset import check_hdf5_safety
+    from .io import check_hdf5_safety
 
     path = check_input_file(path, "NetCDF/HDF5 file")
     engine = "h5netcdf" if h5py.is_hdf5(path) else "scipy"
@@ -669,3 +668,38 @@ def _time_dim(ds: xr.Dataset, label: str) -> str:
 
 
 __all__ = ["build", "csv_columns", "from_csv", "from_netcdf"]
+
+
+def _numbers(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array, or a :class:`DatasetError` naming ``name`` (text, objects, ragged lists)."""
+    try:
+        array = np.asarray(values)
+        if array.dtype.kind not in "iuf":
+            raise TypeError
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{name} must be numbers (an array of floats), got {type(values).__name__} "
+                           f"{str(values)[:60]!r}") from None
+
+
+def from_numpy(states: np.ndarray, times: Sequence[float], variables: Optional[Sequence[str]] = None,
+               **kwargs: Any) -> xr.Dataset:
+    """A dataset from an array of shape ``(trajectory, time, variable)`` (or ``(time, variable)``).
+
+    ``kwargs`` go to :func:`make_dataset` (``units``, ``mask``, ``split``, ``attrs``...).
+    """
+    states, times = _numbers(states, "states"), _numbers(times, "times")
+    if states.ndim == 2:
+        states = states[None]
+    if states.ndim != 3:
+        raise DatasetError(f"states must have shape (trajectory, time, variable), got {states.shape}")
+    if times.ndim != 1 or len(times) != states.shape[1]:
+        raise DatasetError(f"times of shape {times.shape} given for {states.shape[1]} samples per trajectory")
+    if variables is not None and (isinstance(variables, str) or not isinstance(variables, Sequence)
+                                  or not all(isinstance(v, str) for v in variables)):
+        raise DatasetError(f"variables must be a list of names, one per state column, got {variables!r}")
+    variables = list(variables) if variables is not None else [f"x{i}" for i in range(states.shape[2])]
+    if len(variables) != states.shape[2]:
+        raise DatasetError(f"{len(variables)} variable names given for {states.shape[2]} state columns")
+    attrs = {"generator": "workbench.from_numpy", **kwargs.pop("attrs", {})}
+    return make_dataset(states, times, variables, attrs=attrs, **kwargs)

@@ -3,13 +3,13 @@
 Every sample of the test period (subsampled evenly to ``max_origins``) is a forecast origin; a
 forecaster sees the series up to and including the origin and predicts the next ``H`` samples.
 Errors are pooled over origins (and series) for each horizon, beside the same errors of the
-reference forecasts of :mod:`workbench.baselines`, fitted on the data before the test period.
+reference forecasts of :mod:`workbench.evaluation.baselines`, fitted on the data before the test period.
 Skill is ``1 - RMSE_model / RMSE_baseline`` (Murphy 1988) and, for ensembles,
 ``1 - CRPS_model / CRPS_baseline`` with the fair ensemble CRPS (Ferro 2014). See Tashman (2000),
 "Out-of-sample tests of forecasting accuracy", for the rolling-origin design.
 
 RMSE and MAE score a point forecast: a baseline's deterministic conditional mean
-(:meth:`workbench.baselines.Baseline.point`), a forecaster's ensemble mean, so the baselines'
+(:meth:`workbench.evaluation.baselines.Baseline.point`), a forecaster's ensemble mean, so the baselines'
 errors and every skill against them are the same for every seed; the baselines' random
 ensembles enter CRPS only. RMSE, MAE and CRPS are in each variable's units (the ``units``
 coordinate of ``variable``; also the ``units`` attribute when all variables share one), skills
@@ -26,13 +26,13 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import xarray as xr
 
-from . import timeaxis
+from ..data import time as timeaxis
 from .baselines import Baseline, make_baselines
-from .dataset import observation_mask
-from .errors import BadParameterError, DatasetError
+from ..data.schema import observation_mask
+from ..errors import BadParameterError, DatasetError
 from .metrics import _crps_rows
-from .safety import check_allocation, check_integer
-from .splits import merge_segments, time_split_info
+from ..safety import check_allocation, check_integer
+from ..data.splits import merge_segments, time_split_info
 
 # (values (T, D), times (T,), origins (O,), H, n_samples) -> forecasts (O, S, H, D)
 ForecastFn = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
@@ -210,7 +210,7 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
         ar_order: AR order (default: by AIC).
         seed: seeds ensembles.
         context: samples of history the model needs before an origin (origins with less are skipped).
-        statistical: also score auto-ARIMA, ETS and Theta (:mod:`workbench.backbones`).
+        statistical: also score auto-ARIMA, ETS and Theta (:mod:`workbench.learners.backbones`).
 
     Returns:
         Dataset with dims ``(horizon, variable)``: ``rmse_<name>``, ``mae_<name>`` (and

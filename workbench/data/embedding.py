@@ -24,10 +24,10 @@ import numpy as np
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from .baselines import fill_gaps
-from .dataset import observation_mask, validate
-from .errors import BadParameterError, DatasetError
-from .safety import check_allocation, check_integer
+from ..evaluation.baselines import fill_gaps
+from .schema import observation_mask, validate
+from ..errors import BadParameterError, DatasetError
+from ..safety import check_allocation, check_integer
 from .splits import merge_segments, split_at, time_split_info
 
 FNN_RTOL = 15.0

@@ -21,10 +21,10 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import xarray as xr
 
-from .errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
-from .forecast import rollout_from
-from .rolling import naive_scale, series_arrays, test_start_time
-from .splits import merge_segments, split_at, time_split_info
+from ..errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
+from ..evaluation.forecast import rollout_from
+from ..evaluation.rolling import naive_scale, series_arrays, test_start_time
+from ..data.splits import merge_segments, split_at, time_split_info
 
 SELECTION_FRACTION = 0.2
 DEFAULT_HORIZON = 8
@@ -124,8 +124,8 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
     Raises:
         DatasetError: data too short for a validation origin; DivergenceError: every candidate failed.
     """
-    from .training.config import TrainConfig
-    from .training.fit import fit
+    from .config import TrainConfig
+    from .fitting import fit
 
     budget = TrainConfig(time_budget=time_budget).time_budget if time_budget is not None else DEFAULT_BUDGET
     started = time.perf_counter()

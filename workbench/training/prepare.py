@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .dataset import json_attr, observation_mask, select_split, validate
-from .errors import DatasetError
-from .learners.base import Batch, DataInfo
+from ..data.schema import json_attr, observation_mask, select_split, validate
+from ..errors import DatasetError
+from ..learners.base import Batch, DataInfo
 
 
 @dataclass
@@ -122,7 +122,7 @@ def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[st
             raise DatasetError(f"canonical coordinates {missing} are not variables of this dataset ({names})")
         qp = ([names.index(v) for v in q], [names.index(v) for v in p])
     kind = str(ds.attrs.get("kind", "ode"))
-    # measured data ("observed", see workbench.imports) has no known system: every learner may try it,
+    # measured data ("observed", see workbench.data.imports) has no known system: every learner may try it,
     # deterministic ones as an ODE's (nsde accepts both kinds)
     return DataInfo(kind="ode" if kind == "observed" else kind, dim=len(names),
                     regular=bool(uniform and observation_mask(ds).all()),

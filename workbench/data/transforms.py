@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence, Union
 import numpy as np
 import xarray as xr
 
-from .errors import BadParameterError, DatasetError
+from ..errors import BadParameterError, DatasetError
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,10 @@ def difference_dataset(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with each series replaced by its increments ``x_t - x_{t-1}`` (the first sample masked).
 
     For trending series (CO2): a learner fits the stationary increments and a forecast sums them
-    from the last observed level (:mod:`workbench.forecast`). A time-split dataset is differenced
+    from the last observed level (:mod:`workbench.evaluation.forecast`). A time-split dataset is differenced
     as whole series (an increment only looks one sample back) and cut at the same boundaries.
     """
-    from .dataset import observation_mask
+    from .schema import observation_mask
     from .splits import merge_segments, split_at, time_split_info
 
     info = time_split_info(ds)

@@ -17,7 +17,7 @@ statsmodels' ``ThetaModel`` (refitting the whole model cost 0.2-0.7 s per origin
   ``ThetaModel`` fits the smoothing weight; forecasts follow its formula, ``SES + b0/2 (h - 1 +
   1/alpha - (1 - alpha)^n / alpha)``, with the SES variance ``sigma^2 (1 + (h - 1) alpha^2)``.
 
-Seasonality: a ``period`` (in samples, detected by :func:`workbench.baselines.detect_period` or
+Seasonality: a ``period`` (in samples, detected by :func:`workbench.evaluation.baselines.detect_period` or
 given) is removed before ARIMA and ETS by a classical additive decomposition of the history itself
 (centred moving average, mean detrended value at each phase counted back from the last sample) and
 added back to the forecast; Theta deseasonalises by its own decomposition. Seasonal ARIMA/ETS
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .errors import BadParameterError, DatasetError
+from ..errors import BadParameterError, DatasetError
 
 BACKBONES = ("arima", "ets", "theta")
 MAX_P, MAX_Q = 3, 2

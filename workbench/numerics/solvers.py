@@ -21,7 +21,7 @@ import numpy as np
 import scipy.integrate
 import torch
 
-from .errors import BadParameterError, DivergenceError, SolverStallError
+from ..errors import BadParameterError, DivergenceError, SolverStallError
 
 BatchField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

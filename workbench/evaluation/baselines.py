@@ -17,7 +17,7 @@ the training series, then :meth:`Baseline.forecast` from a history to future tim
   those of statsmodels' ``AutoReg(y, lags=p, trend="c")`` on the same data.
 
 * **auto-ARIMA, ETS, Theta** (:class:`Statistical`): the statsmodels backbones of
-  :mod:`workbench.backbones`, structure and parameters fitted on the training series, then
+  :mod:`workbench.learners.backbones`, structure and parameters fitted on the training series, then
   applied to the history at each origin; their ensembles sit at the quantiles of the Gaussian
   predictive distribution.
 
@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import BadParameterError, DatasetError
+from ..errors import BadParameterError, DatasetError
 
 TROPICAL_YEAR_DAYS = 365.2425
 # an autocorrelation peak must exceed this to count as a season
@@ -223,12 +223,12 @@ class Statistical(Baseline):
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        from .backbones import check_kind
+        from ..learners.backbones import check_kind
 
         self.name = check_kind(self.kind)
 
     def fit(self, series, times):
-        from .backbones import fit_backbone
+        from ..learners.backbones import fit_backbone
 
         if self.period is None and self.detect:
             self.period = detect_period(series, times, self.calendar_days)
@@ -242,7 +242,7 @@ class Statistical(Baseline):
 
     def gaussian(self, history: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Predictive mean and standard deviation ``(steps, D)`` from ``history`` (T, D)."""
-        from .backbones import forecast_backbone
+        from ..learners.backbones import forecast_backbone
 
         key = (len(history), steps, history[-1].tobytes())
         # a rolling evaluation asks for every origin's point forecast, then for every origin's ensemble:
@@ -254,7 +254,7 @@ class Statistical(Baseline):
         return self._cache[key]
 
     def forecast(self, history, history_times, future_times, n_samples=1, rng=None):
-        from .backbones import gaussian_members
+        from ..learners.backbones import gaussian_members
 
         mean, sd = self.gaussian(history, len(future_times))
         return gaussian_members(mean, sd, int(n_samples))

@@ -4,7 +4,7 @@ An autonomous model of a seasonal series must carry the phase of the year in its
 model that is *told* the phase does not. :func:`add_seasonal_inputs` adds ``sin``/``cos`` of the
 phase of a ``period`` (and optionally a linear ``trend``) as ``input`` variables. They are functions
 of time alone, so a forecast can compute them past the end of the data (see
-:mod:`workbench.forecast`); the recipe is stored in ``attrs["drivers"]``.
+:mod:`workbench.evaluation.forecast`); the recipe is stored in ``attrs["drivers"]``.
 
 At most ``MAX_HARMONICS`` sin/cos pairs: overtones of a yearly cycle past the 50th are shorter
 than a week, finer than any seasonal model needs, and each pair is two more inputs.
@@ -17,8 +17,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import xarray as xr
 
-from .errors import BadParameterError, DatasetError
-from .safety import check_allocation, check_integer, check_real
+from ..errors import BadParameterError, DatasetError
+from ..safety import check_allocation, check_integer, check_real
 
 ONE_YEAR_DAYS = 365.2425
 MAX_HARMONICS = 50
@@ -74,7 +74,7 @@ def add_seasonal_inputs(ds: xr.Dataset, period: Optional[float] = None, harmonic
     Returns:
         The dataset with inputs ``season_sin1, season_cos1, ...`` and ``attrs["drivers"]``.
     """
-    from .timeaxis import parse_units
+    from .time import parse_units
 
     if period is None:
         parsed = parse_units(ds["time"].attrs.get("units"))

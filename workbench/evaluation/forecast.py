@@ -1,7 +1,7 @@
 """Forecasts from the end of a measured series, and rolling-origin evaluation of a fitted model.
 
 :func:`forecast` continues each series from its last observed sample (or from ``origin``) for
-``horizon`` samples: the model's recipe (``model.meta["series"]``, see :mod:`workbench.seriesfit`)
+``horizon`` samples: the model's recipe (``model.meta["series"]``, see :mod:`workbench.data.series`)
 is replayed on the history (transform, delay vector, the context samples a learner needs), the
 learner rolls out on its own time step, and the result is mapped back (observed variables only,
 inverse transform). The result's time axis continues the data's, in the data's units: on a
@@ -9,7 +9,7 @@ calendar axis ``xarray.decode_cf`` gives dates, with whole months or years when 
 sampled that way.
 
 :func:`evaluate_rolling` scores forecasts from many origins over the test period by horizon, beside
-persistence, climatology and AR(p) (see :mod:`workbench.rolling`).
+persistence, climatology and AR(p) (see :mod:`workbench.evaluation.rolling`).
 
 A forecast path *runs away* from its first value that is not finite or lies more than
 ``RUNAWAY_SPANS`` (1000) times the range of the series' history up to the origin away from the
@@ -30,23 +30,23 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from . import timeaxis, transforms
+from ..data import time as timeaxis, transforms
 from .baselines import fill_gaps
-from .dataset import make_dataset
-from .drivers import driver_names, driver_values
-from .devices import torch_threads
-from .embedding import delay_vectors
-from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
+from ..data.schema import make_dataset
+from ..data.drivers import driver_names, driver_values
+from ..devices import torch_threads
+from ..data.embedding import delay_vectors
+from ..errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .rolling import DEFAULT_MAX_ORIGINS, INTERVAL_LEVEL, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
-from .safety import check_integer
-from .seriesfit import check_recipe
-from .splits import merge_segments
+from ..safety import check_integer
+from ..data.series import check_recipe
+from ..data.splits import merge_segments
 
 RUNAWAY_SPANS = 1000.0
 
 
 def recipe(model: Any) -> dict[str, Any]:
-    """The model's series recipe, checked (:func:`workbench.seriesfit.check_recipe`); a model fitted
+    """The model's series recipe, checked (:func:`workbench.data.series.check_recipe`); a model fitted
     without one gets the identity on the data's step."""
     if model.meta.get("series"):
         return check_recipe(model.meta["series"], model.variables)
@@ -285,7 +285,7 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                             {"long_name": f"{name.split('_')[0]} bound of the central {pct}% forecast interval",
                              "units": result["state"].attrs.get("units", "1")})
     if on_divergence == "mark":
-        from .model import mark_diverged
+        from ..model import mark_diverged
         mark_diverged(result, lost, t, "time of the first runaway value of each forecast path (NaN: stayed bounded)")
     return result
 
@@ -300,7 +300,7 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
         ds: data with a test period (:func:`workbench.split_time`, or ``start=``).
         horizons: forecast steps to score.
         n_samples: paths per origin for stochastic learners (and baseline ensembles).
-        seed, start, max_origins, period, ar_order: see :func:`workbench.rolling.rolling_evaluation`.
+        seed, start, max_origins, period, ar_order: see :func:`workbench.evaluation.rolling.rolling_evaluation`.
 
     Returns:
         Dataset over ``(horizon, variable)``: ``rmse`` and ``mae`` (the model, in the data's

@@ -3,7 +3,7 @@
 :func:`workbench.fit` hands a dataset here when it has a time split (:func:`workbench.split_time`)
 or when ``embed``, ``lag`` or ``transform`` is given. The data is reshaped into what every learner
 already trains on, and the recipe is recorded in ``model.meta["series"]`` so that
-:mod:`workbench.forecast` maps forecasts back:
+:mod:`workbench.evaluation.forecast` maps forecasts back:
 
 1. ``transform`` (per variable ``log``/``log1p``/``logit``) is applied before standardisation, and
    ``difference=True`` replaces levels by increments (trending series);
@@ -25,13 +25,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from . import timeaxis, transforms
-from .baselines import detect_period
-from .dataset import json_attr, make_dataset, observation_mask
+from . import time as timeaxis, transforms
+from ..evaluation.baselines import detect_period
+from .schema import json_attr, make_dataset, observation_mask
 from .drivers import check_driver_spec
 from .embedding import check_embedding, embed_dataset, embedded_names, suggest_embedding
-from .errors import BadParameterError, DatasetError, UnsupportedError
-from .safety import check_real
+from ..errors import BadParameterError, DatasetError, UnsupportedError
+from ..safety import check_real
 from .splits import merge_segments, split_at, time_split_info
 
 SERIES_OPTIONS = ("embed", "lag", "transform", "difference", "fill_gaps")
@@ -144,7 +144,7 @@ def refuse_irregular_axis(ds: xr.Dataset, learner: str) -> None:
     are such samples); steps that are not multiples of one step are no gaps, so the generic
     refusal, which suggests ``fill_gaps=True``, would send the user in a circle.
     """
-    from .learners import get_learner
+    from ..learners import get_learner
 
     if get_learner(learner).supports.irregular:
         return
@@ -184,7 +184,7 @@ def is_regular(times: np.ndarray) -> bool:
 
 def whole_series(learner: str) -> bool:
     """Whether ``learner`` fits one uncut training history (the statistical backbones) instead of chunks."""
-    from .learners import get_learner
+    from ..learners import get_learner
 
     return bool(getattr(get_learner(learner), "whole_series", False))
 
@@ -244,7 +244,7 @@ def training_layout(ds: xr.Dataset, warmup: int, whole: bool = False) -> tuple[x
                   "input_units": [str(u) for u in merged["input_units"].values] if "input_units" in merged.coords
                   else None}
     attrs = {k: v for k, v in ds.attrs.items() if k not in ("time_split", "Conventions", "workbench_version")}
-    attrs["layout"] = "chunks of the train/val pieces on a relative time axis (workbench.seriesfit)"
+    attrs["layout"] = "chunks of the train/val pieces on a relative time axis (workbench.data.series)"
     out = make_dataset(take(state)[keep], np.arange(length) * step, [str(v) for v in ds["variable"].values],
                        units=[str(u) for u in ds["units"].values] if "units" in ds.coords else None,
                        time_units=timeaxis.step_label(ds), mask=None if mask[keep].all() else mask[keep],
@@ -278,8 +278,8 @@ def _window(values: np.ndarray, sl: slice, length: int) -> np.ndarray:
 
 def warn_if_cannot_oscillate(ds: xr.Dataset, learner: str, embed: int, kwargs: Mapping[str, Any]) -> None:
     """Warn when a 1-D autonomous flow is asked to fit a series that oscillates."""
-    from .learners import AugmentedNODE, get_learner
-    from .learners.continuous import ContinuousLearner
+    from ..learners import AugmentedNODE, get_learner
+    from ..learners.continuous import ContinuousLearner
 
     if embed > 1 or ds.sizes["variable"] != 1 or "input" in ds:
         return

@@ -29,9 +29,9 @@ from scipy.spatial.distance import pdist
 from systems import System
 
 from . import metrics
-from .errors import BadParameterError, DivergenceError, SolverStallError
-from .simulate import get_system, simulate
-from .solvers import BatchField, integrate_batch
+from ..errors import BadParameterError, DivergenceError, SolverStallError
+from ..simulate import get_system, simulate
+from ..numerics.solvers import BatchField, integrate_batch
 
 Advance = Callable[[torch.Tensor], torch.Tensor]
 
@@ -252,7 +252,7 @@ def measure_distance(learned: np.ndarray, true: np.ndarray, bins: int = 64, alph
     """Distances between the per-variable state distributions of two long runs (transients already dropped).
 
     * ``w1``: exact Wasserstein-1 distance of the two empirical marginals
-      (:func:`workbench.metrics.wasserstein1`), in the state's units.
+      (:func:`workbench.evaluation.metrics.wasserstein1`), in the state's units.
     * ``kl``: ``KL(true || learned) = sum_i p_i log(p_i / q_i)`` of histograms on ``bins`` equal bins
       spanning both samples, each count raised by ``alpha`` (additive smoothing, so a bin the model
       never visits costs a finite amount).

@@ -11,8 +11,8 @@ from typing import Any
 
 import xarray as xr
 
-from .demo import shipped
-from .errors import UnknownNameError
+from ..demo import shipped
+from ..errors import UnknownNameError
 from .imports import from_csv
 
 DATA_DIR: Path = shipped("data") / "real"  # top-level data/ in a checkout, inside the package in a wheel

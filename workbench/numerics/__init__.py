@@ -1,0 +1,2 @@
+"""Numerics: the batched Runge-Kutta solvers (tableaux, adaptive and fixed step) and the SDE integrators
+that ``simulate`` and the learners share."""
