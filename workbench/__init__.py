@@ -1,20 +1,20 @@
-"""Dynamical-systems modeling workbench: ground truth, neural surrogates, comparisons, HDF5 data.
+"""Dynamical-systems modeling workbench: ground truth, learned surrogates, comparisons, HDF5 data.
 
-Public API (``import workbench as wb``; see the README and ``__all__``):
+``import workbench as wb``; the public names are ``__all__``:
 
 - catalog: ``systems()``, ``system(name)``, ``register_system(system)``, ``System``, ``Param``;
 - data: ``simulate``, ``save``, ``load``, ``from_csv``, ``from_netcdf``, ``from_numpy``,
   ``select_split``, ``split_time``, ``suggest_embedding``;
-- models: ``learners()``, ``register_learner(cls)``, ``fit``, ``Model``, ``load_model``, ``evaluate``
-  (``learner="mechanistic"`` estimates a known system's parameters: ``model.parameters()``,
-  ``model.profile(name)``);
-- errors: ``WorkbenchError`` (the root of every error a user can cause; the subclasses are in
-  ``workbench.errors``).
+- models: ``learners()``, ``register_learner(cls)``, ``fit``, ``Model`` (``predict``, ``forecast``,
+  ``rollout``, ``equations``, ``parameters``, ``profile``, ``residual``), ``load_model``, ``evaluate``;
+- errors: ``WorkbenchError`` (the root of every error a user can cause, with ``problem`` and ``fix``;
+  the subclasses are in ``workbench.errors``).
 
-Nothing else is re-exported. The names load on first use (PEP 562), so ``import workbench`` and the
-command line start without torch and xarray; submodules stay importable (``workbench.learners``,
-``wb.metrics``) but never replace a public function of the same name (``wb.learners()`` is the
-function, its module is ``workbench.learners``).
+The rooms behind them are packages: ``workbench.data``, ``workbench.numerics``,
+``workbench.learners``, ``workbench.training`` and ``workbench.evaluation``. The names load on first
+use (PEP 562), so ``import workbench`` and the command line start without torch and xarray. A public
+function never gives way to a module of the same name: ``wb.learners()`` is the function, its
+package is ``import workbench.learners``.
 """
 import importlib as _importlib
 import sys as _sys
@@ -54,7 +54,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str) -> object:
-    """A public name or a submodule (``wb.metrics``), imported on first access and cached."""
+    """A public name or a room (``wb.evaluation``), imported on first access and cached."""
     if name in _EXPORTS:
         value = getattr(_importlib.import_module(_EXPORTS[name], __name__), name)
     else:

@@ -5,7 +5,7 @@ parameters) and then forecasts from any history with those parameters held
 (:func:`forecast_backbone`: the Gaussian predictive mean and standard deviation by horizon), so a
 rolling evaluation or a learner's rollout never refits on data after the fit. Theta holds its
 smoothing weight; its drift (half the least-squares slope) is that of each history, as in
-statsmodels' ``ThetaModel`` (refitting the whole model cost 0.2-0.7 s per origin).
+statsmodels' ``ThetaModel`` (refitting the whole model at every origin would dominate a rolling evaluation).
 
 * **auto-ARIMA** (Hyndman & Khandakar 2008, "Automatic time series forecasting", J. Stat. Softw.
   27(3)): the differencing order ``d`` from the KPSS test (Kwiatkowski et al. 1992; ``d = 1``
@@ -45,7 +45,7 @@ MAX_P, MAX_Q = 3, 2
 # L-BFGS iterations per candidate order: a well-posed ARMA likelihood converges in 10-20; the ill-posed ones
 # (a smooth deterministic trajectory) used all 50 of statsmodels' default at ~600 likelihoods each
 MAX_ITERATIONS = 25
-# fit on at most this many recent samples: the order search costs ~0.3 s per 1,000 samples and order
+# fit on at most this many recent samples: the order search grows linearly with the samples and order
 MAX_FIT_SAMPLES = 1000
 # history a forecast filters through: an invertible ARMA forgets its start-up within a few dozen samples
 MAX_FILTER_SAMPLES = 300

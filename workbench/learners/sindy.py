@@ -33,7 +33,7 @@ OPTIMIZERS = ("stlsq", "sr3")
 SINDY_MAX_TERMS = 1000
 SINDY_MAX_ENSEMBLE = 1000
 SINDY_MAX_WEAK_WINDOWS = 10_000
-SINDY_MAX_OPERATIONS = 5e10  # about 30 s of least squares on a loaded 2-core machine
+SINDY_MAX_OPERATIONS = 5e10  # bounds the least-squares work of one fit to tens of seconds on a small CPU
 STLSQ_SWEEPS = 10  # least-squares solves per target and model that the operation estimate assumes
 # degree="auto" fits each of these degrees (those within SINDY_MAX_TERMS) and keeps the lowest whose
 # validation loss is within DEGREE_TOLERANCE (relative) + DEGREE_FLOOR (absolute) of the best
