@@ -14,11 +14,14 @@ model are scored by the same code:
 * :func:`spectrum_error` - relative L1 error of the Welch power spectrum of each variable.
 * :func:`correlation_dimension` - Grassberger-Procaccia correlation dimension of a point cloud.
 * :func:`model_free_run` - a long run of a fitted model from given histories, in physical units.
+* :func:`long_run` - the one recipe that puts these together for a model and a dataset (its defaults
+  in :class:`LongRunRecipe`), and :func:`climate_scores`, the scores ``evaluate`` reports from it.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable, Optional, Union
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -29,7 +32,10 @@ from scipy.spatial.distance import pdist
 from systems import System
 
 from . import metrics
-from ..errors import BadParameterError, DivergenceError, SolverStallError
+from .truth import parameters_per_trajectory, true_system
+from ..data.schema import select_split
+from ..devices import thread_policy
+from ..errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
 from ..simulate import get_system, simulate
 from ..numerics.solvers import BatchField, integrate_batch
 
@@ -368,84 +374,242 @@ def correlation_dimension(points: np.ndarray, max_points: int = 2000, pair_range
     return float(np.polyfit(np.log(r), np.log(share), 1)[0])
 
 
-# --- all of it for evaluate ---------------------------------------------------------------------------
+# --- the long run: one recipe for evaluate and the app ------------------------------------------------
 
-def attractor_scores(model, test: xr.Dataset, system: System, params: dict[str, np.ndarray],
-                     lyapunov: Optional[float] = None, n_runs: int = 32, run_lyapunov_times: float = 20.0,
-                     transient_lyapunov_times: float = 5.0, max_steps: int = 20_000,
-                     lyapunov_averaging: float = 40.0, seed: int = 0) -> xr.Dataset:
-    """Climate scores of a deterministic model of a chaotic system, against the true system.
+@dataclass(frozen=True)
+class LongRunRecipe:
+    """How :func:`long_run` runs the model and the true system; the one set of defaults that
+    :func:`~workbench.evaluation.evaluate.evaluate` and the app's Compare page share.
 
-    From the first ``n_runs`` test trajectories, the model and the true system (DOP853 at 1e-7) each
-    run freely for ``transient_lyapunov_times + run_lyapunov_times`` Lyapunov times (at most
-    ``max_steps`` samples at the data's spacing); the transient is dropped and the rest compared.
-    Many moderate runs rather than a few long ones: the cost grows with the run length, not the batch. The model's largest Lyapunov
-    exponent comes from :func:`model_lyapunov` on up to 16 of those starts (``tau`` half a Lyapunov time,
-    ``lyapunov_averaging`` Lyapunov times); the true one is ``lyapunov`` (the catalog's published
-    value) or, when there is none, :func:`flow_lyapunov` on the true system with the same settings.
-    The Lyapunov time is ``1 / lyapunov`` (1 time unit when no exponent is known).
+    Lengths are in Lyapunov times (``1 / lyapunov``, 1 time unit when the exponent is not known).
+    The cost grows with the run length, hardly with the number of runs (they advance as one batch),
+    so the runs are many and moderate.
+
+    Attributes:
+        n_runs: free runs, from the first ``n_runs`` held-out trajectories (fewer if there are fewer).
+        run_lyapunov_times: length of each run after the transient.
+        transient_lyapunov_times: length run first and dropped (at most a fifth of the run).
+        max_steps: bound on the samples of a run at the data's spacing (the bound on the cost).
+        lyapunov_starts: start states of the Lyapunov estimates (the first runs' starts).
+        lyapunov_averaging: averaging time of each Lyapunov estimate.
+        bins: histogram bins per variable of the plotted invariant densities.
+    """
+    n_runs: int = 32
+    run_lyapunov_times: float = 20.0
+    transient_lyapunov_times: float = 5.0
+    max_steps: int = 5000
+    lyapunov_starts: int = 16
+    lyapunov_averaging: float = 20.0
+    bins: int = 48
+
+    def __post_init__(self) -> None:
+        checks = {"n_runs": (1, 256), "max_steps": (100, 100_000), "lyapunov_starts": (1, 256), "bins": (4, 512)}
+        for name, (lo, hi) in checks.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+                raise BadParameterError(f"long run: {name} must be an integer in [{lo}, {hi}], got {value!r}",
+                                        fix=f"pass {name}= an integer in [{lo}, {hi}]")
+        for name in ("run_lyapunov_times", "transient_lyapunov_times", "lyapunov_averaging"):
+            value = getattr(self, name)
+            low = 0.0 if name == "transient_lyapunov_times" else 1e-3
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= 1e4:
+                raise BadParameterError(f"long run: {name} must be a number in [{low:g}, 10000] Lyapunov times, "
+                                        f"got {value!r}", fix=f"pass {name}= a number in [{low:g}, 10000]")
+
+
+def _recipe(options: dict[str, Any]) -> LongRunRecipe:
+    unknown = sorted(set(options) - {f.name for f in fields(LongRunRecipe)})
+    if unknown:
+        raise BadParameterError(f"long run: unknown option(s) {unknown}",
+                                fix=f"use options among {[f.name for f in fields(LongRunRecipe)]}")
+    return LongRunRecipe(**options)
+
+
+def long_run_refusal(model, ds: xr.Dataset) -> Optional[str]:
+    """Why :func:`long_run` does not apply to ``model`` on ``ds``, or None when it does."""
+    system = true_system(ds)
+    if system is None or system.kind != "ode" or not system.facts.get("chaotic"):
+        return ("the long-run comparison needs data from a chaotic catalog ODE (facts 'chaotic'); "
+                "generate one on the Systems page or with workbench.simulate")
+    if "hidden_state" in ds:
+        return "the data observe only part of the system's state (hidden_state), and the long run compares all of it"
+    if model.stochastic:
+        return f"{model.name} is stochastic: compare its ensemble of paths instead (the Uncertainty page)"
+    return None
+
+
+@thread_policy
+def long_run(model, ds: xr.Dataset, *, split: str = "test", seed: int = 0, threads: Optional[int] = None,
+             **recipe: Any) -> xr.Dataset:
+    """Learned vs true climate of a chaotic system: invariant marginals, power spectra, Lyapunov exponents.
+
+    From the first ``n_runs`` trajectories of the ``split`` the model (:func:`model_free_run`) and the
+    true system (DOP853 at 1e-7: a run's statistics do not need the generator's accuracy) each run
+    freely for ``transient + run`` Lyapunov times at the data's spacing, at most ``max_steps``
+    samples; the transient is dropped and the rest compared: histogram densities on bins spanning
+    both runs, Welch spectra (:func:`power_spectrum`), :func:`measure_distance`,
+    :func:`spectrum_error` and :func:`correlation_dimension`. The model's largest Lyapunov exponent is
+    the mean of :func:`model_lyapunov` from the first ``lyapunov_starts`` starts (``tau`` half a
+    Lyapunov time, after the transient); the true one is the catalog's published value, else the
+    same Benettin estimate on the true flow (:func:`flow_lyapunov`) from the true runs' first states.
+    :func:`climate_scores` condenses the result into the scores that ``evaluate`` reports.
+
+    A model whose run leaves the finite numbers (or whose solver raises) has no attractor to measure:
+    its plotted statistics are NaN, its exponent and correlation dimension NaN, every distance
+    ``inf``, and the ``diverged`` attribute gives the reason (empty otherwise).
 
     Arguments:
-        model: a fitted deterministic :class:`~workbench.model.Model`.
-        test: held-out trajectories (their first ``C + 1`` samples start the model's runs).
-        system, params: the true system and each test trajectory's parameter values.
-        lyapunov: the true largest exponent, if published.
+        model: a fitted deterministic :class:`workbench.Model` with the dataset's variables.
+        ds: dataset from a chaotic catalog ODE; its ``split`` trajectories start the runs (all of
+            them when the split is empty or absent).
+        split: which trajectories start the runs.
+        seed: seeds the Lyapunov perturbations and the correlation-dimension subsample.
+        threads: torch CPU threads (see :func:`workbench.evaluate`).
+        recipe: fields of :class:`LongRunRecipe` (``n_runs``, ``run_lyapunov_times``, ...).
+
+    Returns:
+        Dataset with ``density_true`` / ``density_learned`` ``(variable, bin)`` (probability density, with
+        ``bin_center(variable, bin)``), ``psd_true`` / ``psd_learned`` ``(frequency, variable)`` (frequency
+        in cycles per time unit), ``w1`` (state units), ``kl``, ``hellinger``, ``spectrum_error`` and
+        ``true_std`` over ``variable``, scalars ``lyapunov_true``, ``lyapunov_learned``,
+        ``correlation_dimension_true`` and ``_learned``; attrs ``dt``, ``n_runs``, ``steps``,
+        ``transient`` (samples dropped), ``lyapunov_time``, ``lyapunov_starts``, ``seed`` and ``diverged``.
+
+    Raises:
+        UnsupportedError: not a chaotic catalog ODE, partially observed, or a stochastic model
+            (:func:`long_run_refusal`).
+        DatasetError: the model's variables are not the dataset's.
+    """
+    options = _recipe(recipe)
+    refusal = long_run_refusal(model, ds)
+    if refusal:
+        raise UnsupportedError(refusal)
+    system = true_system(ds)
+    variables = [str(v) for v in ds["variable"].values]
+    if variables != list(model.variables):
+        raise DatasetError(f"the model predicts {list(model.variables)} but the dataset holds {variables}",
+                           fix="pick a dataset with the model's variables")
+    test = select_split(ds, split)
+    test = test if test.sizes["trajectory"] else ds
+    test = test.isel(trajectory=slice(0, options.n_runs))
+    return _run_and_compare(model, test, system, parameters_per_trajectory(test, system), system.lyapunov,
+                            options, seed)
+
+
+def _run_and_compare(model, test: xr.Dataset, system: System, params: dict[str, np.ndarray],
+                     lyapunov: Optional[float], recipe: LongRunRecipe, seed: int) -> xr.Dataset:
+    """:func:`long_run` on the start trajectories ``test`` with the true ``system`` at ``params``."""
+    dt = float(test["time"].values[1] - test["time"].values[0])
+    runs = min(recipe.n_runs, test.sizes["trajectory"])
+    horizon = 1.0 / lyapunov if lyapunov else 1.0
+    steps = min(recipe.max_steps, int(round((recipe.transient_lyapunov_times + recipe.run_lyapunov_times)
+                                            * horizon / dt)))
+    transient = min(int(round(recipe.transient_lyapunov_times * horizon / dt)), steps // 5)
+    context = int(model.learner.capabilities().context)
+    states = test["state"].values[:runs]
+    p = {k: np.asarray(v)[:runs] for k, v in params.items()}
+    true_run = simulate(system, n=runs, times=np.arange(steps + 1) * dt, x0=states[:, 0], params=p, split=None,
+                        rtol=1e-7, atol=1e-7, progress=False)["state"].values[:, transient:]
+    tau, averaging = max(dt, 0.5 * horizon), recipe.lyapunov_averaging * horizon
+    starts = min(recipe.lyapunov_starts, runs)
+    if lyapunov:
+        lyapunov_true = float(lyapunov)
+    else:  # benettin advances reference and perturbed copies in one batch of 2 * starts rows
+        p_pairs = {k: torch.as_tensor(np.tile(v[:starts], 2), dtype=torch.float64) for k, v in p.items()}
+        lyapunov_true = float(np.mean(flow_lyapunov(lambda t, y: system.drift(t, y, p_pairs),
+                                                    torch.as_tensor(true_run[:starts, 0]), tau, averaging)))
+    try:
+        learned = model_free_run(model, states[:, :context + 1], dt, steps - context)[:, max(0, transient - context):]
+        diverged = "" if np.isfinite(learned).all() else "the model's free run left the finite numbers"
+        lyapunov_learned = float("nan") if diverged else float(np.mean(model_lyapunov(
+            model, states[:starts, :context + 1], dt, tau, averaging, transient=transient * dt, seed=seed)))
+    except (DivergenceError, SolverStallError) as exc:
+        learned, diverged = None, str(exc)
+    if diverged:
+        learned, lyapunov_learned = np.full_like(true_run, np.nan), float("nan")
+    variables = [str(v) for v in test["variable"].values]
+    centers, density_true, density_learned = _marginals(true_run, learned, recipe.bins)
+    frequency, psd_true = power_spectrum(true_run, dt)
+    psd_learned = np.full_like(psd_true, np.nan) if diverged else power_spectrum(learned, dt)[1]
+    measure = measure_distance(learned, true_run, variables=variables)
+    out = xr.Dataset(
+        {"density_true": (("variable", "bin"), density_true, {"long_name": "invariant density of the true system"}),
+         "density_learned": (("variable", "bin"), density_learned, {"long_name": "invariant density of the model"}),
+         "psd_true": (("frequency", "variable"), psd_true, {"long_name": "Welch power spectral density, true"}),
+         "psd_learned": (("frequency", "variable"), psd_learned,
+                         {"long_name": "Welch power spectral density, model"}),
+         **measure.data_vars,
+         "spectrum_error": ("variable", spectrum_error(learned, true_run, dt),
+                            {"long_name": "relative L1 error of the power spectrum", "units": "1"}),
+         "true_std": ("variable", true_run.reshape(-1, true_run.shape[-1]).std(0),
+                      {"long_name": "standard deviation of the true long runs"}),
+         "lyapunov_true": ((), lyapunov_true, {
+             "long_name": "largest Lyapunov exponent of the true system", "units": "1 / time",
+             "source": "catalog (published)" if lyapunov else "estimated (Benettin)"}),
+         "lyapunov_learned": ((), lyapunov_learned, {"long_name": "largest Lyapunov exponent of the model",
+                                                     "units": "1 / time"}),
+         "correlation_dimension_true": ((), correlation_dimension(true_run, seed=seed),
+                                        {"long_name": "correlation dimension of the true attractor"}),
+         "correlation_dimension_learned": ((), correlation_dimension(learned, seed=seed),
+                                           {"long_name": "correlation dimension of the model's attractor"})},
+        coords={"variable": variables, "bin_center": (("variable", "bin"), centers),
+                "frequency": ("frequency", frequency, {"units": "1 / time"})},
+        attrs={"dt": dt, "n_runs": runs, "steps": steps, "transient": transient, "lyapunov_time": horizon,
+               "lyapunov_starts": starts, "seed": seed, "diverged": diverged})
+    return out
+
+
+def _marginals(true_run: np.ndarray, learned: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-variable histogram densities of the runs ``(trajectory, time, variable)`` on shared bins
+    spanning the finite samples of both: bin centres, true and learned densities (NaN for a learned
+    run that is not finite)."""
+    n_vars = true_run.shape[-1]
+    flat_true, flat_learned = true_run.reshape(-1, n_vars), learned.reshape(-1, n_vars)
+    finite = np.isfinite(flat_learned).all()
+    centers, density_true, density_learned = (np.full((n_vars, bins), np.nan) for _ in range(3))
+    for v in range(n_vars):
+        both = np.r_[flat_true[:, v], flat_learned[:, v]] if finite else flat_true[:, v]
+        edges = np.linspace(both.min(), max(both.max(), both.min() + 1e-12), bins + 1)
+        centers[v] = 0.5 * (edges[1:] + edges[:-1])
+        density_true[v] = np.histogram(flat_true[:, v], edges, density=True)[0]
+        if finite:
+            density_learned[v] = np.histogram(flat_learned[:, v], edges, density=True)[0]
+    return centers, density_true, density_learned
+
+
+def climate_scores(run: xr.Dataset) -> xr.Dataset:
+    """The scores :func:`~workbench.evaluation.evaluate.evaluate` reports from a :func:`long_run` result.
 
     Returns:
         Scalars ``lyapunov_learned``, ``lyapunov_true``, ``attractor_w1`` (mean over variables of W1
         divided by the true standard deviation), ``attractor_kl``, ``attractor_hellinger``,
-        ``spectrum_error`` (means over variables), ``correlation_dimension_learned`` and
-        ``_true``, plus ``attractor_w1_variable(variable)`` in state units. A model whose runs
-        diverge scores ``inf`` (and NaN exponent), with the reason in the ``diverged`` attribute.
+        ``spectrum_error`` (means over variables), ``correlation_dimension_learned`` and ``_true``,
+        plus ``attractor_w1_variable(variable)`` in state units; the run's ``diverged`` reason is an
+        attribute of ``lyapunov_learned`` and ``attractor_w1``.
     """
-    dt = float(test["time"].values[1] - test["time"].values[0])
-    context = int(model.learner.capabilities().context)
-    runs = min(n_runs, test.sizes["trajectory"])
-    horizon = 1.0 / lyapunov if lyapunov else 1.0
-    transient = int(round(transient_lyapunov_times * horizon / dt))
-    n_steps = min(max_steps, transient + int(round(run_lyapunov_times * horizon / dt)))
-    transient = min(transient, n_steps // 5)
-    states = test["state"].values[:runs]
-    tau = max(dt, 0.5 * horizon)
-    x0 = states[:, 0]
-    p = {k: np.asarray(v)[:runs] for k, v in params.items()}
-    # statistics of a chaotic run do not need the generator's 1e-10 accuracy: 1e-7 takes ~3x fewer steps
-    true_run = simulate(system, n=runs, times=np.arange(n_steps + 1) * dt, x0=x0, params=p, split=None,
-                        rtol=1e-7, atol=1e-7, progress=False)["state"].values[:, transient:]
-    if lyapunov:
-        true_exponent = float(lyapunov)
-    else:
-        # benettin advances reference and perturbed copies in one batch of 2B rows
-        p_tensor = {k: torch.as_tensor(np.tile(v[:16], 2), dtype=torch.float64) for k, v in p.items()}
-        start = torch.as_tensor(true_run[:16, 0])
-        true_exponent = float(np.mean(flow_lyapunov(lambda t, y: system.drift(t, y, p_tensor), start, tau,
-                                                    lyapunov_averaging * horizon)))
-    names = [str(v) for v in test["variable"].values]
-    scale = true_run.reshape(-1, true_run.shape[-1]).std(0)
+    diverged = run.attrs["diverged"]
     out = xr.Dataset()
-    try:
-        learned = model_free_run(model, states[:, : context + 1], dt, n_steps - context)[:, max(0, transient - context):]
-        exponent = float(np.mean(model_lyapunov(model, states[:16, : context + 1], dt, tau,
-                                                lyapunov_averaging * horizon, transient=transient * dt, seed=seed)))
-        diverged = ""
-    except (DivergenceError, SolverStallError) as exc:
-        learned, exponent, diverged = np.full_like(true_run, np.inf), float("nan"), str(exc)
-    measure = measure_distance(learned, true_run, variables=names)
-    out["lyapunov_learned"] = xr.DataArray(exponent, attrs={"long_name": "largest Lyapunov exponent of the model",
-                                                            "units": "1 / time", "diverged": diverged})
-    out["lyapunov_true"] = xr.DataArray(true_exponent, attrs={
-        "long_name": "largest Lyapunov exponent of the true system", "units": "1 / time",
-        "source": "catalog (published)" if lyapunov else "estimated (Benettin)"})
-    out["attractor_w1"] = xr.DataArray(float(np.mean(measure["w1"].values / scale)), attrs={
+    out["lyapunov_learned"] = run["lyapunov_learned"].assign_attrs(diverged=diverged)
+    out["lyapunov_true"] = run["lyapunov_true"]
+    out["attractor_w1"] = xr.DataArray(float((run["w1"] / run["true_std"]).mean()), attrs={
         "long_name": "W1 between invariant marginals / true std, mean over variables", "units": "1",
         "diverged": diverged})
-    out["attractor_w1_variable"] = measure["w1"]
-    out["attractor_kl"] = measure["kl"].mean().assign_attrs(measure["kl"].attrs)
-    out["attractor_hellinger"] = measure["hellinger"].mean().assign_attrs(measure["hellinger"].attrs)
-    out["spectrum_error"] = xr.DataArray(float(np.mean(spectrum_error(learned, true_run, dt))), attrs={
-        "long_name": "relative L1 error of the power spectrum, mean over variables", "units": "1"})
-    out["correlation_dimension_learned"] = xr.DataArray(correlation_dimension(learned, seed=seed),
-                                                        attrs={"long_name": "correlation dimension of the model's attractor"})
-    out["correlation_dimension_true"] = xr.DataArray(correlation_dimension(true_run, seed=seed),
-                                                     attrs={"long_name": "correlation dimension of the true attractor"})
+    out["attractor_w1_variable"] = run["w1"]
+    out["attractor_kl"] = run["kl"].mean().assign_attrs(run["kl"].attrs)
+    out["attractor_hellinger"] = run["hellinger"].mean().assign_attrs(run["hellinger"].attrs)
+    out["spectrum_error"] = run["spectrum_error"].mean().assign_attrs(
+        long_name="relative L1 error of the power spectrum, mean over variables", units="1")
+    out["correlation_dimension_learned"] = run["correlation_dimension_learned"]
+    out["correlation_dimension_true"] = run["correlation_dimension_true"]
     return out
+
+
+def attractor_scores(model, test: xr.Dataset, system: System, params: dict[str, np.ndarray],
+                     lyapunov: Optional[float] = None, seed: int = 0, **recipe: Any) -> xr.Dataset:
+    """:func:`climate_scores` of the :func:`long_run` of ``model`` from the trajectories ``test`` against
+    ``system`` at each trajectory's ``params``, with the published exponent ``lyapunov`` if there is one.
+
+    For data without the catalog's attributes (the system and parameters passed by hand); ``recipe``
+    takes the fields of :class:`LongRunRecipe`.
+    """
+    return climate_scores(_run_and_compare(model, test, system, params, lyapunov, _recipe(recipe), seed))

@@ -10,58 +10,17 @@ import xarray as xr
 import systems as catalog
 
 from . import metrics
-from .climate import attractor_scores
+from .climate import climate_scores, long_run, long_run_refusal
+from .truth import oracle_samples, parameters_per_trajectory, true_drift, true_system
 from ..devices import thread_policy
-from ..data.schema import json_attr, observation_mask, select_split, validate
+from ..data.schema import observation_mask, select_split, validate
 from .forecast import evaluate_rolling
 from ..data.splits import time_split_info
-from ..errors import BadParameterError, DatasetError, WorkbenchError
+from ..errors import BadParameterError, WorkbenchError
 from ..learners.latent import HistoryLearner, hidden_r2, history_forecast, interpolation_error
 from ..model import Model
-from ..simulate import simulate
 
 MAX_FIELD_POINTS = 2000
-
-
-def true_system(ds: xr.Dataset) -> Optional[catalog.System]:
-    """The catalog system a dataset was generated from, if it is known here.
-
-    Raises:
-        DatasetError: the ``system`` attribute names a catalog system whose state variables are not
-            the dataset's (its drift, energy and facts would be scored against the wrong states).
-    """
-    name = ds.attrs.get("system")
-    try:
-        system = catalog.get(name).with_options(**(json_attr(ds, "options", {}) or {})) if name else None
-    except WorkbenchError:
-        return None
-    if system is None:
-        return None
-    variables = [str(v) for v in ds["variable"].values]
-    # partially observed data (hidden_state beside state: a subset or read-out of the system's
-    # variables) keeps its system, for its Lyapunov time; nothing is scored against its drift
-    observed_subset = "hidden_state" in ds
-    if variables != list(system.state_names) and not observed_subset:
-        raise DatasetError(f"the dataset's 'system' attribute names {name!r}, whose variables are "
-                           f"{list(system.state_names)}, but the dataset's variables are {variables}",
-                           fix="correct the 'system' attribute (or delete it to score without the system's "
-                               "facts: ds.attrs.pop('system'))")
-    return system
-
-
-def parameters_per_trajectory(ds: xr.Dataset, system: catalog.System) -> dict[str, np.ndarray]:
-    """Each trajectory's parameter values: per-trajectory coords, else the file's, else defaults."""
-    fixed = {**system.defaults, **(json_attr(ds, "params", {}) or {})}
-    n = ds.sizes["trajectory"]
-    return {k: ds[f"param_{k}"].values if f"param_{k}" in ds.coords else np.full(n, float(fixed[k]))
-            for k in system.params}
-
-
-def true_drift(ds: xr.Dataset, system: catalog.System, traj: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The true drift at states ``x`` belonging to trajectories ``traj`` (positions in ``ds``)."""
-    p = {k: torch.as_tensor(v[traj], dtype=torch.float64) for k, v in parameters_per_trajectory(ds, system).items()}
-    with torch.no_grad():
-        return system.drift(torch.zeros(len(x), dtype=torch.float64), torch.as_tensor(x), p).numpy()
 
 
 @thread_policy
@@ -79,9 +38,10 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         threshold: normalized-error level for the valid prediction time.
         oracle: for SDE data from the catalog, also score samples of the true SDE.
         attractor: for deterministic models of a chaotic catalog ODE, also score long free runs
-            (:func:`workbench.evaluation.climate.attractor_scores`: ``lyapunov_learned`` beside ``lyapunov_true``,
-            ``attractor_w1``, ``attractor_kl``, ``attractor_hellinger``, ``spectrum_error``, correlation
-            dimensions); costs seconds to a minute.
+            (:func:`workbench.evaluation.climate.climate_scores` of
+            :func:`workbench.evaluation.climate.long_run` with its default recipe, as the app's Compare page
+            shows it: ``lyapunov_learned`` beside ``lyapunov_true``, ``attractor_w1``, ``attractor_kl``,
+            ``attractor_hellinger``, ``spectrum_error``, correlation dimensions).
         mode: ``"trajectories"`` (predict each held-out trajectory from its first sample),
             ``"rolling"`` (forecasts from many origins over the test period of a long series, error
             by horizon beside persistence, climatology and AR(p), with ``rmse_skill_vs_*`` and
@@ -142,9 +102,8 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         _latent_scores(out, model, ds, full, seed)
     if system is not None and whole_state:
         _field_and_energy(out, model, test, pred, system, seed)
-        if attractor and system.kind == "ode" and system.facts["chaotic"] and not model.stochastic:
-            out.update(attractor_scores(model, full, system, parameters_per_trajectory(full, system),
-                                        system.lyapunov, seed=seed))
+        if attractor and long_run_refusal(model, full) is None:
+            out.update(climate_scores(long_run(model, ds, split=split, seed=seed)))
     if pred.sizes["sample"] > 1:
         _stochastic(out, pred, test)
         if oracle and system is not None and system.kind == "sde" and whole_state:
@@ -221,17 +180,6 @@ def _stochastic(out: xr.Dataset, pred: xr.Dataset, test: xr.Dataset) -> None:
     chosen = [t[len(t) // 4], t[len(t) // 2], t[-1]]
     w1 = metrics.wasserstein1(pred, test, times=chosen)
     out["wasserstein1"] = w1.rename(time="w1_time").mean("variable").assign_attrs(w1.attrs)
-
-
-def oracle_samples(test: xr.Dataset, system: catalog.System, k: int, seed: int) -> xr.Dataset:
-    """``k`` paths of the true SDE from each test initial state, shaped like a prediction."""
-    n = test.sizes["trajectory"]
-    params = {name: np.tile(v, k) for name, v in parameters_per_trajectory(test, system).items()}
-    x0 = np.tile(test["state"].isel(time=0).values, (k, 1))
-    sims = simulate(system, n=n * k, times=test["time"].values, x0=x0, params=params, seed=seed + 1, split=None)
-    state = sims["state"].values.reshape(k, n, *sims["state"].shape[1:])
-    return xr.Dataset({"state": (("sample", "trajectory", "time", "variable"), state)},
-                      coords={"time": test["time"], "variable": test["variable"], "trajectory": test["trajectory"]})
 
 
 def summary(scores: xr.Dataset) -> dict[str, float]:
