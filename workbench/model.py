@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,11 +21,14 @@ from .data.schema import make_dataset, observation_mask
 from .devices import DeviceLike, resolve_device, torch_threads
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .learners import InputSignal, Learner, get_learner
+from .learners.continuous import format3_solver
 from .safety import parse_json_bounded
 from .training.prepare import Standardiser, input_names
 
 FORMAT = "workbench-model"
-FORMAT_VERSION = 3  # 3: learners carry the data's rate (weights of version 2 files were trained at rate 1)
+# 3: learners carry the data's rate (weights of version 2 files were trained at rate 1);
+# 4: continuous-time learners roll out with the solver they trained with (see Model.rollout)
+FORMAT_VERSION = 4
 MIN_FORMAT_VERSION = 2  # the first whose checksum covers the config too
 MAX_CONFIG_BYTES = 4 * 2 ** 20
 
@@ -79,6 +82,23 @@ class Model:
         self.learner, self.scaler, self.meta = learner, scaler, meta
         self.input_scaler = input_scaler
         self.history = history or []
+
+    @classmethod
+    def standardised(cls, learner: Learner, meta: Optional[Mapping[str, Any]] = None) -> "Model":
+        """``learner`` as a model whose physical units are its own standardised coordinates (an identity
+        standardisation), so its rollouts go through :meth:`rollout` where there is no data-scaled model:
+        validation during a fit (:mod:`workbench.learners.closed_form`) and maps on standardised histories
+        (:mod:`workbench.evaluation.climate`).
+
+        Arguments:
+            learner: the learner, in the standardised coordinates it trains in.
+            meta: a fitted model's description to keep (its solver choice among it); the variables
+                become ``z0, z1, ...`` and the model has no inputs.
+        """
+        identity = Standardiser(mean=np.zeros(learner.dim), std=np.ones(learner.dim))
+        described = {"learner": learner.name, "options": dict(learner.options), **(meta or {})}
+        described.update(variables=[f"z{i}" for i in range(learner.dim)], inputs=[], series=None)
+        return cls(learner, identity, described)
 
     # --- description -------------------------------------------------------------------------
     @property
@@ -185,8 +205,8 @@ class Model:
         return InputSignal(torch.as_tensor(t - t[0], dtype=p.dtype, device=p.device), values)
 
     def _start_from_dataset(self, ds: xr.Dataset, times: Optional[Sequence[float]], context: int
-                            ) -> tuple[np.ndarray, Any, Optional[np.ndarray], np.ndarray, dict[str, Any]]:
-        """Start states, times, inputs, context history and trajectory coords of a rollout from ``ds``."""
+                            ) -> tuple[np.ndarray, Any, Optional[np.ndarray], dict[str, Any]]:
+        """History (context samples, then the start), times, inputs and trajectory coords of a rollout from ``ds``."""
         if [str(v) for v in ds["variable"].values] != self.variables:
             if self.meta.get("series"):
                 raise DatasetError(f"this {self.name} model was fitted to a measured series through a recipe "
@@ -211,12 +231,114 @@ class Model:
         if "split" in ds.coords:
             coords["split"] = list(ds["split"].values)
         times = ds["time"].values[context:] if times is None else times
-        return ds["state"].values[:, context], times, inputs, ds["state"].values[:, :context], coords
+        return ds["state"].values[:, : context + 1], times, inputs, coords
+
+    def _check_history(self, history: Any, context: int) -> np.ndarray:
+        """``history`` as finite float64 ``(N, context + 1, D)``; ``(N, D)`` is read as ``(N, 1, D)`` when
+        ``context == 0``."""
+        dim = len(self.variables)
+        try:
+            h = np.asarray(history, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadParameterError(f"history must be numbers, shape (N, {context + 1}, {dim})") from None
+        if h.ndim == 2 and context == 0:
+            h = h[:, None]
+        if h.ndim != 3 or h.shape[1:] != (context + 1, dim) or h.shape[0] < 1:
+            shape = f"(N, {dim}) or (N, 1, {dim})" if context == 0 else f"(N, {context + 1}, {dim})"
+            raise BadParameterError(f"history must have shape {shape} for variables {self.variables} ({context} "
+                                    f"samples of context, then the start state), got {h.shape}")
+        if not np.isfinite(h).all():
+            raise BadParameterError("history must be finite")
+        return h
+
+    def _rollout_solver(self, solver: Union[None, str, Mapping[str, Any]]) -> Optional[dict[str, Any]]:
+        """The solver options a rollout hands the learner: the file's (``meta["rollout_solver"]``) with the
+        caller's on top; None where both are empty (the learner's trained ones)."""
+        if isinstance(solver, str):
+            solver = {"solver": solver}
+        if solver is not None and not isinstance(solver, Mapping):
+            raise BadParameterError(f"solver must be a solver name or a dict of solver options, got {solver!r}")
+        allowed = self.learner.solver_options
+        if solver and not allowed:
+            raise UnsupportedError(f"a {self.name} model has no ODE solver to choose",
+                                   fix="leave solver= out; only continuous-time learners (node, anode, sonode, "
+                                       "hnn, ude) integrate with a solver")
+        unknown = sorted(set(solver or {}) - set(allowed))
+        if unknown:
+            raise BadParameterError(f"{self.name}: solver= knows the options {list(allowed)}, not {unknown}")
+        settings = {**(self.meta.get("rollout_solver") or {}), **(solver or {})}
+        return settings or None
+
+    def rollout(self, history: Any, times: Sequence[float], inputs: Optional[np.ndarray] = None,
+                n_samples: int = 1, seed: int = 0, *, solver: Union[None, str, Mapping[str, Any]] = None,
+                threads: Optional[int] = None) -> np.ndarray:
+        """Roll the learner out from physical states: the one path from physical units to the learner.
+
+        :meth:`predict`, :meth:`forecast` (through :func:`workbench.evaluation.forecast.rollout_from`), the
+        climate scores' free runs and the closed-form learners' validation all call it, so the same
+        history, times, inputs and seed give bit-identical paths whichever of them asks. Histories are
+        standardised with :attr:`scaler`, handed to ``learner.rollout`` in its dtype, and the result
+        mapped back. The one other path is a latent learner's irregular history: :meth:`predict`
+        encodes it at its own times (:func:`workbench.learners.latent.history_forecast`), which a
+        history on the rollout's grid cannot express.
+
+        Arguments:
+            history: physical states ``(N, C + 1, D)``: the ``C`` samples before the start that the learner
+                needs (``learner.capabilities().context``: delays, a reservoir's washout), then the start
+                states; ``(N, D)`` where ``C == 0``.
+            times: increasing output times ``(T,)``, the first the start's; handed to the learner as they
+                are (continuous-time learners integrate from ``times[0]``, maps need multiples of their step).
+            inputs: exogenous inputs ``(N, T, U)`` at ``times`` in physical units, for models trained with inputs.
+            n_samples: sample paths per start for stochastic learners (an ensemble gives one per member;
+                deterministic learners one).
+            seed: seeds the noise of stochastic rollouts.
+            solver: continuous-time learners: a solver name (``"dopri5"``, ``"rk4"``, ...) or a dict of
+                ``solver``, ``substeps``, ``rtol``, ``atol``, ``max_steps`` for this rollout, in place of the
+                ones the learner trained with (which a file of format version 3 or older replaces by
+                dopri5 at ``atol = rtol / 10``, as such files predicted: ``meta["rollout_solver"]``).
+            threads: torch CPU threads for the rollout (default 1; restored afterwards).
+
+        Returns:
+            float64 states ``(S, N, T, D)`` in physical units, ``S = n_samples`` for stochastic learners
+            (the member count for an ensemble), 1 otherwise. A path that leaves the finite numbers is
+            left as the learner gave it (:meth:`predict` marks or refuses it).
+
+        Raises:
+            BadParameterError: a history, times, inputs or ``n_samples`` of the wrong shape or not finite.
+            UnsupportedError: inputs missing for a model trained with them, or ``solver`` for a learner
+                without an ODE solver.
+            DivergenceError, SolverStallError: from the learner's solver.
+        """
+        caps = self.learner.capabilities()
+        h = self._check_history(history, caps.context)
+        try:
+            t = np.array(times, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers") from None
+        if t.ndim != 1 or t.size < 1 or (np.diff(t) <= 0).any() or not np.isfinite(t).all():
+            raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or not 1 <= n_samples <= 100_000:
+            raise BadParameterError(f"n_samples must be an integer in [1, 100000], got {n_samples!r}")
+        settings = self._rollout_solver(solver)
+        signal = self._input_signal(inputs, t, len(h))
+        generator = torch.Generator().manual_seed(int(seed))
+        extra = {"solver": settings} if settings else {}
+        self.learner.eval()
+        with torch_threads(threads), torch.no_grad():
+            z = self._to_z(h)
+            context = z[:, :-1].contiguous() if caps.context else None
+            tt = torch.as_tensor(t, dtype=z.dtype, device=z.device)
+            path = self.learner.rollout(z[:, -1].contiguous(), tt, int(n_samples) if caps.stochastic else 1,
+                                        generator=generator, inputs=signal, context=context, **extra)
+        # overflow in a runaway path is expected: the callers mark it
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._from_z(path)
 
     def predict(self, x0: Union[np.ndarray, Sequence[float], xr.Dataset], times: Optional[Sequence[float]] = None,
                 n_samples: int = 1, seed: int = 0, inputs: Optional[np.ndarray] = None,
-                threads: Optional[int] = None, on_divergence: str = "raise") -> xr.Dataset:
-        """Roll the surrogate out from initial states.
+                threads: Optional[int] = None, on_divergence: str = "raise",
+                solver: Union[None, str, Mapping[str, Any]] = None) -> xr.Dataset:
+        """Roll the surrogate out from initial states (through :meth:`rollout`).
 
         Arguments:
             x0: initial states (N, D) or (D,), or a dataset in the schema: its states at the first
@@ -234,6 +356,8 @@ class Model:
                 blow-up): return it anyway, each sample path ``+inf`` from its first non-finite state
                 on, with ``diverged_at(sample, trajectory)`` holding that time (NaN where the path
                 stayed finite); infinite states are outside the schema, so ``save`` refuses them.
+            solver: continuous-time learners: the ODE solver for this prediction in place of the one
+                the learner trained with (a name or a dict of options; see :meth:`rollout`).
 
         Returns:
             Dataset in the workbench schema with dims (sample, trajectory, time, variable).
@@ -242,7 +366,6 @@ class Model:
             raise BadParameterError(f"on_divergence must be 'raise' or 'mark', got {on_divergence!r}")
         caps = self.learner.capabilities()
         coords: dict[str, Any] = {}
-        history = None
         if isinstance(x0, xr.Dataset) and times is None and getattr(self.learner, "reads_history", False):
             # latent models encode their history at its own (irregular, gappy) times
             from .learners.latent import history_forecast
@@ -252,29 +375,16 @@ class Model:
                                       fix="predict a shorter span, retrain, or pass on_divergence='mark'")
             return pred
         if isinstance(x0, xr.Dataset):
-            x0, times, inputs, history, coords = self._start_from_dataset(x0, times, caps.context)
+            history, times, inputs, coords = self._start_from_dataset(x0, times, caps.context)
         elif caps.context:
             raise UnsupportedError(f"{self.name} needs {caps.context} samples of context before the start: pass a "
                                    "dataset (its first samples warm the model up)")
+        else:
+            history = self._check_states(x0)
         if times is None:
             raise BadParameterError("predict needs times (or a dataset to take them from)")
-        x0 = self._check_states(x0)
+        state = self.rollout(history, times, inputs, n_samples, seed, solver=solver, threads=threads)
         t = np.array(times, dtype=np.float64)
-        if t.ndim != 1 or t.size < 1 or (np.diff(t) <= 0).any() or not np.isfinite(t).all():
-            raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or not 1 <= n_samples <= 100_000:
-            raise BadParameterError(f"n_samples must be an integer in [1, 100000], got {n_samples!r}")
-        samples = int(n_samples) if caps.stochastic else 1
-        signal = self._input_signal(inputs, t, len(x0))
-        generator = torch.Generator().manual_seed(int(seed))
-        self.learner.eval()
-        with torch_threads(threads), torch.no_grad():
-            z0 = self._to_z(x0)
-            tt = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
-            ctx = self._to_z(history.reshape(-1, len(self.variables))).reshape(*history.shape) \
-                if history is not None and caps.context else None
-            z = self.learner.rollout(z0, tt, samples, generator=generator, inputs=signal, context=ctx)
-        state = self._from_z(z)
         # a path is lost from its first non-finite state on: (sample, trajectory, time)
         lost = np.logical_or.accumulate(~np.isfinite(state).all(axis=3), axis=2)
         if on_divergence == "raise" and lost.any():
@@ -420,6 +530,10 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
         raise DatasetError(f"{folder}/history.json must hold a list of epoch records")
     meta = {k: v for k, v in config.items()
             if k not in ("format", "format_version", "scaler", "input_scaler", "sha256", "weights_sha256")}
+    if version < 4 and "rollout_solver" not in meta:  # such files predicted with dopri5, whatever they trained with
+        legacy = format3_solver(learner)
+        if legacy is not None:
+            meta["rollout_solver"] = legacy
     if meta.get("series") is not None:  # a tampered recipe is refused here, not at the first forecast
         from .data.series import check_recipe
         check_recipe(meta["series"], meta.get("variables") or [])

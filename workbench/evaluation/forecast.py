@@ -27,14 +27,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from ..data import time as timeaxis, transforms
 from .baselines import fill_gaps
 from ..data.schema import make_dataset
 from ..data.drivers import driver_names, driver_values
-from ..devices import torch_threads
 from ..data.embedding import delay_vectors
 from ..errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .rolling import DEFAULT_MAX_ORIGINS, INTERVAL_LEVEL, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
@@ -103,31 +101,21 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
         levels = x[origins]
         x = np.concatenate([np.full_like(x[:1], np.nan), np.diff(x, axis=0)])
     embedded = delay_vectors(x, k, lag)   # gaps in the history were interpolated above
-    z0 = embedded[origins]
-    history = np.stack([embedded[o - context: o] for o in origins]) if context else None
+    # the learner's context samples, then the origin: the history Model.rollout starts from
+    history = np.stack([embedded[o - context: o + 1] for o in origins])
     step = rec["step"] or float(np.median(np.diff(times)))
     t = np.arange(horizon + 1) * step
-    learner = model.learner
-    caps = learner.capabilities()
-    samples = int(n_samples) if caps.stochastic else 1
-    signal = None
+    u = None
     if model.inputs:
         if inputs is None:
             raise UnsupportedError(f"this model needs its inputs {model.inputs} over the forecast; pass a dataset "
                                    "with an 'input' variable that covers the forecast times")
         u = np.stack([_inputs_ahead(inputs, times, o, horizon, step, rec.get("drivers"), model.inputs)
                       for o in origins])
-        signal = model._input_signal(u, t, len(origins))
-    generator = torch.Generator().manual_seed(int(seed))
-    learner.eval()
-    with torch_threads(None), torch.no_grad():
-        z = model._to_z(z0)
-        tt = torch.as_tensor(t, dtype=z.dtype, device=z.device)
-        ctx = model._to_z(history.reshape(-1, history.shape[-1])).reshape(history.shape) if context else None
-        path = learner.rollout(z, tt, samples, generator=generator, inputs=signal, context=ctx)
+    path = model.rollout(history, t, u, n_samples, seed)
     # overflow in a runaway path is expected; mark_runaway turns it into a marked divergence
     with np.errstate(over="ignore", invalid="ignore"):
-        physical = model._from_z(path)[:, :, 1:]             # (S, O, H, D*k)
+        physical = path[:, :, 1:]                           # (S, O, H, D*k)
         observed = physical[..., ::k]                       # the undelayed coordinate of each variable
         if difference:
             observed = levels[None, :, None, :] + np.cumsum(observed, axis=2)

@@ -204,6 +204,8 @@ class Learner(nn.Module):
     supports: ClassVar[Capabilities] = Capabilities()
     defaults: ClassVar[Mapping[str, Any]] = {}
     reference: ClassVar[str] = ""
+    # options a rollout's ``solver=`` may set apart from the trained ones (an ODE solver's); none here
+    solver_options: tuple[str, ...] = ()
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__()
@@ -276,7 +278,9 @@ class Learner(nn.Module):
         """Predicted standardised states, shape ``(n_samples, batch, len(t), dim)``.
 
         ``inputs`` carries the exogenous inputs over ``t`` (relative to ``t[0]``); ``context``
-        (B, C, D) the samples before ``z0`` for learners that declare ``context = C``.
+        (B, C, D) the samples before ``z0`` for learners that declare ``context = C``. Learners with
+        :attr:`solver_options` also take ``solver``, a dict of those options for this rollout.
+        Users go through :meth:`workbench.Model.rollout`, which converts physical units.
         """
         raise NotImplementedError
 

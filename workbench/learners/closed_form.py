@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ..errors import BadParameterError, ResourceLimitError, UnsupportedError
@@ -105,21 +106,44 @@ def complete(split, learner: Learner) -> None:
                                "each series), or use 'node' for irregular or masked data")
 
 
+def validation_rollout(learner: Learner, split, times: torch.Tensor, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-loop rollouts over the first ``horizon`` samples after each validation trajectory's context.
+
+    They go through :meth:`workbench.Model.rollout` like every other rollout, on the learner as a model
+    in its standardised coordinates (:meth:`workbench.Model.standardised`: the data's model does not exist
+    yet), so validation scores in standardised units and its paths are those :meth:`workbench.Model.predict`
+    gives from the same samples.
+
+    Arguments:
+        learner: the fitted learner.
+        split: the validation :class:`~workbench.training.prepare.Split` (standardised states ``z``).
+        times: the split's time axis.
+        horizon: samples per rollout, the start included (fewer where the trajectories are shorter).
+
+    Returns:
+        Predicted and observed standardised states, both float64 ``(N, T, D)``.
+    """
+    from ..model import Model  # model.py builds on the learners package
+
+    context = learner.capabilities().context
+    target = split.z[:, context:context + horizon].double().cpu().numpy()
+    history = split.z[:, :context + 1].double().cpu().numpy()
+    t = times[context:context + target.shape[1]].double().cpu().numpy()
+    return Model.standardised(learner).rollout(history, t)[0], target
+
+
 def validation_loss(learner: Learner, split, times: torch.Tensor, horizon: int = VALIDATION_HORIZON) -> float:
     """Mean squared standardised error of rollouts over the first ``horizon`` samples after each
-    validation trajectory's context: the closed-form learners' ``val_loss``. Gradient learners
-    average windows tiling each trajectory instead (:func:`workbench.training.prepare.evaluation_starts`);
+    validation trajectory's context (:func:`validation_rollout`): the closed-form learners' ``val_loss``.
+    Gradient learners average windows tiling each trajectory instead (:func:`workbench.training.prepare.evaluation_starts`);
     here every window would need its own context run, which for the ESN (a 100-sample washout per
     window, for each of 27 ridge candidates) would cost more than the fit."""
     context = learner.capabilities().context
-    end = min(split.z.shape[1], context + horizon)
-    if end <= context + 1:
+    if min(split.z.shape[1], context + horizon) <= context + 1:
         return float("nan")
-    z = split.z[:, context:end]
-    with torch.no_grad():
-        pred = learner.rollout(z[:, 0], times[context:end], 1,
-                               context=split.z[:, :context] if context else None)[0]
-    return float(((pred - z) ** 2).mean())
+    pred, z = validation_rollout(learner, split, times, horizon)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(((pred - z) ** 2).mean())
 
 
 def validation_valid_steps(learner: Learner, split, times: torch.Tensor, threshold: float = 0.4,
@@ -128,14 +152,11 @@ def validation_valid_steps(learner: Learner, split, times: torch.Tensor, thresho
     normalised error (as :func:`workbench.evaluation.metrics.normalized_error`, in standardised units) first
     exceeds ``threshold``, ``horizon`` (or the whole trajectory, if shorter) when it never does: the
     valid prediction time in samples (Pathak et al. 2018). A rollout that leaves the finite numbers
-    is invalid from there on."""
+    is invalid from there on. The median of an even count is the lower middle value (torch's)."""
     context = learner.capabilities().context
-    z = split.z[:, context:context + horizon]
-    if z.shape[1] < 2:
+    if min(split.z.shape[1] - context, horizon) < 2:
         return float("nan")
-    with torch.no_grad():
-        pred = learner.rollout(z[:, 0], times[context:context + z.shape[1]], 1,
-                               context=split.z[:, :context] if context else None)[0]
+    pred, z = (torch.from_numpy(a) for a in validation_rollout(learner, split, times, horizon))
     scale = z.reshape(-1, z.shape[-1]).var(0, unbiased=False).sum().sqrt()
     error = ((pred - z) ** 2).sum(-1).sqrt() / scale
     exceeded = ~(error <= threshold)  # NaN and inf count as exceeded

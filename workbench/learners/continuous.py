@@ -2,7 +2,7 @@
 derivative matching, and rollouts with per-trajectory step control."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 import torchdiffeq
@@ -13,6 +13,10 @@ from ..numerics.solvers import FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_ME
 from .base import MIN_COMPILED_EVALUATIONS, Batch, InputSignal, Learner, compile_with_trial, masked_mse
 
 Interval = Callable[["ContinuousLearner", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# the options a rollout may set apart from training (Model.rollout's solver=)
+SOLVER_OPTIONS = ("solver", "substeps", "rtol", "atol", "max_steps")
+# a standardised state this far out has left the data for good: dopri5 rollouts stop there
+ROLLOUT_BOUND = 1e8
 
 
 def _training_interval(learner: "ContinuousLearner", t: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -32,27 +36,28 @@ def _tracked(y: torch.Tensor) -> torch.Tensor:
 class ContinuousLearner(Learner):
     """A learner whose model is a vector field ``dz/dt = field(t, z, u)`` on a (possibly augmented) state.
 
-    Options shared by subclasses: ``solver`` (torchdiffeq method used in training; fixed-step
-    ``rk4`` by default, adaptive ``dopri5`` with ``rtol``/``atol``), ``substeps`` (solver steps per
-    sample for fixed-step solvers), ``adjoint`` (adjoint backpropagation, Chen et al. 2018),
+    Options shared by subclasses: ``solver`` (torchdiffeq method used in training and, unless a
+    rollout is given another, in rollouts; fixed-step ``rk4`` by default, adaptive ``dopri5`` with
+    ``rtol``/``atol``), ``substeps`` (solver steps per sample for fixed-step solvers), ``adjoint`` (adjoint backpropagation, Chen et al. 2018),
     ``max_steps`` (step budget of adaptive solves before a stall is reported), ``interpolation``
     of exogenous inputs between samples (``"linear"`` or ``"hermite"``).
     """
 
     solver_defaults = {"solver": "rk4", "substeps": 2, "rtol": 1e-5, "atol": 1e-6, "adjoint": False,
                        "max_steps": 20_000, "interpolation": "linear"}
+    solver_options = SOLVER_OPTIONS
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
-        o = self.options
-        if o["solver"] not in TORCHDIFFEQ_METHODS:  # torchdiffeq would raise a bare ValueError mid-training
-            raise BadParameterError(f"learner {self.name!r}: unknown solver {o['solver']!r}; use one of "
-                                    f"{list(TORCHDIFFEQ_METHODS)} ('rk4' is the default)")
-        check_integer(o["substeps"], "substeps", 1, 1000)
-        check_integer(o["max_steps"], "max_steps", 1)
-        check_real(o["rtol"], "rtol", 0.0, 1.0, low_open=True)
-        check_real(o["atol"], "atol", 0.0, 1.0, low_open=True)
+        check_solver_settings(self.name, self.options)
         self._interval: Optional[Interval] = None  # set by compile_training
+
+    def solver_settings(self, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """The solver options of a rollout: the trained ones (:data:`SOLVER_OPTIONS`) with ``overrides``
+        on top, checked as the learner's options are."""
+        settings = {**{k: self.options[k] for k in SOLVER_OPTIONS}, **(overrides or {})}
+        check_solver_settings(self.name, settings)
+        return settings
 
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError
@@ -117,8 +122,12 @@ class ContinuousLearner(Learner):
         self._interval = compile_with_trial(self, _training_interval, trial)
         return self._interval is not None
 
-    def _odeint(self, y0: torch.Tensor, t: torch.Tensor, inputs: Optional[InputSignal]) -> torch.Tensor:
-        o = self.options
+    def _odeint(self, y0: torch.Tensor, t: torch.Tensor, inputs: Optional[InputSignal],
+                settings: Optional[Mapping[str, Any]] = None,
+                count: Optional[Callable[[], None]] = None) -> torch.Tensor:
+        """States (T, B, state) at ``t`` by the solver of ``settings`` (default: the options), as training
+        integrates; ``count`` is called at each evaluation of the field."""
+        o = {**self.options, **(settings or {})}
         solve = torchdiffeq.odeint_adjoint if o["adjoint"] else torchdiffeq.odeint
         kwargs: dict[str, Any] = {"method": o["solver"]}
         if o["solver"] in FIXED_STEP_METHODS:
@@ -130,6 +139,12 @@ class ContinuousLearner(Learner):
             kwargs["adjoint_params"] = tuple(self.parameters())
         signal = self._with_inputs(inputs)
         rhs = self.rhs(signal)
+        if count is not None:
+            field = rhs
+
+            def rhs(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                count()
+                return field(tt, y)
         if o["solver"] in FUSED_METHODS and not o["adjoint"]:
             compiled = self._interval if signal is None and self.training and torch.is_grad_enabled() else None
             interval = None if compiled is None else (lambda tt, y, h: compiled(self, tt, _tracked(y), h))
@@ -154,18 +169,64 @@ class ContinuousLearner(Learner):
 
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
-                context: Optional[torch.Tensor] = None) -> torch.Tensor:
-        signal = self._with_inputs(inputs)
+                context: Optional[torch.Tensor] = None, solver: Optional[Mapping[str, Any]] = None) -> torch.Tensor:
+        """Predicted states ``(n_samples, B, T, dim)`` (the same path ``n_samples`` times), integrated by the
+        solver the learner trained with, or with ``solver`` (options of :data:`SOLVER_OPTIONS`) on top.
 
-        def rhs(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return self.field(tt, y, None if signal is None else signal.at(tt))
+        ``dopri5`` runs on the per-trajectory batch solver (:func:`~workbench.numerics.solvers.integrate_batch`):
+        each trajectory keeps its own step size, a runaway state stops at ``ROLLOUT_BOUND`` with
+        :class:`DivergenceError`, and ``rtol`` is raised to ``1e3`` machine epsilons of the dtype where it
+        asks for less (float32 cannot meet it, and the step size would underflow). Every other solver
+        integrates as in training (:meth:`_odeint`), without the adjoint; a runaway path there turns
+        non-finite and is left so for the caller to mark.
+        """
+        o = self.solver_settings(solver)
+        rel = t - t[0]
+        y0 = self.lift(z0)
+        if o["solver"] == "dopri5":
+            signal = self._with_inputs(inputs)
 
-        eps = torch.finfo(z0.dtype).eps
-        rtol = max(self.options["rtol"], 1e3 * eps)
-        # the budgeted batch solver: a non-finite field (e.g. NaN weights) fails at the first
-        # evaluation, a runaway state at the bound; a stiff learned field keeps to the step budget
-        # (there is no implicit method to point to for rollouts)
-        out, stats = integrate_batch(rhs, self.lift(z0), t - t[0], method="dopri5", rtol=rtol, atol=rtol / 10,
-                                     max_steps=self.options["max_steps"], bound=1e8, refuse_stiff=False)
-        self.last_nfe = stats.nfe
+            def rhs(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return self.field(tt, y, None if signal is None else signal.at(tt))
+
+            rtol = max(o["rtol"], 1e3 * torch.finfo(z0.dtype).eps)
+            # a stiff learned field keeps to the step budget: there is no implicit method to point to
+            out, stats = integrate_batch(rhs, y0, rel, method="dopri5", rtol=rtol, atol=o["atol"],
+                                         max_steps=o["max_steps"], bound=ROLLOUT_BOUND, refuse_stiff=False)
+            self.last_nfe = stats.nfe
+        else:
+            calls = [0]
+
+            def count() -> None:
+                calls[0] += 1
+
+            out = self._odeint(y0, rel, inputs, {**o, "adjoint": False}, count).transpose(0, 1)
+            self.last_nfe = calls[0]
         return self.project(out).unsqueeze(0).expand(n_samples, -1, -1, -1)
+
+
+def check_solver_settings(name: str, settings: Mapping[str, Any]) -> None:
+    """Refuse solver options that the solvers would reject mid-run (torchdiffeq with a bare ValueError).
+
+    Arguments:
+        name: the learner's name, for the message.
+        settings: values of :data:`SOLVER_OPTIONS`.
+    """
+    if settings["solver"] not in TORCHDIFFEQ_METHODS:
+        raise BadParameterError(f"learner {name!r}: unknown solver {settings['solver']!r}; use one of "
+                                f"{list(TORCHDIFFEQ_METHODS)} ('rk4' is the default)")
+    check_integer(settings["substeps"], "substeps", 1, 1000)
+    check_integer(settings["max_steps"], "max_steps", 1)
+    check_real(settings["rtol"], "rtol", 0.0, 1.0, low_open=True)
+    check_real(settings["atol"], "atol", 0.0, 1.0, low_open=True)
+
+
+def format3_solver(learner: Learner) -> Optional[dict[str, Any]]:
+    """The solver a model file of format version 3 or older rolled ``learner`` out with, whatever it
+    trained with: ``dopri5`` at ``atol = rtol / 10`` (``rtol`` raised as :meth:`ContinuousLearner.rollout`
+    raises it); ``None`` for a learner without an ODE solver. An ensemble's members share their options."""
+    member = next((m for m in learner.modules() if isinstance(m, ContinuousLearner)), None)
+    if member is None:
+        return None
+    rtol = max(member.options["rtol"], 1e3 * torch.finfo(member.scale.dtype).eps)
+    return {"solver": "dopri5", "atol": rtol / 10}

@@ -74,10 +74,16 @@ class Ensemble(Learner):
     def member_drifts(self, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         return torch.stack([m.drift(z, u) for m in self.members])
 
+    @property
+    def solver_options(self) -> tuple[str, ...]:
+        """The base learner's (its members roll out with their solver)."""
+        return self.members[0].solver_options
+
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
-                context: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One path per member (``n_samples`` is the member count)."""
-        paths = torch.cat([m.rollout(z0, t, 1, inputs=inputs, context=context) for m in self.members])
+                context: Optional[torch.Tensor] = None, solver: Optional[Mapping[str, Any]] = None) -> torch.Tensor:
+        """One path per member (``n_samples`` is the member count); ``solver`` goes to each member."""
+        extra = {"solver": solver} if solver else {}
+        paths = torch.cat([m.rollout(z0, t, 1, inputs=inputs, context=context, **extra) for m in self.members])
         self.last_nfe = sum(m.last_nfe or 0 for m in self.members)
         return paths

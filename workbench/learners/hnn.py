@@ -49,7 +49,7 @@ class HamiltonianNN(ContinuousLearner):
     In standardised coordinates the symplectic form picks up the factor 1/(scale_q scale_p) per
     canonical pair, applied here so the learned H stays a true Hamiltonian up to a constant factor.
     Trained on the stored derivatives when the dataset has them (as in the paper), else by
-    trajectory matching; rollouts use the adaptive high-order solver.
+    trajectory matching; rollouts use the solver it trained with.
     """
 
     name = "hnn"
