@@ -145,19 +145,26 @@ def _model_runner(model, dt: float, dtype: torch.dtype = torch.float64) -> tuple
     """``run(history, steps)``: the model's rollout from standardised histories ``(B, C + 1, D)``.
 
     The learner is copied in ``dtype`` (float64 by default, so a tiny perturbation is not lost to
-    rounding). A history holds the ``C`` context samples the learner's rollout needs (delays, a
-    reservoir's washout) followed by the current state, so it is the full state of the learned map.
-    ``run`` returns ``(B, steps + 1, D)``, starting with the current state.
+    rounding) and rolled out through :meth:`~workbench.model.Model.rollout` as a model in its
+    standardised coordinates (:meth:`~workbench.model.Model.standardised`, with the model's solver
+    choice), so a run is the path ``model.predict`` gives from the same states (bit for bit for a
+    model already in ``dtype``). A history holds the ``C`` context samples the learner's rollout needs
+    (delays, a reservoir's washout) followed by the current state, so it is the full state of the
+    learned map. ``run`` returns float64 ``(B, steps + 1, D)``, starting with the current state; a row
+    whose history is not finite (its run left the finite numbers earlier) stays NaN.
     """
-    learner = copy.deepcopy(model.learner).to(dtype)
-    learner.eval()
-    context = int(learner.capabilities().context)
+    from ..model import Model
+
+    runner = Model.standardised(copy.deepcopy(model.learner).to(dtype), model.meta)
+    context = int(runner.learner.capabilities().context)
 
     def run(history: torch.Tensor, steps: int) -> torch.Tensor:
-        t = torch.arange(steps + 1, dtype=dtype, device=history.device) * dt
-        with torch.no_grad():
-            kwargs = {"context": history[:, :-1]} if context else {}
-            return learner.rollout(history[:, -1], t, 1, **kwargs)[0]
+        x = history.detach().cpu().double().numpy()
+        out = np.full((x.shape[0], steps + 1, x.shape[2]), np.nan)
+        finite = np.isfinite(x).all(axis=(1, 2))
+        if finite.any():
+            out[finite] = runner.rollout(x[finite], np.arange(steps + 1) * dt)[0]
+        return torch.as_tensor(out, device=history.device)
 
     return run, context
 
@@ -167,8 +174,7 @@ def _histories(model, x: np.ndarray, context: int) -> torch.Tensor:
     if x.ndim != 3 or x.shape[1] < context + 1:
         raise BadParameterError(f"{model.name}: start histories must have shape (B, >= {context + 1}, D) "
                                 f"(the learner needs {context} context samples), got {x.shape}")
-    z = (x[:, -(context + 1):] - model.scaler.mean) / model.scaler.std
-    return torch.as_tensor(z, dtype=torch.float64, device=model.device)
+    return torch.as_tensor(model.scaler.to_z(x[:, -(context + 1):]), dtype=torch.float64, device=model.device)
 
 
 def _advance_history(run: Run, history: torch.Tensor, steps: int) -> torch.Tensor:
