@@ -133,7 +133,7 @@ def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], labels: Seque
 
 def vector_field(grid: xr.Dataset, which: str, labels: Sequence[str], title: str, color: str,
                  speed_range: Optional[tuple[float, float]] = None) -> go.Figure:
-    """Arrows of ``grid[f"{which}_drift"]`` (a :func:`workbench.evaluation.views.field_on_grid` result) projected on
+    """Arrows of ``grid[f"{which}_drift"]`` (a :func:`workbench.evaluation.field_on_grid` result) projected on
     the grid's plane, drawn with equal length for readability and coloured by ``speed_{which}``;
     ``speed_range`` fixes the colour scale so two panels can share it."""
     xs, ys = grid["grid_x"].values, grid["grid_y"].values
@@ -305,7 +305,7 @@ def skill_by_horizon(scores, variable: str, label: str, lead_label: str) -> go.F
 
 
 def invariant_density(run: xr.Dataset, variable: str, label: str) -> go.Figure:
-    """Learned vs true invariant density of one variable from :func:`workbench.evaluation.views.long_run`."""
+    """Learned vs true invariant density of one variable from :func:`workbench.evaluation.long_run`."""
     row = run.sel(variable=variable)
     fig = go.Figure()
     for which, color, dash in (("true", TRUE_COLOR, "solid"), ("learned", LEARNED_COLOR, "dash")):
@@ -317,7 +317,7 @@ def invariant_density(run: xr.Dataset, variable: str, label: str) -> go.Figure:
 
 
 def power_spectra(run: xr.Dataset, variable: str, frequency_label: str) -> go.Figure:
-    """Learned vs true Welch power spectra of one variable (log scale) from :func:`workbench.evaluation.views.long_run`."""
+    """Learned vs true Welch power spectra of one variable (log scale) from :func:`workbench.evaluation.long_run`."""
     row = run.sel(variable=variable).isel(frequency=slice(1, None))  # the zero frequency is the mean, not a time scale
     fig = go.Figure()
     for which, color, dash in (("true", TRUE_COLOR, "solid"), ("learned", LEARNED_COLOR, "dash")):

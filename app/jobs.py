@@ -12,7 +12,7 @@ from typing import Any, Optional
 import xarray as xr
 
 import workbench as wb
-from workbench.devices import configure_threads
+from workbench.devices import configure_threads  # TODO(H2-report): needs a re-export (wb.configure_threads)
 
 
 class TrainingJob:

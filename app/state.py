@@ -1,7 +1,7 @@
 """Session registry of datasets and models, and cached calls into the workbench API.
 
-Every cache is keyed by content: a dataset by :func:`workbench.evaluation.views.content_key` (its state, time,
-coordinates and attrs), a model by :func:`workbench.evaluation.views.model_key` (weights, scaling, description).
+Every cache is keyed by content: a dataset by :func:`workbench.data.schema.content_key` (its state, time,
+coordinates and attrs), a model by :func:`workbench.demo.model_key` (weights, scaling, description).
 Labels are only names for the user: a regenerated or re-uploaded dataset under an old label, or a
 retrained model, never reuses the old entry, and the same content is never computed twice.
 """
@@ -22,12 +22,13 @@ import streamlit as st
 import xarray as xr
 
 import workbench as wb
-from workbench.evaluation import views
-from workbench.demo import DEMOS, demo_paths, scores_path
-from workbench.evaluation.evaluate import evaluate, oracle_samples, parameters_per_trajectory, true_system
+from workbench.demo import DEMOS, demo_paths, model_key, scores_path, shipped_scores
 from workbench.errors import BadParameterError, DatasetError, ResourceLimitError, UnknownNameError
-from workbench.model import Model
+from workbench.evaluation import (calibration_report, equation_comparison, evaluate, field_on_grid, forecast_horizons,
+                                  holdout_forecast, long_run, oracle_samples, parameters_per_trajectory, true_system)
+# TODO(H2-report): these need re-exports from workbench.data's and workbench.training's __init__
 from workbench.data.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
+from workbench.data.schema import content_key
 from workbench.training.runs import current_generation
 
 # Page scripts hold Python's GIL in many short stretches (numerics, Plotly figures, serialisation); twenty
@@ -38,7 +39,7 @@ SCRIPT_SLOTS = threading.BoundedSemaphore(min(4, os.cpu_count() or 1))
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 MODEL_FILES = {"config.json", "model.safetensors", "history.json"}
 # content hashes instead of Streamlit's default hashing (which would pickle whole objects)
-BY_CONTENT = {xr.Dataset: views.content_key, Model: views.model_key}
+BY_CONTENT = {xr.Dataset: content_key, wb.Model: model_key}
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -47,7 +48,7 @@ def load_file(path: str, mtime: float) -> xr.Dataset:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def load_model_folder(path: str, mtime: float) -> Model:
+def load_model_folder(path: str, mtime: float) -> wb.Model:
     return wb.load_model(path, device="cpu")
 
 
@@ -56,18 +57,18 @@ def simulate_cached(system: str, options_json: str) -> xr.Dataset:
     return wb.simulate(system, **json.loads(options_json), progress=False)
 
 
-def shipped_demo_scores(model: Model, ds: xr.Dataset, n_samples: int) -> Optional[xr.Dataset]:
+def shipped_demo_scores(model: wb.Model, ds: xr.Dataset, n_samples: int) -> Optional[xr.Dataset]:
     """The scores shipped with a demo (``workbench demo`` writes them) if they belong to exactly this
     model, dataset and ``n_samples`` (content keys compared), else None."""
     for kind in DEMOS:
-        shipped = views.shipped_scores(scores_path(demo_paths(kind)[0]), model, ds, n_samples)
+        shipped = shipped_scores(scores_path(demo_paths(kind)[0]), model, ds, n_samples)
         if shipped is not None:
             return shipped
     return None
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
+def evaluate_cached(model: wb.Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
     """:func:`workbench.evaluation.evaluate` on the test split, cached by the model's and the dataset's content;
     the scores shipped with the demo (written by `workbench demo`) are used when they belong to exactly
     this model and dataset."""
@@ -79,31 +80,31 @@ def evaluate_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dat
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def equations_cached(model: Model, ds: xr.Dataset) -> Optional[xr.Dataset]:
-    """:func:`workbench.evaluation.views.equation_comparison` against the dataset's true system at its first
+def equations_cached(model: wb.Model, ds: xr.Dataset) -> Optional[xr.Dataset]:
+    """:func:`workbench.evaluation.equation_comparison` against the dataset's true system at its first
     trajectory's parameters (None when the data comes from no known system)."""
     system = true_system(ds)
     if system is None:
         return None
     params = {k: float(v[0]) for k, v in parameters_per_trajectory(ds, system).items()}
-    return views.equation_comparison(model, system, params)
+    return equation_comparison(model, system, params)
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
-def long_run_cached(model: Model, ds: xr.Dataset) -> xr.Dataset:
-    """:func:`workbench.evaluation.views.long_run` with its default, bounded run length, cached by content."""
-    return views.long_run(model, ds)
+def long_run_cached(model: wb.Model, ds: xr.Dataset) -> xr.Dataset:
+    """:func:`workbench.evaluation.long_run` with its default, bounded run length, cached by content."""
+    return long_run(model, ds)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def predict_cached(model: Model, ds: xr.Dataset, n_samples: int, seed: int = 0) -> xr.Dataset:
+def predict_cached(model: wb.Model, ds: xr.Dataset, n_samples: int, seed: int = 0) -> xr.Dataset:
     """``model.predict`` from the initial states of ``ds``, cached by content. A path that blows up
     is +inf from its blow-up on (the charts leave a gap there) and ``diverged_at`` says when."""
     return model.predict(ds, n_samples=n_samples, seed=seed, on_divergence="mark")
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def predict_from_cached(model: Model, x0: tuple[float, ...], times: tuple[float, ...]) -> xr.Dataset:
+def predict_from_cached(model: wb.Model, x0: tuple[float, ...], times: tuple[float, ...]) -> xr.Dataset:
     """``model.predict`` from one initial state, cached by content."""
     return model.predict([list(x0)], list(times))
 
@@ -118,19 +119,19 @@ def oracle_cached(test: xr.Dataset, n_samples: int, seed: int) -> Optional[xr.Da
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def calibration_cached(model: Model, ds: xr.Dataset, n_samples: int) -> xr.Dataset:
+def calibration_cached(model: wb.Model, ds: xr.Dataset, n_samples: int) -> xr.Dataset:
     """Calibration curves on the test split; the demo ships them with its scores for ``n_samples=32``.
-    Without shipped curves only the curves are computed: the page's charts never wait for the full
-    evaluation (CRPS, energy scores), which took three times as long."""
+    Without shipped curves only the curves are computed, so the page's charts never wait for the full
+    evaluation (CRPS, energy scores)."""
     scores = shipped_demo_scores(model, ds, n_samples)
     if scores is not None and "calibration_learned" in scores:
         return scores[[name for name in scores.data_vars if name.startswith("calibration_")]]
-    return views.calibration_report(model, ds, n_samples)
+    return calibration_report(model, ds, n_samples)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def field_cached(model: Model, ds: xr.Dataset, i: int, j: int, n: int) -> xr.Dataset:
-    return views.field_on_grid(model, ds, i, j, n)
+def field_cached(model: wb.Model, ds: xr.Dataset, i: int, j: int, n: int) -> xr.Dataset:
+    return field_on_grid(model, ds, i, j, n)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -140,14 +141,14 @@ def load_real_series(name: str, mtime: float) -> xr.Dataset:
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def holdout_cached(model: Model, ds: xr.Dataset, n_samples: int) -> tuple[xr.Dataset, xr.Dataset]:
-    return views.holdout_forecast(model, ds, n_samples=n_samples)
+def holdout_cached(model: wb.Model, ds: xr.Dataset, n_samples: int) -> tuple[xr.Dataset, xr.Dataset]:
+    return holdout_forecast(model, ds, n_samples=n_samples)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs=BY_CONTENT)
-def rolling_cached(model: Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
+def rolling_cached(model: wb.Model, ds: xr.Dataset, n_samples: int = 32) -> xr.Dataset:
     """Rolling-origin scores by horizon with the baselines, cached by content."""
-    return evaluate(model, ds, n_samples=n_samples, mode="rolling", horizons=views.forecast_horizons(ds))
+    return evaluate(model, ds, n_samples=n_samples, mode="rolling", horizons=forecast_horizons(ds))
 
 
 def datasets() -> dict[str, xr.Dataset]:
@@ -165,7 +166,7 @@ def datasets() -> dict[str, xr.Dataset]:
     return out
 
 
-def models() -> dict[str, Model]:
+def models() -> dict[str, wb.Model]:
     """Demo models first, then those trained or uploaded in this session."""
     out = {}
     for kind, spec in DEMOS.items():
@@ -183,7 +184,7 @@ def add_dataset(label: str, ds: xr.Dataset) -> None:
     st.session_state["latest_dataset"] = label
 
 
-def add_model(label: str, model: Model, data_label: Optional[str] = None) -> None:
+def add_model(label: str, model: wb.Model, data_label: Optional[str] = None) -> None:
     """Keep a trained or uploaded model (fitted on the dataset ``data_label``, when known); it becomes
     what the pages select by default, with that dataset beside it."""
     st.session_state.setdefault("models", {})[label] = model
@@ -245,7 +246,7 @@ def variables_of(ds: xr.Dataset) -> list[str]:
     return [str(v) for v in ds["variable"].values]
 
 
-def matching_datasets(model: Model, options: dict[str, xr.Dataset]) -> list[str]:
+def matching_datasets(model: wb.Model, options: dict[str, xr.Dataset]) -> list[str]:
     """Labels of the datasets the model can run on (same variables), those of its own system first."""
     fits = [label for label, ds in options.items() if variables_of(ds) == model.variables]
     return sorted(fits, key=lambda label: options[label].attrs.get("system") != model.meta.get("system"))
@@ -290,7 +291,7 @@ def dataset_bytes(ds: xr.Dataset) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
-def model_zip(model: Model) -> bytes:
+def model_zip(model: wb.Model) -> bytes:
     """The model's files (config, weights, history) as a zip that :func:`model_from_zip` loads.
 
     ``model.save`` writes a run folder of generations (``CURRENT`` names ``gen-NNNNNN/``); the zip holds
@@ -309,7 +310,7 @@ def model_zip(model: Model) -> bytes:
 MODEL_ZIP_FIX = "upload the zip that the Train page's 'Download model' button saves"
 
 
-def model_from_zip(name: str, data: bytes) -> Model:
+def model_from_zip(name: str, data: bytes) -> wb.Model:
     """Load a model zip (safetensors + JSON only) through :func:`workbench.load_model` and all its checks
     (checksums, option ceilings); anything else in the archive is refused.
 

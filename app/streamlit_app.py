@@ -8,7 +8,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import state  # noqa: E402  (needs the path above)
-from workbench.devices import configure_threads  # noqa: E402
+from workbench.devices import configure_threads  # noqa: E402  TODO(H2-report): needs a re-export (wb.configure_threads)
 
 # The server is a process entry point: one torch thread unless WORKBENCH_THREADS says otherwise
 # (torch's one-thread-per-core default is several times slower on a busy small machine).

@@ -13,8 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import workbench as wb
-from workbench.evaluation import views
-from workbench.demo import demo_paths
+from workbench.demo import demo_paths, model_key
 
 APP = Path(__file__).resolve().parent.parent / "app"
 ENTRY = str(APP / "streamlit_app.py")
@@ -343,7 +342,7 @@ def test_downloaded_model_zip_uploads_back_to_the_same_model():
     assert sorted(zipfile.ZipFile(io.BytesIO(data)).namelist()) == ["config.json", "history.json", "model.safetensors"]
     assert len(data) > 10_000  # the weights, not an empty archive (it was 22 bytes)
     back = state.model_from_zip("node-model.zip", data)
-    assert views.model_key(back) == views.model_key(model)
+    assert model_key(back) == model_key(model)
     test = wb.select_split(wb.load(demo_paths("ode")[0]), "test").isel(trajectory=[0, 1])
     np.testing.assert_array_equal(back.predict(test)["state"].values, model.predict(test)["state"].values)
 

@@ -1,6 +1,9 @@
-"""workbench.evaluation.views: what the app shows, checked against analytic fields, metrics and known data."""
+"""What the app shows (workbench.evaluation.fields, .holdout, .climate; app/format.py; content keys), checked
+against analytic fields, metrics and known data."""
 import copy
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +11,13 @@ import torch
 import xarray as xr
 
 import workbench as wb
-from workbench.evaluation import metrics, views
+from workbench import demo
+from workbench.data import schema
+from workbench.evaluation import climate, fields, holdout, metrics
 from workbench.errors import DatasetError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+import format as fmt  # noqa: E402  (the app folder is not a package)
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +41,15 @@ def exact_field(x):
 
 
 def test_content_key_follows_content_not_identity(oscillator, tmp_path):
-    key = views.content_key(oscillator)
-    assert key == views.content_key(oscillator.copy(deep=True))
-    assert key == views.content_key(wb.load(wb.save(oscillator, tmp_path / "osc.h5")))
+    key = schema.content_key(oscillator)
+    assert key == schema.content_key(oscillator.copy(deep=True))
+    assert key == schema.content_key(wb.load(wb.save(oscillator, tmp_path / "osc.h5")))
     nudged = oscillator.copy(deep=True)
     nudged["state"].values[3, 5, 1] += 1e-12
     resplit = oscillator.assign_coords(split=("trajectory", ["test"] * oscillator.sizes["trajectory"]))
     retitled = oscillator.assign_attrs(title="something else")
     shifted = oscillator.assign_coords(time=oscillator["time"] + 1.0)
-    keys = {key, *(views.content_key(d) for d in (nudged, resplit, retitled, shifted))}
+    keys = {key, *(schema.content_key(d) for d in (nudged, resplit, retitled, shifted))}
     assert len(keys) == 5
 
 
@@ -49,16 +57,16 @@ def test_model_key_follows_weights(tmp_path):
     from workbench.demo import demo_paths
 
     model = wb.load_model(demo_paths("ode")[1], device="cpu")
-    key = views.model_key(model)
-    assert key == views.model_key(wb.load_model(model.save(tmp_path / "m"), device="cpu"))
+    key = demo.model_key(model)
+    assert key == demo.model_key(wb.load_model(model.save(tmp_path / "m"), device="cpu"))
     first = next(model.learner.parameters())
     with torch.no_grad():
         first.view(-1)[0] += 1e-6
-    assert views.model_key(model) != key
+    assert demo.model_key(model) != key
 
 
 def test_field_on_grid_matches_the_analytic_field(oscillator):
-    grid = views.field_on_grid(FieldModel(["q", "p"], exact_field), oscillator, 0, 1, n=7)
+    grid = fields.field_on_grid(FieldModel(["q", "p"], exact_field), oscillator, 0, 1, n=7)
     q, p = np.meshgrid(grid["grid_x"].values, grid["grid_y"].values)
     np.testing.assert_allclose(grid["true_drift"].sel(variable="q"), p, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grid["true_drift"].sel(variable="p"), -4.0 * q, rtol=1e-12, atol=1e-12)
@@ -71,7 +79,7 @@ def test_field_on_grid_matches_the_analytic_field(oscillator):
 
 def test_field_error_is_per_point_and_agrees_with_the_metric(oscillator):
     # learned = true + (1, 0): error at a point = 1 / RMS|f_true|; its RMS over the grid = vector_field_error
-    grid = views.field_on_grid(FieldModel(["q", "p"], lambda x: exact_field(x) + np.array([1.0, 0.0])),
+    grid = fields.field_on_grid(FieldModel(["q", "p"], lambda x: exact_field(x) + np.array([1.0, 0.0])),
                                oscillator, 0, 1, n=9)
     true = grid["true_drift"].values.reshape(-1, 2)
     rms_true = np.sqrt(np.mean(np.sum(true ** 2, axis=1)))
@@ -84,7 +92,7 @@ def test_field_error_is_per_point_and_agrees_with_the_metric(oscillator):
 
 def test_field_on_grid_slices_higher_dimensions_at_the_mean():
     ds = wb.simulate("lorenz63", n=4, t_end=1.0, dt=0.05, seed=0)
-    grid = views.field_on_grid(FieldModel(["x", "y", "z"], lambda x: np.zeros_like(x)), ds, 0, 2, n=5)
+    grid = fields.field_on_grid(FieldModel(["x", "y", "z"], lambda x: np.zeros_like(x)), ds, 0, 2, n=5)
     z_mean = float(ds["state"].sel(variable="y").mean())
     assert json.loads(grid.attrs["slice"]) == {"y": pytest.approx(z_mean)}
     # lorenz dx/dt = sigma (y - x) with y fixed at its mean
@@ -95,19 +103,19 @@ def test_field_on_grid_slices_higher_dimensions_at_the_mean():
 
 def test_field_on_grid_without_a_known_system_has_only_the_learned_field(oscillator):
     imported = oscillator.assign_attrs(system="")
-    grid = views.field_on_grid(FieldModel(["q", "p"], exact_field), imported, 0, 1, n=4)
+    grid = fields.field_on_grid(FieldModel(["q", "p"], exact_field), imported, 0, 1, n=4)
     assert "true_drift" not in grid and "error" not in grid and "learned_drift" in grid
 
 
 @pytest.mark.parametrize("bad", [dict(i=0, j=0), dict(i=0, j=5), dict(i=0, j=1, n=1)])
 def test_field_on_grid_refuses_bad_requests(oscillator, bad):
     with pytest.raises(wb.WorkbenchError):
-        views.field_on_grid(FieldModel(["q", "p"], exact_field), oscillator, **{"n": 4, **bad})
+        fields.field_on_grid(FieldModel(["q", "p"], exact_field), oscillator, **{"n": 4, **bad})
 
 
 def test_field_on_grid_refuses_a_model_of_other_variables(oscillator):
     with pytest.raises(DatasetError, match="pick a dataset"):
-        views.field_on_grid(FieldModel(["x", "y"], exact_field), oscillator, 0, 1)
+        fields.field_on_grid(FieldModel(["x", "y"], exact_field), oscillator, 0, 1)
 
 
 def ensemble(members, n=4000, seed=0):
@@ -121,7 +129,7 @@ def ensemble(members, n=4000, seed=0):
 def test_calibration_curve_equals_coverage_level_by_level():
     pred, truth = ensemble(8, n=300)
     levels = [0.2, 0.5, 0.9]
-    curve = views.calibration_curve(pred, truth, levels)
+    curve = fields.calibration_curve(pred, truth, levels)
     expected = [float(metrics.coverage(pred, truth, level, over="all")) for level in levels]
     np.testing.assert_allclose(curve.values, expected, rtol=1e-12)
     assert list(curve["level"].values) == levels
@@ -130,14 +138,14 @@ def test_calibration_curve_equals_coverage_level_by_level():
 @pytest.mark.parametrize("members", [8, 32])
 def test_calibration_curve_of_a_calibrated_ensemble_is_the_diagonal(members):
     pred, truth = ensemble(members)
-    curve = views.calibration_curve(pred, truth)
+    curve = fields.calibration_curve(pred, truth)
     # 8000 independent truths: binomial standard error <= 0.0056
     np.testing.assert_allclose(curve.values, curve["level"].values, atol=0.025)
 
 
 def test_fan_quantiles_bracket_the_samples():
     pred, _ = ensemble(99, n=3)
-    q = views.fan_quantiles(pred, [0.05, 0.5, 0.95])
+    q = fields.fan_quantiles(pred, [0.05, 0.5, 0.95])
     ordered = np.sort(pred.values, axis=0)
     # Weibull positions: with 99 members, quantile k/100 is the k-th order statistic
     np.testing.assert_allclose(q.sel(quantile=0.05), ordered[4])
@@ -146,7 +154,7 @@ def test_fan_quantiles_bracket_the_samples():
 
 def test_describe_states_units_split_and_ranges():
     ds = wb.simulate("damped_pendulum", n=16, t_end=2.0, dt=0.1, seed=0)
-    overview, table = views.describe(ds)
+    overview, table = fmt.describe(ds)
     facts = dict(zip(overview["property"], overview["value"]))
     assert facts["source"] == "damped_pendulum"
     assert facts["time span"] == "0 to 2 s" and facts["sampling step"] == "0.1 s"
@@ -160,7 +168,7 @@ def test_describe_states_units_split_and_ranges():
 def test_describe_imported_data_without_units(tmp_path):
     path = tmp_path / "my.csv"
     path.write_text("trajectory,time,a\n0,0.0,1.0\n0,1.0,3.0\n1,0.0,2.0\n")
-    overview, table = views.describe(wb.from_csv(path))
+    overview, table = fmt.describe(wb.from_csv(path))
     facts = dict(zip(overview["property"], overview["value"]))
     assert "my" in facts["source"] and facts["observed samples"] == "75.0%"
     assert facts["kind"] == "measured or imported"
@@ -168,17 +176,17 @@ def test_describe_imported_data_without_units(tmp_path):
 
 
 def test_unit_labels():
-    assert views.unit_label("theta", "rad") == "theta [rad]"
-    assert views.unit_label("x", "1") == "x [dimensionless]"
-    assert views.unit_label("x", None) == "x"
+    assert fmt.unit_label("theta", "rad") == "theta [rad]"
+    assert fmt.unit_label("x", "1") == "x [dimensionless]"
+    assert fmt.unit_label("x", None) == "x"
 
 
 def test_facts_table_is_readable_text():
-    table = views.facts_table(wb.system("lorenz63").facts, "1")
+    table = fmt.facts_table(wb.system("lorenz63").facts, "1")
     facts = dict(zip(table["fact"], table["value"]))
     assert facts["chaotic"] == "yes" and facts["max lyapunov exponent"] == "0.9056 per time unit"
     assert facts["lyapunov time"] == "1.104 time units"
-    assert dict(zip(*views.facts_table({"lyapunov_time": 2.0}, "s").values.T))["lyapunov time"] == "2 s"
+    assert dict(zip(*fmt.facts_table({"lyapunov_time": 2.0}, "s").values.T))["lyapunov time"] == "2 s"
 
 
 class RecordingForecaster:
@@ -199,21 +207,21 @@ def series_split(n=100):
 
 def test_holdout_forecast_starts_at_the_test_period_and_spans_it():
     ds = series_split()
-    start, samples = views.test_period(ds)
+    start, samples = holdout.test_period(ds)
     assert samples == int((ds["time"].values >= start).sum()) == 20
     model = RecordingForecaster()
-    series, forecast = views.holdout_forecast(model, ds, n_samples=3)
+    series, forecast = holdout.holdout_forecast(model, ds, n_samples=3)
     assert model.asked == (20, 3, "test")
     np.testing.assert_allclose(series["state"].values[0, :, 0], np.sin(np.arange(100) / 5.0))
-    assert views.forecast_horizons(ds) == [1, 2, 4, 8]
+    assert holdout.forecast_horizons(ds) == [1, 2, 4, 8]
 
 
 def test_forecasts_need_a_time_split(oscillator):
-    assert views.test_period(oscillator) is None
+    assert holdout.test_period(oscillator) is None
     with pytest.raises(DatasetError, match="time split"):
-        views.holdout_forecast(RecordingForecaster(), oscillator)
+        holdout.holdout_forecast(RecordingForecaster(), oscillator)
     with pytest.raises(DatasetError, match="time split"):
-        views.forecast_horizons(oscillator)
+        holdout.forecast_horizons(oscillator)
 
 
 # --- discovered equations and long runs ------------------------------------------------------------
@@ -245,7 +253,7 @@ LORENZ_TRUE[2, [3, 5]] = [-8.0 / 3.0, 1.0]
 
 def test_equation_comparison_recovers_the_hand_written_coefficients(lorenz_sindy):
     exact = with_coefficients(lorenz_sindy, LORENZ_TRUE)
-    comparison = views.equation_comparison(exact, wb.system("lorenz63"), {})
+    comparison = fields.equation_comparison(exact, wb.system("lorenz63"), {})
     assert list(comparison["term"].values) == ["1", "x", "y", "z", "x^2", "x y", "x z", "y^2", "y z", "z^2"]
     np.testing.assert_allclose(comparison["true"].values, LORENZ_TRUE, atol=1e-9)
     assert comparison.attrs["representable"] and comparison.attrs["residual"] < 1e-10
@@ -257,21 +265,21 @@ def test_equation_comparison_measures_a_known_error_and_a_spurious_term(lorenz_s
     wrong = LORENZ_TRUE.copy()
     wrong[1, 1] = 28.0 * 1.03  # 3% off
     wrong[0, 0] = 0.5  # a constant that the truth does not have
-    comparison = views.equation_comparison(with_coefficients(lorenz_sindy, wrong), wb.system("lorenz63"), {})
+    comparison = fields.equation_comparison(with_coefficients(lorenz_sindy, wrong), wb.system("lorenz63"), {})
     assert float(comparison["relative_error"].sel(variable="y", term="x")) == pytest.approx(0.03, rel=1e-5)
     assert comparison.attrs["spurious_terms"] == 1
-    table = views.coefficient_table(comparison)
+    table = fmt.coefficient_table(comparison)
     assert len(table) == 8 and set(table["equation"]) == {"dx/dt", "dy/dt", "dz/dt"}
 
 
 def test_equation_comparison_uses_the_true_parameters(lorenz_sindy):
-    comparison = views.equation_comparison(lorenz_sindy, wb.system("lorenz63"), {"rho": 35.0})
+    comparison = fields.equation_comparison(lorenz_sindy, wb.system("lorenz63"), {"rho": 35.0})
     assert float(comparison["true"].sel(variable="y", term="x")) == pytest.approx(35.0)
 
 
 def test_sindy_on_clean_lorenz_has_coefficient_errors_below_one_percent(lorenz_sindy, lorenz_data):
     params = {k: float(v) for k, v in json.loads(lorenz_data.attrs["params"]).items()}
-    comparison = views.equation_comparison(lorenz_sindy, wb.system("lorenz63"), params)
+    comparison = fields.equation_comparison(lorenz_sindy, wb.system("lorenz63"), params)
     assert comparison.attrs["max_relative_error"] < 0.01
     assert comparison.attrs["spurious_terms"] == 0
 
@@ -279,14 +287,14 @@ def test_sindy_on_clean_lorenz_has_coefficient_errors_below_one_percent(lorenz_s
 def test_equation_comparison_flags_a_library_without_the_truth(lorenz_sindy):
     pendulum = wb.simulate("damped_pendulum", n=4, t_end=4.0, dt=0.05, seed=0)
     model = wb.fit(pendulum, "sindy", progress=False)
-    comparison = views.equation_comparison(model, wb.system("damped_pendulum"), {})
+    comparison = fields.equation_comparison(model, wb.system("damped_pendulum"), {})
     assert not comparison.attrs["representable"] and comparison.attrs["residual"] > 1e-3
     with pytest.raises(wb.WorkbenchError, match="variables"):
-        views.equation_comparison(model, wb.system("lorenz63"), {})
+        fields.equation_comparison(model, wb.system("lorenz63"), {})
 
 
 def test_long_run_of_the_true_system_against_itself_is_near_zero(lorenz_sindy, lorenz_data):
-    run = views.long_run(with_coefficients(lorenz_sindy, LORENZ_TRUE), lorenz_data, n_runs=4, max_steps=2000)
+    run = climate.long_run(with_coefficients(lorenz_sindy, LORENZ_TRUE), lorenz_data, n_runs=4, max_steps=2000)
     assert not run.attrs["diverged"]
     assert float(run["hellinger"].max()) < 0.1
     assert float(run["spectrum_error"].max()) < 0.35
@@ -297,7 +305,7 @@ def test_long_run_of_the_true_system_against_itself_is_near_zero(lorenz_sindy, l
     # a model of another attractor (rho = 40, sigma = 10, beta = 8/3: larger and faster) is far from it
     other = LORENZ_TRUE.copy()
     other[1, 1] = 40.0
-    far = views.long_run(with_coefficients(lorenz_sindy, other), lorenz_data, n_runs=4, max_steps=2000)
+    far = climate.long_run(with_coefficients(lorenz_sindy, other), lorenz_data, n_runs=4, max_steps=2000)
     assert float(far["hellinger"].mean()) > 2 * float(run["hellinger"].mean())
     assert float(far["w1"].mean()) > 3 * float(run["w1"].mean())
 
@@ -305,23 +313,23 @@ def test_long_run_of_the_true_system_against_itself_is_near_zero(lorenz_sindy, l
 def test_long_run_needs_a_chaotic_system(oscillator):
     model = wb.fit(oscillator, "sindy", progress=False)
     with pytest.raises(wb.WorkbenchError, match="chaotic"):
-        views.long_run(model, oscillator)
+        climate.long_run(model, oscillator)
 
 
 def test_units_read_the_same_in_every_table_and_label():
     lorenz = wb.simulate("lorenz63", n=2, t_end=0.2, dt=0.01, seed=0)  # state units "1"
-    _, table = views.describe(lorenz)
+    _, table = fmt.describe(lorenz)
     assert set(table["unit"]) == {"dimensionless"}  # was "1" beside axis titles "x [dimensionless]"
-    assert views.unit_label("x", "1") == "x [dimensionless]" and views.unit_text("1") == "dimensionless"
-    assert views.unit_text(None, "not given") == "not given" and views.unit_label("x", None) == "x"
-    assert views.unit_text("rad") == "rad"
+    assert fmt.unit_label("x", "1") == "x [dimensionless]" and fmt.unit_text("1") == "dimensionless"
+    assert fmt.unit_text(None, "not given") == "not given" and fmt.unit_label("x", None) == "x"
+    assert fmt.unit_text("rad") == "rad"
 
 
 def test_observed_values_and_axis_time_on_a_calendar_axis():
     ds = wb.from_csv(b"date,x\n2020-01-01,1.0\n2020-01-02,\n2020-01-03,3.0\n")
-    np.testing.assert_array_equal(views.observed_values(ds)[0, :, 0], [1.0, np.nan, 3.0])
-    assert views.axis_time(ds, 1.5) == np.datetime64("2020-01-02T12:00")
-    assert views.axis_time(wb.simulate("lorenz63", n=1, t_end=0.1, dt=0.01, seed=0), 0.25) == 0.25
+    np.testing.assert_array_equal(fmt.observed_values(ds)[0, :, 0], [1.0, np.nan, 3.0])
+    assert fmt.axis_time(ds, 1.5) == np.datetime64("2020-01-02T12:00")
+    assert fmt.axis_time(wb.simulate("lorenz63", n=1, t_end=0.1, dt=0.01, seed=0), 0.25) == 0.25
 
 
 @pytest.mark.parametrize("kind", ["ode", "sde"])
@@ -332,7 +340,7 @@ def test_shipped_demo_scores_belong_to_the_shipped_demo_models(kind):
 
     data, folder = demo_paths(kind)
     model = wb.load_model(folder, device="cpu")
-    assert views.shipped_scores(scores_path(data), model, wb.load(data), 32) is not None
-    key = views.model_key(model)
+    assert demo.shipped_scores(scores_path(data), model, wb.load(data), 32) is not None
+    key = demo.model_key(model)
     model.learner.rate.fill_(2.0)  # a real rate is part of the model
-    assert views.model_key(model) != key
+    assert demo.model_key(model) != key

@@ -1,19 +1,24 @@
 """The embedded default shown by the app: small demo datasets and models shipped in ``data/``.
 
-``workbench demo`` rebuilds them (a few CPU-minutes); the app only reads them.
+``workbench demo`` rebuilds them; the app only reads them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import xarray as xr
 
-from .data.schema import SPLITS
-from .data.io import save
+from .data.schema import SPLITS, content_key, digest_array, digest_json
+from .data.io import check_hdf5_safety, load, save, write_netcdf
+from .errors import DatasetError
+from .evaluation.evaluate import evaluate
+from .evaluation.fields import calibration_report
+from .model import load_model
 from .simulate import simulate
 from .training.fitting import fit
 
@@ -104,10 +109,73 @@ def scores_path(data_path: Path) -> Path:
 
 def ship_scores(data_path: Path, model_path: Path, n_samples: int = 32) -> Path:
     """Evaluate the saved demo model on its saved dataset (as the app loads them) and store the scores."""
-    from .data.io import load
-    from .evaluation.evaluate import evaluate
-    from .model import load_model
-    from .evaluation.views import save_scores
-
     ds, model = load(data_path), load_model(model_path, device="cpu")
     return save_scores(evaluate(model, ds, n_samples=n_samples), model, ds, scores_path(data_path), n_samples)
+
+
+# --- the shipped scores, reused only for exactly the model and data they belong to ---------------------
+
+def model_key(model: Any) -> str:
+    """SHA-256 of a fitted model: its weights (every tensor of the learner's state dict, in order),
+    its standardisation and its description (``model.meta``: learner, options, variables, system).
+
+    A retrained model, even under the same label, gets a different key; a model saved and loaded
+    again gets the same one. A ``rate`` buffer of exactly 1 (the identity scaling, which files saved
+    before format 3 load with) is left out, so such a model keeps the key it was saved with and the
+    scores shipped for it (:func:`shipped_scores`) still match.
+
+    Arguments:
+        model: a :class:`workbench.Model`.
+
+    Returns:
+        64 hex digits.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.learner.state_dict().items():
+        if name.rsplit(".", 1)[-1] == "rate" and tensor.numel() == 1 and float(tensor) == 1.0:
+            continue
+        digest_array(digest, name, tensor.detach().cpu().numpy())
+    digest_array(digest, "scaler.mean", model.scaler.mean)
+    digest_array(digest, "scaler.std", model.scaler.std)
+    digest_json(digest, model.meta)
+    return digest.hexdigest()
+
+
+def save_scores(scores: xr.Dataset, model: Any, ds: xr.Dataset, path: Union[str, Path], n_samples: int) -> Path:
+    """Write an :func:`workbench.evaluation.evaluate` result with the content keys of the model and the data it scored,
+    so it can be shipped beside a demo and reused only for exactly that pair (see :func:`shipped_scores`).
+
+    Arguments:
+        scores: the evaluation result.
+        model, ds: the model and dataset that were evaluated.
+        path: the HDF5 file to write (atomically).
+        n_samples: the ``n_samples`` the evaluation used.
+
+    Returns:
+        The path written.
+    """
+    keyed = scores.assign_attrs(model_key=model_key(model), data_key=content_key(ds), n_samples=int(n_samples))
+    if model.stochastic:  # the calibration curves the Uncertainty page draws, from the same sample count
+        keyed = keyed.merge(calibration_report(model, ds, n_samples), combine_attrs="override")
+    return write_netcdf(keyed, path)
+
+
+def shipped_scores(path: Union[str, Path], model: Any, ds: xr.Dataset, n_samples: int) -> Optional[xr.Dataset]:
+    """The scores stored at ``path`` by :func:`save_scores` if they belong to exactly this model, this
+    dataset and this ``n_samples`` (content keys compared), else None (also when there is no such file)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    check_hdf5_safety(path)  # the checks of workbench.load; a score file is not in the dataset schema
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as stored:
+            attrs = stored.attrs
+            if (attrs.get("model_key"), attrs.get("data_key"), int(attrs.get("n_samples", -1))) != \
+                    (model_key(model), content_key(ds), int(n_samples)):
+                return None
+            scores = stored.load()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path} is not a readable score file ({type(exc).__name__}: {exc})",
+                           fix="delete it, or rebuild the demo files with `workbench demo`") from None
+    scores.attrs = {k: v for k, v in scores.attrs.items() if k not in ("model_key", "data_key", "n_samples")}
+    return scores

@@ -5,10 +5,11 @@ import numpy as np
 import streamlit as st
 
 import charts
+import format as fmt
 import state
 import workbench as wb
-from workbench.evaluation import views
-from workbench.evaluation.evaluate import summary, true_system
+from workbench.evaluation import (LongRunRecipe, climate_scores, fan_quantiles, has_term_library, long_run_refusal,
+                                  parameter_comparison, summary, test_period, true_system)
 
 st.title("Learned vs true flow")
 models = state.models()
@@ -29,10 +30,10 @@ data_label = c2.selectbox("Dataset (those with the model's variables)", matching
                           index=state.dataset_index(matching, model_label))
 ds = datasets[data_label]
 variables = model.variables
-units = views.variable_units(ds)
-labels = [views.unit_label(v, units[v]) for v in variables]
+units = fmt.variable_units(ds)
+labels = [fmt.unit_label(v, units[v]) for v in variables]
 
-if views.test_period(ds) is not None:  # a measured series split in time: forecasts of its held-out tail
+if test_period(ds) is not None:  # a measured series split in time: forecasts of its held-out tail
     st.caption("Data split in time: the model forecasts the held-out test period from its start, using only the "
                "data before it; below, rolling-origin errors by horizon beside the baselines (persistence, "
                "climatology, AR(p) fitted by least squares, auto-ARIMA, ETS and Theta).")
@@ -41,15 +42,15 @@ if views.test_period(ds) is not None:  # a measured series split in time: foreca
     if held is None or scores is None:
         st.stop()
     series, forecast = held
-    times, time_label = views.time_axis(series)
-    forecast_times, _ = views.time_axis(forecast)
-    quantiles = views.fan_quantiles(forecast, [0.05, 0.5, 0.95]).isel(trajectory=0).values
+    times, time_label = fmt.time_axis(series)
+    forecast_times, _ = fmt.time_axis(forecast)
+    quantiles = fan_quantiles(forecast, [0.05, 0.5, 0.95]).isel(trajectory=0).values
     start = forecast_times[0]
-    st.plotly_chart(charts.holdout(times, views.observed_values(series)[0], forecast_times, quantiles, labels,
+    st.plotly_chart(charts.holdout(times, fmt.observed_values(series)[0], forecast_times, quantiles, labels,
                                    time_label, start), key="holdout")
     var = variables[0] if len(variables) == 1 else st.selectbox("variable", variables)
-    step = views.duration_text(float(np.diff(ds["time"].values[:2])[0]), ds)
-    st.plotly_chart(charts.skill_by_horizon(scores, var, views.unit_label(var, units[var]),
+    step = fmt.duration_text(float(np.diff(ds["time"].values[:2])[0]), ds)
+    st.plotly_chart(charts.skill_by_horizon(scores, var, fmt.unit_label(var, units[var]),
                                             f"forecast horizon [{step.split(' ', 1)[1]}]"), key="skill_by_horizon")
     st.caption(f"Skill = 1 - RMSE_model / RMSE_baseline (positive: the model beats the baseline); "
                f"{int(scores['n_origins'].values[0])} forecast origins at the shortest horizon.")
@@ -70,7 +71,7 @@ if scores is None:
 headline = summary(scores)
 cols = st.columns(4)
 if "vpt_median" in headline:
-    cols[0].metric("median valid prediction time", views.duration_text(headline["vpt_median"], ds),
+    cols[0].metric("median valid prediction time", fmt.duration_text(headline["vpt_median"], ds),
                    help=f"first time the normalised error exceeds {scores.attrs['threshold']:g}, median over "
                         f"{scores.attrs['n_trajectories']} test trajectories")
 if "vpt_lyapunov_median" in headline:
@@ -81,26 +82,26 @@ if "vector_field_error" in headline:
                    help="||f_learned - f_true|| / ||f_true|| on test-data points, dimensionless")
 if "rmse_mean" in headline:
     rmse_unit = scores["rmse"].attrs.get("units")
-    cols[3].metric(f"mean RMSE [{views.unit_text(rmse_unit, 'state units')}]",
+    cols[3].metric(f"mean RMSE [{fmt.unit_text(rmse_unit, 'state units')}]",
                    f"{headline['rmse_mean']:.3g}",
                    help="root-mean-square error over variables, test trajectories and times")
 
 pred = state.guarded(lambda: state.predict_cached(model, test, 16))
 if pred is None:
     st.stop()
-if (blown_up := views.divergence_text(pred, ds)) is not None:
+if (blown_up := fmt.divergence_text(pred, ds)) is not None:
     st.warning(blown_up)
 test = test.sel(time=pred["time"].values)  # learners with context predict from their C-th sample on
-times, time_label = views.time_axis(test)
+times, time_label = fmt.time_axis(test)
 traj = st.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
-observed = views.observed_values(test)  # unobserved samples are gaps in the charts
+observed = fmt.observed_values(test)  # unobserved samples are gaps in the charts
 truth_path = observed[traj]
 pred_path = pred["state"].values[:, traj]
 center = np.median(pred_path, axis=0)
 vpt = float(scores["vpt"].values[traj])
-vpt_at = views.axis_time(test, float(test["time"].values[0]) + vpt) if np.isfinite(vpt) else None
+vpt_at = fmt.axis_time(test, float(test["time"].values[0]) + vpt) if np.isfinite(vpt) else None
 st.plotly_chart(charts.timeseries(truth_path, center, times, labels, time_label, vpt_at=vpt_at,
-                                  vpt_text=views.duration_text(vpt, ds), error_band=True),
+                                  vpt_text=fmt.duration_text(vpt, ds), error_band=True),
                 key="compare_timeseries")
 st.caption("The shaded band is the truth ± |learned - true|: how far the prediction is from the truth at each "
            "time, drawn around the truth (it is an error, not an uncertainty of the model).")
@@ -120,9 +121,9 @@ if len(variables) >= 2:
 system = true_system(ds)
 if getattr(model.learner, "parameter_table", None) is not None:
     st.subheader("Estimated parameters")
-    table = state.guarded(lambda: views.parameter_comparison(model, ds))
+    table = state.guarded(lambda: parameter_comparison(model, ds))
     if table is not None:
-        st.table(views.parameter_frame(table))
+        st.table(fmt.parameter_frame(table))
         combos = table.attrs.get("identifiable_combinations")
         st.caption(f"{table.attrs['method']}; residual variance {table.attrs['residual_variance']:.3g} "
                    f"(standardised units), {table.attrs['degrees_of_freedom']} degrees of freedom."
@@ -143,49 +144,53 @@ if model.learner.capabilities().has_equations:
     if system is not None:
         true_col.caption(f"true ({system.name})")
         true_col.latex(system.equations)
-    if system is not None and views.has_term_library(model):
+    if system is not None and has_term_library(model):
         comparison = state.guarded(lambda: state.equations_cached(model, ds))
         if comparison is not None and comparison.attrs["representable"]:
             st.caption(f"Coefficient errors against the true parameters (the true coefficients are the least-squares "
                        f"fit of the true drift on the same library: exact for this polynomial system). Largest "
                        f"relative error {comparison.attrs['max_relative_error']:.2g}; "
                        f"{comparison.attrs['spurious_terms']} spurious terms.")
-            st.dataframe(views.coefficient_table(comparison), hide_index=True)
+            st.dataframe(fmt.coefficient_table(comparison), hide_index=True)
         elif comparison is not None:
             st.caption(f"The true drift is not in the span of this library (relative residual "
                        f"{comparison.attrs['residual']:.2g}), so its coefficients cannot be compared term by term.")
 
-if system is not None and system.kind == "ode" and system.facts.get("chaotic") and not model.stochastic:
+if long_run_refusal(model, ds) is None:
     with st.expander("Long run: does the model keep the attractor?"):
         st.caption("After a few Lyapunov times any surrogate of a chaotic system loses the weather; a good one keeps "
-                   "the climate. Both flows run freely from the first test states (at most 4000 samples each, "
-                   "transient dropped); computing takes seconds to a minute.")
+                   f"the climate. Both flows run freely from the first test states (at most "
+                   f"{LongRunRecipe().max_steps} samples each, transient dropped); these are the runs and scores "
+                   "that workbench.evaluate reports. Computing takes seconds to a minute.")
         if st.toggle("Compute the long run", value=False, key="long_run_on"):
             with st.spinner("Running both flows..."):
                 run = state.guarded(lambda: state.long_run_cached(model, ds))
             if run is not None:
                 if run.attrs["diverged"]:
                     st.warning(f"The model's long run diverged: {run.attrs['diverged']}")
-                lyap_unit = views.time_units(ds)
-                per = "per time unit" if lyap_unit in (None, "", views.DIMENSIONLESS) else f"per {lyap_unit}"
+                lyap_unit = fmt.time_units(ds)
+                per = "per time unit" if lyap_unit in (None, "", fmt.DIMENSIONLESS) else f"per {lyap_unit}"
+                climate = climate_scores(run)  # what evaluate reports from the same runs
                 m1, m2, m3, m4 = st.columns(4)
-                m1.metric("Lyapunov exponent, true", f"{float(run['lyapunov_true']):.3g}",
-                          help=f"largest Lyapunov exponent [{per}]; {run['lyapunov_true'].attrs['source']}")
-                m2.metric("Lyapunov exponent, learned", f"{float(run['lyapunov_learned']):.3g}",
+                m1.metric("Lyapunov exponent, true", f"{float(climate['lyapunov_true']):.3g}",
+                          help=f"largest Lyapunov exponent [{per}]; {climate['lyapunov_true'].attrs['source']}")
+                m2.metric("Lyapunov exponent, learned", f"{float(climate['lyapunov_learned']):.3g}",
                           help=f"largest Lyapunov exponent [{per}], Benettin's two-trajectory estimate on the "
-                               "model's own rollout")
-                m3.metric("Hellinger distance (mean)", f"{float(run['hellinger'].mean()):.3g}",
-                          help="of the invariant marginal densities; 0: the same, 1: disjoint")
-                m4.metric("spectrum error (mean)", f"{float(run['spectrum_error'].mean()):.3g}",
-                          help="sum |P_learned - P_true| / sum P_true of the Welch spectra; 1 for a fixed point")
+                               f"model's own rollout from {run.attrs['lyapunov_starts']} starts")
+                m3.metric("W1 / true std (mean)", f"{float(climate['attractor_w1']):.3g}",
+                          help="Wasserstein-1 distance of the invariant marginals over the true standard deviation, "
+                               "mean over variables (evaluate's attractor_w1)")
+                m4.metric("spectrum error (mean)", f"{float(climate['spectrum_error']):.3g}",
+                          help="sum |P_learned - P_true| / sum P_true of the Welch spectra, mean over variables; "
+                               "1 for a fixed point")
                 var = st.selectbox("variable of the long run", variables, key="long_run_variable")
-                frequency_unit = "cycles per time unit" if views.time_units(ds) in (None, "", views.DIMENSIONLESS) \
-                    else f"cycles per {views.time_units(ds)}"
+                frequency_unit = "cycles per time unit" if fmt.time_units(ds) in (None, "", fmt.DIMENSIONLESS) \
+                    else f"cycles per {fmt.time_units(ds)}"
                 d1, d2 = st.columns(2)
                 d1.plotly_chart(charts.invariant_density(run, var, labels[variables.index(var)]), key="long_run_density")
                 d2.plotly_chart(charts.power_spectra(run, var, f"frequency [{frequency_unit}]"), key="long_run_spectrum")
                 st.caption(f"{run.attrs['n_runs']} runs of {run.attrs['steps']} samples "
-                           f"({views.duration_text(run.attrs['steps'] * run.attrs['dt'], ds)}), the first "
+                           f"({fmt.duration_text(run.attrs['steps'] * run.attrs['dt'], ds)}), the first "
                            f"{run.attrs['transient']} dropped as transient.")
                 st.dataframe({"variable": variables, "W1 [state units]": run["w1"].values.round(4),
                               "Hellinger": run["hellinger"].values.round(4),
@@ -214,7 +219,7 @@ elif system is not None and len(variables) >= 2:
                    ", ".join(f"{name} = {value:.3g}" for name, value in fixed.items()))
     st.caption("The grid spans the data's bounding box, so its corners may lie off the attractor where no "
                "training data was. Arrows have equal length; colour is the drift's speed in the plane "
-               f"[{views.unit_label(variables[i], units[variables[i]])} per unit time]. The error map is "
+               f"[{fmt.unit_label(variables[i], units[variables[i]])} per unit time]. The error map is "
                "|f_learned - f_true| / RMS |f_true| over the grid; the headline vector-field error is "
                "measured on test-data points.")
     names = (labels[i], labels[j])
@@ -261,5 +266,5 @@ elif system is not None and len(variables) >= 2:
                                               labels, time_label), key="ic_timeseries")
 
 with st.expander("All metrics"):
-    st.table(views.score_table(scores), hide_index=True)  # long meanings wrap instead of being cut
+    st.table(fmt.score_table(scores), hide_index=True)  # long meanings wrap instead of being cut
     st.text(str(scores))

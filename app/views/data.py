@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 import charts
+import format as fmt
 import state
 import workbench as wb
-from workbench.data import time as timeaxis
-from workbench.evaluation import views
+# TODO(H2-report): these need re-exports from workbench.data's __init__
 from workbench.data.imports import TIME_NAMES
 from workbench.data.splits import merge_segments, time_split_info
+from workbench.data.time import to_datetimes
 
 st.title("Your data")
 st.markdown(
@@ -50,22 +51,22 @@ datasets = state.datasets()
 names = list(datasets)
 label = st.selectbox("dataset", names, index=state.dataset_index(names))
 ds = datasets[label]
-overview, table = views.describe(ds)
+overview, table = fmt.describe(ds)
 # st.table wraps long text (dates, split starts) where st.dataframe cut it at the column's width
 st.table(overview, hide_index=True)
 st.dataframe(table, hide_index=True, width="stretch")
 variables = [str(v) for v in ds["variable"].values]
-units = views.variable_units(ds)
+units = fmt.variable_units(ds)
 series = merge_segments(ds)  # a time-split series is shown whole, with its boundaries marked
-times, time_label = views.time_axis(series)
+times, time_label = fmt.time_axis(series)
 trajectory = st.number_input("series (trajectory)", 0, series.sizes["trajectory"] - 1, 0)
-values = views.observed_values(series)[trajectory]  # unobserved samples are gaps, not values
+values = fmt.observed_values(series)[trajectory]  # unobserved samples are gaps, not values
 info = time_split_info(ds) or {}
-dates = timeaxis.to_datetimes(ds, np.array([info[k] for k in ("val_start", "test_start") if info.get(k) is not None]))
+dates = to_datetimes(ds, np.array([info[k] for k in ("val_start", "test_start") if info.get(k) is not None]))
 marks = [(d if dates is not None else float(info[k]), f"{k.split('_')[0]} starts")
          for k, d in zip([k for k in ("val_start", "test_start") if info.get(k) is not None],
                          dates if dates is not None else [None, None])]
-st.plotly_chart(charts.series(times, values, [views.unit_label(v, units[v]) for v in variables], time_label, marks),
+st.plotly_chart(charts.series(times, values, [fmt.unit_label(v, units[v]) for v in variables], time_label, marks),
                 key="data_series")
 
 if "split" not in ds.coords:

@@ -4,9 +4,9 @@ import json
 import streamlit as st
 
 import charts
+import format as fmt
 import state
 import workbench as wb
-from workbench.evaluation import views
 
 MAX_TRAJECTORIES = 512
 MAX_SAMPLES = 20_000          # samples per trajectory (t_end / dt)
@@ -27,9 +27,9 @@ with left:
     st.caption(f"Reference: {system.reference}")
 with right:
     st.markdown("**Facts**")
-    st.table(views.facts_table(system.facts, system.time_units), hide_index=True)  # wraps, never cuts
-    st.caption(f"State units: {', '.join(views.unit_label(v, u) for v, u in zip(system.state_names, system.state_units))}"
-               f"; time: {views.unit_label('t', system.time_units)}")
+    st.table(fmt.facts_table(system.facts, system.time_units), hide_index=True)  # wraps, never cuts
+    st.caption(f"State units: {', '.join(fmt.unit_label(v, u) for v, u in zip(system.state_names, system.state_units))}"
+               f"; time: {fmt.unit_label('t', system.time_units)}")
 
 st.subheader("Generate")
 with st.form("generate"):
@@ -79,14 +79,14 @@ if ds is None or generated["system"] != name:  # never show (or download) anothe
     st.info(f"Set parameters and press **Generate** to integrate {name} trajectories.")
     st.stop()
 
-overview, _ = views.describe(ds)
+overview, _ = fmt.describe(ds)
 facts = dict(zip(overview["property"], overview["value"]))
 st.success(f"{generated['label']}: {facts['size']}, {facts['time span']} ({facts.get('integrator', '')}); "
            f"split {facts.get('split (trajectories)', 'none')}")
 variables = [str(v) for v in ds["variable"].values]
-units = views.variable_units(ds)
-labels = [views.unit_label(v, units[v]) for v in variables]
-times, time_label = views.time_axis(ds)
+units = fmt.variable_units(ds)
+labels = [fmt.unit_label(v, units[v]) for v in variables]
+times, time_label = fmt.time_axis(ds)
 shown = st.slider("trajectories shown", 1, int(ds.sizes["trajectory"]), min(5, int(ds.sizes["trajectory"])))
 states = ds["state"].values[:shown]
 shown_index = st.number_input("time series of trajectory", 0, shown - 1, 0)

@@ -56,8 +56,11 @@ with st.form("train"):
 if start and learner is not None and not running:
     defaults = LEARNERS[learner].defaults
     network = {k: int(v) for k, v in (("hidden", hidden), ("depth", depth))}
-    extra = {"members": int(members), "base_options": network} if learner == "ensemble" else \
-        {k: v for k, v in network.items() if k in defaults}
+    extra = {k: v for k, v in network.items() if k in defaults}
+    if "base_options" in defaults:  # a learner built on a base learner (an ensemble) hands the network on
+        extra = {"base_options": network}
+    if "members" in defaults:
+        extra["members"] = int(members)
     job = jobs.TrainingJob(ds, learner, data_label, time_budget=float(budget), epochs=int(epochs), lr=float(lr),
                            window=int(window), **extra, **series_options).start()
     st.session_state["job"] = job

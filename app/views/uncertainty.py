@@ -3,9 +3,10 @@ import numpy as np
 import streamlit as st
 
 import charts
+import format as fmt
 import state
 import workbench as wb
-from workbench.evaluation import views
+from workbench.evaluation import calibration_curve, fan_quantiles, test_period
 
 st.title("Uncertainty")
 models = {k: m for k, m in state.models().items() if m.stochastic}
@@ -26,21 +27,21 @@ data_label = c2.selectbox("Dataset (those with the model's variables)", matching
 ds = datasets[data_label]
 n_samples = c3.slider("sample paths", 16, 512, 32, step=16)
 variables = model.variables
-units = views.variable_units(ds)
-labels = [views.unit_label(v, units[v]) for v in variables]
+units = fmt.variable_units(ds)
+labels = [fmt.unit_label(v, units[v]) for v in variables]
 
-if views.test_period(ds) is not None:  # a measured series split in time: the forecast of its held-out tail
+if test_period(ds) is not None:  # a measured series split in time: the forecast of its held-out tail
     held = state.guarded(lambda: state.holdout_cached(model, ds, n_samples))
     if held is None:
         st.stop()
     series, forecast = held
     truth = series.sel(time=forecast["time"].values)[["state", "mask"] if "mask" in series else ["state"]]
-    forecast_times, time_label = views.time_axis(forecast)
+    forecast_times, time_label = fmt.time_axis(forecast)
     var = variables.index(st.selectbox("variable", variables)) if len(variables) > 1 else 0
-    quantiles = views.fan_quantiles(forecast.isel(trajectory=0, variable=var)).values
-    st.plotly_chart(charts.fan_chart(forecast_times, quantiles, views.observed_values(truth)[:, :, var], labels[var],
+    quantiles = fan_quantiles(forecast.isel(trajectory=0, variable=var)).values
+    st.plotly_chart(charts.fan_chart(forecast_times, quantiles, fmt.observed_values(truth)[:, :, var], labels[var],
                                      time_label, "observed (held out)"), key="fan_chart")
-    curve = state.guarded(lambda: views.calibration_curve(forecast, truth.assign_coords(
+    curve = state.guarded(lambda: calibration_curve(forecast, truth.assign_coords(
         trajectory=forecast["trajectory"].values)))
     if curve is not None:
         st.plotly_chart(charts.coverage_curve(curve["level"].values, curve.values, None), key="coverage")
@@ -54,7 +55,7 @@ if test.sizes["trajectory"] == 0:
     st.warning("This dataset has no test trajectories; regenerate it with a split on the Systems page.")
     st.stop()
 
-times, time_label = views.time_axis(test)
+times, time_label = fmt.time_axis(test)
 c1, c2 = st.columns(2)
 traj = c1.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
 var = variables.index(c2.selectbox("variable", variables))
@@ -63,11 +64,11 @@ pred = state.guarded(lambda: state.predict_cached(model, one, n_samples, seed=1)
 oracle = state.guarded(lambda: state.oracle_cached(one, n_samples, 2))
 if pred is None:
     st.stop()
-if (blown_up := views.divergence_text(pred, ds)) is not None:
+if (blown_up := fmt.divergence_text(pred, ds)) is not None:
     st.warning(blown_up)
-quantiles = views.fan_quantiles(pred.isel(trajectory=0, variable=var)).values
+quantiles = fan_quantiles(pred.isel(trajectory=0, variable=var)).values
 truth_paths = oracle["state"].values[:20, 0, :, var] if oracle is not None else \
-    views.observed_values(one)[0, :, var][None]
+    fmt.observed_values(one)[0, :, var][None]
 st.plotly_chart(charts.fan_chart(times, quantiles, truth_paths, labels[var], time_label,
                                  "true SDE paths" if oracle is not None else "true path"), key="fan_chart")
 
@@ -84,13 +85,13 @@ if curves is not None:
 t_index = right.slider("marginal at sample", 0, len(times) - 1, len(times) - 1, format="%d")
 true_marginal = (oracle if oracle is not None else one)["state"].values[..., t_index, var].ravel()
 when = str(times[t_index])[:10] if np.issubdtype(np.asarray(times).dtype, np.datetime64) else \
-    views.duration_text(float(times[t_index]), ds)
+    fmt.duration_text(float(times[t_index]), ds)
 right.plotly_chart(charts.marginals(pred["state"].values[:, :, t_index, var].ravel(), true_marginal,
                                     f"{labels[var]} at t = {when} (test trajectory {traj})"), key="marginals")
 
 scores = state.guarded(lambda: state.evaluate_cached(model, ds, 32))
 if scores is not None:
-    table = views.score_table(scores)
+    table = fmt.score_table(scores)
     keep = table["metric"].str.startswith(("crps", "energy_score", "coverage", "width")) | \
         table["metric"].str.endswith("relative")
     st.subheader("Scores (test split)")

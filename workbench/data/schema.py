@@ -300,3 +300,51 @@ def observation_mask(ds: xr.Dataset) -> np.ndarray:
     if "mask" in ds:
         return ds["mask"].values.astype(bool)
     return np.ones((ds.sizes["trajectory"], ds.sizes["time"]), dtype=bool)
+
+
+# --- content keys -------------------------------------------------------------------------------------
+
+def _json_plain(value: Any) -> Any:
+    """JSON for numpy scalars and arrays as for Python numbers (a file read back holds numpy types)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def digest_json(digest: Any, value: Any) -> None:
+    """Feed ``value`` to the hash ``digest`` as JSON with sorted keys (numpy values as Python numbers)."""
+    digest.update(json.dumps(value, sort_keys=True, default=_json_plain).encode())
+
+
+def digest_array(digest: Any, name: str, values: Any) -> None:
+    """Feed an array to the hash ``digest``: its name, dtype, shape and values (strings by their text,
+    not numpy's fixed-width buffer)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "OUS":
+        payload = json.dumps([str(v) for v in values.ravel()]).encode()
+    else:
+        payload = np.ascontiguousarray(values).tobytes()
+    digest.update(f"{name}|{values.dtype.str}|{values.shape}|".encode())
+    digest.update(payload)
+
+
+def content_key(ds: xr.Dataset) -> str:
+    """SHA-256 of everything that makes a dataset what it is: every variable and coordinate with its
+    values, dims and attributes, and the global attributes.
+
+    Two datasets that differ in any state value, time, split, mask or attribute get different keys;
+    the same data loaded twice gets the same key, so caches are keyed by this, never by a label.
+
+    Arguments:
+        ds: any xarray Dataset (typically in the workbench schema).
+
+    Returns:
+        64 hex digits.
+    """
+    import hashlib  # here, not at the top: the content keys are the only hashing in the schema
+
+    digest = hashlib.sha256()
+    for name in sorted(map(str, ds.variables)):
+        var = ds.variables[name]
+        digest_json(digest, [name, list(var.dims), var.attrs])
+        digest_array(digest, name, var.values)
+    digest_json(digest, ds.attrs)
+    return digest.hexdigest()
