@@ -1,13 +1,22 @@
 """Universal differential equations: the terms a scientist knows plus a neural network for the rest.
 
 Rackauckas et al. 2020, "Universal Differential Equations for Scientific Machine Learning": the drift
-is ``dx/dt = known(x, t; theta) + NN(x)``. The known part's unknown constants ``theta`` are trained
-jointly with the network (both as ``nn.Parameter``) by trajectory matching on multiple-shooting
-windows (the shared :class:`~workbench.training.trainer.Trainer`, as every continuous-time learner).
+is ``dx/dt = known(x, t; theta) + NN(x)``. The fit follows the paper's pipeline, full batch:
+
+1. **Multiple shooting** (Adam): the network, the known part's unknown constants ``theta`` and the
+   start state of every segment of a few samples are trained together, the segments tied by
+   continuity penalties, so a poor early model cannot drive a long solve away from the data.
+2. **Single shooting refinement** (L-BFGS, the paper's second-order stage after ADAM): the network,
+   ``theta`` and each trajectory's initial state minimise the misfit of the whole trajectories,
+   down to the noise.
+3. **The residual as equations** (:mod:`.ude_discovery`): SINDy's sequentially thresholded least
+   squares on the network evaluated along the fitted trajectories proposes term sets from a
+   polynomial library; each is re-fitted to the data with the known part, and an information
+   criterion chooses (Mangan et al. 2017).
+
 The network starts as the zero function (zero last layer), so training starts from the known model.
-Afterwards the learned residual is turned into equations: SINDy (sequentially thresholded least
-squares on a degree-2 polynomial library, Brunton et al. 2016) regressed on the network evaluated at
-the training states: the UDE-then-SINDy pipeline of the paper.
+Predictions use the known part plus the discovered terms (``predict_with="equations"``, what
+extrapolates beyond the states the data visited) or plus the network (``"network"``).
 
 How to say what is known (the ``known`` option):
 
@@ -21,18 +30,22 @@ How to say what is known (the ``known`` option):
   ``known={"prey": "alpha*prey", "predator": "-gamma*predator"}``. Expressions are stored in the
   run folder, so such a model reloads anywhere.
 * a torch function ``known(x, t, params)`` with ``x`` (B, D) physical states, ``t`` (B,) times since
-  the start of the window or rollout, and ``params`` a dict of name -> 0-d tensor, returning (B, D).
+  the start of the trajectory (of the segment while shooting, of the rollout when predicting), and ``params`` a dict of name -> 0-d tensor, returning (B, D).
   Its parameters are the system's (with ``system=``) or those named in ``start={name: value}``.
   The function is kept in this process's registry (:func:`register_known`) under its qualified
   name; a saved model reloads where that name is registered again.
 
 ``estimate`` names the constants to train (default ``"all"``: every parameter the known part uses,
-for a function every parameter); the others are held at ``fixed`` or the system's defaults.
+for a function every parameter); the others are held at ``fixed`` or the system's defaults. Beside
+a network that could imitate their terms, the constants are determined by stage 3's re-fit, where
+the residual is a few named terms; those are the values :meth:`UniversalDE.equations` reports.
 """
 from __future__ import annotations
 
 import ast
+import math
 import operator
+import time
 from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
@@ -41,15 +54,17 @@ import torch
 from torch import nn
 
 from ..errors import BadParameterError, DatasetError, UnknownNameError, UnsupportedError
-from .base import Batch, Capabilities, DataInfo, mlp
+from ..safety import check_integer, check_real
+from .base import Capabilities, DataInfo, mlp
 from .continuous import ContinuousLearner
-from .mechanistic import _bounds, _fixed_values, _resolve_system, _start_values
+from .mechanistic import CONTINUITY_WEIGHT, _bounds, _fixed_values, _resolve_system, _rk4_segments, _start_values
+from .sindy import polynomial_powers
+from .ude_discovery import REFIT_ITERATIONS, Candidate, choose, stlsq_supports
 
 KnownFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
-# states kept (a ring buffer of observed training states) for the SINDy regression on the residual
-SEEN_STATES = 2048
 MAX_EXPRESSION_CHARS = 2000
 CALLABLE_PREFIX = "callable:"
+PREDICT_WITH = ("equations", "network")
 # samples per trajectory below which no window has an interval to match after its start and one more
 MIN_SAMPLES = 4
 _FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -147,7 +162,7 @@ def _expression_function(expressions: list[Optional[str]], states: list[str]) ->
 
 
 class UniversalDE(ContinuousLearner):
-    """``dx/dt = known(x, t; theta) + NN(x)``, trained by multiple shooting (see the module docstring).
+    """``dx/dt = known(x, t; theta) + NN(x)``, fitted in three stages (see the module docstring).
 
     Options:
         system: catalog or registered system (default: the one a simulated dataset names); needed
@@ -157,16 +172,26 @@ class UniversalDE(ContinuousLearner):
         estimate: constants of the known part to train, or ``"all"`` (those it uses).
         start, fixed, bounds: starting values, held values and ``(low, high)`` bounds of parameters.
         hidden, depth, activation: the residual network (an MLP of the standardised state).
-        sindy_threshold: STLSQ threshold of the residual's equations, relative to the largest
-            coefficient of each equation; sindy_degree: the polynomial library's degree.
+        iterations, learning_rate: Adam steps and step size of the multiple-shooting stage.
+        refine_iterations: L-BFGS iterations of the single-shooting stage (0: none).
+        segment: samples per shooting segment (default: a tenth of a trajectory, at least 4).
+        sindy_degree: the degree of the polynomial library the residual's equations are drawn from.
+        predict_with: ``"equations"`` (known part plus the discovered terms, which is what
+            extrapolates beyond the data) or ``"network"`` (known part plus the network).
+        substeps: RK4 steps per sample interval in training.
         variables: the dataset's variable names (set by ``fit``).
+
+    ``wb.fit``'s ``epochs``, ``lr``, ``window`` and ``batch_size`` do not apply: the fit is full batch
+    with the options above; ``time_budget`` ends each stage early.
     """
 
     name = "ude"
-    reference = "Rackauckas et al. 2020, Universal Differential Equations for Scientific Machine Learning"
-    supports = Capabilities(kinds=("ode",), objectives=("trajectory",), has_equations=True)
+    reference = ("Rackauckas et al. 2020, Universal Differential Equations for Scientific Machine Learning; "
+                 "Mangan et al. 2017 (sparse model selection by information criteria)")
+    supports = Capabilities(kinds=("ode",), objectives=("trajectory",), training="closed_form", has_equations=True)
     defaults = {"system": None, "known": "system", "estimate": "all", "start": None, "fixed": None, "bounds": None,
-                "hidden": 32, "depth": 2, "activation": "tanh", "sindy_threshold": 0.1, "sindy_degree": 2,
+                "hidden": 32, "depth": 2, "activation": "tanh", "iterations": 500, "learning_rate": 1e-2,
+                "refine_iterations": 300, "segment": None, "sindy_degree": 2, "predict_with": "equations",
                 "variables": None, "objective": "trajectory", **ContinuousLearner.solver_defaults}
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
@@ -175,6 +200,14 @@ class UniversalDE(ContinuousLearner):
         self.variables = list(o["variables"] or [f"x{i}" for i in range(dim)])
         if o["start"] is not None and not isinstance(o["start"], dict):
             raise BadParameterError(f"start must be a dict of name -> value, got {type(o['start']).__name__}")
+        check_integer(o["iterations"], "iterations", 0, 1_000_000)
+        check_integer(o["refine_iterations"], "refine_iterations", 0, 1_000_000)
+        check_real(o["learning_rate"], "learning_rate", 0.0, 1.0, low_open=True)
+        check_integer(o["sindy_degree"], "sindy_degree", 1, 5)
+        if o["segment"] is not None:
+            check_integer(o["segment"], "segment", 1, 100_000)
+        if o["predict_with"] not in PREDICT_WITH:
+            raise BadParameterError(f"predict_with must be one of {PREDICT_WITH}, got {o['predict_with']!r}")
         known, used = self._known_function(o["known"])
         self.known_function = known
         space = self._parameter_space(used)
@@ -190,8 +223,15 @@ class UniversalDE(ContinuousLearner):
         # relative steps: the optimiser moves every constant by about the same fraction of itself
         self.theta_raw = nn.Parameter(torch.zeros(len(start)))
         self.net = mlp(dim, dim, o["hidden"], o["depth"], o["activation"], zero_last=True)
-        self.register_buffer("seen", torch.zeros(SEEN_STATES, dim))
-        self.register_buffer("n_seen", torch.zeros((), dtype=torch.int64))
+        powers = polynomial_powers(dim, int(o["sindy_degree"]), True)
+        self.register_buffer("powers", torch.as_tensor(powers, dtype=torch.float32))
+        # the discovered equations (physical units) and the known part's constants re-fitted with them
+        self.register_buffer("support", torch.zeros(dim, len(powers)))
+        self.register_buffer("coefficients", torch.zeros(dim, len(powers)))
+        self.register_buffer("network_coefficients", torch.zeros(dim, len(powers)))
+        self.register_buffer("theta_raw_equations", torch.zeros(len(start)))
+        self._with_network = o["predict_with"] == "network"
+        self.selection: list[dict[str, Any]] = []  # the scored candidates of the last fit (not saved)
         self._probe(torch.ones(4, dim, dtype=torch.float64) * 0.5 + torch.arange(4, dtype=torch.float64)[:, None])
 
     # --- construction --------------------------------------------------------------------------------
@@ -283,15 +323,17 @@ class UniversalDE(ContinuousLearner):
         return options
 
     # --- the known part ------------------------------------------------------------------------------
-    def theta(self) -> torch.Tensor:
-        """The known part's estimated constants, within their bounds."""
-        start = self.theta_start.to(self.theta_raw.dtype)
-        value = start + start.abs().clamp_min(1.0) * self.theta_raw
+    def theta(self, raw: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The known part's estimated constants, within their bounds (``raw``: the unconstrained
+        values, by default the network model's; the equations' are ``theta_raw_equations``)."""
+        raw = self.theta_raw if raw is None else raw
+        start = self.theta_start.to(raw.dtype)
+        value = start + start.abs().clamp_min(1.0) * raw
         return torch.maximum(torch.minimum(value, self.theta_high.to(value.dtype)), self.theta_low.to(value.dtype))
 
-    def params(self) -> dict[str, torch.Tensor]:
-        """Every constant of the known part: held values and the current estimates."""
-        theta = self.theta()
+    def params(self, raw: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        """Every constant of the known part: held values and the current estimates (see :meth:`theta`)."""
+        theta = self.theta(raw)
         values = {k: torch.as_tensor(v, dtype=theta.dtype, device=theta.device) for k, v in self.fixed_values.items()}
         values.update({name: theta[i] for i, name in enumerate(self.estimated)})
         return values
@@ -330,58 +372,187 @@ class UniversalDE(ContinuousLearner):
         """The network's part of ``dz/dt`` at standardised states ``z`` (B, D)."""
         return self.rate * self.net(z)
 
+    def library(self, x: torch.Tensor) -> torch.Tensor:
+        """The polynomial terms (B, P) of the residual's equations at physical states ``x`` (B, D)."""
+        return torch.prod(x.unsqueeze(1) ** self.powers.to(x.dtype), dim=-1)
+
+    def _equations_field(self, coefficients: torch.Tensor, raw: torch.Tensor
+                         ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``dz/dt`` of the known part (constants from ``raw``) plus sparse terms (D, P) in physical units."""
+        def field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            x = z * self.scale + self.offset
+            drift = self.known_part(t.expand(z.shape[0]).to(z.dtype), x, self.params(raw))
+            return (drift + self.library(x) @ coefficients.T) / self.scale
+        return field
+
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if not self._with_network:
+            return self._equations_field(self.coefficients, self.theta_raw_equations)(t, z)
         x = z * self.scale + self.offset
         return self.known_part(t.expand(z.shape[0]).to(z.dtype), x) / self.scale + self.residual(z)
 
-    def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
-        if self.training:
-            self._remember(batch.z[batch.mask.bool()])
-        return super().loss(batch, horizon, objective)
+    # --- the fit -------------------------------------------------------------------------------------
+    def fit_closed_form(self, train: Any, val: Optional[Any], times: torch.Tensor) -> dict[str, float]:
+        """Shooting with Adam, L-BFGS on the whole trajectories, then the residual's equations.
 
-    @torch.no_grad()
-    def _remember(self, z: torch.Tensor) -> None:
-        """Keep observed training states (a ring buffer) for the residual's equations."""
-        z = z.reshape(-1, self.dim)[-SEEN_STATES:]
-        start = int(self.n_seen) % SEEN_STATES
-        index = (start + torch.arange(len(z), device=z.device)) % SEEN_STATES
-        self.seen[index] = z.to(self.seen.dtype)
-        self.n_seen += len(z)
+        Training and validation trajectories are fitted together (nothing is chosen on the
+        validation ones; the equations are chosen by an information criterion on all the data).
+        The fit runs in float64 whatever the model's precision, then returns to it.
+
+        Returns:
+            ``val_loss`` (mean squared standardised misfit of the model that predicts),
+            ``network_loss`` (that of known part plus network) and ``bic`` of the chosen equations.
+        """
+        z = train.z if val is None else torch.cat([train.z, val.z])
+        mask = train.mask if val is None else torch.cat([train.mask, val.mask])
+        dtype, started = self.scale.dtype, time.perf_counter()
+        budget = self.time_budget
+
+        def out_of_time() -> bool:
+            return budget is not None and time.perf_counter() - started > budget
+
+        self.double()
+        self._with_network = True
+        try:
+            data = _Data(z.double(), mask.bool(), (times - times[0]).double())
+            x0 = self._shooting(data, out_of_time)
+            network_loss = self._refine(data, x0, out_of_time) / data.n_observations
+            chosen = self._discover(data, x0, out_of_time)
+        finally:
+            self._with_network = self.options["predict_with"] == "network"
+            self.to(dtype)
+        equations_loss = chosen.ssr / data.n_observations
+        return {"val_loss": network_loss if self._with_network else equations_loss, "network_loss": network_loss,
+                "equations_loss": equations_loss, "bic": chosen.bic}
+
+    def _network_field(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return lambda t, z: self.field(t, z)
+
+    def _shooting(self, data: "_Data", out_of_time: Callable[[], bool]) -> torch.Tensor:
+        """Multiple shooting (Adam): segment start states are unknowns tied by continuity penalties.
+
+        Returns:
+            The fitted start states of the trajectories (N, D), standardised.
+        """
+        n, length, dim = data.z.shape
+        segment = min(self.options["segment"] or max(4, (length - 1) // 10), length - 1)
+        starts = np.arange(0, length - 1, segment)
+        ahead = starts[:, None] + np.arange(segment + 1)
+        index = torch.as_tensor(np.minimum(ahead, length - 1))
+        grid = data.t[index]
+        t0, steps = grid[:, 0].repeat(n), (grid[:, 1:] - grid[:, :-1]).repeat(n, 1)
+        target = data.z[:, index]
+        weight = (data.mask[:, index] & torch.as_tensor(ahead <= length - 1)).unsqueeze(-1).double()
+        states = nn.Parameter(data.filled()[:, starts].clone())
+        substeps = int(self.options["substeps"])
+
+        def loss() -> torch.Tensor:
+            pred = _rk4_segments(self._network_field(), states.reshape(-1, dim), t0, steps, substeps)
+            pred = pred.reshape(n, len(starts), segment + 1, dim)
+            misfit = ((pred - target) ** 2 * weight).sum()
+            gaps = ((pred[:, :-1, -1] - states[:, 1:]) ** 2).sum()
+            return (misfit + CONTINUITY_WEIGHT * gaps) / data.n_observations
+
+        unknowns = [*self.parameters(), states]
+        optimiser = torch.optim.Adam(unknowns, lr=float(self.options["learning_rate"]))
+        best = _Best(unknowns)
+        for _ in range(int(self.options["iterations"])):
+            if out_of_time():
+                break
+            optimiser.zero_grad()
+            value = loss()
+            if not best.offer(value):
+                break  # diverged: back to the best point below
+            value.backward()
+            optimiser.step()
+        if self.options["iterations"]:
+            best.offer(loss().detach())
+        best.restore()
+        return states[:, 0].detach()
+
+    def _refine(self, data: "_Data", x0: torch.Tensor, out_of_time: Callable[[], bool]) -> float:
+        """L-BFGS on the whole trajectories from their fitted initial states (updated in place);
+        returns the sum of squared standardised misfits."""
+        start = nn.Parameter(x0)
+        misfit = lambda: data.misfit(self._network_field(), start, int(self.options["substeps"]))  # noqa: E731
+        value = _lbfgs([*self.parameters(), start], misfit, int(self.options["refine_iterations"]), out_of_time)
+        x0.copy_(start.detach())
+        return value
+
+    def _discover(self, data: "_Data", x0: torch.Tensor, out_of_time: Callable[[], bool]) -> Candidate:
+        """The residual's equations (see :mod:`.ude_discovery`), stored in the model's buffers."""
+        n, length, dim = data.z.shape
+        substeps = int(self.options["substeps"])
+        with torch.no_grad():
+            fine = ((data.t[1:] - data.t[:-1]) / DENSE).repeat_interleave(DENSE).expand(n, -1)
+            z = _rk4_segments(self._network_field(), x0, torch.zeros(n, dtype=x0.dtype), fine,
+                              max(1, math.ceil(substeps / DENSE))).reshape(-1, dim)
+            x = z * self.scale + self.offset
+            library = self.library(x).cpu().numpy()
+            target = (self.residual(z) * self.scale).cpu().numpy()
+        finite = np.isfinite(library).all(1) & np.isfinite(target).all(1)
+        library, target = library[finite], target[finite]
+        supports = stlsq_supports(library, target)
+        raw_network = self.theta_raw.detach().clone()
+
+        def refit(support: np.ndarray, start_coefficients: np.ndarray
+                  ) -> Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]:
+            where = torch.as_tensor(support, device=x0.device)
+            active = nn.Parameter(torch.as_tensor(start_coefficients, dtype=x0.dtype, device=x0.device)[where])
+            raw = nn.Parameter(raw_network.clone())
+            begin = nn.Parameter(x0.clone())
+
+            def field(t: torch.Tensor, zz: torch.Tensor) -> torch.Tensor:
+                coefficients = torch.zeros(where.shape, dtype=zz.dtype, device=zz.device).masked_scatter(where, active)
+                return self._equations_field(coefficients, raw)(t, zz)
+
+            ssr = _lbfgs([active, raw, begin], lambda: data.misfit(field, begin, substeps), REFIT_ITERATIONS,
+                         out_of_time)
+            full = np.zeros(support.shape)
+            full[support] = active.detach().cpu().numpy()
+            return full, raw.detach().cpu().numpy(), begin.detach(), ssr
+
+        scored = choose(supports, library, target, refit, data.n_observations, n * dim + len(self.estimated),
+                        out_of_time)
+        chosen = scored[0]
+        with torch.no_grad():
+            self.support.copy_(torch.as_tensor(chosen.support))
+            self.coefficients.copy_(torch.as_tensor(chosen.coefficients))
+            self.theta_raw_equations.copy_(torch.as_tensor(chosen.theta))
+            network = np.zeros(chosen.support.shape)
+            for i, row in enumerate(chosen.support):
+                if row.any():
+                    network[i, row] = np.linalg.lstsq(library[:, row], target[:, i], rcond=None)[0]
+            self.network_coefficients.copy_(torch.as_tensor(network))
+        names = self.term_names(self.variables)
+        self.selection = [{"terms": [[names[j] for j in np.flatnonzero(row)] for row in c.support],
+                           "coefficients": [row[row != 0].round(4).tolist() for row in c.coefficients],
+                           "ssr": c.ssr, "bic": c.bic} for c in scored]
+        return chosen
 
     # --- equations -----------------------------------------------------------------------------------
-    def residual_equations(self, names: list[str]) -> tuple[np.ndarray, list[str]]:
-        """SINDy on the residual: STLSQ coefficients (D, terms) in physical units, and the term names.
+    def term_names(self, names: list[str]) -> list[str]:
+        """The library's terms for variables ``names`` (``"1"``, ``"x"``, ``"x y"``, ``"x^2"``)."""
+        return [" ".join(n if p == 1 else f"{n}^{p}" for n, p in zip(names, row) if p) or "1"
+                for row in self.powers.long().tolist()]
 
-        The network is evaluated at the remembered training states; each equation's threshold is
-        ``sindy_threshold`` times its largest least-squares coefficient.
+    def residual_equations(self, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The residual's equations chosen at fit time.
+
+        Returns:
+            ``(coefficients, network_coefficients, terms)``: the terms' coefficients (D, P) in
+            physical units re-fitted to the data, the same terms' least-squares coefficients on
+            the network's residual, and the term names (P).
         """
-        import pysindy as ps
-        count = min(int(self.n_seen), SEEN_STATES)
-        if count < 2:
-            raise UnsupportedError("ude: the model kept no training states to find the residual's equations on",
-                                   fix="fit it with wb.fit(ds, 'ude', ...) first")
-        z = self.seen[:count]
-        scale, offset = self.scale.double().cpu().numpy(), self.offset.double().cpu().numpy()
-        with torch.no_grad():
-            y = self.residual(z).double().cpu().numpy() * scale
-        x = z.double().cpu().numpy() * scale + offset
-        library = ps.PolynomialLibrary(degree=int(self.options["sindy_degree"])).fit(x)
-        theta = library.transform(x)
-        terms = library.get_feature_names(names)
-        coefficients = np.zeros((self.dim, theta.shape[1]))
-        for i in range(self.dim):
-            dense = np.linalg.lstsq(theta, y[:, i], rcond=None)[0]
-            cut = float(self.options["sindy_threshold"]) * float(np.abs(dense).max())
-            optimizer = ps.STLSQ(threshold=max(cut, 1e-12), alpha=0.0)
-            optimizer.fit(theta, y[:, i:i + 1])
-            coefficients[i] = optimizer.coef_[0]
-        return coefficients, terms
+        return (self.coefficients.double().cpu().numpy(), self.network_coefficients.double().cpu().numpy(),
+                self.term_names(names))
 
     def equations(self, names: list[str], latex: bool = False) -> list[str]:
-        """One line per variable: the known terms, ``+`` the residual's sparse equation, and the constants."""
-        coefficients, terms = self.residual_equations(names)
+        """One line per variable: the known terms, ``+ [`` the residual's sparse equation ``]``, and the
+        constants (those re-fitted with the equations)."""
+        coefficients, _, terms = self.residual_equations(names)
         known = self.options["known"]
-        values = {k: float(v.detach()) for k, v in self.params().items()}
+        values = {k: float(v.detach()) for k, v in self.params(self.theta_raw_equations).items()}
         lines = []
         for i, name in enumerate(names):
             if known == "system":
@@ -395,6 +566,90 @@ class UniversalDE(ContinuousLearner):
             lines.append(f"{text} + [{found}]")
         given = ", ".join(f"{k} = {v:.4g}" for k, v in values.items())
         return [f"{line}   with {given}" if given else line for line in lines]
+
+
+# samples of the fitted trajectories per data interval at which the network's residual is regressed
+DENSE = 4
+
+
+class _Data:
+    """The standardised data of one fit: states (N, T, D), mask (N, T), times from the start (T,)."""
+
+    def __init__(self, z: torch.Tensor, mask: torch.Tensor, t: torch.Tensor):
+        self.z, self.mask, self.t = z, mask, t
+        self.n_observations = int(mask.sum()) * z.shape[-1]
+        self.weight = mask.unsqueeze(-1).to(z.dtype)
+        self.steps = (t[1:] - t[:-1]).expand(z.shape[0], -1)
+
+    def filled(self) -> torch.Tensor:
+        """The states with missing samples linearly interpolated in time (starting states of segments)."""
+        z, t = self.z.cpu().numpy().copy(), self.t.cpu().numpy()
+        for i, seen in enumerate(self.mask.cpu().numpy()):
+            for v in range(z.shape[-1]):
+                z[i, :, v] = np.interp(t, t[seen], z[i, seen, v])
+        return torch.as_tensor(z, device=self.z.device)
+
+    def misfit(self, field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
+               substeps: int) -> torch.Tensor:
+        """Sum of squared standardised misfits of the trajectories of ``field`` from ``x0`` (N, D)."""
+        pred = _rk4_segments(field, x0, torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device), self.steps,
+                             substeps)
+        return ((pred - self.z) ** 2 * self.weight).sum()
+
+
+class _Stop(Exception):
+    """A non-finite loss or the end of the time budget (the optimiser goes back to its best point)."""
+
+
+class _Best:
+    """The lowest finite loss seen over some parameters, and their values there."""
+
+    def __init__(self, parameters: list[torch.Tensor]):
+        self.parameters, self.value, self.values = parameters, math.inf, None
+
+    def offer(self, loss: torch.Tensor) -> bool:
+        """Record ``loss`` at the current values; False where it is not finite."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return False
+        if value < self.value:
+            self.value, self.values = value, [p.detach().clone() for p in self.parameters]
+        return True
+
+    def restore(self) -> None:
+        if self.values is not None:
+            with torch.no_grad():
+                for p, v in zip(self.parameters, self.values):
+                    p.copy_(v)
+
+
+def _lbfgs(parameters: list[torch.Tensor], loss: Callable[[], torch.Tensor], iterations: int,
+           out_of_time: Callable[[], bool]) -> float:
+    """Full-batch L-BFGS with a strong-Wolfe line search (the paper's second-order stage); ends at the
+    best point evaluated, whatever stopped it, and returns its loss."""
+    best = _Best(parameters)
+    with torch.no_grad():
+        best.offer(loss())
+    if iterations:
+        optimiser = torch.optim.LBFGS(parameters, lr=1.0, max_iter=iterations, history_size=50,
+                                      line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+
+        def closure() -> torch.Tensor:
+            if out_of_time():
+                raise _Stop
+            optimiser.zero_grad()
+            value = loss()
+            if not best.offer(value):
+                raise _Stop
+            value.backward()
+            return value
+
+        try:
+            optimiser.step(closure)
+        except _Stop:
+            pass
+    best.restore()
+    return best.value
 
 
 __all__ = ["UniversalDE", "register_known"]

@@ -1,0 +1,116 @@
+"""The residual of a universal differential equation as sparse equations, chosen on the data.
+
+Rackauckas et al. 2020 (UDE then SINDy): the trained network is evaluated along the fitted
+trajectories and a sparse regression over a polynomial library names the terms it stands for. One
+threshold does not fit every residual, so the choice follows Mangan, Kutz, Brunton & Proctor 2017
+("Model selection for dynamical systems via sparse regression and information criteria", Proc. R.
+Soc. A 473, 20170009): sequentially thresholded least squares (Brunton et al. 2016) over a fixed
+grid of thresholds gives a short list of candidate term sets; each candidate's coefficients (with
+the known part's estimated constants and the initial states) are re-fitted to the *data* by
+trajectory matching, and the candidate with the lowest Bayesian information criterion is kept. The
+network only proposes terms; the data decide which, and with which coefficients.
+
+The rule has no per-problem setting: the library is scaled to unit root-mean-square columns and
+each equation's target to unit root-mean-square, so the thresholds are relative contributions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+# STLSQ thresholds (relative contribution of a unit-rms term to a unit-rms residual) whose supports
+# are the candidates: a log grid from terms worth 1% of the residual to terms worth all of it
+THRESHOLDS = np.geomspace(1e-2, 1.0, 40)
+STLSQ_SWEEPS = 10
+# candidates re-fitted to the data, sparsest first (a dense candidate of a degree-2 library seldom
+# survives the information criterion, and each re-fit is a trajectory optimisation)
+MAX_CANDIDATES = 8
+REFIT_ITERATIONS = 100
+
+
+@dataclass
+class Candidate:
+    """A term set (D, P) bool, its re-fitted coefficients (D, P), constants, initial states and score."""
+
+    support: np.ndarray
+    coefficients: np.ndarray
+    theta: np.ndarray
+    x0: torch.Tensor
+    ssr: float
+    bic: float
+
+
+def stlsq_supports(library: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
+    """The distinct term sets of STLSQ over :data:`THRESHOLDS`, sparsest first.
+
+    Arguments:
+        library: library terms (M, P) at the fitted states.
+        target: the network's residual (M, D) at the same states.
+
+    Returns:
+        Boolean supports (D, P), from the sparsest (largest threshold) to the densest; the empty
+        set (no residual term) comes first.
+    """
+    rms = np.sqrt((library ** 2).mean(0)).clip(1e-300)
+    a = library / rms
+    found: dict[bytes, np.ndarray] = {}
+    empty = np.zeros((target.shape[1], library.shape[1]), bool)
+    found[empty.tobytes()] = empty
+    for threshold in THRESHOLDS[::-1]:
+        support = np.stack([_stlsq(a, y / max(float(np.sqrt((y ** 2).mean())), 1e-300), threshold)
+                            for y in target.T])
+        found.setdefault(support.tobytes(), support)
+    return sorted(found.values(), key=lambda s: int(s.sum()))
+
+
+def _stlsq(a: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
+    keep = np.ones(a.shape[1], bool)
+    for _ in range(STLSQ_SWEEPS):
+        coefficients = np.zeros(a.shape[1])
+        coefficients[keep] = np.linalg.lstsq(a[:, keep], y, rcond=None)[0]
+        new = np.abs(coefficients) >= threshold
+        if (new == keep).all() or not new.any():
+            return new
+        keep = new
+    return keep
+
+
+def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray,
+           refit: Callable[[np.ndarray, np.ndarray], Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]],
+           n_observations: int, n_fixed_unknowns: int, out_of_time: Callable[[], bool]) -> list[Candidate]:
+    """Re-fit up to :data:`MAX_CANDIDATES` supports to the data and score them by BIC.
+
+    Arguments:
+        supports: candidate term sets (D, P), sparsest first.
+        library, target: the network's residual regression (for each candidate's starting coefficients).
+        refit: ``refit(support, start) -> (coefficients, theta, x0, ssr)`` or None where the re-fit
+            diverges; ``ssr`` in the units the BIC's likelihood assumes (standardised data).
+        n_observations: observed values in the data.
+        n_fixed_unknowns: unknowns of every candidate (initial states and estimated constants).
+        out_of_time: stop after the current candidate (at least one is always scored).
+
+    Returns:
+        The scored candidates, best (lowest BIC) first.
+    """
+    scored = []
+    for support in supports[:MAX_CANDIDATES]:
+        start = np.zeros(support.shape)
+        for i, row in enumerate(support):
+            if row.any():
+                start[i, row] = np.linalg.lstsq(library[:, row], target[:, i], rcond=None)[0]
+        result = refit(support, start)
+        if result is not None and math.isfinite(result[3]) and result[3] > 0:
+            coefficients, theta, x0, ssr = result
+            k = int(support.sum()) + n_fixed_unknowns
+            bic = n_observations * math.log(ssr / n_observations) + k * math.log(n_observations)
+            scored.append(Candidate(support, coefficients, theta, x0, ssr, bic))
+        if scored and out_of_time():
+            break
+    return sorted(scored, key=lambda c: c.bic)
+
+
+__all__ = ["Candidate", "choose", "stlsq_supports", "THRESHOLDS", "MAX_CANDIDATES"]
