@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 
 import workbench as wb
 from systems import get
-from workbench.numerics.solvers import integrate_batch
+from workbench.numerics import integrate_batch
 
 
 def _lorenz():
@@ -48,7 +48,7 @@ def test_lorenz_with_1024_trajectories_matches_scipy_per_trajectory():
 def test_fused_fixed_step_solver_has_its_order_and_matches_torchdiffeq_where_they_agree():
     import torchdiffeq
 
-    from workbench.numerics.solvers import fixed_step_solve
+    from workbench.numerics import fixed_step_solve
 
     field = lambda t, y: -y + torch.sin(t)  # noqa: E731  exact: y = C e^-t + (sin t - cos t) / 2
     y0 = torch.tensor([[1.0]], dtype=torch.float64)
@@ -65,9 +65,9 @@ def test_fused_fixed_step_solver_has_its_order_and_matches_torchdiffeq_where_the
 def test_compiled_step_gives_the_eager_solution_and_says_so(monkeypatch):
     """torch.compile fuses the step into one kernel; the arithmetic is the same up to the order of
     floating-point operations, so the trajectories agree far below the tolerance."""
-    from workbench.numerics import solvers
+    from workbench.numerics import adaptive
 
-    monkeypatch.setattr(solvers, "_COMPILED", {})  # later tests keep the eager default
+    monkeypatch.setattr(adaptive, "_COMPILED", {})  # later tests keep the eager default
     eager = wb.simulate("lorenz63", n=48, t_end=3.0, seed=2, split=None, compile=False)
     compiled = wb.simulate("lorenz63", n=48, t_end=3.0, seed=2, split=None, compile=True)
     assert "compiled" in compiled.attrs["integrator"] and "compiled" not in eager.attrs["integrator"]
@@ -80,7 +80,7 @@ def test_compiled_step_gives_the_eager_solution_and_says_so(monkeypatch):
 def test_a_step_that_fails_to_compile_falls_back_to_eager_with_a_warning(monkeypatch):
     import warnings
 
-    from workbench.numerics import solvers
+    from workbench.numerics import adaptive
 
     from torch._inductor.exc import InvalidCxxCompiler
 
@@ -90,7 +90,7 @@ def test_a_step_that_fails_to_compile_falls_back_to_eager_with_a_warning(monkeyp
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr(solvers, "_COMPILED", {})
+    monkeypatch.setattr(adaptive, "_COMPILED", {})
     _, _, field = _lorenz()
     y0 = torch.tensor([[1.0, 2.0, 20.0], [-3.0, 1.0, 30.0]], dtype=torch.float64)
     t = torch.linspace(0.0, 1.0, 11, dtype=torch.float64)
@@ -117,7 +117,7 @@ def test_an_eager_solve_does_not_load_the_compiler():
 # --- compiling: decided from the problem's size before solving (issue 27) --------------------------
 
 def test_compile_decision_is_a_function_of_sizes():
-    from workbench.numerics.solvers import COMPILE_MIN_WORK, should_compile
+    from workbench.numerics.adaptive import COMPILE_MIN_WORK, should_compile
 
     assert not should_compile(16, 3, 1000, None, compiled_before=False)       # Lorenz-63 default: eager
     assert not should_compile(16_384, 3, 1000, None, compiled_before=False)   # 4.9e7 element-steps
@@ -131,7 +131,7 @@ def test_compile_decision_is_a_function_of_sizes():
 
 def test_workbench_compile_0_turns_compiling_off_for_good(monkeypatch):
     from workbench.errors import BadParameterError
-    from workbench.numerics.solvers import compile_setting
+    from workbench.numerics.adaptive import compile_setting
 
     monkeypatch.setenv("WORKBENCH_COMPILE", "0")
     assert compile_setting(True) is False and compile_setting(None) is False

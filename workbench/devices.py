@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -11,6 +10,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar, Union
 import torch
 
 from .errors import BadParameterError
+from .safety import check_integer
 
 DeviceLike = Union[str, torch.device, None]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,17 +56,11 @@ def default_threads() -> Optional[int]:
     env = os.environ.get("WORKBENCH_THREADS", "").strip()
     if env:
         try:
-            return _checked(int(env))
+            return check_integer(int(env), "WORKBENCH_THREADS", 1)
         except ValueError:
             raise BadParameterError(f"WORKBENCH_THREADS must be a positive integer, got {env!r}; "
                                     "unset it for the default") from None
     return 1 if _usable_cores() <= SMALL_CPU_CORES else None
-
-
-def _checked(threads: int) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise BadParameterError(f"threads must be a positive integer, got {threads!r}")
-    return int(threads)
 
 
 def configure_threads(threads: Optional[int] = None) -> int:
@@ -78,7 +72,7 @@ def configure_threads(threads: Optional[int] = None) -> int:
     or the ``WORKBENCH_THREADS`` variable override the default. Library entry points use
     :func:`torch_threads` instead, which restores the caller's count.
     """
-    threads = _checked(threads) if threads is not None else default_threads()
+    threads = check_integer(threads, "threads", 1) if threads is not None else default_threads()
     if threads is None:
         return torch.get_num_threads()
     if torch.get_num_threads() != threads:

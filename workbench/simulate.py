@@ -12,40 +12,88 @@ import numpy as np
 import torch
 import xarray as xr
 
-import systems as catalog
 from systems import System
 
+from .catalog import SystemLike, get_system
 from .data.schema import SPLITS, make_dataset
 from .devices import DeviceLike, resolve_device, thread_policy
 from .errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnknownNameError,
                      UnsupportedError)
 from .progress import progress_bar
 from .safety import check_allocation, check_integer, check_real
+from .numerics import Solver, integrate_batch, solver, solvers
 from .numerics.sde import BrownianIncrements, TorchsdeProblem
-from .numerics.solvers import FIXED_STEP_METHODS, TABLEAUX, TORCHDIFFEQ_METHODS, integrate_batch
 
-SystemLike = Union[str, System]
 # what an instrument records: variable names, a read-out matrix (k, dim), or {name: {variable: coefficient}}
 Observe = Union[Sequence[str], np.ndarray, Mapping[str, Mapping[str, float]]]
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
-SDE_SCHEMES = ("euler", "milstein", "srk")
-SCIPY_METHODS = {"radau": "Radau", "bdf": "BDF", "lsoda": "LSODA"}
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
-# structural options are sizes (e.g. lorenz96's dim); a builder allocates per unit before any check
-MAX_OPTION = 100_000
 
 
-def get_system(system: SystemLike, **options: int) -> System:
-    """The :class:`System` for a catalog name or a System object, with structural ``options`` applied.
+@dataclass(frozen=True)
+class Runtime:
+    """How a :func:`simulate` call runs, apart from what it computes.
 
-    Options are whole numbers: ``dim=4.0`` is accepted as 4, ``dim=4.7`` or ``dim="4"`` refused.
+    Attributes:
+        device: where the solve runs (``device=``: ``"cpu"``, ``"cuda"`` or ``None`` for automatic).
+        max_steps: step budget per trajectory before a :class:`SolverStallError`.
+        max_seconds: wall-clock budget of an ODE solve before a :class:`SolverStallError`
+            (``None``: none). Independently of it, ``dop853``/``dopri5`` refuse a stiff problem
+            (step sizes held by stability, see :func:`workbench.numerics.integrate_batch`) after
+            1,000 steps with a pointer to ``method="radau"``, and stop at once on a non-finite
+            initial state or derivative.
+        progress: show a progress bar (default: only on a terminal).
+        compile: ODEs with ``dop853``/``dopri5``: run each solver step through ``torch.compile``
+            (``True``), never (``False``), or decide before solving from the problem's size
+            (``None``: where this process compiled the step already, or where trajectories x
+            variables x expected steps reach ``workbench.numerics.adaptive.COMPILE_MIN_WORK``; a
+            compile started that way is logged as a warning). ``WORKBENCH_COMPILE=0`` in the
+            environment turns compiling off for good. A compile is paid once per process and
+            system; benchmarks/bench_generate.py measures when it pays.
+
+    The thread count (``threads=``) is scoped around the whole call by
+    :func:`workbench.devices.thread_policy`: ``WORKBENCH_THREADS``, else 1 on a small CPU, and the
+    caller's count is restored afterwards (see :func:`workbench.devices.torch_threads`).
     """
-    options = {key: _whole(value, f"option {key!r}", MAX_OPTION) for key, value in options.items()}
-    if isinstance(system, System):
-        return system.with_options(**options)
-    if not isinstance(system, str):
-        raise BadParameterError(f"expected a system name or System, got {type(system).__name__}")
-    return catalog.get(system).with_options(**options)
+
+    device: torch.device
+    max_steps: int
+    max_seconds: Optional[float]
+    progress: Optional[bool]
+    compile: Optional[bool]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What the instrument records of the solution.
+
+    Attributes:
+        obs_noise: standard deviation of Gaussian observation noise added to ``state``.
+        obs_noise_kind: ``"absolute"`` or ``"relative"`` (a multiple of each variable's std).
+        missing: fraction of samples (after the first) dropped at random per trajectory;
+            recorded in ``mask`` and set to NaN in ``state``: irregular sampling.
+        derivative: also store the true drift at the (noise-free) samples as ``derivative``.
+        observe: what is measured (default: every variable). Variable names (``["x"]``) keep those
+            in ``state``; a read-out matrix ``(k, dim)`` or ``{"name": {"x": 1, "y": 1}}`` records
+            linear combinations (sensors that mix variables). The system variables not recorded
+            as themselves go, noise-free and at every sample, to ``hidden_state(trajectory, time,
+            hidden_variable)``: for scoring only, learners never see it. Noise and ``missing``
+            apply to the observations; ``derivative`` is read out the same way.
+        split: fractions for train/val/test by trajectory, or ``None`` for no split. Validation
+            and test each get the nearest whole number of trajectories (halves round up), at least
+            one each where their fraction is positive and ``n >= 3``; training gets the rest (at
+            least one where its fraction is positive). The default (0.8, 0.1, 0.1) gives
+            n = 10: 8/1/1, 16: 12/2/2, 32: 26/3/3, 100: 80/10/10. The attributes record the
+            counts (``split_counts``), the fractions realised (``split``) and those asked for
+            (``split_requested``).
+    """
+
+    obs_noise: float
+    obs_noise_kind: str
+    missing: float
+    derivative: bool
+    observe: Optional[Observe]
+    split: Optional[Sequence[float]]
 
 
 @thread_policy
@@ -74,51 +122,27 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
         sample_params: parameters drawn uniformly per trajectory: names (from the declared range)
             or ``{name: (low, high)}``.
         x0: initial states, shape ``(n, dim)`` or ``(dim,)``; default: the system's sampler.
-        obs_noise: standard deviation of Gaussian observation noise added to ``state``.
-        obs_noise_kind: ``"absolute"`` or ``"relative"`` (a multiple of each variable's std).
-        missing: fraction of samples (after the first) dropped at random per trajectory;
-            recorded in ``mask`` and set to NaN in ``state``: irregular sampling.
-        derivative: also store the true drift at the (noise-free) samples as ``derivative``.
-        observe: what is measured (default: every variable). Variable names (``["x"]``) keep those
-            in ``state``; a read-out matrix ``(k, dim)`` or ``{"name": {"x": 1, "y": 1}}`` records
-            linear combinations (sensors that mix variables). The system variables not recorded
-            as themselves go, noise-free and at every sample, to ``hidden_state(trajectory, time,
-            hidden_variable)``: for scoring only, learners never see it. Noise and ``missing``
-            apply to the observations; ``derivative`` is read out the same way.
-        split: fractions for train/val/test by trajectory, or ``None`` for no split. Validation
-            and test each get the nearest whole number of trajectories (halves round up), at least
-            one each where their fraction is positive and ``n >= 3``; training gets the rest (at
-            least one where its fraction is positive). The default (0.8, 0.1, 0.1) gives
-            n = 10: 8/1/1, 16: 12/2/2, 32: 26/3/3, 100: 80/10/10. The attributes record the
-            counts (``split_counts``), the fractions realised (``split``) and those asked for
-            (``split_requested``).
-        method: ODEs: ``"dop853"`` (default; per-trajectory step control), ``"dopri5"``, a
-            torchdiffeq method (e.g. ``"dopri8"``, ``"rk4"``) or ``"radau"``/``"bdf"`` (scipy, per
-            trajectory; the default for stiff systems).
+        obs_noise, obs_noise_kind, missing, derivative, observe, split: what is recorded of the
+            solution: observation noise (absolute or relative), a fraction of missing samples, the
+            true derivative, a read-out of some variables or combinations (the rest goes to
+            ``hidden_state``), and train/val/test fractions by trajectory; see :class:`Recording`.
+        method: ODEs: a name of :func:`workbench.numerics.solvers` (``kind="ode"``): ``"dop853"``
+            (default; per-trajectory step control), ``"dopri5"``, a torchdiffeq method (e.g.
+            ``"dopri8"``, ``"rk4"``; fixed steps of a tenth of the sampling step) or
+            ``"radau"``/``"bdf"``/``"lsoda"`` (scipy, per trajectory; ``radau`` is the default for
+            stiff systems).
         rtol, atol: ODE tolerances (defaults serve as truth).
         sde_dt: SDE integration step (default ``dt / 10``); ``scheme``: ``euler``, ``milstein``
             or ``srk`` (torchsde's names; default: the one correct for the noise, see :func:`default_scheme`).
         brownian: a torchsde Brownian motion of size ``(n, noise_dim)`` to drive an SDE (default:
-            :class:`workbench.numerics.sde.BrownianIncrements` seeded by ``seed``); pass a ``torchsde.BrownianTree`` to refine
-            ``sde_dt`` on one fixed path.
-        max_steps: step budget per trajectory before a :class:`SolverStallError`.
-        max_seconds: wall-clock budget of an ODE solve before a :class:`SolverStallError`
-            (``None``: none). Independently of it, ``dop853``/``dopri5`` refuse a stiff problem
-            (step sizes held by stability, see :func:`workbench.numerics.solvers.integrate_batch`) after
-            1,000 steps with a pointer to ``method="radau"``, and stop at once on a non-finite
-            initial state or derivative.
-        device: ``"cpu"``, ``"cuda"`` or ``None`` for automatic.
+            :class:`workbench.numerics.sde.BrownianIncrements` seeded by ``seed``); pass a
+            ``torchsde.BrownianTree`` to refine ``sde_dt`` on one fixed path.
+        max_steps, max_seconds, device, progress, threads, compile: how the call runs: the step
+            budget per trajectory, a wall-clock budget, ``"cpu"``/``"cuda"``/``None``
+            (automatic), a progress bar (default: on a terminal), torch CPU threads, and whether
+            the solver step is compiled (``None``: decided from the problem's size); see
+            :class:`Runtime`.
         options: structural options, e.g. ``{"dim": 10}`` for ``lorenz96``.
-        progress: show a progress bar (default: only on a terminal).
-        threads: torch CPU threads while solving (default: ``WORKBENCH_THREADS``, else 1 on a small CPU;
-            the caller's count is restored afterwards, see :func:`workbench.devices.torch_threads`).
-        compile: ODEs with ``dop853``/``dopri5``: run each solver step through ``torch.compile``
-            (``True``), never (``False``), or decide before solving from the problem's size
-            (``None``: where this process compiled the step already, or where trajectories x
-            variables x expected steps reach ``workbench.numerics.solvers.COMPILE_MIN_WORK``, about 70 s of
-            eager work; a compile started that way is logged as a warning). ``WORKBENCH_COMPILE=0``
-            in the environment turns compiling off for good. Compiling costs 6-50 s once per
-            process and system; it then runs 256 Lorenz-63 trajectories 4-5x faster on one CPU thread.
 
     Returns:
         ``xarray.Dataset`` in the workbench schema, float64.
@@ -132,44 +156,89 @@ def simulate(system: SystemLike, n: int = 16, t_end: Optional[float] = None, dt:
     sys_ = get_system(system, **dict(options or {}))
     n = check_integer(n, "n (the number of trajectories)", 1)
     seed = check_integer(seed, "seed", 0, MAX_SEED)
-    max_steps = check_integer(max_steps, "max_steps", 1)
-    if max_seconds is not None:
-        max_seconds = check_real(max_seconds, "max_seconds", 0.0, low_open=True)
-    obs_noise, missing = _check_observation(obs_noise, obs_noise_kind, missing)
-    dev = resolve_device(device)
+    integrator = _integrator(sys_, method, scheme)
+    run = _runtime(device, max_steps, max_seconds, progress, compile)
+    recording = _recording(obs_noise, obs_noise_kind, missing, derivative, observe, split)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     t = _sample_times(sys_, t_end, dt, times)
-    check_allocation(_memory_estimate(n, len(t), sys_.dim, obs_noise, missing, derivative),
+    check_allocation(_memory_estimate(n, len(t), sys_.dim, recording.obs_noise, recording.missing, recording.derivative),
                      f"{n} trajectories x {len(t)} samples x {sys_.dim} variables")
-    if not isinstance(derivative, bool):
-        raise BadParameterError(f"derivative must be True or False, got {derivative!r}")
     values = _parameter_values(sys_, n, params, sample_params, rng)
     y0 = _initial_states(sys_, n, x0, gen)
-    p = {k: torch.as_tensor(v, dtype=torch.float64, device=dev) for k, v in values.items()}
-    tt = torch.tensor(t, dtype=torch.float64, device=dev)
+    p = {k: torch.as_tensor(v, dtype=torch.float64, device=run.device) for k, v in values.items()}
+    tt = torch.tensor(t, dtype=torch.float64, device=run.device)
     try:
         if sys_.kind == "ode":
-            states, integrator = _solve_ode(sys_, y0.to(dev), tt, p, method, rtol, atol, max_steps, progress,
-                                            compile, max_seconds)
+            states, info = _solve_ode(sys_, y0.to(run.device), tt, p, integrator, rtol, atol, run)
         else:
-            states, integrator = _solve_sde(sys_, y0.to(dev), tt, p, sde_dt, scheme, seed, brownian, max_steps,
-                                            progress)
+            states, info = _solve_sde(sys_, y0.to(run.device), tt, p, sde_dt, integrator, seed, brownian, run)
     except (DivergenceError, SolverStallError) as exc:
         raise _naming_trajectory(exc, sys_, values, y0) from None
-    full = states.cpu().numpy()
-    deriv = _derivative(sys_, tt, torch.from_numpy(full).to(dev), p) if derivative else None
-    readout = observation_readout(sys_, observe)
+    return _record(sys_, states.cpu().numpy(), t, tt, p, values, recording, rng, seed, info)
+
+
+def _integrator(sys_: System, method: Optional[str], scheme: Optional[str]) -> Solver:
+    """The :class:`Solver` a system is integrated with: ``method`` for an ODE (default ``radau``
+    for stiff systems, else ``dop853``), ``scheme`` for an SDE (default :func:`default_scheme`).
+
+    Raises:
+        UnknownSolverError: a name no solver of the system's kind has.
+        UnsupportedError: an SDE scheme that is not correct for the system's noise.
+    """
+    if sys_.kind == "ode":
+        return solver(method or ("radau" if sys_.stiff else "dop853"))
+    chosen = solver(scheme or default_scheme(sys_), kind="sde")
+    if sys_.noise_type not in chosen.noise_types:
+        supported = [s.name for s in solvers("sde") if sys_.noise_type in s.noise_types]
+        raise UnsupportedError(f"scheme {chosen.name!r} does not support the {sys_.noise_type} noise of {sys_.name}; "
+                               f"use {' or '.join(map(repr, supported))}")
+    return chosen
+
+
+def _runtime(device: DeviceLike, max_steps: Any, max_seconds: Any, progress: Optional[bool],
+             compile: Optional[bool]) -> Runtime:
+    """The checked :class:`Runtime` of a call."""
+    max_steps = check_integer(max_steps, "max_steps", 1)
+    if max_seconds is not None:
+        max_seconds = check_real(max_seconds, "max_seconds", 0.0, low_open=True)
+    return Runtime(resolve_device(device), max_steps, max_seconds, progress, compile)
+
+
+def _recording(obs_noise: Any, kind: Any, missing: Any, derivative: Any, observe: Optional[Observe],
+               split: Optional[Sequence[float]]) -> Recording:
+    """The checked :class:`Recording` of a call (``observe`` and ``split`` are checked where they
+    are used, against the system and the number of trajectories)."""
+    noise = check_real(obs_noise, "obs_noise", 0.0)
+    missing = check_real(missing, "missing (a fraction of samples)", 0.0, 1.0)
+    if missing == 1.0:
+        raise BadParameterError("missing must be below 1: every trajectory keeps at least its first sample")
+    if kind not in ("absolute", "relative"):
+        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {kind!r}")
+    if not isinstance(derivative, bool):
+        raise BadParameterError(f"derivative must be True or False, got {derivative!r}")
+    return Recording(noise, kind, missing, derivative, observe, split)
+
+
+def _record(sys_: System, full: np.ndarray, t: np.ndarray, tt: torch.Tensor, p: Mapping[str, torch.Tensor],
+            values: Mapping[str, Any], recording: Recording, rng: np.random.Generator, seed: int,
+            integrator: Mapping[str, Any]) -> xr.Dataset:
+    """The dataset of a solve: what ``recording`` observes of the states ``full`` (trajectory,
+    time, variable) at times ``t`` (``tt`` on the solve's device), the hidden rest, the inputs, the
+    split, and attributes saying how it was made (``integrator``: the solver's own)."""
+    n = full.shape[0]
+    deriv = _derivative(sys_, tt, torch.from_numpy(full).to(tt.device), p) if recording.derivative else None
+    readout = observation_readout(sys_, recording.observe)
     clean = full if readout is None else full @ readout.matrix.T
     deriv = deriv if deriv is None or readout is None else deriv @ readout.matrix.T
-    observed, mask = _observe(clean, obs_noise, obs_noise_kind, missing, rng)
-    split_labels, split_attrs = _split_labels(n, split, rng)
+    observed, mask = _observe(clean, recording.obs_noise, recording.obs_noise_kind, recording.missing, rng)
+    split_labels, split_attrs = _split_labels(n, recording.split, rng)
     attrs = {
         "title": f"{sys_.name} trajectories", "system": sys_.name, "kind": sys_.kind,
         "params": {k: float(np.asarray(v).ravel()[0]) for k, v in values.items() if np.ndim(v) == 0},
         "options": dict(sys_.options), "generator": "workbench.simulate", "seed": int(seed),
-        "obs_noise": float(obs_noise), "obs_noise_kind": obs_noise_kind, "missing": float(missing),
-        "reference": sys_.reference, "facts": sys_.facts, **integrator,
+        "obs_noise": float(recording.obs_noise), "obs_noise_kind": recording.obs_noise_kind,
+        "missing": float(recording.missing), "reference": sys_.reference, "facts": sys_.facts, **integrator,
         **split_attrs,
     }
     per_traj = {f"param_{k}": np.asarray(v, dtype=np.float64) for k, v in values.items() if np.ndim(v) == 1}
@@ -289,13 +358,6 @@ def _naming_trajectory(exc: Exception, sys_: System, values: Mapping[str, Any], 
                      f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {problem}", fix=fix, row=row)
 
 
-def _whole(value: Any, name: str, high: int) -> int:
-    """A structural option as an int: whole floats pass (they come from text), fractions do not."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return check_integer(value, name, high=high)
-
-
 def _float_array(value: Any, name: str) -> np.ndarray:
     """``value`` as a float64 array; strings, ``None`` and booleans are refused with the name."""
     if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
@@ -383,75 +445,69 @@ def _initial_states(sys_: System, n: int, x0: Any, gen: torch.Generator) -> torc
     return y0.clone()
 
 
-def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
-               method: Optional[str], rtol: float, atol: float, max_steps: int,
-               progress: Optional[bool], compile: Optional[bool] = None,
-               max_seconds: Optional[float] = None) -> tuple[torch.Tensor, dict[str, Any]]:
+def _solve_ode(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor], method: Solver,
+               rtol: float, atol: float, run: Runtime) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The states of an ODE solve, (trajectory, time, variable), and the attributes naming the
+    integrator, by the method's backend: the workbench's batched solver, scipy or torchdiffeq."""
     rtol, atol = check_real(rtol, "rtol", 0.0, 1.0, low_open=True), check_real(atol, "atol", 0.0, 1.0, low_open=True)
     if not (0 < rtol < 1 and 0 < atol < 1):
         raise BadParameterError(f"rtol and atol must lie in (0, 1), got rtol={rtol}, atol={atol}")
-    method = method or ("radau" if sys_.stiff else "dop853")
-    info = {"integrator": method, "rtol": float(rtol), "atol": float(atol)}
-
-    def field(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return sys_.drift(tt, y, p)
-
-    if method in TABLEAUX:
-        bar = progress_bar(1.0, f"{sys_.name}: integrating {y0.shape[0]} trajectories", progress)
+    info = {"integrator": method.name, "rtol": float(rtol), "atol": float(atol)}
+    if method.backend == "workbench":
+        bar = progress_bar(1.0, f"{sys_.name}: integrating {y0.shape[0]} trajectories", run.progress)
         with bar:
             # the catalog's module-level drift with the parameters as an argument: a compiled step is reused
-            out, stats = integrate_batch(sys_.drift, y0, t, args=(p,), method=method, rtol=rtol, atol=atol,
-                                         max_steps=max_steps, max_seconds=max_seconds, bound=sys_.bound,
-                                         compile=compile,
+            out, stats = integrate_batch(sys_.drift, y0, t, args=(p,), method=method.name, rtol=rtol, atol=atol,
+                                         max_steps=run.max_steps, max_seconds=run.max_seconds, bound=sys_.bound,
+                                         compile=run.compile,
                                          progress=lambda f: bar.update(f - bar.n))
-        info.update(integrator=f"{method} (workbench, per-trajectory step control"
+        info.update(integrator=f"{method.name} (workbench, per-trajectory step control"
                                f"{', compiled' if stats.compiled else ''})", nfe=stats.nfe)
         return out, info
-    if method in SCIPY_METHODS:
-        return _solve_scipy(sys_, y0, t, p, method, rtol, atol, max_steps, progress, max_seconds), info
-    return _solve_torchdiffeq(sys_, y0, t, field, method, rtol, atol, max_steps), info
+    if method.backend == "scipy":
+        return _solve_scipy(sys_, y0, t, p, method, rtol, atol, run), info
+    return _solve_torchdiffeq(sys_, y0, t, p, method, rtol, atol, run.max_steps), info
 
 
-def _solve_torchdiffeq(sys_: System, y0: torch.Tensor, t: torch.Tensor, field: Any, method: str,
-                       rtol: float, atol: float, max_steps: int) -> torch.Tensor:
+def _solve_torchdiffeq(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
+                       method: Solver, rtol: float, atol: float, max_steps: int) -> torch.Tensor:
+    """One torchdiffeq solve of the whole batch: fixed-step methods take a tenth of the first
+    sampling step; adaptive ones control each trajectory's error (see the norm below)."""
     import torchdiffeq
 
-    if method not in TORCHDIFFEQ_METHODS:
-        raise BadParameterError(f"unknown ODE method {method!r}; use one of "
-                                f"{sorted({*TABLEAUX, *SCIPY_METHODS, *TORCHDIFFEQ_METHODS})}")
-    fixed = method in FIXED_STEP_METHODS
-    # torchdiffeq's default error norm is an RMS over the whole batch; the max over trajectories of
-    # each trajectory's RMS makes every trajectory meet the tolerance.
-    options = {} if fixed else {"norm": lambda r: r.pow(2).mean(-1).sqrt().max(), "max_num_steps": max_steps}
-    if fixed:
+    if method.adaptive:
+        # torchdiffeq's default error norm is an RMS over the whole batch; the max over trajectories of
+        # each trajectory's RMS makes every trajectory meet the tolerance.
+        options = {"norm": lambda r: r.pow(2).mean(-1).sqrt().max(), "max_num_steps": max_steps}
+    else:
         options = {"step_size": float(t[1] - t[0]) / 10 if len(t) > 1 else 1e-3}
         steps = float(t[-1] - t[0]) / options["step_size"]
         if steps > max_steps:
-            raise ResourceLimitError(f"{sys_.name}: fixed-step {method} takes {steps:.3g} steps, more than "
+            raise ResourceLimitError(f"{sys_.name}: fixed-step {method.name} takes {steps:.3g} steps, more than "
                                      f"max_steps={max_steps}; use fewer samples (larger dt), or raise max_steps")
     try:
-        out = torchdiffeq.odeint(lambda tt, y: field(tt.expand(y.shape[0]), y), y0, t,
-                                 rtol=rtol, atol=atol, method=method, options=options)
+        out = torchdiffeq.odeint(lambda tt, y: sys_.drift(tt.expand(y.shape[0]), y, p), y0, t, rtol=rtol, atol=atol,
+                                 method=method.name, options={**method.backend_options, **options})
     except AssertionError as exc:
-        raise SolverStallError(f"{sys_.name}: torchdiffeq {method} stopped: {exc}; loosen rtol/atol, "
+        raise SolverStallError(f"{sys_.name}: torchdiffeq {method.name} stopped: {exc}; loosen rtol/atol, "
                                "use method='dop853', or raise max_steps") from None
     out = out.transpose(0, 1)
     _check_finite(out, sys_.bound)
     return out
 
 
-def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor], method: str,
-                 rtol: float, atol: float, max_steps: int, progress: Optional[bool],
-                 max_seconds: Optional[float] = None) -> torch.Tensor:
+def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor], method: Solver,
+                 rtol: float, atol: float, run: Runtime) -> torch.Tensor:
     """Implicit route for stiff systems: one scipy solve per trajectory (stiff steps differ wildly)."""
     from scipy.integrate import solve_ivp
 
+    max_steps, max_seconds = run.max_steps, run.max_seconds
     t_np = t.cpu().numpy()
     out = np.empty((y0.shape[0], len(t_np), y0.shape[1]))
     # implicit steps evaluate the field about (dim + 1) times for the Jacobian plus a few Newton iterations
     budget = max_steps * (y0.shape[1] + 8)
     deadline = math.inf if max_seconds is None else time.perf_counter() + max_seconds
-    bar = progress_bar(y0.shape[0], f"{sys_.name}: {method} per trajectory", progress, "traj")
+    bar = progress_bar(y0.shape[0], f"{sys_.name}: {method.name} per trajectory", run.progress, "traj")
     for row in range(y0.shape[0]):
         p_row = {k: (v[row] if v.ndim else v).cpu() for k, v in p.items()}
 
@@ -464,13 +520,13 @@ def _solve_scipy(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str
 
         calls = [0]
         try:
-            sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), method=SCIPY_METHODS[method],
-                            t_eval=t_np, rtol=rtol, atol=atol, vectorized=True)
+            sol = solve_ivp(rhs, (t_np[0], t_np[-1]), y0[row].cpu().numpy(), t_eval=t_np, rtol=rtol, atol=atol,
+                            vectorized=True, **method.backend_options)
         except _OverBudget:
-            raise SolverStallError(f"scipy {method} exceeded the budget of {max_steps} steps ({budget} field "
+            raise SolverStallError(f"scipy {method.name} exceeded the budget of {max_steps} steps ({budget} field "
                                    f"evaluations) or of {max_seconds} s", row=row) from None
         if not sol.success or sol.y.shape[1] != len(t_np):
-            raise SolverStallError(f"scipy {method} failed: {sol.message}", row=row)
+            raise SolverStallError(f"scipy {method.name} failed: {sol.message}", row=row)
         out[row] = sol.y.T
         bar.update(1)
     bar.close()
@@ -507,15 +563,13 @@ def default_scheme(sys_: System) -> str:
 
 
 def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, torch.Tensor],
-               sde_dt: Optional[float], scheme: Optional[str], seed: int, bm: Any, max_steps: int,
-               progress: Optional[bool]) -> tuple[torch.Tensor, dict[str, Any]]:
+               sde_dt: Optional[float], scheme: Solver, seed: int, bm: Any,
+               run: Runtime) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The states of a fixed-step torchsde solve, (trajectory, time, variable), and the attributes
+    naming the scheme and its step."""
     import torchsde
 
-    scheme = scheme or default_scheme(sys_)
-    if scheme not in SDE_SCHEMES:
-        raise BadParameterError(f"unknown SDE scheme {scheme!r}; use one of {SDE_SCHEMES}")
-    if scheme == "srk" and sys_.noise_type == "general":
-        raise UnsupportedError(f"scheme 'srk' does not support the general noise of {sys_.name}; use 'euler'")
+    max_steps = run.max_steps
     step = float(t[1] - t[0]) if len(t) > 1 else 1.0
     sde_dt = step / 10 if sde_dt is None else check_real(sde_dt, "sde_dt", 0.0, low_open=True)
     if not 0 < sde_dt <= step + 1e-12:
@@ -537,12 +591,12 @@ def _solve_sde(sys_: System, y0: torch.Tensor, t: torch.Tensor, p: Mapping[str, 
         # The fixed steps query the path in order, so increments drawn step by step suffice. The seed's
         # child stream keeps them independent of the observation noise and splits, drawn from the seed itself.
         bm = BrownianIncrements(float(t[0]), (y0.shape[0], m), y0.dtype, y0.device,
-                                np.random.SeedSequence(seed).spawn(1)[0], space_time=scheme == "srk")
-    with progress_bar(1, f"{sys_.name}: {scheme} SDE, dt={sde_dt:g}", progress), torch.no_grad():
-        out = torchsde.sdeint(adapter, y0, t, bm=bm, method=scheme, dt=sde_dt, adaptive=False)
+                                np.random.SeedSequence(seed).spawn(1)[0], space_time=scheme.name == "srk")
+    with progress_bar(1, f"{sys_.name}: {scheme.name} SDE, dt={sde_dt:g}", run.progress), torch.no_grad():
+        out = torchsde.sdeint(adapter, y0, t, bm=bm, method=scheme.name, dt=sde_dt, adaptive=False)
     out = out.transpose(0, 1).contiguous()  # a reduction over the strided view cost 15x the copy
     _check_finite(out, sys_.bound)
-    return out, {"integrator": f"torchsde {scheme}", "dt_sde": sde_dt, "sde_type": "ito"}
+    return out, {"integrator": f"torchsde {scheme.name}", "dt_sde": sde_dt, "sde_type": "ito"}
 
 
 def _per_sample(t: torch.Tensor, p: Mapping[str, torch.Tensor], n: int) -> tuple[torch.Tensor, dict]:
@@ -585,16 +639,6 @@ def _observe(clean: np.ndarray, noise: float, kind: str, missing: float,
     mask = rng.random(observed.shape[:2]) >= missing
     mask[:, 0] = True
     return np.where(mask[..., None], observed, np.nan), mask
-
-
-def _check_observation(noise: Any, kind: Any, missing: Any) -> tuple[float, float]:
-    noise = check_real(noise, "obs_noise", 0.0)
-    missing = check_real(missing, "missing (a fraction of samples)", 0.0, 1.0)
-    if missing == 1.0:
-        raise BadParameterError("missing must be below 1: every trajectory keeps at least its first sample")
-    if kind not in ("absolute", "relative"):
-        raise BadParameterError(f"obs_noise_kind must be 'absolute' or 'relative', got {kind!r}")
-    return noise, missing
 
 
 def _split_labels(n: int, split: Optional[Sequence[float]],
