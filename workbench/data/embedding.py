@@ -28,7 +28,8 @@ from ..evaluation.baselines import fill_gaps
 from .schema import observation_mask, validate
 from ..errors import BadParameterError, DatasetError
 from ..safety import check_allocation, check_integer
-from .splits import merge_segments, split_at, time_split_info
+from .splits import merge_segments, on_whole_series, time_split_info
+from .transforms import refuse_pieces
 
 FNN_RTOL = 15.0
 FNN_ATOL = 2.0
@@ -76,48 +77,64 @@ def embed_dataset(ds: xr.Dataset, k: int, lag: int) -> xr.Dataset:
     """``ds`` with each variable replaced by its ``k`` delays; samples lacking history are masked.
 
     A :func:`workbench.split_time` dataset is embedded as whole series (delays only look back, so
-    no piece sees later data) and cut again at the same boundaries.
+    no piece sees later data) and cut again at the same boundaries
+    (:func:`workbench.data.splits.on_whole_series`); the fit path embeds whole series with
+    :func:`embed_series` and cuts once.
+    """
+    k, lag = check_embedding(k, lag, ds.sizes["time"])
+    return ds if k == 1 else on_whole_series(ds, lambda whole: embed_series(whole, k, lag))
+
+
+def embed_series(ds: xr.Dataset, k: int, lag: int) -> xr.Dataset:
+    """Whole series ``ds`` (no pieces of a time split) with each variable replaced by its ``k``
+    delays at ``lag``; samples lacking history are masked (and ``NaN``); ``attrs["time_split"]`` is kept.
+
+    Raises:
+        BadParameterError: ``k``/``lag`` out of range; DatasetError: pieces, or a series with no
+        sample that has all its delays; ResourceLimitError: the delays exceed the memory budget.
     """
     k, lag = check_embedding(k, lag, ds.sizes["time"])
     if k == 1:
         return ds
-    info = time_split_info(ds)
-    merged = merge_segments(ds)
-    n, T, D = merged["state"].shape
+    refuse_pieces(ds, "a delay embedding")
+    n, T, D = ds["state"].shape
     # the delay array and its copy in the output dataset
     check_allocation(2 * 8 * n * T * D * k, f"the delay embedding ({n} series x {T} samples x {D} variables x "
                                             f"embed={k})")
-    observed = observation_mask(merged)
-    variables = [str(v) for v in merged["variable"].values]
-    values = np.where(observed[..., None], merged["state"].values, np.nan)
+    observed = observation_mask(ds)
+    variables = [str(v) for v in ds["variable"].values]
+    values = np.where(observed[..., None], ds["state"].values, np.nan)
     embedded = np.stack([delay_vectors(v, k, lag) for v in values])
     mask = np.isfinite(embedded).all(-1)
+    embedded[~mask] = np.nan  # a sample without all its delays is unobserved, whole
     if not mask.any(1).all():
         raise DatasetError(f"a series is too short or gappy for embed={k}, lag={lag}: no sample has all "
                            f"{(k - 1) * lag} samples of history; use a smaller embed or lag")
-    units = list(np.repeat(merged["units"].values, k)) if "units" in merged.coords else None
-    out = merged.drop_vars(["state", "mask", "derivative", "variable", "units"], errors="ignore")
+    units = list(np.repeat(ds["units"].values, k)) if "units" in ds.coords else None
+    out = ds.drop_vars(["state", "mask", "derivative", "variable", "units"], errors="ignore")
     names = embedded_names(variables, k, lag)
     out = out.assign_coords(variable=("variable", np.asarray(names, dtype=str)))
     if units is not None:
         out = out.assign_coords(units=("variable", np.asarray(units, dtype=str)))
-    out["state"] = (("trajectory", "time", "variable"), embedded, merged["state"].attrs)
+    out["state"] = (("trajectory", "time", "variable"), embedded, ds["state"].attrs)
     out["mask"] = (("trajectory", "time"), mask, {"long_name": "true where the sample and its delays were observed"})
     out.attrs["embedding"] = json.dumps({"embed": k, "lag": lag, "variables": variables})
-    if info is not None:
-        out = split_at(out, info.get("val_start"), info.get("test_start"))
     return validate(out)
 
 
 def training_series(ds: xr.Dataset) -> list[np.ndarray]:
-    """Each series' samples before the test period (all samples without a time split), gaps filled."""
+    """Each whole series' samples before the test period (all samples without a time split), gaps filled.
+
+    ``ds`` holds whole series (merge a time split first); ``attrs["time_split"]`` says where the test
+    period starts.
+    """
+    refuse_pieces(ds, "choosing an embedding")
     info = time_split_info(ds)
-    merged = merge_segments(ds)
-    observed = observation_mask(merged)
-    t = merged["time"].values
+    observed = observation_mask(ds)
+    t = ds["time"].values
     end = np.searchsorted(t, info["test_start"]) if info and info.get("test_start") is not None else len(t)
     out = []
-    for values, seen in zip(merged["state"].values, observed):
+    for values, seen in zip(ds["state"].values, observed):
         rows = np.flatnonzero(seen[:end])
         if rows.size >= 8:
             out.append(fill_gaps(np.where(seen[:, None], values, np.nan)[rows[0]: rows[-1] + 1]))
@@ -190,9 +207,13 @@ def suggest_embedding(ds: xr.Dataset, max_embed: int = 8, max_lag: Optional[int]
         ``{"embed": k, "lag": tau, "lag_method": ..., "fnn": {k: fraction}}`` for the variable that
         needs the largest ``k`` (``tau`` is the smallest over variables).
     """
-    ds = validate(ds)
+    return suggest_from_series(training_series(merge_segments(validate(ds))), max_embed, max_lag)
+
+
+def suggest_from_series(series: list[np.ndarray], max_embed: int = 8, max_lag: Optional[int] = None) -> dict:
+    """:func:`suggest_embedding` for training series already taken out of a dataset
+    (:func:`training_series`): ``(T, D)`` arrays without gaps."""
     max_embed = check_integer(max_embed, "max_embed", 1, MAX_EMBED)
-    series = training_series(ds)
     n = min(len(s) for s in series)
     max_lag = max(1, min(50, n // 5)) if max_lag is None else check_integer(
         max_lag, "max_lag", 1, max(1, min(MAX_SUGGEST_LAG, n // 2)))
@@ -218,4 +239,5 @@ def suggest_embedding(ds: xr.Dataset, max_embed: int = 8, max_lag: Optional[int]
     return best
 
 
-__all__ = ["MAX_EMBED", "MAX_LAG", "MAX_SUGGEST_LAG", "check_embedding", "delay_vectors", "embed_dataset", "embedded_names", "suggest_embedding"]
+__all__ = ["MAX_EMBED", "MAX_LAG", "MAX_SUGGEST_LAG", "check_embedding", "delay_vectors", "embed_dataset",
+           "embed_series", "embedded_names", "suggest_embedding", "suggest_from_series", "training_series"]

@@ -8,12 +8,16 @@ its own times: a training window cannot reach a test value, because the training
 none. The file records the cut (``attrs["time_split"]`` with the boundaries and, on a calendar
 axis, their dates), the piece's source series (``series(trajectory)``) and per-sample labels
 (``time_split(time)``). :func:`merge_segments` reassembles the full series (for plots and for
-forecasts from an origin, which may use all data before that origin).
+forecasts from an origin, which may use all data before that origin); it keeps the cut as
+``attrs["time_split"]``, so the whole series still says where its pieces start, and
+:func:`label_split` records a cut on a whole series without cutting it. The fit path merges once
+and cuts once (:mod:`workbench.data.series`); :func:`on_whole_series` serves callers that hand
+pieces to a whole-series step (a delay embedding) and want pieces back.
 """
 from __future__ import annotations
 
 import json
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import xarray as xr
@@ -69,17 +73,8 @@ def split_time(ds: xr.Dataset, val: Boundary = 0.1, test: Boundary = 0.15) -> xr
 def split_at(ds: xr.Dataset, val_start: Optional[float], test_start: Optional[float]) -> xr.Dataset:
     """:func:`split_time` with boundaries given as times on the axis (None: no such piece)."""
     observed = observation_mask(ds)
-    end = np.inf
-    starts = {"train": -np.inf, "val": val_start, "test": test_start}
-    ordered = [s for s in SPLITS if starts[s] is not None]
-    bounds = {}
-    for name in reversed(ordered):
-        bounds[name] = (starts[name], end)
-        end = starts[name]
-    t = ds["time"].values
-    labels = np.empty(t.size, dtype="<U5")
-    for name, (lo, hi) in bounds.items():
-        labels[(t >= lo) & (t < hi)] = name
+    labels = split_labels(ds["time"].values, val_start, test_start)
+    ordered = [name for name, start in zip(SPLITS, (0.0, val_start, test_start)) if start is not None]
     pieces = []
     for name in ordered:
         inside = labels == name
@@ -100,6 +95,36 @@ def split_at(ds: xr.Dataset, val_start: Optional[float], test_start: Optional[fl
                             time_split=("time", labels, {"long_name": "piece of the time split at each sample"}))
     out.attrs["time_split"] = json.dumps(_describe(ds, val_start, test_start))
     return validate(out)
+
+
+def split_labels(times: np.ndarray, val_start: Optional[float], test_start: Optional[float]) -> np.ndarray:
+    """The piece (``train``, ``val``, ``test``) each of ``times`` falls in, for pieces starting at
+    ``val_start`` and ``test_start`` (None: no such piece)."""
+    t = np.asarray(times)
+    labels = np.full(t.size, "train", dtype="<U5")
+    for name, start in (("val", val_start), ("test", test_start)):
+        if start is not None:
+            labels[t >= start] = name
+    return labels
+
+
+def label_split(ds: xr.Dataset, val_start: Optional[float], test_start: Optional[float]) -> xr.Dataset:
+    """Whole series ``ds`` (no pieces) with a time split recorded, not cut: ``attrs["time_split"]``
+    and ``time_split(time)`` labels, as :func:`split_time` records them."""
+    out = ds.assign_coords(time_split=("time", split_labels(ds["time"].values, val_start, test_start),
+                                       {"long_name": "piece of the time split at each sample"}))
+    out.attrs["time_split"] = json.dumps(_describe(ds, val_start, test_start))
+    return out
+
+
+def on_whole_series(ds: xr.Dataset, step: Callable[[xr.Dataset], xr.Dataset]) -> xr.Dataset:
+    """``step`` applied to whole series: the pieces of a time split are merged for it and cut again
+    at the same boundaries (a step that looks back, such as a delay embedding, then reaches into
+    the earlier pieces, never the later ones); data without pieces goes to ``step`` as it is."""
+    if "series" not in ds.coords:
+        return step(ds)
+    info = time_split_info(ds) or {}
+    return split_at(step(merge_segments(ds)), info.get("val_start"), info.get("test_start"))
 
 
 def _boundary(ds: xr.Dataset, value: Boundary, times: np.ndarray, what: str,
@@ -150,7 +175,8 @@ def time_split_info(ds: xr.Dataset) -> Optional[dict]:
 def merge_segments(ds: xr.Dataset) -> xr.Dataset:
     """The full series again: pieces of the same ``series`` put back into one trajectory.
 
-    Data without a time split is returned unchanged. The result has no ``split``.
+    Data without a time split is returned unchanged. The result has no ``split`` and no
+    ``time_split(time)`` labels, but keeps ``attrs["time_split"]``: where the pieces started.
     """
     if "series" not in ds.coords:
         return ds
@@ -173,4 +199,5 @@ def merge_segments(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-__all__ = ["merge_segments", "split_at", "split_time", "time_split_info"]
+__all__ = ["label_split", "merge_segments", "on_whole_series", "split_at", "split_labels", "split_time",
+           "time_split_info"]

@@ -12,8 +12,8 @@ timestamps, so dates from year -290,000 to 290,000 work: scientific series older
 in it and ``datetime64[us]`` for older or later ones.
 
 A series on a calendar grid (:func:`calendar_grid`: daily, weekly, monthly, quarterly, annual)
-keeps its axis in days: a month grid steps 28-31 days, which the series fit counts as regular
-(``workbench.data.series.is_regular``: every step within 10% of the median).
+keeps its axis in days: a month grid steps 28-31 days, which counts as regular (:func:`is_regular`:
+every step within ``REGULAR_TOLERANCE`` of the median step, :func:`median_step`).
 """
 from __future__ import annotations
 
@@ -42,6 +42,27 @@ TimeLike = Union[float, int, str, np.datetime64, pd.Timestamp, Any]
 
 
 MICROS = 1e6
+# steps within this fraction of the median step count as regular: months (28-31 days, -8% to +2% of
+# their median) and years in days are regular samples, a missing sample (a step of 2) is not
+REGULAR_TOLERANCE = 0.1
+
+
+def median_step(times: np.ndarray, default: float = 1.0) -> float:
+    """The median sampling step of ``times`` (T,), or ``default`` for fewer than two samples."""
+    t = np.asarray(times, dtype=np.float64)
+    return float(np.median(np.diff(t))) if t.size > 1 else float(default)
+
+
+def is_regular(times: np.ndarray) -> bool:
+    """Whether ``times`` (T,) are regularly sampled: every step within ``REGULAR_TOLERANCE`` of the
+    median step (a calendar axis of months or years in days included). The one test of regular
+    sampling: which learners may fit the data (``DataInfo.regular``) and how a measured series is
+    laid out for training (:mod:`workbench.data.series`) both ask it."""
+    steps = np.diff(np.asarray(times, dtype=np.float64))
+    if steps.size == 0:
+        return True
+    median = float(np.median(steps))
+    return bool(median > 0 and np.abs(steps / median - 1).max() <= REGULAR_TOLERANCE)
 
 
 def _micros(dates: Union[pd.DatetimeIndex, pd.Timestamp]) -> Union[np.ndarray, int]:
@@ -53,8 +74,7 @@ def _micros(dates: Union[pd.DatetimeIndex, pd.Timestamp]) -> Union[np.ndarray, i
 
 def choose_unit(dates: pd.DatetimeIndex) -> str:
     """``days`` for daily or coarser sampling, else the largest unit below the median step."""
-    steps = np.diff(_micros(dates)) / MICROS if len(dates) > 1 else np.array([UNIT_SECONDS["days"]])
-    median = float(np.median(steps))
+    median = median_step(np.asarray(_micros(dates)) / MICROS, default=UNIT_SECONDS["days"])
     for unit in ("days", "hours", "minutes"):
         if median >= UNIT_SECONDS[unit]:
             return unit
@@ -273,5 +293,6 @@ def step_label(ds: xr.Dataset) -> str:
     return parsed[0] if parsed else str(ds["time"].attrs.get("units", "1"))
 
 
-__all__ = ["CALENDAR", "CF_CALENDARS", "check_calendar", "check_time_units", "calendar_grid", "decode", "encode",
-           "grid_name", "grid_size", "infer_grid", "offsets", "is_calendar", "parse_units", "step_label", "to_datetimes", "to_numeric"]
+__all__ = ["CALENDAR", "CF_CALENDARS", "REGULAR_TOLERANCE", "check_calendar", "check_time_units", "calendar_grid",
+           "decode", "encode", "grid_name", "grid_size", "infer_grid", "is_calendar", "is_regular", "median_step",
+           "offsets", "parse_units", "step_label", "to_datetimes", "to_numeric"]

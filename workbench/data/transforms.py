@@ -122,27 +122,37 @@ def transform_dataset(ds: xr.Dataset, spec: Mapping[str, str]) -> xr.Dataset:
 
 
 def difference_dataset(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with each series replaced by its increments ``x_t - x_{t-1}`` (the first sample masked).
+    """Whole series ``ds`` with each replaced by its increments ``x_t - x_{t-1}`` (the first sample masked).
 
     For trending series (CO2): a learner fits the stationary increments and a forecast sums them
-    from the last observed level (:mod:`workbench.evaluation.forecast`). A time-split dataset is differenced
-    as whole series (an increment only looks one sample back) and cut at the same boundaries.
+    from the last observed level (:meth:`workbench.data.series.SeriesRecipe.inverse`). An increment
+    looks one sample back, so the pieces of a time split must be whole again first
+    (:func:`workbench.data.splits.merge_segments`; ``attrs["time_split"]`` still marks the cut).
+
+    Raises:
+        DatasetError: ``ds`` holds the pieces of a time split.
     """
     from .schema import observation_mask
-    from .splits import merge_segments, split_at, time_split_info
 
-    info = time_split_info(ds)
-    merged = merge_segments(ds)
-    observed = observation_mask(merged)
-    values = np.where(observed[..., None], merged["state"].values, np.nan)
+    refuse_pieces(ds, "differencing")
+    observed = observation_mask(ds)
+    values = np.where(observed[..., None], ds["state"].values, np.nan)
     steps = np.full_like(values, np.nan)
     steps[:, 1:] = values[:, 1:] - values[:, :-1]
-    out = merged.copy()
-    out["state"] = (merged["state"].dims, steps, merged["state"].attrs)
+    out = ds.copy()
+    out["state"] = (ds["state"].dims, steps, ds["state"].attrs)
     out["mask"] = (("trajectory", "time"), np.isfinite(steps).all(-1), {"long_name": "true where the increment is known"})
-    if "units" in merged.coords:
-        out = out.assign_coords(units=("variable", np.asarray([f"{u} per step" for u in merged["units"].values])))
-    return split_at(out, info.get("val_start"), info.get("test_start")) if info is not None else out
+    if "units" in ds.coords:
+        out = out.assign_coords(units=("variable", np.asarray([f"{u} per step" for u in ds["units"].values])))
+    return out
 
 
-__all__ = ["TRANSFORMS", "check_spec", "difference_dataset", "forward", "inverse", "transform_dataset"]
+def refuse_pieces(ds: xr.Dataset, what: str) -> None:
+    """Refuse the pieces of a time split where ``what`` needs whole series (it looks back in time)."""
+    if "series" in ds.coords:
+        raise DatasetError(f"{what} needs whole series, but this dataset holds the pieces of a time split",
+                           fix="merge them first with workbench.data.splits.merge_segments (the split stays "
+                               "recorded in attrs['time_split'])")
+
+
+__all__ = ["TRANSFORMS", "check_spec", "difference_dataset", "forward", "inverse", "refuse_pieces", "transform_dataset"]

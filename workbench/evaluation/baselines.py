@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..data.time import median_step
 from ..errors import BadParameterError, DatasetError
 
 TROPICAL_YEAR_DAYS = 365.2425
@@ -233,7 +234,7 @@ class Statistical(Baseline):
         if self.period is None and self.detect:
             self.period = detect_period(series, times, self.calendar_days)
         k = int(np.argmax([np.isfinite(s).all(1).sum() for s in series]))
-        step = float(np.median(np.diff(times[k]))) if len(times[k]) > 1 else 1.0
+        step = median_step(times[k])
         samples = self.period / step if self.period else None
         values = fill_gaps(series[k])
         self.fitted = [fit_backbone(self.kind, values[:, d], samples) for d in range(values.shape[1])]
@@ -329,7 +330,7 @@ def detect_period(series: Sequence[np.ndarray], times: Sequence[np.ndarray],
     if not peaks:
         return None
     lag = peaks[0]
-    period = float(lag * np.median(np.diff(t)))
+    period = lag * median_step(t)
     if calendar_days and abs(period / TROPICAL_YEAR_DAYS - 1) < 0.05:
         return TROPICAL_YEAR_DAYS
     return period

@@ -65,7 +65,7 @@ def series_arrays(ds: xr.Dataset) -> tuple[list[np.ndarray], np.ndarray]:
 
 def extended_times(times: np.ndarray, extra: int) -> np.ndarray:
     """``times`` followed by ``extra`` more at the median step (targets beyond the data do not exist)."""
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    step = timeaxis.median_step(times)
     return np.concatenate([times, times[-1] + step * np.arange(1, extra + 1)])
 
 
@@ -272,7 +272,7 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
         coords["units"] = ("variable", np.asarray([str(u) for u in ds["units"].values], dtype=str))
     out = xr.Dataset(coords=coords)
     units = _units_attrs(ds)
-    step = float(np.median(np.diff(times)))
+    step = timeaxis.median_step(times)
     out = out.assign_coords(lead_time=("horizon", np.asarray(horizons) * step,
                                        {"long_name": "lead time (median step x horizon)",
                                         "units": timeaxis.step_label(ds)}))

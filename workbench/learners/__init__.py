@@ -100,7 +100,7 @@ def build(name: str, info: DataInfo, options: Optional[dict[str, Any]] = None) -
 
 
 def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[str]] = None,
-                  **options: Any) -> dict[str, Optional[str]]:
+                  series: Any = None, **options: Any) -> dict[str, Optional[str]]:
     """Each learner's verdict on a dataset: None when ``fit`` can fit it, else the reason and the fix.
 
     The verdict comes from :func:`workbench.training.fitting.plan_fit`, the check ``fit`` itself runs
@@ -110,7 +110,9 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
     Arguments:
         ds: the dataset.
         q, p: canonical coordinate names (HNN).
-        options: options every learner would get (series options such as ``fill_gaps=True``).
+        series: the :class:`~workbench.data.series.SeriesRecipe` every fit would use, if any.
+        options: options every learner would get (recipe fields as keywords, such as
+            ``fill_gaps=True``, when ``series`` is not given).
 
     Returns:
         Learner name -> None, or the error message ``fit`` would raise before training.
@@ -122,7 +124,7 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
         try:
             with warnings.catch_warnings():  # advice for a fit (e.g. "a 1-D ODE cannot oscillate"), not a verdict
                 warnings.simplefilter("ignore")
-                plan_fit(ds, name, dict(options), q, p)
+                plan_fit(ds, name, dict(options), q, p, series=series)
             verdicts[name] = None
         except WorkbenchError as exc:
             verdicts[name] = str(exc)

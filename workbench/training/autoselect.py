@@ -1,30 +1,35 @@
 """``fit(ds, learner="auto")``: choose a forecaster on validation origins, calibrate its intervals.
 
-The data before the test period is cut again: its last ``SELECTION_FRACTION`` (at least the
-longest scored horizon plus one sample) becomes the *selection* period. Every candidate (the
-statistical backbones, cheap closed-form learners with a few recipes, and ``node`` when the budget
-allows) is fitted on the data before it and forecasts from every origin inside it; the test
-period is never seen. A candidate's score is its RMSE at each horizon divided by the in-sample
-naive MAE (MASE's scale), averaged over horizons and variables; candidates whose forecasts run
-away or fail are rejected with the reason. The winner is refitted on all the data before the test
-period, and its validation residuals by horizon give split-conformal intervals (Stankeviciute,
-Alaa & van der Schaar, "Conformal time-series forecasting", NeurIPS 2021): ``forecast`` returns
-the point plus the residual quantiles (``model.meta["calibration"]``). The table of candidates
-is ``model.meta["selection"]``.
+The series is merged once into whole series; the data before the test period gets a second time
+split, recorded as labels, not cut (:func:`workbench.data.splits.label_split`): its last
+``SELECTION_FRACTION`` (at least the longest scored horizon plus one sample) becomes the
+*selection* period. Every candidate (the statistical backbones, cheap closed-form learners with a
+few recipes, and ``node`` when the budget allows) is fitted with the same
+:class:`~workbench.data.series.SeriesRecipe` on the data before it and forecasts from every origin
+inside it; the test period is never seen. A candidate's score is its RMSE at each horizon divided
+by the in-sample naive MAE (MASE's scale), averaged over horizons and variables; candidates whose
+forecasts run away or fail are rejected with the reason. The winner is refitted on all the data
+before the test period, and its validation residuals by horizon give split-conformal intervals
+(Stankeviciute, Alaa & van der Schaar, "Conformal time-series forecasting", NeurIPS 2021):
+``forecast`` returns the point plus the residual quantiles (``model.meta["calibration"]``). The
+table of candidates is ``model.meta["selection"]``.
 """
 from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import xarray as xr
 
+from ..data.series import SERIES_OPTIONS, SeriesRecipe
+from ..data.splits import label_split, merge_segments, time_split_info
 from ..errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
 from ..evaluation.forecast import rollout_from
 from ..evaluation.rolling import naive_scale, series_arrays, test_start_time
-from ..data.splits import merge_segments, split_at, time_split_info
+from ..safety import check_integer
 
 SELECTION_FRACTION = 0.2
 DEFAULT_HORIZON = 8
@@ -42,8 +47,12 @@ CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
-    """The data before the test period with its last part as a selection "test" period, and the
-    longest horizon that period can score.
+    """The whole series before the test period, labelled with its last part as a selection "test"
+    period (not cut into pieces), and the longest horizon that period can score.
+
+    Arguments:
+        ds: a time-split series, as pieces or as whole series (``attrs["time_split"]``).
+        horizon: the longest horizon wanted.
 
     Raises:
         DatasetError: no time split, or too few samples for one validation origin (naming the length needed).
@@ -52,8 +61,8 @@ def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
     if info is None or info.get("test_start") is None:
         raise DatasetError("learner='auto' chooses on validation origins before a test period, and this data has none",
                            fix="split it first: wb.split_time(ds, val=0.1, test=0.15)")
-    merged = merge_segments(ds)
-    before = merged.sel(time=merged["time"] < float(info["test_start"]))
+    whole = merge_segments(ds) if "series" in ds.coords else ds
+    before = whole.sel(time=whole["time"] < float(info["test_start"]))
     n = before.sizes["time"]
     held = max(2, int(round(SELECTION_FRACTION * n)))
     needed = MIN_FIT_SAMPLES + 2 + int(np.ceil(1 / SELECTION_FRACTION))
@@ -62,7 +71,7 @@ def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
                            f"of learner='auto'", fix=f"give at least {needed} samples before the test period (a longer "
                            "series or a smaller test fraction), or fit one learner by name, e.g. learner='arima'")
     times = before["time"].values.astype(np.float64)
-    return split_at(before, None, float(times[n - held])), int(min(horizon, held))
+    return label_split(before, None, float(times[n - held])), int(min(horizon, held))
 
 
 def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> np.ndarray:
@@ -71,8 +80,7 @@ def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> np.ndarra
     start = test_start_time(sel, None)
     first = int(np.searchsorted(times, start))
     context = model.learner.capabilities().context
-    rec = model.meta.get("series", {})
-    need = (int(rec.get("embed", 1)) - 1) * int(rec.get("lag", 1)) + context + int(bool(rec.get("difference")))
+    need = SeriesRecipe.from_json(model.meta.get("series") or {}).warmup + context
     out = []
     for values in series:
         origins = np.arange(max(first - 1, need), len(times) - 1)
@@ -104,7 +112,7 @@ def conformal_table(residuals: np.ndarray) -> list:
 
 def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: int = 0,
              horizon: int = DEFAULT_HORIZON, candidates: Optional[Sequence[tuple[str, dict]]] = None,
-             fit_options: Optional[dict[str, Any]] = None) -> Any:
+             series: Optional[SeriesRecipe] = None, fit_options: Optional[dict[str, Any]] = None) -> Any:
     """Choose, refit and calibrate a forecaster (see the module docstring).
 
     Arguments:
@@ -115,27 +123,32 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
         horizon: the longest horizon scored on the selection origins (and calibrated).
         candidates: ``(learner, options)`` pairs (default :data:`CANDIDATES`, plus ``node`` when
             the budget allows).
-        fit_options: passed to every candidate's ``fit`` (e.g. ``transform``).
+        series: the recipe every candidate fits with (default: gaps filled where the series has
+            any, since most candidates need complete samples).
+        fit_options: passed to every candidate's ``fit`` (learner options; recipe fields such as
+            ``transform`` as keywords when ``series`` is not given).
 
     Returns:
         The winner refitted on all data before the test period, with ``meta["selection"]`` (one row
         per candidate: learner, options, score, rmse by horizon, status) and ``meta["calibration"]``.
 
     Raises:
-        DatasetError: data too short for a validation origin; DivergenceError: every candidate failed.
+        DatasetError: data too short for a validation origin; DivergenceError: every candidate failed;
+        BadParameterError: a recipe field given both in ``series`` and in ``fit_options`` (naming both).
     """
     from .config import TrainConfig
     from .fitting import fit
 
     budget = TrainConfig(time_budget=time_budget).time_budget if time_budget is not None else DEFAULT_BUDGET
+    horizon = check_integer(horizon, "horizon", 1)
     started = time.perf_counter()
-    sel, horizon = selection_split(ds, int(horizon))
-    series, times = series_arrays(sel)
+    whole = merge_segments(ds) if "series" in ds.coords else ds  # the one merge; the cuts stay labels
+    sel, horizon = selection_split(whole, horizon)
+    values, times = series_arrays(sel)
     first = int(np.searchsorted(times, test_start_time(sel, None)))
-    scale = naive_scale([s[:first] for s in series])
+    scale = naive_scale([s[:first] for s in values])
     fit_options = dict(fit_options or {})
-    if any(np.isnan(values).any() for values in series):  # gaps: the recipe fills them where a grid is needed
-        fit_options.setdefault("fill_gaps", True)
+    recipe = _recipe(series, fit_options, gappy=any(np.isnan(v).any() for v in values))
     pool = list(candidates or CANDIDATES)
     if candidates is None and budget >= NODE_BUDGET:
         pool.append(("node", {"time_budget": budget / 3}))
@@ -148,7 +161,7 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = fit(sel, learner=name, seed=seed, **{**fit_options, **options})
+                model = fit(sel, learner=name, seed=seed, series=recipe, **{**fit_options, **options})
                 residuals = validation_residuals(model, sel, horizon)
             score, rmse = candidate_score(residuals, scale)
             if not np.isfinite(score):
@@ -174,13 +187,23 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
         row["chosen"] = row["learner"] == name and row["options"] == dict(options) and row["status"] == "ok"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = fit(ds, learner=name, seed=seed, **{**fit_options, **options})
+        model = fit(whole, learner=name, seed=seed, series=recipe, **{**fit_options, **options})
     model.meta["selection"] = table
     model.meta["calibration"] = {"method": "split-conformal per horizon (Stankeviciute et al. 2021)",
                                  "origins": int(len(residuals)), "quantiles": conformal_table(residuals)}
     model.meta["auto"] = {"learner": name, "options": dict(options), "seconds": time.perf_counter() - started,
                           "budget": budget}
     return model
+
+
+def _recipe(series: Optional[SeriesRecipe], options: dict[str, Any], gappy: bool) -> SeriesRecipe:
+    """The candidates' recipe: ``series``, or built from recipe keywords taken out of ``options``;
+    gaps are filled unless the caller chose otherwise (the backbones and NVAR need complete samples)."""
+    from .fitting import from_keywords
+
+    chosen = series is not None or "fill_gaps" in options
+    recipe = from_keywords(SeriesRecipe, series, "series", SERIES_OPTIONS, options) or SeriesRecipe()
+    return replace(recipe, fill_gaps=True) if gappy and not chosen else recipe
 
 
 __all__ = ["CANDIDATES", "fit_auto", "selection_split"]

@@ -160,3 +160,7 @@ class TrainConfig:
     def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# TrainConfig's fields, which fit also takes as keywords
+TRAIN_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))

@@ -4,70 +4,70 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 import torch
 import xarray as xr
 
 from ..data.io import PathLike
 from ..data.schema import json_attr
+from ..data.series import SERIES_OPTIONS, SeriesRecipe, prepare_series, wants_series_fit
 from ..devices import DeviceLike, resolve_device, torch_threads
 from ..errors import BadParameterError, DatasetError, WorkbenchError
 from ..learners import DataInfo, Learner, build, get_learner
 from ..model import Model, run_files
 from ..progress import progress_bar
-from ..data.series import prepare_series, wants_series_fit
 from .prepare import Prepared, data_info, prepare
-from .config import TrainConfig
+from .config import TRAIN_OPTIONS, TrainConfig
 from .runs import RunWriter, has_run, read_run_files
 from .trainer import Trainer
 
 Callback = Callable[[dict[str, Any]], Optional[bool]]
 
 
-def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
-        time_budget: Union[None, float, str] = None, device: DeviceLike = None, seed: int = 0,
-        batch_size: int = 64, lr: float = 3e-3, window: Optional[int] = None, curriculum: bool = True,
-        steps_per_epoch: int = 25,
-        patience: int = 15, clip: float = 1.0, schedule: Optional[str] = None, precision: str = "float32",
-        q: Optional[list[str]] = None, p: Optional[list[str]] = None, out: Optional[PathLike] = None,
+def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] = None,
+        series: Optional[SeriesRecipe] = None, device: DeviceLike = None, out: Optional[PathLike] = None,
         resume: bool = False, overwrite: bool = False, callback: Optional[Callback] = None,
-        threads: Optional[int] = None, progress: Optional[bool] = None, compile: Union[bool, str] = "auto",
-        **learner_options: Any) -> Model:
+        threads: Optional[int] = None, progress: Optional[bool] = None, q: Optional[list[str]] = None,
+        p: Optional[list[str]] = None, **learner_options: Any) -> Model:
     """Fit a surrogate to a dataset and return the model at its best validation loss.
 
     Gradient-style learners train on windows of the training split with the shared
     :class:`~workbench.training.trainer.Trainer`; closed-form learners fit once. Before any
-    computation the learner's declared capabilities are checked against the data.
+    computation the learner's declared capabilities are checked against the data. A measured
+    series (a time split, or a ``series`` recipe) is merged once, run through the recipe as whole
+    series and cut once into training chunks (:mod:`workbench.data.series`).
 
     Arguments:
         ds: a dataset in the workbench schema (its ``split`` picks train/val trajectories).
         learner: a name from :func:`workbench.learners`, or ``"auto"``: the best forecaster of a
-            time-split series chosen on validation origins within ``time_budget``, with calibrated
-            intervals (:mod:`workbench.training.autoselect`; the candidates in ``model.meta["selection"]``).
-        epochs, time_budget, batch_size, lr, window, curriculum, steps_per_epoch, patience, clip,
-            schedule, precision, seed: the training configuration (see :class:`TrainConfig`).
+            time-split series chosen on validation origins within ``train.time_budget``, with
+            calibrated intervals (:mod:`workbench.training.autoselect`; the candidates in
+            ``model.meta["selection"]``; of ``train`` only the budget and the seed count).
+        train: the training run (:class:`TrainConfig`: epochs, time_budget, batch_size, lr, window,
+            curriculum, steps_per_epoch, patience, clip, schedule, precision, seed, compile).
+            Its fields may also be given as keywords (``epochs=5, seed=0``), but not both ways.
+        series: the recipe of a measured series (:class:`~workbench.data.series.SeriesRecipe`:
+            transform, difference, embed, lag, fill_gaps). Its fields may also be given as
+            keywords (``embed=3, lag=1, transform={"co2": "log"}``), but not both ways.
         device: ``"cpu"``, ``"cuda"``, or ``None`` for CUDA when available.
-        q, p: canonical coordinate names, for HNN on datasets that do not declare them.
         out: run folder, saved every epoch as one atomic generation (see ``training.runs``).
         resume: continue the run saved in ``out`` exactly (same epochs, schedule and budget).
         overwrite: replace a run already in ``out`` (otherwise refused unless ``resume``).
         callback: called after every epoch with the epoch record; returning ``False`` stops.
         threads: torch CPU threads while fitting (default 1; restored afterwards).
         progress: progress bar (default: only on a terminal).
-        compile: ``torch.compile`` the training step of ``rknet`` and fixed-step continuous-time
-            learners (``True``, ``False``, or ``"auto"``: runs of at least 5,000 steps or 300 s; see
-            :attr:`TrainConfig.compiles`); a speed setting only, results are the same.
-        learner_options: the learner's own options (see each learner's ``defaults``); for measured
-            series also ``embed``/``lag`` (delay embedding) and ``transform`` (per-variable
-            ``log``/``log1p``/``logit``), handled by :mod:`workbench.data.series` like a time split.
+        q, p: canonical coordinate names, for HNN on datasets that do not declare them.
+        learner_options: the learner's own options (see each learner's ``defaults``).
 
     Returns:
-        The fitted :class:`Model` with its ``history``.
+        The fitted :class:`Model` with its ``history`` (and ``meta["series"]``, the fitted recipe,
+        for a measured series).
 
     Raises:
         UnsupportedError: the learner cannot fit this data (the message names an alternative).
-        BadParameterError: an option out of range. DivergenceError: training diverged.
+        BadParameterError: an option out of range, or one given both as a keyword and in ``train``
+            or ``series``. DivergenceError: training diverged.
     """
     if not isinstance(ds, xr.Dataset):
         raise DatasetError(f"fit needs an xarray.Dataset in the workbench schema, got {type(ds).__name__}; "
@@ -75,16 +75,15 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
+    config = from_keywords(TrainConfig, train, "train", TRAIN_OPTIONS, learner_options)
     if learner == "auto":  # a choice among learners on validation origins (workbench.training.autoselect)
         from .autoselect import fit_auto
 
-        model = fit_auto(ds, time_budget, seed, fit_options=learner_options)
+        model = fit_auto(ds, config.time_budget, config.seed, series=series, fit_options=learner_options)
         if out is not None:
             model.save(out)
         return model
-    config = TrainConfig(epochs=epochs, time_budget=time_budget, batch_size=batch_size, lr=lr, window=window,
-                         curriculum=curriculum, steps_per_epoch=steps_per_epoch, patience=patience, clip=clip, schedule=schedule,
-                         precision=precision, seed=seed, compile=compile)
+    recipe = from_keywords(SeriesRecipe, series, "series", SERIES_OPTIONS, learner_options)
     folder = Path(out) if out is not None else None
     if folder is not None and has_run(folder) and not (resume or overwrite):
         raise WorkbenchError(f"{folder} already holds a run; pass resume=True (--resume) to continue it or "
@@ -95,49 +94,75 @@ def fit(ds: xr.Dataset, learner: str = "node", *, epochs: Optional[int] = None,
         learner_options.setdefault("seed", config.seed)
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        ds, series, info, module = plan_fit(ds, learner, learner_options, q, p)
+        ds, fitted, info, module = plan_fit(ds, learner, learner_options, q, p, series=recipe)
         module = module.to(device=dev, dtype=dtype)
         objective = module.objective(info.has_derivative)
         data = prepare(ds, dev, dtype)
         module.set_scaling(torch.as_tensor(data.scaler.mean, dtype=dtype, device=dev),
                            torch.as_tensor(data.scaler.std, dtype=dtype, device=dev), data.rate)
         meta = _meta(ds, learner, module, info, config, objective)
-        if series is not None:
-            meta["series"] = series
+        if fitted is not None:
+            meta["series"] = fitted.to_json()
         if folder is None:
             return _train(module, data, config, objective, meta, None, False, callback, progress)
         with RunWriter(folder) as writer:
             return _train(module, data, config, objective, meta, writer, resume, callback, progress)
 
 
+def from_keywords(cls: type, given: Any, name: str, keys: tuple[str, ...], options: dict[str, Any]) -> Any:
+    """The ``train``/``series`` object of ``fit``: ``given``, or built from its fields given as
+    keywords (taken out of ``options``); None for a recipe nobody asked for (a ``TrainConfig`` is
+    always built).
+
+    Raises:
+        BadParameterError: ``given`` is not a ``cls``, or a field is given both ways (naming both).
+    """
+    flat = {k: options.pop(k) for k in keys if k in options}
+    if given is None:
+        return cls(**flat) if flat or cls is TrainConfig else None
+    if not isinstance(given, cls):
+        raise BadParameterError(f"{name}= must be a {cls.__name__}, got {type(given).__name__}",
+                                fix=f"pass {name}={cls.__name__}(...)")
+    if flat:
+        key = sorted(flat)[0]
+        raise BadParameterError(f"{key}={flat[key]!r} and {name}={cls.__name__}(...) both set {name}.{key}",
+                                fix=f"give it in one place: {name}={cls.__name__}(..., {key}={flat[key]!r}), or the "
+                                    f"keyword {key}= without {name}=")
+    return given
+
+
 def plan_fit(ds: xr.Dataset, learner: str, options: dict[str, Any], q: Optional[list[str]] = None,
-             p: Optional[list[str]] = None) -> tuple[xr.Dataset, Optional[dict[str, Any]], DataInfo, Learner]:
+             p: Optional[list[str]] = None, series: Optional[SeriesRecipe] = None
+             ) -> tuple[xr.Dataset, Optional[SeriesRecipe], DataInfo, Learner]:
     """What ``fit`` trains on and with, and the one check of whether the learner can fit it.
 
     :func:`fit` and :func:`workbench.learners.compatibility` both call this, so their verdicts agree:
-    a measured series (a time split, or ``embed``/``lag``/``transform``/``fill_gaps`` options) is
-    prepared first (:func:`workbench.data.series.prepare_series`: chunks of the train/val pieces on a
-    regular axis), then the learner is built and its capabilities checked against that data.
+    a measured series (a time split, or a recipe) is prepared first
+    (:func:`workbench.data.series.prepare_series`: merged once, the recipe on whole series, cut once
+    into chunks of the train/val periods on a regular axis), then the learner is built and its
+    capabilities checked against that data.
 
     Arguments:
         ds: the dataset given to ``fit``.
         learner: the learner name.
-        options: the learner and series options; the series options are taken out of it.
+        options: the learner options; recipe fields given as keywords (``embed=2``) are taken out
+            of it into the recipe.
         q, p: canonical coordinate names (HNN).
+        series: the series recipe, if any (not together with recipe keywords in ``options``).
 
     Returns:
-        ``(data, series, info, module)``: the data to train on, the series recipe (None for plain
-        trajectories), the facts about the data, and the built learner.
+        ``(data, recipe, info, module)``: the data to train on, the fitted series recipe (None for
+        plain trajectories), the facts about the data, and the built learner.
 
     Raises:
         UnsupportedError: the learner cannot fit this data (the message names the fix).
         UnknownNameError, BadParameterError, DatasetError: unknown learner, bad options or data.
     """
-    series = None
-    if wants_series_fit(ds, options):  # measured series: transform, embed, cut the time split first
-        ds, series = prepare_series(ds, learner, options)
+    recipe = from_keywords(SeriesRecipe, series, "series", SERIES_OPTIONS, options)
+    if wants_series_fit(ds, recipe):  # measured series: merge once, run the recipe, cut once
+        ds, recipe = prepare_series(ds, learner, recipe or SeriesRecipe())
     info = data_info(ds, q, p)
-    return ds, series, info, build(learner, info, options)
+    return ds, recipe, info, build(learner, info, options)
 
 
 def _meta(ds: xr.Dataset, learner: str, module: Learner, info: Any, config: TrainConfig,

@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 
 from ..data.schema import json_attr, observation_mask, select_split, validate
+from ..data.time import is_regular, median_step
 from ..errors import DatasetError
 from ..learners.base import Batch, DataInfo
 
@@ -106,11 +107,10 @@ def input_names(ds: xr.Dataset) -> list[str]:
 
 
 def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[str]] = None) -> DataInfo:
-    """Kind, dimension, sampling regularity, canonical split and inputs of a dataset."""
+    """Kind, dimension, sampling regularity (:func:`workbench.data.time.is_regular`, every sample
+    observed), median step, canonical split and inputs of a dataset."""
     ds = validate(ds)  # learners are chosen from these facts: refuse malformed data before that
     t = ds["time"].values
-    steps = np.diff(t)
-    uniform = steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-6, atol=1e-12)
     names = [str(v) for v in ds["variable"].values]
     facts = json_attr(ds, "facts", {}) or {}
     q = q or facts.get("q")
@@ -125,8 +125,8 @@ def data_info(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[list[st
     # measured data ("observed", see workbench.data.imports) has no known system: every learner may try it,
     # deterministic ones as an ODE's (nsde accepts both kinds)
     return DataInfo(kind="ode" if kind == "observed" else kind, dim=len(names),
-                    regular=bool(uniform and observation_mask(ds).all()),
-                    dt=float(np.median(steps)) if steps.size else 1.0,
+                    regular=bool(is_regular(t) and observation_mask(ds).all()),
+                    dt=median_step(t),
                     has_derivative="derivative" in ds, qp_split=qp, names=names, inputs=input_names(ds),
                     length=int(ds.sizes["time"]), system=ds.attrs.get("system") or None)
 
@@ -171,7 +171,10 @@ def prepare(ds: xr.Dataset, device: torch.device, dtype: torch.dtype = torch.flo
 
 
 def evenly_spaced(times: torch.Tensor) -> bool:
-    """Whether ``times`` (T,) are evenly spaced up to the rounding of their dtype.
+    """Whether ``times`` (T,) are evenly spaced up to the rounding of their dtype, so that windows
+    from different starts share one relative time vector (one batched solve). Not a test of regular
+    sampling (that is :func:`workbench.data.time.is_regular`, where months are regular): a solve on
+    shared times is exact only when the steps are equal.
 
     Each time is rounded to half a unit in the last place of the largest one, so a step may be off
     by up to one such unit: in float32, samples every 0.01 up to t = 10 have steps differing by
