@@ -379,17 +379,35 @@ class UniversalDE(ContinuousLearner):
     def _equations_field(self, coefficients: torch.Tensor, raw: torch.Tensor
                          ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``dz/dt`` of the known part (constants from ``raw``) plus sparse terms (D, P) in physical units."""
+        params = self.params(raw)  # once per solve, not per stage: the constants do not change within it
+
         def field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
             x = z * self.scale + self.offset
-            drift = self.known_part(t.expand(z.shape[0]).to(z.dtype), x, self.params(raw))
+            drift = self.known_part(t.expand(z.shape[0]).to(z.dtype), x, params)
             return (drift + self.library(x) @ coefficients.T) / self.scale
         return field
 
+    def _network_field(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``dz/dt`` of the known part plus the network."""
+        params = self.params()
+
+        def field(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            x = z * self.scale + self.offset
+            return self.known_part(t.expand(z.shape[0]).to(z.dtype), x, params) / self.scale + self.residual(z)
+        return field
+
+    def predict_with(self, which: str) -> None:
+        """Choose the residual that predictions use: ``"equations"`` or ``"network"`` (the option of the
+        same name, switched after the fit; both are kept in the model)."""
+        if which not in PREDICT_WITH:
+            raise BadParameterError(f"predict_with must be one of {PREDICT_WITH}, got {which!r}")
+        self.options["predict_with"] = which
+        self._with_network = which == "network"
+
     def field(self, t: torch.Tensor, z: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if not self._with_network:
-            return self._equations_field(self.coefficients, self.theta_raw_equations)(t, z)
-        x = z * self.scale + self.offset
-        return self.known_part(t.expand(z.shape[0]).to(z.dtype), x) / self.scale + self.residual(z)
+        if self._with_network:
+            return self._network_field()(t, z)
+        return self._equations_field(self.coefficients, self.theta_raw_equations)(t, z)
 
     # --- the fit -------------------------------------------------------------------------------------
     def fit_closed_form(self, train: Any, val: Optional[Any], times: torch.Tensor) -> dict[str, float]:
@@ -424,9 +442,6 @@ class UniversalDE(ContinuousLearner):
         equations_loss = chosen.ssr / data.n_observations
         return {"val_loss": network_loss if self._with_network else equations_loss, "network_loss": network_loss,
                 "equations_loss": equations_loss, "bic": chosen.bic}
-
-    def _network_field(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        return lambda t, z: self.field(t, z)
 
     def _shooting(self, data: "_Data", out_of_time: Callable[[], bool]) -> torch.Tensor:
         """Multiple shooting (Adam): segment start states are unknowns tied by continuity penalties.
