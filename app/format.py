@@ -141,7 +141,7 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
                      ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)")))
     if len(t) > 1:
         steps = np.diff(t)
-        regular = evenly_spaced(torch.as_tensor(t))
+        regular = evenly_spaced(torch.tensor(t))
         rows.append(("sampling step", f"{_number(float(steps[0]))}{tu_text}" if regular else
                      f"irregular, {_number(float(steps.min()))} to {_number(float(steps.max()))}{tu_text}"))
     if split_info:

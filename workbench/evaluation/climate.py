@@ -527,11 +527,12 @@ def _run_and_compare(model, test: xr.Dataset, system: System, params: dict[str, 
     try:
         learned = model_free_run(model, states[:, :context + 1], dt, steps - context)[:, max(0, transient - context):]
         diverged = "" if np.isfinite(learned).all() else "the model's free run left the finite numbers"
-        lyapunov_learned = float("nan") if diverged else float(np.mean(model_lyapunov(
-            model, states[:starts, :context + 1], dt, tau, averaging, transient=transient * dt, seed=seed)))
+        if not diverged:
+            lyapunov_learned = float(np.mean(model_lyapunov(model, states[:starts, :context + 1], dt, tau, averaging,
+                                                            transient=transient * dt, seed=seed)))
     except (DivergenceError, SolverStallError) as exc:
-        learned, diverged = None, str(exc)
-    if diverged:
+        diverged = str(exc)
+    if diverged:  # no attractor to measure: nothing to draw, no exponent, every distance infinite
         learned, lyapunov_learned = np.full_like(true_run, np.nan), float("nan")
     variables = [str(v) for v in test["variable"].values]
     centers, density_true, density_learned = _marginals(true_run, learned, recipe.bins)
