@@ -118,6 +118,19 @@ def test_a_model_trained_with_rk4_predicts_with_rk4(rk4_model, vdp):
         model.predict(x0, times=t, solver={"adjoint": True})
 
 
+def test_fixed_steps_stay_per_sample_when_the_outputs_are_further_apart(rk4_model, vdp):
+    """rk4 takes its substeps per sample spacing of the training data, so asking for every other sample
+    gives the same path (up to the rounding of the inserted times), not one on steps twice as long."""
+    x0 = wb.select_split(vdp, "test")["state"].values[:, 0]
+    fine = np.arange(2 * HORIZON + 1) * rk4_model.meta["dt"]
+    every = rk4_model.predict(x0, times=fine)["state"].values
+    coarse = rk4_model.predict(x0, times=fine[::2])["state"].values
+    assert rk4_model.learner.last_nfe == 4 * 2 * 2 * HORIZON
+    np.testing.assert_allclose(coarse, every[:, :, ::2], rtol=1e-12, atol=1e-12)
+    long_steps = rk4_model.predict(x0, times=fine[::2], solver={"dt": 2 * rk4_model.meta["dt"]})["state"].values
+    assert np.abs(long_steps - coarse).max() > 1e3 * np.abs(coarse - every[:, :, ::2]).max()
+
+
 def test_a_model_trained_with_dopri5_predicts_at_its_tolerances(vdp):
     model = wb.fit(vdp, "node", solver="dopri5", rtol=1e-4, atol=1e-5, **TINY)
     x0 = wb.select_split(vdp, "test")["state"].values[:, 0]
@@ -133,15 +146,16 @@ def test_models_without_a_solver_refuse_one(vdp):
         nvar.predict(wb.select_split(vdp, "test"), solver="rk4")
 
 
-def test_format_3_files_keep_predicting_with_dopri5(tmp_path, rk4_model, vdp):
-    """Files saved before rollouts honoured the training solver predicted with dopri5 at atol = rtol / 10;
-    they still do, and saving one again keeps that."""
+def test_a_model_file_without_its_solver_keeps_predicting_with_dopri5(tmp_path, rk4_model, vdp):
+    """Before rollouts honoured the training solver they ran dopri5 at atol = rtol / 10; a file whose
+    options do not name its solver still predicts so, and saving it again keeps that. A file that
+    names it predicts with it."""
     model = rk4_model
     config = json.loads(run_files(model)["config.json"])
-    config["format_version"] = 3
+    del config["options"]["solver"]
     weights = (current_generation(model.save(tmp_path / "new")) / "model.safetensors").read_bytes()
     config["sha256"] = _integrity(weights, {k: v for k, v in config.items() if k != "sha256"})
-    folder = tmp_path / "v3"
+    folder = tmp_path / "old"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(weights)
     (folder / "config.json").write_text(json.dumps(config))
@@ -152,7 +166,8 @@ def test_format_3_files_keep_predicting_with_dopri5(tmp_path, rk4_model, vdp):
     t = np.arange(HORIZON + 1) * _step(vdp)
     legacy = model.predict(x0, times=t, solver={"solver": "dopri5", "atol": atol})["state"].values
     assert np.array_equal(old.predict(x0, times=t)["state"].values, legacy)
-    assert np.array_equal(wb.load_model(tmp_path / "new").predict(x0, times=t)["state"].values,
-                          model.predict(x0, times=t)["state"].values)
     again = wb.load_model(old.save(tmp_path / "again"))
     assert np.array_equal(again.predict(x0, times=t)["state"].values, legacy)
+    named = wb.load_model(tmp_path / "new")
+    assert "rollout_solver" not in named.meta
+    assert np.array_equal(named.predict(x0, times=t)["state"].values, model.predict(x0, times=t)["state"].values)

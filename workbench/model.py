@@ -21,14 +21,12 @@ from .data.schema import make_dataset, observation_mask
 from .devices import DeviceLike, resolve_device, torch_threads
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .learners import InputSignal, Learner, get_learner
-from .learners.continuous import format3_solver
+from .learners.continuous import legacy_solver
 from .safety import parse_json_bounded
 from .training.prepare import Standardiser, input_names
 
 FORMAT = "workbench-model"
-# 3: learners carry the data's rate (weights of version 2 files were trained at rate 1);
-# 4: continuous-time learners roll out with the solver they trained with (see Model.rollout)
-FORMAT_VERSION = 4
+FORMAT_VERSION = 3  # 3: learners carry the data's rate (weights of version 2 files were trained at rate 1)
 MIN_FORMAT_VERSION = 2  # the first whose checksum covers the config too
 MAX_CONFIG_BYTES = 4 * 2 ** 20
 
@@ -266,7 +264,9 @@ class Model:
         unknown = sorted(set(solver or {}) - set(allowed))
         if unknown:
             raise BadParameterError(f"{self.name}: solver= knows the options {list(allowed)}, not {unknown}")
-        settings = {**(self.meta.get("rollout_solver") or {}), **(solver or {})}
+        # fixed-step solvers take their substeps per sample spacing of the training data
+        spacing = {"dt": float(self.meta["dt"])} if allowed and self.meta.get("dt") else {}
+        settings = {**spacing, **(self.meta.get("rollout_solver") or {}), **(solver or {})}
         return settings or None
 
     def rollout(self, history: Any, times: Sequence[float], inputs: Optional[np.ndarray] = None,
@@ -293,8 +293,9 @@ class Model:
                 deterministic learners one).
             seed: seeds the noise of stochastic rollouts.
             solver: continuous-time learners: a solver name (``"dopri5"``, ``"rk4"``, ...) or a dict of
-                ``solver``, ``substeps``, ``rtol``, ``atol``, ``max_steps`` for this rollout, in place of the
-                ones the learner trained with (which a file of format version 3 or older replaces by
+                ``solver``, ``substeps``, ``rtol``, ``atol``, ``max_steps`` and ``dt`` (the sample spacing a
+                fixed-step solver takes ``substeps`` steps over: the training data's, ``meta["dt"]``) for
+                this rollout, in place of the ones the learner trained with (or, for a file whose options do not name its solver, of
                 dopri5 at ``atol = rtol / 10``, as such files predicted: ``meta["rollout_solver"]``).
             threads: torch CPU threads for the rollout (default 1; restored afterwards).
 
@@ -530,10 +531,8 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
         raise DatasetError(f"{folder}/history.json must hold a list of epoch records")
     meta = {k: v for k, v in config.items()
             if k not in ("format", "format_version", "scaler", "input_scaler", "sha256", "weights_sha256")}
-    if version < 4 and "rollout_solver" not in meta:  # such files predicted with dopri5, whatever they trained with
-        legacy = format3_solver(learner)
-        if legacy is not None:
-            meta["rollout_solver"] = legacy
+    if "solver" in cls.defaults and "solver" not in config["options"] and "rollout_solver" not in meta:
+        meta["rollout_solver"] = legacy_solver(learner)  # how a file without its solver predicted
     if meta.get("series") is not None:  # a tampered recipe is refused here, not at the first forecast
         from .data.series import check_recipe
         check_recipe(meta["series"], meta.get("variables") or [])

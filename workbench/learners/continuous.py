@@ -13,8 +13,9 @@ from ..numerics.solvers import FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_ME
 from .base import MIN_COMPILED_EVALUATIONS, Batch, InputSignal, Learner, compile_with_trial, masked_mse
 
 Interval = Callable[["ContinuousLearner", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-# the options a rollout may set apart from training (Model.rollout's solver=)
-SOLVER_OPTIONS = ("solver", "substeps", "rtol", "atol", "max_steps")
+# the options a rollout may set apart from training (Model.rollout's solver=); "dt" is the sample
+# spacing that fixed-step solvers divide into substeps (Model.rollout passes the training data's)
+SOLVER_OPTIONS = ("solver", "substeps", "rtol", "atol", "max_steps", "dt")
 # a standardised state this far out has left the data for good: dopri5 rollouts stop there
 ROLLOUT_BOUND = 1e8
 
@@ -55,7 +56,7 @@ class ContinuousLearner(Learner):
     def solver_settings(self, overrides: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
         """The solver options of a rollout: the trained ones (:data:`SOLVER_OPTIONS`) with ``overrides``
         on top, checked as the learner's options are."""
-        settings = {**{k: self.options[k] for k in SOLVER_OPTIONS}, **(overrides or {})}
+        settings = {**{k: self.options.get(k) for k in SOLVER_OPTIONS}, **(overrides or {})}
         check_solver_settings(self.name, settings)
         return settings
 
@@ -178,7 +179,13 @@ class ContinuousLearner(Learner):
         :class:`DivergenceError`, and ``rtol`` is raised to ``1e3`` machine epsilons of the dtype where it
         asks for less (float32 cannot meet it, and the step size would underflow). Every other solver
         integrates as in training (:meth:`_odeint`), without the adjoint; a runaway path there turns
-        non-finite and is left so for the caller to mark.
+        non-finite and is left so for the caller to mark. Fixed-step solvers take ``substeps`` steps per
+        sample spacing ``dt`` as in training, so output times further apart than ``dt`` get more steps
+        (:func:`sample_grid`), and refuse a rollout of more than ``max_steps`` steps up front.
+
+        Raises:
+            SolverStallError: over the step budget ``max_steps``.
+            DivergenceError: a dopri5 rollout beyond ``ROLLOUT_BOUND``.
         """
         o = self.solver_settings(solver)
         rel = t - t[0]
@@ -195,12 +202,19 @@ class ContinuousLearner(Learner):
                                          max_steps=o["max_steps"], bound=ROLLOUT_BOUND, refuse_stiff=False)
             self.last_nfe = stats.nfe
         else:
+            grid, outputs = sample_grid(rel, o["dt"]) if o["solver"] in FIXED_STEP_METHODS else (rel, None)
+            steps = o["substeps"] * (len(grid) - 1)
+            if outputs is not None and steps > o["max_steps"]:
+                raise SolverStallError(f"{self.name}: this {o['solver']} rollout needs {steps} steps, over the budget "
+                                       f"of {o['max_steps']} steps ({o['substeps']} per sample spacing {o['dt']:g})",
+                                       fix="predict a shorter span, or raise the budget: solver={'max_steps': ...}")
             calls = [0]
 
             def count() -> None:
                 calls[0] += 1
 
-            out = self._odeint(y0, rel, inputs, {**o, "adjoint": False}, count).transpose(0, 1)
+            out = self._odeint(y0, grid, inputs, {**o, "adjoint": False}, count)
+            out = (out if outputs is None else out[outputs]).transpose(0, 1)
             self.last_nfe = calls[0]
         return self.project(out).unsqueeze(0).expand(n_samples, -1, -1, -1)
 
@@ -219,14 +233,31 @@ def check_solver_settings(name: str, settings: Mapping[str, Any]) -> None:
     check_integer(settings["max_steps"], "max_steps", 1)
     check_real(settings["rtol"], "rtol", 0.0, 1.0, low_open=True)
     check_real(settings["atol"], "atol", 0.0, 1.0, low_open=True)
+    if settings.get("dt") is not None:
+        check_real(settings["dt"], "dt", 0.0, low_open=True)
 
 
-def format3_solver(learner: Learner) -> Optional[dict[str, Any]]:
-    """The solver a model file of format version 3 or older rolled ``learner`` out with, whatever it
-    trained with: ``dopri5`` at ``atol = rtol / 10`` (``rtol`` raised as :meth:`ContinuousLearner.rollout`
-    raises it); ``None`` for a learner without an ODE solver. An ensemble's members share their options."""
-    member = next((m for m in learner.modules() if isinstance(m, ContinuousLearner)), None)
-    if member is None:
-        return None
-    rtol = max(member.options["rtol"], 1e3 * torch.finfo(member.scale.dtype).eps)
+def sample_grid(t: torch.Tensor, dt: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output times ``t`` (T,) with each interval longer than the sample spacing ``dt`` cut into equal
+    parts no longer than it, so a fixed-step solver keeps the step it trained with; and the indices of
+    ``t`` in the result. Intervals within 0.1% of ``dt`` (rounding of the time axis) stay whole, so on
+    the data's own grid the result is ``t`` itself; so it is without a ``dt``."""
+    same = (t, torch.arange(len(t), device=t.device))
+    if dt is None or len(t) < 2:
+        return same
+    gaps = torch.diff(t).double().cpu()
+    parts = torch.ceil(gaps / dt - 1e-3).clamp_min(1).long()
+    if bool((parts == 1).all()):
+        return same
+    pieces = [t[i] + (t[i + 1] - t[i]) * torch.arange(int(n), dtype=t.dtype, device=t.device) / int(n)
+              for i, n in enumerate(parts)]
+    outputs = torch.cat([torch.zeros(1, dtype=torch.long), parts.cumsum(0)]).to(t.device)
+    return torch.cat([*pieces, t[-1:]]), outputs
+
+
+def legacy_solver(learner: "ContinuousLearner") -> dict[str, Any]:
+    """The solver rollouts used before they honoured the learner's ``solver``, ``rtol`` and ``atol``:
+    ``dopri5`` at ``atol = rtol / 10`` (``rtol`` raised as :meth:`ContinuousLearner.rollout` raises it).
+    A model file whose options do not name its solver keeps predicting so."""
+    rtol = max(learner.options["rtol"], 1e3 * torch.finfo(learner.scale.dtype).eps)
     return {"solver": "dopri5", "atol": rtol / 10}
