@@ -14,8 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .data.schema import SPLITS, content_key, digest_array, digest_json
-from .data.io import check_hdf5_safety, load, save, write_netcdf
-from .errors import DatasetError
+from .data.io import load, read_netcdf, save, write_netcdf
 from .evaluation.evaluate import evaluate
 from .evaluation.fields import calibration_report
 from .model import load_model
@@ -166,16 +165,9 @@ def shipped_scores(path: Union[str, Path], model: Any, ds: xr.Dataset, n_samples
     path = Path(path)
     if not path.is_file():
         return None
-    check_hdf5_safety(path)  # the checks of workbench.load; a score file is not in the dataset schema
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as stored:
-            attrs = stored.attrs
-            if (attrs.get("model_key"), attrs.get("data_key"), int(attrs.get("n_samples", -1))) != \
-                    (model_key(model), content_key(ds), int(n_samples)):
-                return None
-            scores = stored.load()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path} is not a readable score file ({type(exc).__name__}: {exc})",
-                           fix="delete it, or rebuild the demo files with `workbench demo`") from None
+    scores = read_netcdf(path)
+    stored = (scores.attrs.get("model_key"), scores.attrs.get("data_key"), str(scores.attrs.get("n_samples")))
+    if stored != (model_key(model), content_key(ds), str(int(n_samples))):
+        return None
     scores.attrs = {k: v for k, v in scores.attrs.items() if k not in ("model_key", "data_key", "n_samples")}
     return scores

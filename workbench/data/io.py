@@ -144,20 +144,31 @@ def _declared_bytes(item: h5py.Dataset, where: str, path: Path) -> int:
     return max(size, chunk)
 
 
-def load(path: PathLike) -> xr.Dataset:
-    """Read and validate a dataset written by :func:`save` (or any netCDF-4/HDF5 file in the schema).
+def read_netcdf(path: PathLike) -> xr.Dataset:
+    """Read any netCDF-4/HDF5 file (a dataset, a score table) fully into memory, behind the safety checks.
 
     The file is checked with h5py first (:func:`check_hdf5_safety`: links, external storage,
-    virtual datasets, cycles, depth, declared sizes against the memory budget), then read fully
-    into memory and closed. Raises :class:`DatasetError` (or :class:`ResourceLimitError`,
-    :class:`StorageError`) on any problem.
+    virtual datasets, cycles, depth, declared sizes against the memory budget), then read and
+    closed; its contents are not checked against the dataset schema (:func:`load` does that).
+
+    Raises:
+        DatasetError: the file is not readable netCDF-4; ResourceLimitError, StorageError: see
+        :func:`check_hdf5_safety`.
     """
     check_hdf5_safety(path)
     try:
         # decode_times=False: a calendar axis stays numeric ("days since ...") as the schema wants
         with xr.open_dataset(path, engine="h5netcdf", phony_dims="sort", decode_times=False) as opened:
-            ds = opened.load()
+            return opened.load()
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise DatasetError(f"{path} is HDF5 but not a readable netCDF-4 dataset ({type(exc).__name__}: {exc}); "
-                           "write it with workbench.save or xarray's to_netcdf(engine='h5netcdf')") from None
-    return validate(ds, source=str(path))
+        raise DatasetError(f"{path} is HDF5 but not a readable netCDF-4 dataset ({type(exc).__name__}: {exc})",
+                           fix="write it with workbench.save or xarray's to_netcdf(engine='h5netcdf')") from None
+
+
+def load(path: PathLike) -> xr.Dataset:
+    """Read and validate a dataset written by :func:`save` (or any netCDF-4/HDF5 file in the schema).
+
+    Reads through :func:`read_netcdf` (the safety checks), then checks the schema. Raises
+    :class:`DatasetError` (or :class:`ResourceLimitError`, :class:`StorageError`) on any problem.
+    """
+    return validate(read_netcdf(path), source=str(path))
