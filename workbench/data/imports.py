@@ -125,8 +125,23 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
     time_units = timeaxis.check_time_units(time_units)
     freq = _check_freq(freq)
     label, frame = _read_csv(source, missing)
-    title = name or Path(label).stem
     frame, header_units = _units_from_headers(frame, label)
+    time, trajectory, layout = _locate_columns(frame, time, trajectory, layout, label)
+    table, roles = _csv_table(frame, label, time, trajectory, layout, header_units, roles, units, variables,
+                              time_format=time_format, time_units=time_units, time_unit=time_unit, freq=freq)
+    attrs = {**OBSERVED_ATTRS, "title": name or Path(label).stem, "source": label, "generator": "workbench.from_csv"}
+    return build(table, roles, attrs, label)
+
+
+def _locate_columns(frame: pd.DataFrame, time: Optional[str], trajectory: Optional[str], layout: str,
+                    label: str) -> tuple[str, Optional[str], str]:
+    """The time column, the trajectory column (``None``: one series) and the layout (``auto``
+    resolved) of a CSV frame, as :func:`from_csv` documents their defaults.
+
+    Raises:
+        DatasetError: a named or default column that the file does not have.
+        BadParameterError: an unknown layout.
+    """
     time = time or _find_column(frame, TIME_NAMES)
     if time is None or time not in frame.columns:
         raise DatasetError(f"{label}: no time column {time or ''!r} among {list(frame.columns)}; "
@@ -138,6 +153,15 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
         layout = "long" if {"variable", "value"} <= set(frame.columns) else "wide"
     if layout not in ("wide", "long"):
         raise BadParameterError(f"layout must be 'auto', 'wide' or 'long', got {layout!r}")
+    return time, trajectory, layout
+
+
+def _csv_table(frame: pd.DataFrame, label: str, time: str, trajectory: Optional[str], layout: str,
+               header_units: dict[str, str], roles: Mapping[str, str], units: Mapping[str, str],
+               variables: Optional[Sequence[str]], *, time_format: Optional[str], time_units: Optional[str],
+               time_unit: Optional[str], freq: Freq) -> tuple[Table, dict[str, str]]:
+    """The rows of a CSV frame as a :class:`Table`, and every column's resolved role; the
+    arguments are :func:`from_csv`'s after :func:`_locate_columns` and :func:`_units_from_headers`."""
     lines = np.arange(len(frame)) + 2  # header is line 1
     if time_units is None and time in header_units:
         time_units = timeaxis.check_time_units(header_units.pop(time), f"the unit in the header of column {time!r}")
@@ -157,8 +181,7 @@ def from_csv(source: Source, *, time: Optional[str] = None, trajectory: Optional
     split = _parse_split(frame, traj_index, len(ids), lines, label) if "split" in frame.columns else None
     table = Table(trajectory=traj_index, ids=ids, time=time_values, time_attrs=time_attrs, columns=columns,
                   units={**header_units, **units}, rows=lines, names=names, split=split, freq=freq)
-    attrs = {**OBSERVED_ATTRS, "title": title, "source": label, "generator": "workbench.from_csv"}
-    return build(table, roles, attrs, label)
+    return table, roles
 
 
 def _mapping(value: Any, name: str, example: str) -> dict[str, str]:
@@ -284,29 +307,12 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
         if time in var.dims and var.ndim <= 2 and np.issubdtype(var.dtype, np.number) and v not in inputs]
     if not chosen:
         raise DatasetError(f"{label}: no numeric variable along {time!r}; name the state variables with variables=[...]")
-    picked = {}
-    for v in [*chosen, *inputs]:
-        if v not in opened.data_vars:
-            raise DatasetError(f"{label}: no variable {v!r}; it has {sorted(map(str, opened.data_vars))}")
-        var = opened[v]
-        other = [d for d in var.dims if d != time]
-        if time not in var.dims or len(other) > 1 or (trajectory and other and other[0] != trajectory):
-            raise DatasetError(f"{label}: variable {v!r} has dims {var.dims}; a series needs ({time!r},) or "
-                               f"({time!r}, <trajectory dim>). Select a point first, e.g. ds.sel(lat=..., lon=...)")
-        trajectory = trajectory or (other[0] if other else None)
-        picked[v] = var.transpose(*(d for d in (trajectory, time) if d in var.dims))
+    picked, trajectory = _pick_variables(opened, [*chosen, *inputs], time, trajectory, label)
     missing_units = sorted(set(units) - set(picked))
     if missing_units:
         raise DatasetError(f"{label}: units name {missing_units}, which are not imported variables "
                            f"({sorted(picked)})", fix="check the spelling, or drop those entries")
-    raw_time = opened[time]
-    timeaxis.check_calendar(raw_time.attrs.get("calendar"), label)
-    if np.issubdtype(raw_time.dtype, np.datetime64):
-        time_values, time_attrs = timeaxis.encode(pd.DatetimeIndex(raw_time.values))
-    else:
-        time_values = np.asarray(raw_time.values, dtype=np.float64)
-        time_attrs = {k: str(raw_time.attrs[k]) for k in ("units", "calendar") if k in raw_time.attrs}
-        timeaxis.parse_units(time_attrs.get("units"))  # refuse months/years since
+    time_values, time_attrs = _netcdf_time(opened[time], label)
     n_traj = opened.sizes[trajectory] if trajectory else 1
     n_time = len(time_values)
     traj_index = np.repeat(np.arange(n_traj), n_time)
@@ -325,6 +331,42 @@ def from_netcdf(source: Union[str, os.PathLike, xr.Dataset], *, variables: Optio
              "source": label if isinstance(source, xr.Dataset) else Path(source).name,
              "generator": "workbench.from_netcdf"}
     return build(table, roles, attrs, label)
+
+
+def _pick_variables(opened: xr.Dataset, wanted: Sequence[str], time: str, trajectory: Optional[str],
+                    label: str) -> tuple[dict[str, xr.DataArray], Optional[str]]:
+    """The variables ``wanted`` laid out as ``(trajectory, time)`` or ``(time,)``, and the trajectory
+    dimension (the one given, else the first second dimension met; ``None``: one series).
+
+    Raises:
+        DatasetError: a variable the file does not have, or one with other dimensions.
+    """
+    picked = {}
+    for v in wanted:
+        if v not in opened.data_vars:
+            raise DatasetError(f"{label}: no variable {v!r}; it has {sorted(map(str, opened.data_vars))}")
+        var = opened[v]
+        other = [d for d in var.dims if d != time]
+        if time not in var.dims or len(other) > 1 or (trajectory and other and other[0] != trajectory):
+            raise DatasetError(f"{label}: variable {v!r} has dims {var.dims}; a series needs ({time!r},) or "
+                               f"({time!r}, <trajectory dim>). Select a point first, e.g. ds.sel(lat=..., lon=...)")
+        trajectory = trajectory or (other[0] if other else None)
+        picked[v] = var.transpose(*(d for d in (trajectory, time) if d in var.dims))
+    return picked, trajectory
+
+
+def _netcdf_time(raw_time: xr.DataArray, label: str) -> tuple[np.ndarray, dict[str, str]]:
+    """A file's time coordinate as numbers and their CF ``units``/``calendar`` attributes.
+
+    Raises:
+        DatasetError: a calendar that is not Gregorian, or ``months``/``years since`` units.
+    """
+    timeaxis.check_calendar(raw_time.attrs.get("calendar"), label)
+    if np.issubdtype(raw_time.dtype, np.datetime64):
+        return timeaxis.encode(pd.DatetimeIndex(raw_time.values))
+    time_attrs = {k: str(raw_time.attrs[k]) for k in ("units", "calendar") if k in raw_time.attrs}
+    timeaxis.parse_units(time_attrs.get("units"))  # refuse months/years since
+    return np.asarray(raw_time.values, dtype=np.float64), time_attrs
 
 
 # --- shared assembly ----------------------------------------------------------------------------
