@@ -112,9 +112,11 @@ _SOLVERS = (
            reference="Euler-Maruyama; Kloeden & Platen (1992), Sec. 10.2"),
     Solver("milstein", 1.0, False, True, stochastic=True, backends=("torchsde",),
            noise_types=("diagonal", "additive", "scalar"), reference="Kloeden & Platen (1992), Sec. 10.3"),
-    Solver("srk", 1.0, False, True, stochastic=True, backends=("torchsde",),
+    # torchsde's SRK: Rößler's SRID2 (diagonal and scalar noise, with the space-time Lévy area) and SRA1
+    # (additive noise), both declared strong order 1.5 there
+    Solver("srk", 1.5, False, True, stochastic=True, backends=("torchsde",),
            noise_types=("diagonal", "additive", "scalar"),
-           reference="Rößler (2010), SIAM J. Numer. Anal. 48:922-952 (derivative-free; 1.5 for additive noise)"),
+           reference="Rößler (2010), SIAM J. Numer. Anal. 48:922-952 (derivative-free stochastic Runge-Kutta)"),
 )
 
 
