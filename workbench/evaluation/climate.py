@@ -36,6 +36,7 @@ from .truth import parameters_per_trajectory, true_system
 from ..data.schema import select_split
 from ..devices import thread_policy
 from ..errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
+from ..safety import check_integer, check_real
 from ..simulate import get_system, simulate
 from ..numerics.solvers import BatchField, integrate_batch
 
@@ -411,16 +412,10 @@ class LongRunRecipe:
     def __post_init__(self) -> None:
         checks = {"n_runs": (1, 256), "max_steps": (100, 100_000), "lyapunov_starts": (1, 256), "bins": (4, 512)}
         for name, (lo, hi) in checks.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-                raise BadParameterError(f"long run: {name} must be an integer in [{lo}, {hi}], got {value!r}",
-                                        fix=f"pass {name}= an integer in [{lo}, {hi}]")
+            check_integer(getattr(self, name), f"long run: {name}", lo, hi)
         for name in ("run_lyapunov_times", "transient_lyapunov_times", "lyapunov_averaging"):
-            value = getattr(self, name)
-            low = 0.0 if name == "transient_lyapunov_times" else 1e-3
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= 1e4:
-                raise BadParameterError(f"long run: {name} must be a number in [{low:g}, 10000] Lyapunov times, "
-                                        f"got {value!r}", fix=f"pass {name}= a number in [{low:g}, 10000]")
+            check_real(getattr(self, name), f"long run: {name} (Lyapunov times)",
+                       0.0 if name == "transient_lyapunov_times" else 1e-3, 1e4)
 
 
 def _recipe(options: dict[str, Any]) -> LongRunRecipe:
