@@ -245,7 +245,10 @@ def part_c(seeds: int, node_epochs: int) -> None:
                                   "terms, coefficients within 10% of -0.9 and 0.8, forecast to t = 10 within 10%)"),
                         ("oscillator", "(d) cross-check, damped oscillator with the damping left out (truth: dv "
                                        "-0.2 v), 21 samples on [0, 10], 5% noise, forecast to t = 20")):
-        runs = [_ude_case(name, seed)[0] for seed in range(seeds)]
+        runs = []
+        for seed in range(seeds):
+            runs.append(_ude_case(name, seed)[0])
+            print(f"  {name} seed {seed}: {runs[-1]}", flush=True)  # progress of a long loop
         rows = [[r["seed"], f"{r['seconds']:.0f}", r["terms"], r["coefficients"], r["network"],
                  " ".join(f"{100 * e:.1f}%" for e in r["errors"]),
                  " ".join(f"{100 * e:.1f}%" for e in r["forecast"]), "yes" if r["passed"] else "NO"] for r in runs]

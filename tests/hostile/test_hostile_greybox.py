@@ -30,6 +30,14 @@ def _raises(x, t, p):
     return x @ torch.ones(5, 5)
 
 
+def _one_column(x, t, p):
+    return x[:, :1]
+
+
+def _nan_everywhere(x, t, p):
+    return x * float("nan")
+
+
 CASES = [
     ("ude unknown parameter", _fit("ude", known={"prey": "alpha*prey"}, estimate=["omega"]), "UnknownNameError",
      r"no parameter.*omega"),
@@ -44,6 +52,13 @@ CASES = [
      "BadParameterError", r"outside its bounds"),
     ("ude start not a dict", _fit("ude", start=[1.0]), "BadParameterError", r"start must be a dict"),
     ("ude data too short", _fit("ude", data=lambda: _lotka(t_end=0.5)), "DatasetError", r"3 samples are too short"),
+    ("ude known wrong shape", _fit("ude", known=_one_column), "BadParameterError", r"returned \(4, 1\)"),
+    ("ude known NaN", _fit("ude", known=_nan_everywhere), "BadParameterError", r"not finite"),
+    ("ude estimate unused", _fit("ude", known={"prey": "alpha*prey"}, estimate=["beta"]), "BadParameterError",
+     r"do not appear in the known part"),
+    ("ude iterations negative", _fit("ude", iterations=-1), "BadParameterError", r"iterations"),
+    ("ude predict_with unknown", _fit("ude", predict_with="oracle"), "BadParameterError", r"predict_with"),
+    ("ude library degree 9", _fit("ude", sindy_degree=9), "BadParameterError", r"sindy_degree"),
     ("mechanistic unknown parameter", _fit("mechanistic", estimate=["omega"]), "UnknownNameError", r"omega"),
     ("mechanistic data too short", _fit("mechanistic", data=lambda: _lotka(t_end=0.25)), "DatasetError",
      r"cannot determine"),

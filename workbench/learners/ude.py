@@ -43,6 +43,7 @@ the residual is a few named terms; those are the values :meth:`UniversalDE.equat
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import operator
 import time
@@ -58,13 +59,13 @@ from ..safety import check_integer, check_real
 from .base import Capabilities, DataInfo, mlp
 from .continuous import ContinuousLearner
 from .mechanistic import CONTINUITY_WEIGHT, _bounds, _fixed_values, _resolve_system, _rk4_segments, _start_values
-from .sindy import polynomial_powers
-from .ude_discovery import REFIT_ITERATIONS, Candidate, choose, stlsq_supports
+from .ude_discovery import REFIT_ITERATIONS, Candidate, choose, redundant_terms, stlsq_supports
 
 KnownFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 MAX_EXPRESSION_CHARS = 2000
 CALLABLE_PREFIX = "callable:"
 PREDICT_WITH = ("equations", "network")
+MAX_TERMS = 1000  # of the residual's polynomial library (as SINDy's own ceiling)
 # samples per trajectory below which no window has an interval to match after its start and one more
 MIN_SAMPLES = 4
 _FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -149,6 +150,16 @@ def _evaluate(node: ast.AST, values: dict[str, Any]) -> Any:
     return float(node.value)
 
 
+def polynomial_powers(dim: int, degree: int) -> np.ndarray:
+    """Exponents (P, dim) of every monomial of degree 0..``degree``, in scikit-learn's (and PySINDy's)
+    order: ``1, x, y, x^2, x y, y^2, ...`` (built here: importing pysindy costs a second and more)."""
+    rows = []
+    for d in range(degree + 1):
+        for combination in itertools.combinations_with_replacement(range(dim), d):
+            rows.append(np.bincount(np.array(combination, dtype=int), minlength=dim))
+    return np.array(rows, dtype=np.int64).reshape(-1, dim)
+
+
 def _expression_function(expressions: list[Optional[str]], states: list[str]) -> KnownFunction:
     """A known-part function from one checked expression (or None: no known term) per state variable."""
     trees = [None if e is None else ast.parse(e, mode="eval") for e in expressions]
@@ -204,6 +215,10 @@ class UniversalDE(ContinuousLearner):
         check_integer(o["refine_iterations"], "refine_iterations", 0, 1_000_000)
         check_real(o["learning_rate"], "learning_rate", 0.0, 1.0, low_open=True)
         check_integer(o["sindy_degree"], "sindy_degree", 1, 5)
+        if math.comb(dim + o["sindy_degree"], dim) > MAX_TERMS:
+            raise BadParameterError(f"ude: a degree-{o['sindy_degree']} library of {dim} variables has "
+                                    f"{math.comb(dim + o['sindy_degree'], dim):,} terms (limit {MAX_TERMS:,})",
+                                    fix="pass a lower sindy_degree=")
         if o["segment"] is not None:
             check_integer(o["segment"], "segment", 1, 100_000)
         if o["predict_with"] not in PREDICT_WITH:
@@ -223,7 +238,7 @@ class UniversalDE(ContinuousLearner):
         # relative steps: the optimiser moves every constant by about the same fraction of itself
         self.theta_raw = nn.Parameter(torch.zeros(len(start)))
         self.net = mlp(dim, dim, o["hidden"], o["depth"], o["activation"], zero_last=True)
-        powers = polynomial_powers(dim, int(o["sindy_degree"]), True)
+        powers = polynomial_powers(dim, int(o["sindy_degree"]))
         self.register_buffer("powers", torch.as_tensor(powers, dtype=torch.float32))
         # the discovered equations (physical units) and the known part's constants re-fitted with them
         self.register_buffer("support", torch.zeros(dim, len(powers)))
@@ -502,13 +517,17 @@ class UniversalDE(ContinuousLearner):
             fine = ((data.t[1:] - data.t[:-1]) / DENSE).repeat_interleave(DENSE).expand(n, -1)
             z = _rk4_segments(self._network_field(), x0, torch.zeros(n, dtype=x0.dtype), fine,
                               max(1, math.ceil(substeps / DENSE))).reshape(-1, dim)
+            t = torch.cat([torch.zeros(n, 1, dtype=fine.dtype, device=fine.device), fine.cumsum(1)], 1).reshape(-1)
             x = z * self.scale + self.offset
             library = self.library(x).cpu().numpy()
             target = (self.residual(z) * self.scale).cpu().numpy()
-        finite = np.isfinite(library).all(1) & np.isfinite(target).all(1)
-        library, target = library[finite], target[finite]
-        supports = stlsq_supports(library, target)
         raw_network = self.theta_raw.detach().clone()
+        sensitivity = torch.autograd.functional.jacobian(
+            lambda raw: self.known_part(t, x, self.params(raw)),
+            raw_network).reshape(len(x), dim, -1).cpu().numpy()
+        finite = np.isfinite(library).all(1) & np.isfinite(target).all(1) & np.isfinite(sensitivity).all((1, 2))
+        library, target = library[finite], target[finite]
+        supports = stlsq_supports(library, target, ~redundant_terms(library, sensitivity[finite]))
 
         def refit(support: np.ndarray, start_coefficients: np.ndarray
                   ) -> Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]:

@@ -29,7 +29,9 @@ STLSQ_SWEEPS = 10
 # candidates re-fitted to the data, sparsest first (a dense candidate of a degree-2 library seldom
 # survives the information criterion, and each re-fit is a trajectory optimisation)
 MAX_CANDIDATES = 8
-REFIT_ITERATIONS = 100
+REFIT_ITERATIONS = 50
+# cosine between a library term and a constant's sensitivity above which they are one function
+PARALLEL = 1 - 1e-6
 
 
 @dataclass
@@ -44,12 +46,16 @@ class Candidate:
     bic: float
 
 
-def stlsq_supports(library: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
+def stlsq_supports(library: np.ndarray, target: np.ndarray, allowed: Optional[np.ndarray] = None
+                   ) -> list[np.ndarray]:
     """The distinct term sets of STLSQ over :data:`THRESHOLDS`, sparsest first.
 
     Arguments:
         library: library terms (M, P) at the fitted states.
         target: the network's residual (M, D) at the same states.
+        allowed: (D, P) terms each equation may use (default all); a term that an estimated
+            constant of the known part already multiplies is left out, or the two could trade
+            their values freely.
 
     Returns:
         Boolean supports (D, P), from the sparsest (largest threshold) to the densest; the empty
@@ -57,14 +63,41 @@ def stlsq_supports(library: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
     """
     rms = np.sqrt((library ** 2).mean(0)).clip(1e-300)
     a = library / rms
+    dim, terms = target.shape[1], library.shape[1]
+    allowed = np.ones((dim, terms), bool) if allowed is None else allowed
     found: dict[bytes, np.ndarray] = {}
-    empty = np.zeros((target.shape[1], library.shape[1]), bool)
+    empty = np.zeros((dim, terms), bool)
     found[empty.tobytes()] = empty
     for threshold in THRESHOLDS[::-1]:
-        support = np.stack([_stlsq(a, y / max(float(np.sqrt((y ** 2).mean())), 1e-300), threshold)
-                            for y in target.T])
+        support = empty.copy()
+        for i, y in enumerate(target.T):
+            if allowed[i].any():
+                support[i, allowed[i]] = _stlsq(a[:, allowed[i]], y / max(float(np.sqrt((y ** 2).mean())), 1e-300),
+                                                threshold)
         found.setdefault(support.tobytes(), support)
     return sorted(found.values(), key=lambda s: int(s.sum()))
+
+
+def redundant_terms(library: np.ndarray, sensitivity: np.ndarray) -> np.ndarray:
+    """Library terms that an estimated constant already multiplies: (D, P) bool.
+
+    Arguments:
+        library: library terms (M, P) at the fitted states.
+        sensitivity: the known part's derivative with respect to each estimated constant (M, D, p).
+
+    Returns:
+        True where term ``k`` of equation ``i`` is parallel (to :data:`PARALLEL`) to
+        ``d known_i / d theta_j`` for some ``j``: the same function of the state.
+    """
+    a = library / np.linalg.norm(library, axis=0).clip(1e-300)
+    out = np.zeros((sensitivity.shape[1], library.shape[1]), bool)
+    for i in range(sensitivity.shape[1]):
+        for j in range(sensitivity.shape[2]):
+            g = sensitivity[:, i, j]
+            norm = float(np.linalg.norm(g))
+            if norm > 0:
+                out[i] |= np.abs(a.T @ (g / norm)) > PARALLEL
+    return out
 
 
 def _stlsq(a: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
@@ -113,4 +146,4 @@ def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray,
     return sorted(scored, key=lambda c: c.bic)
 
 
-__all__ = ["Candidate", "choose", "stlsq_supports", "THRESHOLDS", "MAX_CANDIDATES"]
+__all__ = ["Candidate", "choose", "redundant_terms", "stlsq_supports", "THRESHOLDS", "MAX_CANDIDATES"]
