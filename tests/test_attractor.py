@@ -125,7 +125,7 @@ def test_evaluate_scores_a_near_exact_model_like_the_true_system():
 
 def test_anode_augmented_dimensions_stay_bounded_on_long_runs():
     from workbench.learners.anode import AugmentedNODE
-    from workbench.numerics.solvers import integrate_batch
+    from workbench.numerics import integrate_batch
 
     torch.manual_seed(0)
     learner = AugmentedNODE(3, dt=0.01).double()

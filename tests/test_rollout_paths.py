@@ -12,7 +12,7 @@ from workbench.errors import BadParameterError, UnsupportedError
 from workbench.evaluation.climate import model_free_run
 from workbench.learners.closed_form import validation_rollout
 from workbench.model import _integrity, run_files
-from workbench.numerics.solvers import fixed_step_solve
+from workbench.numerics import fixed_step_solve
 from workbench.training.prepare import prepare
 from workbench.training.runs import current_generation
 
@@ -112,7 +112,7 @@ def test_a_model_trained_with_rk4_predicts_with_rk4(rk4_model, vdp):
     np.testing.assert_allclose(dopri5, predicted, rtol=1e-3, atol=1e-3)
     finer = model.predict(x0, times=t, solver={"substeps": 8})["state"].values[0]
     assert not np.array_equal(predicted, finer)
-    with pytest.raises(BadParameterError, match="unknown solver"):
+    with pytest.raises(BadParameterError, match="unknown node solver"):
         model.predict(x0, times=t, solver="rk5")
     with pytest.raises(BadParameterError, match="not \\['adjoint'\\]"):
         model.predict(x0, times=t, solver={"adjoint": True})

@@ -441,7 +441,7 @@ def grid_from_names(systems: Sequence[str], learners: Sequence[str], seeds: Sequ
                     n: int = 32) -> Grid:
     """A grid over catalog systems (default spans, ``n`` trajectories) and plain learner names."""
     from .learners import get_learner
-    from .simulate import get_system
+    from .catalog import get_system
 
     for name in systems:
         get_system(name)

@@ -26,6 +26,11 @@ class StorageError(WorkbenchError, OSError):
     """A file-system problem: a full disk, an unreadable file, or an output path that cannot be written."""
 
 
+class UnknownSolverError(UnknownNameError, BadParameterError):
+    """A method name no solver has: an unknown name (``KeyError``) given as an argument value
+    (``ValueError``), so either ``except`` catches it."""
+
+
 class SchedulerError(WorkbenchError, ConnectionError):
     """A compute service (a Dask scheduler) that cannot be reached."""
 
@@ -33,5 +38,5 @@ class SchedulerError(WorkbenchError, ConnectionError):
 __all__ = [
     "WorkbenchError", "UnknownNameError", "BadParameterError", "DatasetError",
     "DivergenceError", "SolverStallError", "UnsupportedError", "ResourceLimitError", "StorageError",
-    "SchedulerError",
+    "SchedulerError", "UnknownSolverError",
 ]

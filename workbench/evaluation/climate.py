@@ -37,8 +37,9 @@ from ..data.schema import select_split
 from ..devices import thread_policy
 from ..errors import BadParameterError, DatasetError, DivergenceError, SolverStallError, UnsupportedError
 from ..safety import check_integer, check_real
-from ..simulate import get_system, simulate
-from ..numerics.solvers import BatchField, integrate_batch
+from ..catalog import get_system
+from ..simulate import simulate
+from ..numerics import BatchField, integrate_batch
 
 Advance = Callable[[torch.Tensor], torch.Tensor]
 

@@ -7,9 +7,9 @@ from typing import Any, Callable, Mapping, Optional
 import torch
 import torchdiffeq
 
-from ..errors import BadParameterError, SolverStallError
+from ..errors import SolverStallError
 from ..safety import check_integer, check_real
-from ..numerics.solvers import FIXED_STEP_METHODS, FUSED_METHODS, TORCHDIFFEQ_METHODS, BatchField, fixed_step_solve, fixed_steps, integrate_batch
+from ..numerics import BatchField, fixed_step_solve, fixed_steps, integrate_batch, solver as solver_named
 from .base import MIN_COMPILED_EVALUATIONS, Batch, InputSignal, Learner, compile_with_trial, masked_mse
 
 Interval = Callable[["ContinuousLearner", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -95,9 +95,9 @@ class ContinuousLearner(Learner):
         exogenous inputs (the field would read a per-batch signal), and at least
         ``MIN_COMPILED_EVALUATIONS`` field evaluations per output interval (fewer run faster eagerly)."""
         o = self.options
-        if self.n_inputs or o["adjoint"] or o["solver"] not in FUSED_METHODS:
+        if self.n_inputs or o["adjoint"] or not _runs_fused(o["solver"]):
             return False
-        return len(FUSED_METHODS[o["solver"]][1]) * o["substeps"] >= MIN_COMPILED_EVALUATIONS
+        return solver_named(o["solver"]).stages * o["substeps"] >= MIN_COMPILED_EVALUATIONS
 
     def compile_training(self, batch_size: int) -> bool:
         """Compile one output interval of the training windows' fixed-step solve (the field and the
@@ -130,12 +130,14 @@ class ContinuousLearner(Learner):
         integrates; ``count`` is called at each evaluation of the field."""
         o = {**self.options, **(settings or {})}
         solve = torchdiffeq.odeint_adjoint if o["adjoint"] else torchdiffeq.odeint
-        kwargs: dict[str, Any] = {"method": o["solver"]}
-        if o["solver"] in FIXED_STEP_METHODS:
+        method = solver_named(o["solver"], backend="torchdiffeq")
+        kwargs: dict[str, Any] = {"method": method.name, "options": method.backend_options}
+        if not method.adaptive:
             if len(t) > 1:
-                kwargs["options"] = {"step_size": float((t[1:] - t[:-1]).min()) / o["substeps"]}
+                kwargs["options"]["step_size"] = float((t[1:] - t[:-1]).min()) / o["substeps"]
         else:
-            kwargs.update(rtol=o["rtol"], atol=o["atol"], options={"max_num_steps": o["max_steps"]})
+            kwargs.update(rtol=o["rtol"], atol=o["atol"])
+            kwargs["options"]["max_num_steps"] = o["max_steps"]
         if o["adjoint"]:
             kwargs["adjoint_params"] = tuple(self.parameters())
         signal = self._with_inputs(inputs)
@@ -146,14 +148,14 @@ class ContinuousLearner(Learner):
             def rhs(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 count()
                 return field(tt, y)
-        if o["solver"] in FUSED_METHODS and not o["adjoint"]:
+        if _runs_fused(method.name) and not o["adjoint"]:
             compiled = self._interval if signal is None and self.training and torch.is_grad_enabled() else None
             interval = None if compiled is None else (lambda tt, y, h: compiled(self, tt, _tracked(y), h))
             return fixed_step_solve(rhs, y0, t, o["substeps"], o["solver"], interval)
         try:
             return solve(rhs, y0, t, **kwargs)
         except AssertionError as exc:
-            switch = "" if o["solver"] in FIXED_STEP_METHODS else "use solver='rk4', "
+            switch = "" if not method.adaptive else "use solver='rk4', "
             raise SolverStallError(f"{self.name}: the {o['solver']} solver stalled on the learned field ({exc}); "
                                    f"lower the learning rate, {switch}shift large time values to start near 0 "
                                    "(float32 cannot resolve small steps at large times), or raise max_steps") from None
@@ -174,7 +176,7 @@ class ContinuousLearner(Learner):
         """Predicted states ``(n_samples, B, T, dim)`` (the same path ``n_samples`` times), integrated by the
         solver the learner trained with, or with ``solver`` (options of :data:`SOLVER_OPTIONS`) on top.
 
-        ``dopri5`` runs on the per-trajectory batch solver (:func:`~workbench.numerics.solvers.integrate_batch`):
+        ``dopri5`` runs on the per-trajectory batch solver (:func:`~workbench.numerics.integrate_batch`):
         each trajectory keeps its own step size, a runaway state stops at ``ROLLOUT_BOUND`` with
         :class:`DivergenceError`, and ``rtol`` is raised to ``1e3`` machine epsilons of the dtype where it
         asks for less (float32 cannot meet it, and the step size would underflow). Every other solver
@@ -202,7 +204,8 @@ class ContinuousLearner(Learner):
                                          max_steps=o["max_steps"], bound=ROLLOUT_BOUND, refuse_stiff=False)
             self.last_nfe = stats.nfe
         else:
-            grid, outputs = sample_grid(rel, o["dt"]) if o["solver"] in FIXED_STEP_METHODS else (rel, None)
+            fixed = not solver_named(o["solver"], backend="torchdiffeq").adaptive
+            grid, outputs = sample_grid(rel, o["dt"]) if fixed else (rel, None)
             steps = o["substeps"] * (len(grid) - 1)
             if outputs is not None and steps > o["max_steps"]:
                 raise SolverStallError(f"{self.name}: this {o['solver']} rollout needs {steps} steps, over the budget "
@@ -219,6 +222,12 @@ class ContinuousLearner(Learner):
         return self.project(out).unsqueeze(0).expand(n_samples, -1, -1, -1)
 
 
+def _runs_fused(name: str) -> bool:
+    """Whether the workbench's own fused fixed-step solve runs ``name`` (training and rollouts alike)."""
+    method = solver_named(name, backend="torchdiffeq")
+    return "workbench" in method.backends and not method.adaptive
+
+
 def check_solver_settings(name: str, settings: Mapping[str, Any]) -> None:
     """Refuse solver options that the solvers would reject mid-run (torchdiffeq with a bare ValueError).
 
@@ -226,9 +235,7 @@ def check_solver_settings(name: str, settings: Mapping[str, Any]) -> None:
         name: the learner's name, for the message.
         settings: values of :data:`SOLVER_OPTIONS`.
     """
-    if settings["solver"] not in TORCHDIFFEQ_METHODS:
-        raise BadParameterError(f"learner {name!r}: unknown solver {settings['solver']!r}; use one of "
-                                f"{list(TORCHDIFFEQ_METHODS)} ('rk4' is the default)")
+    solver_named(settings["solver"], backend="torchdiffeq", what=f"{name} solver")
     check_integer(settings["substeps"], "substeps", 1, 1000)
     check_integer(settings["max_steps"], "max_steps", 1)
     check_real(settings["rtol"], "rtol", 0.0, 1.0, low_open=True)

@@ -245,7 +245,7 @@ class Mechanistic(Learner):
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
                 context: Optional[torch.Tensor] = None) -> torch.Tensor:
-        from ..numerics.solvers import integrate_batch
+        from ..numerics import integrate_batch
         x0 = z0.double() * self.scale.double() + self.offset.double()
         params = self._params(self.estimate.double().to(x0.device))
         bound = float(self.system.bound)
@@ -527,7 +527,7 @@ class _Problem:
 
     def _step_agrees(self, theta: np.ndarray, x0: np.ndarray) -> bool:
         """Whether the RK4 grid solution matches DOP853 to a small fraction of the residual scale."""
-        from ..numerics.solvers import integrate_batch
+        from ..numerics import integrate_batch
         fixed = self.simulate(theta, torch.as_tensor(x0[:, None]), np.array([0]), self.length - 1)[:, 0]
         field = self.learner._field(torch.as_tensor(theta))
         try:

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnsupportedError
 from ..safety import check_integer, check_real
-from ..numerics.solvers import integrate_batch
+from ..numerics import integrate_batch
 from .base import Capabilities, InputSignal, Learner
 from .closed_form import check_work, complete, largest_within, monomial_count, validation_loss
 

@@ -5,13 +5,9 @@ batched adaptive solver with per-trajectory step control (:mod:`.adaptive`), fix
 ``simulate`` and the learners resolve method names through :func:`solver` (the list:
 :func:`solvers`), so both use the same objects and refuse the same unknown names.
 """
-# The transitional module ``solvers`` (old import paths) loads first: importing a submodule sets the
-# package attribute of its name, and ``solvers`` must stay the function bound below.
-from . import solvers as _transitional
 from .adaptive import SolveStats, integrate_batch
 from .fixed import BatchField, fixed_step_solve, fixed_steps
-from .registry import Solver, UnknownSolverError, solver, solvers
+from .registry import Solver, solver, solvers
 
-del _transitional
-__all__ = ["BatchField", "SolveStats", "Solver", "UnknownSolverError", "fixed_step_solve", "fixed_steps",
+__all__ = ["BatchField", "SolveStats", "Solver", "fixed_step_solve", "fixed_steps",
            "integrate_batch", "solver", "solvers"]

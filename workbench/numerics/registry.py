@@ -12,18 +12,13 @@ from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any, Optional
 
-from ..errors import BadParameterError, UnknownNameError
+from ..errors import BadParameterError, UnknownSolverError
 
 KINDS = ("ode", "sde")
 # who runs a method: the workbench's own batched solvers (numerics.adaptive, numerics.fixed),
 # torchdiffeq, scipy.integrate.solve_ivp, torchsde
 BACKENDS = ("workbench", "torchdiffeq", "scipy", "torchsde")
 NOISE_TYPES = ("diagonal", "additive", "scalar", "general")
-
-
-class UnknownSolverError(UnknownNameError, BadParameterError):
-    """A method name no solver has: an unknown name (``KeyError``) given as an argument value
-    (``ValueError``), so either ``except`` catches it."""
 
 
 @dataclass(frozen=True)
