@@ -89,8 +89,8 @@ def test_the_recipe_is_checked_at_construction_and_inverts_its_forward():
         SeriesRecipe(embed=0)
     with pytest.raises(BadParameterError, match="difference='yes' is not True or False"):
         SeriesRecipe(difference="yes")
-    with pytest.raises(BadParameterError, match="unknown transform 'cube'"):
-        SeriesRecipe(transform="cube")
+    with pytest.raises(BadParameterError, match="unknown transform 'cube' for 'level'"):
+        SeriesRecipe(transform={"level": "cube"})
     x = np.exp(0.01 * np.arange(40.0) + 0.1 * np.sin(np.arange(40.0)))
     ds = wb.from_numpy(x[None, :, None], np.arange(40.0), ["level"])
     recipe = SeriesRecipe(transform="log", difference=True, embed=3, lag=2).bind(ds)
@@ -101,6 +101,8 @@ def test_the_recipe_is_checked_at_construction_and_inverts_its_forward():
     # the increments after sample 9, summed from its value, give the levels back
     back = recipe.inverse(seen[None, 10:], last=x[None, 9:10])[0]
     np.testing.assert_allclose(back[:, 0], x[10:], rtol=1e-12)
+    with pytest.raises(BadParameterError, match="unknown transform 'cube' for 'level'"):
+        SeriesRecipe(transform="cube").bind(ds)  # one name for every variable: checked per variable
     with pytest.raises(DatasetError, match="the variables"):
         recipe.forward(ds.assign_coords(variable=["other"]))
 

@@ -29,7 +29,10 @@ _EXPORTS = {
     "time_split_info": ".splits", "is_regular": ".time", "median_step": ".time",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "SeriesRecipe", "TIME_NAMES", "add_seasonal_inputs", "is_regular", "label_split", "load_real", "median_step",
+    "merge_segments", "real_datasets", "split_at", "split_time", "suggest_embedding", "time_split_info",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -233,12 +233,14 @@ def _names(value: Any, what: str) -> Optional[tuple[str, ...]]:
 
 
 def _checked_transform(spec: Any, variables: Optional[Sequence[str]]) -> Union[None, str, dict[str, str]]:
-    """``spec`` checked: per variable once the variables are known, else its names and types."""
+    """``spec`` checked: per variable once the variables are known; before that a mapping's names
+    and types, and a single name only when :meth:`SeriesRecipe.bind` applies it to each variable
+    (so the message names the variable)."""
     if variables is not None:
         return transforms.check_spec(spec, variables)
-    own = list(spec) if isinstance(spec, Mapping) else ["variable"]
-    checked = transforms.check_spec(spec, own)
-    return spec if isinstance(spec, str) else (checked or None)
+    if isinstance(spec, str):
+        return spec
+    return transforms.check_spec(spec, list(spec) if isinstance(spec, Mapping) else ["variable"]) or None
 
 
 def wants_series_fit(ds: xr.Dataset, recipe: Optional[SeriesRecipe]) -> bool:
@@ -286,12 +288,14 @@ def check_recipe(recipe: Any, model_variables: Sequence[str]) -> dict[str, Any]:
     fix = "refit the model and save it with model.save (the recipe was edited or written by another program)"
     if not isinstance(recipe, Mapping):
         raise DatasetError(f"the model's series recipe is a {type(recipe).__name__}, not a mapping", fix=fix)
+    variables = recipe.get("variables")
+    if not isinstance(variables, list) or not variables or not all(isinstance(v, str) for v in variables):
+        raise DatasetError(f"the model's series recipe has variables {str(variables)[:80]}, not a list of names",
+                           fix=fix)
     try:
         checked = SeriesRecipe.from_json(recipe)
     except BadParameterError as exc:
         raise DatasetError(f"the model's series recipe is invalid: {exc.problem}", fix=fix) from None
-    if checked.variables is None:
-        raise DatasetError("the model's series recipe names no variables", fix=fix)
     expected = checked.learner_variables
     if expected != list(model_variables):
         raise DatasetError(f"the model's series recipe (variables {list(checked.variables)}, embed={checked.embed}, "
