@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+import numpy as np
+
 from .errors import BadParameterError, DatasetError, ResourceLimitError, StorageError
 
 PathLike = Union[str, os.PathLike]
@@ -170,6 +172,29 @@ def check_real(value: Any, name: str, low: Optional[float] = None, high: Optiona
     if value != value or value in (float("inf"), float("-inf")) or below or (high is not None and value > high):
         raise BadParameterError(f"{name} must be {span}, got {value}", fix=fix)
     return value
+
+
+def as_float_array(value: Any, name: str, error: type = BadParameterError) -> np.ndarray:
+    """``value`` (a number or an array of numbers) as a float64 array.
+
+    Strings, ``None``, booleans, objects and ragged lists are refused, so ``"1e-3"`` is never parsed
+    and ``True`` never becomes ``1.0``.
+
+    Raises:
+        ``error`` (a :class:`WorkbenchError` subclass; default :class:`BadParameterError`): naming
+        ``name`` and what was given.
+    """
+    refused = error(f"{name} must be a number or an array of numbers, got {type(value).__name__} "
+                    f"{str(value)[:60]!r}", fix=f"pass {name} as numbers (a float or an array of floats)")
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise refused
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise refused from None
+    if array.dtype.kind not in "iuf":
+        raise refused
+    return array.astype(np.float64)
 
 
 # --- bounded JSON ------------------------------------------------------------------------------

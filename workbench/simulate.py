@@ -20,7 +20,7 @@ from .devices import DeviceLike, resolve_device, thread_policy
 from .errors import (BadParameterError, DivergenceError, ResourceLimitError, SolverStallError, UnknownNameError,
                      UnsupportedError)
 from .progress import progress_bar
-from .safety import check_allocation, check_integer, check_real
+from .safety import as_float_array, check_allocation, check_integer, check_real
 from .numerics import Solver, integrate_batch, solver, solvers
 from .numerics.sde import BrownianIncrements, TorchsdeProblem
 
@@ -289,7 +289,7 @@ def observation_readout(sys_: System, observe: Optional[Observe]) -> Optional[Re
         rows = [_readout_row(sys_, v, {v: 1.0}) for v in chosen]
         labels = chosen
     else:
-        matrix = _float_array(observe, "observe (a read-out matrix)")
+        matrix = as_float_array(observe, "observe (a read-out matrix)")
         if matrix.ndim != 2 or matrix.shape[1] != sys_.dim or not np.isfinite(matrix).all():
             raise BadParameterError(f"observe as a matrix must be finite with shape (k, {sys_.dim}) for "
                                     f"{sys_.name} (one column per variable {names}), got shape {matrix.shape}",
@@ -358,19 +358,6 @@ def _naming_trajectory(exc: Exception, sys_: System, values: Mapping[str, Any], 
                      f"and x0={_fmt(y0[row].tolist()) if row is not None else '?'}: {problem}", fix=fix, row=row)
 
 
-def _float_array(value: Any, name: str) -> np.ndarray:
-    """``value`` as a float64 array; strings, ``None`` and booleans are refused with the name."""
-    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
-        raise BadParameterError(f"{name} must be a number or an array of numbers, got {value!r}")
-    try:
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "iuf":
-            raise TypeError
-        return arr.astype(np.float64)
-    except (TypeError, ValueError):
-        raise BadParameterError(f"{name} must be a number or an array of numbers, got {value!r}") from None
-
-
 def _fmt(values: Any) -> str:
     return json.dumps(values, default=float)
 
@@ -382,7 +369,7 @@ def _row_params(values: Mapping[str, Any], row: Optional[int]) -> str:
 def _sample_times(sys_: System, t_end: Optional[float], dt: Optional[float],
                   times: Optional[Sequence[float]]) -> np.ndarray:
     if times is not None:
-        t = _float_array(times, "times")
+        t = as_float_array(times, "times")
         if t.ndim != 1 or t.size < 1 or not np.isfinite(t).all() or (np.diff(t) <= 0).any():
             raise BadParameterError("times must be a 1-D, finite, strictly increasing sequence")
         return t
@@ -404,7 +391,7 @@ def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
     if params is not None and not isinstance(params, Mapping):
         raise BadParameterError(f"params must be a mapping {{name: value}}, got {params!r}; "
                                 f"e.g. params={{{next(iter(sys_.params), 'name')!r}: 1.0}}")
-    given = {key: _float_array(value, f"parameter {key!r}") for key, value in (params or {}).items()}
+    given = {key: as_float_array(value, f"parameter {key!r}") for key, value in (params or {}).items()}
     sys_.check_params(given)
     values: dict[str, Any] = dict(sys_.defaults)
     for key, arr in given.items():
@@ -420,7 +407,7 @@ def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
         if key not in sys_.params:
             sys_.check_params({key: 0.0})  # raises the unknown-name error
         spec = sys_.params[key]
-        if bounds is not None and _float_array(bounds, f"sample_params[{key!r}]").shape != (2,):
+        if bounds is not None and as_float_array(bounds, f"sample_params[{key!r}]").shape != (2,):
             raise BadParameterError(f"sample_params[{key!r}] must be (low, high), got {bounds!r}")
         low, high = (spec.low, spec.high) if bounds is None else map(float, bounds)
         sys_.check_params({key: [low, high]})
@@ -431,7 +418,7 @@ def _parameter_values(sys_: System, n: int, params: Optional[Mapping[str, Any]],
 def _initial_states(sys_: System, n: int, x0: Any, gen: torch.Generator) -> torch.Tensor:
     if x0 is None:
         return sys_.sample_x0(n, gen)
-    y0 = torch.tensor(_float_array(x0, "x0"))
+    y0 = torch.tensor(as_float_array(x0, "x0"))
     if y0.ndim == 1:
         y0 = y0.expand(n, -1)
     if y0.shape != (n, sys_.dim):
@@ -650,7 +637,7 @@ def _split_labels(n: int, split: Optional[Sequence[float]],
     """
     if split is None:
         return None, {}
-    fractions = _float_array(split, "split")
+    fractions = as_float_array(split, "split")
     if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
         raise BadParameterError(f"split must be three fractions (train, val, test) summing to 1, got {split}")
     counts = _split_counts(n, fractions)

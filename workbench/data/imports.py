@@ -24,7 +24,7 @@ import xarray as xr
 
 from . import time as timeaxis
 from ..errors import BadParameterError, DatasetError, ResourceLimitError
-from ..safety import check_allocation, check_input_file, check_real
+from ..safety import as_float_array, check_allocation, check_input_file, check_real
 from .schema import make_dataset, validate
 
 Source = Union[str, os.PathLike, IO[str], IO[bytes], bytes]
@@ -709,19 +709,7 @@ def _time_dim(ds: xr.Dataset, label: str) -> str:
     raise DatasetError(f"{label}: no time dimension (dims {dict(ds.sizes)}); name it with time='<dim>'")
 
 
-__all__ = ["build", "csv_columns", "from_csv", "from_netcdf"]
-
-
-def _numbers(values: Any, name: str) -> np.ndarray:
-    """``values`` as a float64 array, or a :class:`DatasetError` naming ``name`` (text, objects, ragged lists)."""
-    try:
-        array = np.asarray(values)
-        if array.dtype.kind not in "iuf":
-            raise TypeError
-        return array.astype(np.float64)
-    except (TypeError, ValueError):
-        raise DatasetError(f"{name} must be numbers (an array of floats), got {type(values).__name__} "
-                           f"{str(values)[:60]!r}") from None
+__all__ = ["build", "csv_columns", "from_csv", "from_netcdf", "from_numpy"]
 
 
 def from_numpy(states: np.ndarray, times: Sequence[float], variables: Optional[Sequence[str]] = None,
@@ -730,7 +718,7 @@ def from_numpy(states: np.ndarray, times: Sequence[float], variables: Optional[S
 
     ``kwargs`` go to :func:`make_dataset` (``units``, ``mask``, ``split``, ``attrs``...).
     """
-    states, times = _numbers(states, "states"), _numbers(times, "times")
+    states, times = as_float_array(states, "states", DatasetError), as_float_array(times, "times", DatasetError)
     if states.ndim == 2:
         states = states[None]
     if states.ndim != 3:
