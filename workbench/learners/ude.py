@@ -59,7 +59,7 @@ from ..safety import check_integer, check_real
 from .base import Capabilities, DataInfo, mlp
 from .continuous import ContinuousLearner
 from .mechanistic import CONTINUITY_WEIGHT, _bounds, _fixed_values, _resolve_system, _rk4_segments, _start_values
-from .ude_discovery import REFIT_ITERATIONS, Candidate, choose, redundant_terms, stlsq_supports
+from .ude_discovery import REFIT_ITERATIONS, RESOLUTION, Candidate, choose, redundant_terms, stlsq_supports
 
 KnownFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 MAX_EXPRESSION_CHARS = 2000
@@ -486,13 +486,17 @@ class UniversalDE(ContinuousLearner):
         unknowns = [*self.parameters(), states]
         optimiser = torch.optim.Adam(unknowns, lr=float(self.options["learning_rate"]))
         best = _Best(unknowns)
+        mark, since = math.inf, 0
         for _ in range(int(self.options["iterations"])):
-            if out_of_time():
+            if out_of_time() or since >= PATIENCE:
                 break
             optimiser.zero_grad()
             value = loss()
             if not best.offer(value):
                 break  # diverged: back to the best point below
+            if best.value < mark * (1 - PROGRESS):
+                mark, since = best.value, 0
+            since += 1
             value.backward()
             optimiser.step()
         if self.options["iterations"]:
@@ -527,7 +531,11 @@ class UniversalDE(ContinuousLearner):
             raw_network).reshape(len(x), dim, -1).cpu().numpy()
         finite = np.isfinite(library).all(1) & np.isfinite(target).all(1) & np.isfinite(sensitivity).all((1, 2))
         library, target = library[finite], target[finite]
-        supports = stlsq_supports(library, target, ~redundant_terms(library, sensitivity[finite]))
+        size = float(np.sqrt(((target / self.scale.cpu().numpy()) ** 2).mean())) if len(target) else 0.0
+        if size < RESOLUTION * float(self.rate):  # the network stayed (near) zero: the known part suffices
+            supports = [np.zeros((dim, library.shape[1]), bool)]
+        else:
+            supports = stlsq_supports(library, target, ~redundant_terms(library, sensitivity[finite]))
 
         def refit(support: np.ndarray, start_coefficients: np.ndarray
                   ) -> Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]:
@@ -602,6 +610,10 @@ class UniversalDE(ContinuousLearner):
         return [f"{line}   with {given}" if given else line for line in lines]
 
 
+# the shooting stage stops after PATIENCE steps without a PROGRESS (relative) improvement: where the
+# known part already fits the data, Adam only jitters a network that should stay zero
+PATIENCE = 100
+PROGRESS = 1e-3
 # samples of the fitted trajectories per data interval at which the network's residual is regressed
 DENSE = 4
 
@@ -666,7 +678,7 @@ def _lbfgs(parameters: list[torch.Tensor], loss: Callable[[], torch.Tensor], ite
         best.offer(loss())
     if iterations:
         optimiser = torch.optim.LBFGS(parameters, lr=1.0, max_iter=iterations, history_size=50,
-                                      line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+                                      line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
 
         def closure() -> torch.Tensor:
             if out_of_time():

@@ -11,7 +11,11 @@ trajectory matching, and the candidate with the lowest Bayesian information crit
 network only proposes terms; the data decide which, and with which coefficients.
 
 The rule has no per-problem setting: the library is scaled to unit root-mean-square columns and
-each equation's target to unit root-mean-square, so the thresholds are relative contributions.
+each equation's target to unit root-mean-square, so the thresholds are relative contributions; the
+criterion's variance is floored at :data:`VARIANCE_FLOOR` of the standardised data.
+
+A network residual below :data:`RESOLUTION` of the data's rate of change proposes no terms (the
+known part is re-fitted alone).
 """
 from __future__ import annotations
 
@@ -30,6 +34,11 @@ STLSQ_SWEEPS = 10
 # survives the information criterion, and each re-fit is a trajectory optimisation)
 MAX_CANDIDATES = 8
 REFIT_ITERATIONS = 50
+# resolution of the standardised data: a misfit variance below RESOLUTION**2 is no evidence for more
+# terms (on noise-free data the solver's own error would otherwise buy terms of 1e-5), and a residual
+# below RESOLUTION of the data's rate of change proposes none
+RESOLUTION = 1e-3
+VARIANCE_FLOOR = RESOLUTION ** 2
 # cosine between a library term and a constant's sensitivity above which they are one function
 PARALLEL = 1 - 1e-6
 
@@ -139,11 +148,12 @@ def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray,
         if result is not None and math.isfinite(result[3]) and result[3] > 0:
             coefficients, theta, x0, ssr = result
             k = int(support.sum()) + n_fixed_unknowns
-            bic = n_observations * math.log(ssr / n_observations) + k * math.log(n_observations)
+            variance = max(ssr / n_observations, VARIANCE_FLOOR)
+            bic = n_observations * math.log(variance) + k * math.log(n_observations)
             scored.append(Candidate(support, coefficients, theta, x0, ssr, bic))
         if scored and out_of_time():
             break
     return sorted(scored, key=lambda c: c.bic)
 
 
-__all__ = ["Candidate", "choose", "redundant_terms", "stlsq_supports", "THRESHOLDS", "MAX_CANDIDATES"]
+__all__ = ["Candidate", "choose", "redundant_terms", "stlsq_supports", "MAX_CANDIDATES", "RESOLUTION", "THRESHOLDS"]
