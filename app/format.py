@@ -9,14 +9,10 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
-# TODO(H2-report): these need re-exports from workbench.data and workbench.training (their __init__)
-from workbench.data.schema import json_attr, observation_mask
-from workbench.data.splits import merge_segments, time_split_info
-from workbench.data.time import is_calendar, step_label, to_datetimes
-from workbench.training.prepare import evenly_spaced
+from workbench.data import (is_calendar, is_regular, json_attr, merge_segments, observation_mask, step_label,
+                            time_split_info, to_datetimes)
 
 DIMENSIONLESS = "1"
 
@@ -141,7 +137,7 @@ def describe(ds: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
                      ("" if tu_text else " (dimensionless time)" if tu == DIMENSIONLESS else " (unit not given)")))
     if len(t) > 1:
         steps = np.diff(t)
-        regular = evenly_spaced(torch.tensor(t))
+        regular = is_regular(t)
         rows.append(("sampling step", f"{_number(float(steps[0]))}{tu_text}" if regular else
                      f"irregular, {_number(float(steps.min()))} to {_number(float(steps.max()))}{tu_text}"))
     if split_info:

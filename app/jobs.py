@@ -12,7 +12,6 @@ from typing import Any, Optional
 import xarray as xr
 
 import workbench as wb
-from workbench.devices import configure_threads  # TODO(H2-report): needs a re-export (wb.configure_threads)
 
 
 class TrainingJob:
@@ -42,7 +41,7 @@ class TrainingJob:
 
     def _run(self, ds: xr.Dataset) -> None:
         try:
-            configure_threads()  # the same policy as the server process (torch's count is process-wide)
+            wb.configure_threads()  # the same policy as the server process (torch's count is process-wide)
             self.model = wb.fit(ds, self.learner, callback=self._record, progress=False, **self.options)
         except Exception as exc:  # shown on the page by the script thread
             self.error = exc

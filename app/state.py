@@ -26,10 +26,8 @@ from workbench.demo import DEMOS, demo_paths, model_key, scores_path, shipped_sc
 from workbench.errors import BadParameterError, DatasetError, ResourceLimitError, UnknownNameError
 from workbench.evaluation import (calibration_report, equation_comparison, evaluate, field_on_grid, forecast_horizons,
                                   holdout_forecast, long_run, oracle_samples, parameters_per_trajectory, true_system)
-# TODO(H2-report): these need re-exports from workbench.data's and workbench.training's __init__
-from workbench.data.realdata import DATA_DIR as REAL_DIR, REAL_DATASETS, load_real
-from workbench.data.schema import content_key
-from workbench.training.runs import current_generation
+from workbench.data import content_key, load_real, real_dataset_path, real_datasets
+from workbench.training import current_generation
 
 # Page scripts hold Python's GIL in many short stretches (numerics, Plotly figures, serialisation); twenty
 # of them at once starved the server's event loop, so its health check took up to 5 s and every socket
@@ -158,8 +156,8 @@ def datasets() -> dict[str, xr.Dataset]:
         path, _ = demo_paths(kind)
         if path.is_file():
             out[f"demo: {spec['system']}"] = load_file(str(path), path.stat().st_mtime)
-    for name, spec in REAL_DATASETS.items():
-        path = REAL_DIR / spec["file"]
+    for name in real_datasets():
+        path = real_dataset_path(name)
         if path.is_file():
             out[f"real: {name} (time split)"] = load_real_series(name, path.stat().st_mtime)
     out.update(st.session_state.setdefault("datasets", {}))
@@ -244,6 +242,23 @@ def training_status() -> None:
 
 def variables_of(ds: xr.Dataset) -> list[str]:
     return [str(v) for v in ds["variable"].values]
+
+
+def pick_model_and_dataset(models: dict[str, wb.Model], model_column: Any, data_column: Any
+                           ) -> tuple[wb.Model, xr.Dataset]:
+    """The page's model box and, beside it, the box of the loaded datasets with the model's variables;
+    stops the page with a note when no dataset matches. Returns (model, dataset)."""
+    model_label = model_column.selectbox("Model", list(models), index=model_index(list(models)))
+    model = models[model_label]
+    loaded = datasets()
+    matching = matching_datasets(model, loaded)
+    if not matching:
+        st.warning(f"No loaded dataset has this model's variables {model.variables}; generate one on the Systems "
+                   "page or upload one on the Data page.")
+        st.stop()
+    data_label = data_column.selectbox("Dataset (those with the model's variables)", matching,
+                                       index=dataset_index(matching, model_label))
+    return model, loaded[data_label]
 
 
 def matching_datasets(model: wb.Model, options: dict[str, xr.Dataset]) -> list[str]:

@@ -8,11 +8,11 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import state  # noqa: E402  (needs the path above)
-from workbench.devices import configure_threads  # noqa: E402  TODO(H2-report): needs a re-export (wb.configure_threads)
+import workbench as wb  # noqa: E402
 
 # The server is a process entry point: one torch thread unless WORKBENCH_THREADS says otherwise
 # (torch's one-thread-per-core default is several times slower on a busy small machine).
-configure_threads()
+wb.configure_threads()
 
 # the favicon is an emoji: a material-icon favicon is fetched from the internet, which may be unreachable
 st.set_page_config(page_title="Dynamics workbench", page_icon="📈", layout="wide")

@@ -16,11 +16,9 @@ use (PEP 562), so ``import workbench`` and the command line start without torch 
 function never gives way to a module of the same name: ``wb.learners()`` is the function, its
 package is ``import workbench.learners``.
 """
-import importlib as _importlib
-import sys as _sys
-import types as _types
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
 if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
@@ -37,6 +35,9 @@ if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from .model import Model, load_model
     from .simulate import simulate
     from .data.splits import split_time
+    from .devices import configure_threads
+    from .training.config import TrainConfig
+    from .data.series import SeriesRecipe
     from .training.fitting import fit
 
 # Public name -> the module defining it, imported on first use.
@@ -48,40 +49,10 @@ _EXPORTS = {
     "suggest_embedding": ".data.embedding", "split_time": ".data.splits", "WorkbenchError": ".errors",
     "learners": ".learners", "register_learner": ".learners", "Model": ".model", "load_model": ".model", "simulate": ".simulate",
     "fit": ".training.fitting", "evaluate": ".evaluation.evaluate",
+    "TrainConfig": ".training.config", "SeriesRecipe": ".data.series", "configure_threads": ".devices",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> object:
-    """A public name or a room (``wb.evaluation``), imported on first access and cached."""
-    if name in _EXPORTS:
-        value = getattr(_importlib.import_module(_EXPORTS[name], __name__), name)
-    else:
-        try:
-            value = _importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The public API only (submodules are reached as attributes or imported by name)."""
-    return list(__all__)
-
-
-class _Package(_types.ModuleType):
-    """The package module; loading a submodule never hides the public function of the same name."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        # Importing `workbench.simulate` makes Python set the attribute `simulate` to the submodule; the
-        # public name is the function (as it was when this file imported everything eagerly).
-        if name in _EXPORTS and isinstance(value, _types.ModuleType) and _EXPORTS[name] == f".{name}":
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

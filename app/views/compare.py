@@ -17,18 +17,8 @@ if not models:
     st.warning("No model yet: train one on the Train page (the shipped demo models are missing; "
                "rebuild them with `workbench demo`).")
     st.stop()
-datasets = state.datasets()
 c1, c2 = st.columns(2)
-model_label = c1.selectbox("Model", list(models), index=state.model_index(list(models)))
-model = models[model_label]
-matching = state.matching_datasets(model, datasets)
-if not matching:
-    st.warning(f"No loaded dataset has this model's variables {model.variables}; generate one on the Systems "
-               "page or upload one on the Data page.")
-    st.stop()
-data_label = c2.selectbox("Dataset (those with the model's variables)", matching,
-                          index=state.dataset_index(matching, model_label))
-ds = datasets[data_label]
+model, ds = state.pick_model_and_dataset(models, c1, c2)
 variables = model.variables
 units = fmt.variable_units(ds)
 labels = [fmt.unit_label(v, units[v]) for v in variables]

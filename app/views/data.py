@@ -9,10 +9,7 @@ import charts
 import format as fmt
 import state
 import workbench as wb
-# TODO(H2-report): these need re-exports from workbench.data's __init__
-from workbench.data.imports import TIME_NAMES
-from workbench.data.splits import merge_segments, time_split_info
-from workbench.data.time import to_datetimes
+from workbench.data import TIME_NAMES, merge_segments, time_split_info, to_datetimes
 
 st.title("Your data")
 st.markdown(

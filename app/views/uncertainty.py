@@ -13,18 +13,8 @@ models = {k: m for k, m in state.models().items() if m.stochastic}
 if not models:
     st.info("No stochastic model yet. Train an `nsde` (SDE data) or an `ensemble` on the Train page.")
     st.stop()
-datasets = state.datasets()
 c1, c2, c3 = st.columns(3)
-model_label = c1.selectbox("Model", list(models), index=state.model_index(list(models)))
-model = models[model_label]
-matching = state.matching_datasets(model, datasets)
-if not matching:
-    st.warning(f"No loaded dataset has this model's variables {model.variables}; generate one on the Systems "
-               "page or upload one on the Data page.")
-    st.stop()
-data_label = c2.selectbox("Dataset (those with the model's variables)", matching,
-                          index=state.dataset_index(matching, model_label))
-ds = datasets[data_label]
+model, ds = state.pick_model_and_dataset(models, c1, c2)
 n_samples = c3.slider("sample paths", 16, 512, 32, step=16)
 variables = model.variables
 units = fmt.variable_units(ds)

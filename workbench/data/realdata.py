@@ -33,6 +33,13 @@ def real_datasets() -> dict[str, str]:
     return {name: spec["description"] for name, spec in REAL_DATASETS.items()}
 
 
+def real_dataset_path(name: str) -> Path:
+    """The CSV file of the shipped real series ``name`` (it may be absent from a stripped install)."""
+    if name not in REAL_DATASETS:
+        raise UnknownNameError(f"no shipped real dataset {name!r}; available: {', '.join(REAL_DATASETS)}")
+    return DATA_DIR / REAL_DATASETS[name]["file"]
+
+
 def load_real(name: str) -> xr.Dataset:
     """The shipped real series ``name`` (see :func:`real_datasets`), imported from its CSV."""
     if name not in REAL_DATASETS:

@@ -6,9 +6,7 @@ The names in ``__all__`` are this room's public API (the app reaches the workben
 ``baselines`` from here, and an eager import of ``evaluate`` (which imports the model and the
 learners) would go round in a circle.
 """
-import importlib as _importlib
-import sys as _sys
-import types as _types
+from .._lazy import lazy_exports
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
@@ -40,29 +38,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """A public name, imported from its module on first access and cached."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | {"baselines", "climate", "evaluate", "fields", "forecast", "holdout", "metrics",
-                                  "rolling", "truth"})
-
-
-class _Room(_types.ModuleType):
-    """This package; importing the submodule ``evaluate`` never hides the function ``evaluate``."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        # Python sets the attribute `evaluate` to the submodule when it is imported; the public name
-        # is the function.
-        if name in _EXPORTS and isinstance(value, _types.ModuleType) and _EXPORTS[name] == f".{name}":
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Room
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
