@@ -133,10 +133,10 @@ def test_choice_is_the_lowest_bic_of_the_data_refits():
                 np.array([[True, True, False]])]
     ssr = {0: 100.0, 1: 1.0, 2: 0.99}  # the third term barely helps: BIC keeps the sparser model
 
-    def refit(support, start):
-        return start, np.zeros(0), torch.zeros(1, 1), ssr[int(support.sum())]
+    def refit(support, start, shift):
+        return start, shift, torch.zeros(1, 1), ssr[int(support.sum())]
 
-    scored = choose(supports, library, target, refit, n_observations=42, n_fixed_unknowns=2,
+    scored = choose(supports, library, target, np.zeros((10, 1, 0)), refit, n_observations=42, n_fixed_unknowns=2,
                     out_of_time=lambda: False)
     assert int(scored[0].support.sum()) == 1
     assert [round(c.ssr, 2) for c in scored] == [1.0, 0.99, 100.0]

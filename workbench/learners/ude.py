@@ -59,7 +59,8 @@ from ..safety import check_integer, check_real
 from .base import Capabilities, DataInfo, mlp
 from .continuous import ContinuousLearner
 from .mechanistic import CONTINUITY_WEIGHT, _bounds, _fixed_values, _resolve_system, _rk4_segments, _start_values
-from .ude_discovery import REFIT_ITERATIONS, RESOLUTION, Candidate, choose, redundant_terms, stlsq_supports
+from .ude_discovery import (REFIT_ITERATIONS, RESOLUTION, Candidate, choose, redundant_terms, starting_point,
+                            stlsq_supports)
 
 KnownFunction = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 MAX_EXPRESSION_CHARS = 2000
@@ -438,6 +439,9 @@ class UniversalDE(ContinuousLearner):
         """
         z = train.z if val is None else torch.cat([train.z, val.z])
         mask = train.mask if val is None else torch.cat([train.mask, val.mask])
+        if not mask.any(dim=1).all():
+            raise DatasetError("ude: some trajectories have no observed sample",
+                               fix="drop them (ds.isel(trajectory=...)) before fitting")
         dtype, started = self.scale.dtype, time.perf_counter()
         budget = self.time_budget
 
@@ -530,18 +534,18 @@ class UniversalDE(ContinuousLearner):
             lambda raw: self.known_part(t, x, self.params(raw)),
             raw_network).reshape(len(x), dim, -1).cpu().numpy()
         finite = np.isfinite(library).all(1) & np.isfinite(target).all(1) & np.isfinite(sensitivity).all((1, 2))
-        library, target = library[finite], target[finite]
+        library, target, sensitivity = library[finite], target[finite], sensitivity[finite]
         size = float(np.sqrt(((target / self.scale.cpu().numpy()) ** 2).mean())) if len(target) else 0.0
         if size < RESOLUTION * float(self.rate):  # the network stayed (near) zero: the known part suffices
             supports = [np.zeros((dim, library.shape[1]), bool)]
         else:
-            supports = stlsq_supports(library, target, ~redundant_terms(library, sensitivity[finite]))
+            supports = stlsq_supports(library, target, ~redundant_terms(library, sensitivity), sensitivity)
 
-        def refit(support: np.ndarray, start_coefficients: np.ndarray
+        def refit(support: np.ndarray, start_coefficients: np.ndarray, shift: np.ndarray
                   ) -> Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]:
             where = torch.as_tensor(support, device=x0.device)
             active = nn.Parameter(torch.as_tensor(start_coefficients, dtype=x0.dtype, device=x0.device)[where])
-            raw = nn.Parameter(raw_network.clone())
+            raw = nn.Parameter(raw_network + torch.as_tensor(shift, dtype=x0.dtype, device=x0.device))
             begin = nn.Parameter(x0.clone())
 
             def field(t: torch.Tensor, zz: torch.Tensor) -> torch.Tensor:
@@ -554,17 +558,14 @@ class UniversalDE(ContinuousLearner):
             full[support] = active.detach().cpu().numpy()
             return full, raw.detach().cpu().numpy(), begin.detach(), ssr
 
-        scored = choose(supports, library, target, refit, data.n_observations, n * dim + len(self.estimated),
+        scored = choose(supports, library, target, sensitivity, refit, data.n_observations, n * dim + len(self.estimated),
                         out_of_time)
         chosen = scored[0]
         with torch.no_grad():
             self.support.copy_(torch.as_tensor(chosen.support))
             self.coefficients.copy_(torch.as_tensor(chosen.coefficients))
             self.theta_raw_equations.copy_(torch.as_tensor(chosen.theta))
-            network = np.zeros(chosen.support.shape)
-            for i, row in enumerate(chosen.support):
-                if row.any():
-                    network[i, row] = np.linalg.lstsq(library[:, row], target[:, i], rcond=None)[0]
+            network = starting_point(chosen.support, library, target, sensitivity)[0]
             self.network_coefficients.copy_(torch.as_tensor(network))
         names = self.term_names(self.variables)
         self.selection = [{"terms": [[names[j] for j in np.flatnonzero(row)] for row in c.support],
@@ -584,7 +585,7 @@ class UniversalDE(ContinuousLearner):
         Returns:
             ``(coefficients, network_coefficients, terms)``: the terms' coefficients (D, P) in
             physical units re-fitted to the data, the same terms' least-squares coefficients on
-            the network's residual, and the term names (P).
+            the network's residual (beside shifts of the estimated constants), and the term names (P).
         """
         return (self.coefficients.double().cpu().numpy(), self.network_coefficients.double().cpu().numpy(),
                 self.term_names(names))

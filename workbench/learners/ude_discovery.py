@@ -55,16 +55,19 @@ class Candidate:
     bic: float
 
 
-def stlsq_supports(library: np.ndarray, target: np.ndarray, allowed: Optional[np.ndarray] = None
-                   ) -> list[np.ndarray]:
+def stlsq_supports(library: np.ndarray, target: np.ndarray, allowed: Optional[np.ndarray] = None,
+                   sensitivity: Optional[np.ndarray] = None) -> list[np.ndarray]:
     """The distinct term sets of STLSQ over :data:`THRESHOLDS`, sparsest first.
 
     Arguments:
         library: library terms (M, P) at the fitted states.
         target: the network's residual (M, D) at the same states.
         allowed: (D, P) terms each equation may use (default all); a term that an estimated
-            constant of the known part already multiplies is left out, or the two could trade
-            their values freely.
+            constant of the known part already multiplies is left out (:func:`redundant_terms`),
+            or the two could trade their values freely.
+        sensitivity: the known part's derivatives with respect to its estimated constants
+            (M, D, p), regressed beside the terms and never thresholded: the network may have
+            taken over part of a constant's term while the constant was off.
 
     Returns:
         Boolean supports (D, P), from the sparsest (largest threshold) to the densest; the empty
@@ -81,10 +84,48 @@ def stlsq_supports(library: np.ndarray, target: np.ndarray, allowed: Optional[np
         support = empty.copy()
         for i, y in enumerate(target.T):
             if allowed[i].any():
-                support[i, allowed[i]] = _stlsq(a[:, allowed[i]], y / max(float(np.sqrt((y ** 2).mean())), 1e-300),
-                                                threshold)
+                kept = _unit_rms(sensitivity[:, i]) if sensitivity is not None else np.zeros((len(y), 0))
+                scale = max(float(np.sqrt((y ** 2).mean())), 1e-300)
+                support[i, allowed[i]] = _stlsq(a[:, allowed[i]], kept, y / scale, threshold)
         found.setdefault(support.tobytes(), support)
     return sorted(found.values(), key=lambda s: int(s.sum()))
+
+
+def _unit_rms(columns: np.ndarray) -> np.ndarray:
+    """The non-zero columns of (M, k), each scaled to unit root-mean-square."""
+    rms = np.sqrt((columns ** 2).mean(0))
+    return columns[:, rms > 0] / rms[rms > 0]
+
+
+def _stlsq(a: np.ndarray, kept: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
+    """STLSQ's support over the columns of ``a``, with the columns of ``kept`` always in the regression."""
+    keep = np.ones(a.shape[1], bool)
+    for _ in range(STLSQ_SWEEPS):
+        coefficients = np.zeros(a.shape[1])
+        coefficients[keep] = np.linalg.lstsq(np.hstack([a[:, keep], kept]), y, rcond=None)[0][:int(keep.sum())]
+        new = np.abs(coefficients) >= threshold
+        if (new == keep).all() or not new.any():
+            return new
+        keep = new
+    return keep
+
+
+def starting_point(support: np.ndarray, library: np.ndarray, target: np.ndarray,
+                   sensitivity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares coefficients (D, P) of a support's terms and shifts (p,) of the estimated
+    constants (in the units ``sensitivity`` was taken in) that together best match the network's
+    residual: where a re-fit to the data starts."""
+    m, dim = target.shape
+    blocks = []
+    for i, row in enumerate(support):
+        block = np.zeros((m, dim, int(row.sum())))
+        block[:, i] = library[:, row]
+        blocks.append(block.reshape(m * dim, -1))
+    design = np.hstack(blocks + [sensitivity.reshape(m * dim, -1)])
+    solution = np.linalg.lstsq(design, target.reshape(-1), rcond=None)[0] if design.shape[1] else np.zeros(0)
+    coefficients = np.zeros(support.shape)
+    coefficients[support] = solution[:int(support.sum())]
+    return coefficients, solution[int(support.sum()):]
 
 
 def redundant_terms(library: np.ndarray, sensitivity: np.ndarray) -> np.ndarray:
@@ -109,28 +150,19 @@ def redundant_terms(library: np.ndarray, sensitivity: np.ndarray) -> np.ndarray:
     return out
 
 
-def _stlsq(a: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    keep = np.ones(a.shape[1], bool)
-    for _ in range(STLSQ_SWEEPS):
-        coefficients = np.zeros(a.shape[1])
-        coefficients[keep] = np.linalg.lstsq(a[:, keep], y, rcond=None)[0]
-        new = np.abs(coefficients) >= threshold
-        if (new == keep).all() or not new.any():
-            return new
-        keep = new
-    return keep
-
-
-def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray,
-           refit: Callable[[np.ndarray, np.ndarray], Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]],
+def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray, sensitivity: np.ndarray,
+           refit: Callable[[np.ndarray, np.ndarray, np.ndarray],
+                           Optional[tuple[np.ndarray, np.ndarray, torch.Tensor, float]]],
            n_observations: int, n_fixed_unknowns: int, out_of_time: Callable[[], bool]) -> list[Candidate]:
     """Re-fit up to :data:`MAX_CANDIDATES` supports to the data and score them by BIC.
 
     Arguments:
         supports: candidate term sets (D, P), sparsest first.
-        library, target: the network's residual regression (for each candidate's starting coefficients).
-        refit: ``refit(support, start) -> (coefficients, theta, x0, ssr)`` or None where the re-fit
-            diverges; ``ssr`` in the units the BIC's likelihood assumes (standardised data).
+        library, target, sensitivity: the network's residual regression (each candidate's starting
+            point, :func:`starting_point`).
+        refit: ``refit(support, coefficients, shift) -> (coefficients, theta, x0, ssr)`` or None
+            where the re-fit diverges; ``ssr`` in the units the BIC's likelihood assumes
+            (standardised data).
         n_observations: observed values in the data.
         n_fixed_unknowns: unknowns of every candidate (initial states and estimated constants).
         out_of_time: stop after the current candidate (at least one is always scored).
@@ -140,11 +172,7 @@ def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray,
     """
     scored = []
     for support in supports[:MAX_CANDIDATES]:
-        start = np.zeros(support.shape)
-        for i, row in enumerate(support):
-            if row.any():
-                start[i, row] = np.linalg.lstsq(library[:, row], target[:, i], rcond=None)[0]
-        result = refit(support, start)
+        result = refit(support, *starting_point(support, library, target, sensitivity))
         if result is not None and math.isfinite(result[3]) and result[3] > 0:
             coefficients, theta, x0, ssr = result
             k = int(support.sum()) + n_fixed_unknowns
@@ -156,4 +184,4 @@ def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray,
     return sorted(scored, key=lambda c: c.bic)
 
 
-__all__ = ["Candidate", "choose", "redundant_terms", "stlsq_supports", "MAX_CANDIDATES", "RESOLUTION", "THRESHOLDS"]
+__all__ = ["Candidate", "choose", "redundant_terms", "starting_point", "stlsq_supports", "MAX_CANDIDATES", "RESOLUTION", "THRESHOLDS"]
