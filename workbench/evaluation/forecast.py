@@ -37,18 +37,19 @@ from ..data.embedding import delay_vectors
 from ..errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .rolling import DEFAULT_MAX_ORIGINS, INTERVAL_LEVEL, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
 from ..safety import check_integer
-from ..data.series import check_recipe
+from ..data.series import SeriesRecipe, check_recipe
+from ..data.time import median_step
 from ..data.splits import merge_segments
 
 RUNAWAY_SPANS = 1000.0
 
 
-def recipe(model: Any) -> dict[str, Any]:
-    """The model's series recipe, checked (:func:`workbench.data.series.check_recipe`); a model fitted
-    without one gets the identity on the data's step."""
+def recipe(model: Any) -> SeriesRecipe:
+    """The model's series recipe, checked against its variables (:func:`workbench.data.series.check_recipe`);
+    a model fitted without one gets the identity recipe on the data's own step."""
     if model.meta.get("series"):
-        return check_recipe(model.meta["series"], model.variables)
-    return {"transform": {}, "embed": 1, "lag": 1, "variables": list(model.variables), "step": None}
+        return SeriesRecipe.from_json(check_recipe(model.meta["series"], model.variables))
+    return SeriesRecipe(variables=tuple(model.variables))
 
 
 def mark_runaway(paths: np.ndarray, values: np.ndarray, origins: np.ndarray) -> np.ndarray:
@@ -86,40 +87,34 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
             value past the end of the data, where no target exists).
     """
     rec = recipe(model)
-    k, lag = int(rec["embed"]), int(rec["lag"])
-    spec = rec["transform"]
-    variables = rec["variables"]
+    variables = list(rec.variables)
     context = model.learner.capabilities().context
-    difference = bool(rec.get("difference"))
-    need = (k - 1) * lag + context + int(difference)
+    need = rec.warmup + context
     origins = np.asarray(origins, dtype=int)
     if (origins < need).any():
         raise DatasetError(f"a forecast origin has fewer than {need} samples of history (the embedding and the "
                            "learner's context need them); start later")
-    x = fill_gaps(transforms.forward(values, spec, variables, "forecast history")[: origins.max() + 1])
-    if difference:  # the model works on increments; the levels at the origins anchor their sum
-        levels = x[origins]
+    x = fill_gaps(transforms.forward(values, rec.transform, variables, "forecast history")[: origins.max() + 1])
+    levels = None
+    if rec.difference:  # the model works on increments; the levels at the origins anchor their sum
+        levels = transforms.inverse(x[origins], rec.transform, variables)[None]
         x = np.concatenate([np.full_like(x[:1], np.nan), np.diff(x, axis=0)])
-    embedded = delay_vectors(x, k, lag)   # gaps in the history were interpolated above
+    embedded = delay_vectors(x, rec.embed, rec.lag)   # gaps in the history were interpolated above
     # the learner's context samples, then the origin: the history Model.rollout starts from
     history = np.stack([embedded[o - context: o + 1] for o in origins])
-    step = rec["step"] or float(np.median(np.diff(times)))
+    step = rec.step or median_step(times)
     t = np.arange(horizon + 1) * step
     u = None
     if model.inputs:
         if inputs is None:
             raise UnsupportedError(f"this model needs its inputs {model.inputs} over the forecast; pass a dataset "
                                    "with an 'input' variable that covers the forecast times")
-        u = np.stack([_inputs_ahead(inputs, times, o, horizon, step, rec.get("drivers"), model.inputs)
+        u = np.stack([_inputs_ahead(inputs, times, o, horizon, step, rec.drivers, model.inputs)
                       for o in origins])
     path = model.rollout(history, t, u, n_samples, seed)
     # overflow in a runaway path is expected; mark_runaway turns it into a marked divergence
     with np.errstate(over="ignore", invalid="ignore"):
-        physical = path[:, :, 1:]                           # (S, O, H, D*k)
-        observed = physical[..., ::k]                       # the undelayed coordinate of each variable
-        if difference:
-            observed = levels[None, :, None, :] + np.cumsum(observed, axis=2)
-        observed = transforms.inverse(observed, spec, variables)
+        observed = rec.inverse(path[:, :, 1:], last=levels)                # (S, O, H, D)
     paths = np.moveaxis(mark_runaway(observed, values, origins), 0, 1)
     calibration = model.meta.get("calibration")
     return calibrated(paths, calibration, n_samples) if calibration else paths
@@ -214,7 +209,7 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
     horizon = check_integer(horizon, "horizon", 1, MAX_HORIZON)
     if on_divergence not in ("raise", "mark"):
         raise BadParameterError(f"on_divergence must be 'raise' or 'mark', got {on_divergence!r}")
-    variables = recipe(model)["variables"]
+    variables = recipe(model).variables
     if [str(v) for v in ds["variable"].values] != list(variables):
         raise DatasetError(f"the data's variables {[str(v) for v in ds['variable'].values]} differ from the "
                            f"model's {list(variables)}")
@@ -233,7 +228,7 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
             raise DatasetError(f"series {k} has no observed sample before the forecast origin")
         o = int(seen[-1])
         inputs = merged["input"].values[k] if "input" in merged else None
-        only_drivers = set(model.inputs) <= set(driver_names(recipe(model).get("drivers") or {"harmonics": 0}))
+        only_drivers = set(model.inputs) <= set(driver_names(recipe(model).drivers or {"harmonics": 0}))
         if inputs is not None and o + horizon >= len(times) and not only_drivers:
             raise UnsupportedError("this model needs exogenous inputs over the forecast, but the data ends before "
                                    "the horizon; extend the 'input' variable into the future first")
@@ -299,9 +294,7 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
     stochastic = model.learner.capabilities().stochastic or bool(model.meta.get("calibration"))
     merged = merge_segments(ds)
     inputs = list(merged["input"].values) if "input" in merged else None
-    rec = recipe(model)
-    need = (int(rec["embed"]) - 1) * int(rec["lag"]) + model.learner.capabilities().context + \
-        int(bool(rec.get("difference")))
+    need = recipe(model).warmup + model.learner.capabilities().context
     calls = iter(range(merged.sizes["trajectory"]))  # rolling_evaluation visits the series in order
 
     def model_fn(values, times, origins, horizon, samples):
