@@ -75,19 +75,14 @@ def test_version_2_models_load_with_the_rate_they_were_trained_at(tmp_path, vdp)
     predict what that network predicts at rate 1."""
     import json
 
-    from workbench.model import _integrity, run_files, weights_bytes
+    from conftest import forge_run_folder
+    from workbench.model import run_files, weights_bytes
 
     model = wb.fit(vdp, "node", **{**FAST, "epochs": 1})
     state = {k: v for k, v in model.learner.state_dict().items() if k != "rate"}
     config = json.loads(run_files(model)["config.json"])
     config["format_version"] = 2
-    weights = weights_bytes(state)
-    config["sha256"] = _integrity(weights, {k: v for k, v in config.items() if k != "sha256"})
-    folder = tmp_path / "v2"
-    folder.mkdir()
-    (folder / "model.safetensors").write_bytes(weights)
-    (folder / "config.json").write_text(json.dumps(config))
-    old = wb.load_model(folder)
+    old = wb.load_model(forge_run_folder(tmp_path / "v2", weights_bytes(state), config))
     assert float(old.learner.rate) == 1.0
     model.learner.rate.fill_(1.0)
     test = wb.select_split(vdp, "test")

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import workbench as wb
+from conftest import forge_run_folder
 from workbench.errors import BadParameterError, UnsupportedError
 from workbench.evaluation.climate import model_free_run
 from workbench.learners.closed_form import validation_rollout
-from workbench.model import _integrity, run_files
+from workbench.model import run_files
 from workbench.numerics import fixed_step_solve
 from workbench.training.prepare import prepare
 from workbench.training.runs import current_generation
@@ -154,12 +155,7 @@ def test_a_model_file_without_its_solver_keeps_predicting_with_dopri5(tmp_path, 
     config = json.loads(run_files(model)["config.json"])
     del config["options"]["solver"]
     weights = (current_generation(model.save(tmp_path / "new")) / "model.safetensors").read_bytes()
-    config["sha256"] = _integrity(weights, {k: v for k, v in config.items() if k != "sha256"})
-    folder = tmp_path / "old"
-    folder.mkdir()
-    (folder / "model.safetensors").write_bytes(weights)
-    (folder / "config.json").write_text(json.dumps(config))
-    old = wb.load_model(folder)
+    old = wb.load_model(forge_run_folder(tmp_path / "old", weights, config))
     atol = old.meta["rollout_solver"]["atol"]
     assert old.meta["rollout_solver"]["solver"] == "dopri5" and atol == pytest.approx(1e-6)  # rtol 1e-5 / 10
     x0 = wb.select_split(vdp, "test")["state"].values[:, 0]

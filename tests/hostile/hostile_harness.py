@@ -13,6 +13,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import re
 import resource
 import stat
 import time
@@ -98,6 +99,15 @@ def run_isolated(fn: Callable[..., Any], *args: Any, memory: int = MEMORY_HEADRO
     outcome = Outcome(**result)
     _record(outcome)
     return outcome
+
+
+def assert_refused(outcome: Outcome, error: str, pattern: str, seconds: float = 30.0) -> None:
+    """The case raised the named ``WorkbenchError`` subclass, its message matches ``pattern``, and it
+    was refused within ``seconds`` (before any expensive work)."""
+    assert outcome.status == "raised", (outcome.status, outcome.message)
+    assert outcome.workbench_error and outcome.error == error, (outcome.error, outcome.message)
+    assert re.search(pattern, outcome.message), outcome.message
+    assert outcome.seconds < seconds
 
 
 def _record(outcome: Outcome) -> None:

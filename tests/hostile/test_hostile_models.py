@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from hostile_harness import run_isolated
+from hostile_harness import assert_refused, run_isolated
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODEL, DEMO_DATA = ROOT / "data" / "demo-lorenz63-node", ROOT / "data" / "demo-lorenz63.h5"
@@ -38,13 +37,6 @@ def _copy(saved: Path, target: Path) -> Path:
 
 def _generation(folder: Path) -> Path:
     return folder / (folder / "CURRENT").read_text().strip()
-
-
-def _assert_named(outcome: Any, error: str, pattern: str) -> None:
-    assert outcome.status == "raised", outcome
-    assert outcome.workbench_error and outcome.error == error, (outcome.error, outcome.message)
-    assert re.search(pattern, outcome.message), outcome.message
-    assert outcome.seconds < 30
 
 
 def _weights_folder(folder: Path) -> None:
@@ -72,7 +64,7 @@ def test_broken_run_folder_is_a_dataset_error(saved_model: Path, tmp_path: Path,
     folder = _copy(saved_model, tmp_path / "run")
     craft(folder)
     outcome = run_isolated(wb.load_model, folder)
-    _assert_named(outcome, "DatasetError", pattern)
+    assert_refused(outcome, "DatasetError", pattern)
     assert "kept changing" not in outcome.message
 
 
@@ -91,7 +83,7 @@ def test_a_version_1_config_with_a_tampered_scaler_is_refused(saved_model: Path,
     folder = _copy(saved_model, tmp_path / "run")
     _downgrade_to_v1(folder, mean_shift=6.0)
     outcome = run_isolated(wb.load_model, folder)
-    _assert_named(outcome, "DatasetError", r"format_version 1, whose checksum covers only the weights.*save it again")
+    assert_refused(outcome, "DatasetError", r"format_version 1, whose checksum covers only the weights.*save it again")
 
 
 def test_evaluate_on_data_labelled_as_another_system(tmp_path: Path) -> None:
@@ -100,7 +92,7 @@ def test_evaluate_on_data_labelled_as_another_system(tmp_path: Path) -> None:
         ds.attrs["system"] = "van_der_pol"   # 2 variables; the data has lorenz63's x, y, z
         return wb.evaluate(wb.load_model(DEMO_MODEL), ds, attractor=False)
 
-    _assert_named(run_isolated(act), "DatasetError",
+    assert_refused(run_isolated(act), "DatasetError",
                   r"names 'van_der_pol', whose variables are \['x', 'y'\], but the dataset's variables are "
                   r"\['x', 'y', 'z'\]")
 
@@ -111,7 +103,7 @@ def test_hnn_with_an_impossible_canonical_split(q: list[str], p: list[str]) -> N
         ds = wb.simulate("lorenz63", n=4, t_end=0.5, dt=0.05, seed=0)
         return wb.fit(ds, "hnn", q=q, p=p, epochs=1)
 
-    _assert_named(run_isolated(act), "BadParameterError",
+    assert_refused(run_isolated(act), "BadParameterError",
                   r"q and p of equal length that together name each of the 3 variables once")
 
 
@@ -121,7 +113,7 @@ def test_fit_refuses_values_whose_standardisation_overflows() -> None:
         ds["state"] = ds["state"] * 1e300
         return wb.fit(ds, "node", epochs=1)
 
-    _assert_named(run_isolated(act), "DatasetError", r"state values overflow their standardisation.*rescale")
+    assert_refused(run_isolated(act), "DatasetError", r"state values overflow their standardisation.*rescale")
 
 
 def test_large_but_representable_values_fit_save_and_load_to_the_same_predictions(tmp_path: Path) -> None:
@@ -143,5 +135,5 @@ def test_benchmark_into_an_existing_file(tmp_path: Path) -> None:
     target.write_text("not a folder")
     grid = grid_from_names(["van_der_pol"], ["resnet"], [0], 1.0, n=4)
     outcome = run_isolated(run_grid, grid, target)
-    _assert_named(outcome, "StorageError", r"results.*exists and is not a folder.*choose")
+    assert_refused(outcome, "StorageError", r"results.*exists and is not a folder.*choose")
     assert target.read_text() == "not a folder"

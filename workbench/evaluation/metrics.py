@@ -354,13 +354,7 @@ def crps(pred: Data, truth: Data, fair: bool = True, per_trajectory: bool = Fals
         Gneiting & Raftery (2007), JASA 102, 359-378; Ferro (2014), QJRMS 140, 1917-1923;
         Zamo & Naveau (2018), Math. Geosci. 50, 209-234.
     """
-    p, t, observed = _pair(pred, truth, "crps", min_samples=2 if fair else 1)
-    score = _over_time_blocks(
-        lambda pb, tb: xr.apply_ufunc(_crps_rows, pb, tb, input_core_dims=[["sample"], []],
-                                      kwargs={"fair": fair}), p, t)
-    result = score.where(observed) if per_trajectory else _observed_mean(score, observed, "trajectory")
-    name = "fair CRPS" if fair else "CRPS"
-    return _finish(result, "crps", f"{name} of the ensemble", _units(t), fair=int(fair))
+    return _ensemble_score(pred, truth, "crps", "CRPS", _crps_rows, [["sample"], []], fair, per_trajectory)
 
 
 def _energy_score_rows(members: np.ndarray, obs: np.ndarray, fair: bool) -> np.ndarray:
@@ -394,15 +388,21 @@ def energy_score(pred: Data, truth: Data, fair: bool = True, per_trajectory: boo
     References:
         Gneiting & Raftery (2007), JASA 102, 359-378.
     """
-    p, t, observed = _pair(pred, truth, "energy_score", min_samples=2 if fair else 1)
+    return _ensemble_score(pred, truth, "energy_score", "energy score", _energy_score_rows,
+                           [["sample", "variable"], ["variable"]], fair, per_trajectory)
+
+
+def _ensemble_score(pred: Data, truth: Data, key: str, label: str, rows: Callable[..., np.ndarray],
+                    core_dims: list, fair: bool, per_trajectory: bool) -> xr.DataArray:
+    """An ensemble score computed by ``rows`` over ``core_dims`` (members, and the variables when the score
+    is multivariate), counted where every core variable is observed, averaged over trajectories unless
+    ``per_trajectory``."""
+    p, t, observed = _pair(pred, truth, key, min_samples=2 if fair else 1)
     score = _over_time_blocks(
-        lambda pb, tb: xr.apply_ufunc(_energy_score_rows, pb, tb,
-                                      input_core_dims=[["sample", "variable"], ["variable"]],
-                                      kwargs={"fair": fair}), p, t)
-    complete = observed.all("variable")
+        lambda pb, tb: xr.apply_ufunc(rows, pb, tb, input_core_dims=core_dims, kwargs={"fair": fair}), p, t)
+    complete = observed.all("variable") if "variable" in core_dims[1] else observed
     result = score.where(complete) if per_trajectory else _observed_mean(score, complete, "trajectory")
-    name = "fair energy score" if fair else "energy score"
-    return _finish(result, "energy_score", f"{name} of the ensemble", _units(t), fair=int(fair))
+    return _finish(result, key, f"{'fair ' if fair else ''}{label} of the ensemble", _units(t), fair=int(fair))
 
 
 def _interval(pred: xr.DataArray, level: float) -> tuple[xr.DataArray, xr.DataArray]:
