@@ -10,7 +10,7 @@ import torch
 import workbench as wb
 from workbench.data.schema import select_split
 from workbench.errors import BadParameterError, DatasetError
-from workbench.learners import latent
+from workbench.learners import compatibility, latent
 from workbench.learners.base import Capabilities
 
 TINY = {"latent": 4, "hidden": 16, "context": 6}
@@ -111,3 +111,70 @@ def test_predict_on_a_gappy_dataset_encodes_each_history_at_its_own_times():
     pred = model.predict(test, n_samples=4, seed=1)
     assert pred.sizes["sample"] == 4 and np.isfinite(pred["state"].values).all()
     np.testing.assert_array_equal(pred["state"].values, model.predict(test, n_samples=4, seed=1)["state"].values)
+
+
+# --- latent_sde ------------------------------------------------------------------------------------
+
+SDE_TINY = {"latent": 2, "hidden": 8, "context": 5}
+
+
+@pytest.fixture(scope="module")
+def well():
+    """The double well SDE with 30% of samples dropped, and a latent SDE fitted briefly on it."""
+    ds = wb.simulate("double_well", n=10, t_end=3.0, dt=0.1, missing=0.3, seed=4)
+    model = wb.fit(ds, learner="latent_sde", epochs=3, steps_per_epoch=4, window=12, batch_size=16, seed=0,
+                   progress=False, **SDE_TINY)
+    return ds, model
+
+
+def test_latent_sde_fits_declares_its_capabilities_and_is_listed_for_stochastic_gappy_data(well):
+    ds, model = well
+    losses = [r["val_loss"] for r in model.history]
+    assert np.isfinite(losses).all() and min(losses[1:]) < losses[0]
+    caps = model.learner.capabilities()
+    assert caps.stochastic and caps.irregular and "sde" in caps.kinds and caps.context == SDE_TINY["context"]
+    assert "latent_sde" in wb.learners()
+    verdicts = compatibility(ds, **SDE_TINY)
+    assert verdicts["latent_sde"] is None and verdicts["latent_ode"] is not None  # an ODE model refuses SDE data
+
+
+def test_latent_sde_samples_differ_and_a_seed_reproduces_them(well):
+    ds, model = well
+    test = select_split(ds, "test")
+    first = latent.history_forecast(model, test, n_samples=6, seed=1)["state"].values
+    assert first.shape[0] == 6 and np.isfinite(first).all()
+    assert first[:, :, 1:].std(0).min() > 0  # every path after the origin is its own draw
+    np.testing.assert_array_equal(first, latent.history_forecast(model, test, n_samples=6, seed=1)["state"].values)
+    assert not np.allclose(first, latent.history_forecast(model, test, n_samples=6, seed=2)["state"].values)
+
+
+def test_calibrate_scales_the_spread_and_the_model_saves_it(well, tmp_path):
+    ds, model = well
+    test = select_split(ds, "test")
+    model.learner.spread.fill_(1.0)
+    before = latent.history_forecast(model, test, n_samples=8, seed=3)["state"].values
+    factor = latent.calibrate(model, ds, n_samples=8, seed=0)
+    assert factor.shape == (1,) and latent.SPREAD_GRID[0] <= factor[0] <= latent.SPREAD_GRID[-1]
+    after = latent.history_forecast(model, test, n_samples=8, seed=3)["state"].values
+    # the same paths, their deviations from the sample mean multiplied by the factor
+    np.testing.assert_allclose(after - after.mean(0), factor[0] * (before - before.mean(0)), rtol=1e-4, atol=1e-6)
+    loaded = wb.load_model(model.save(tmp_path / "sde"))
+    np.testing.assert_array_equal(loaded.learner.spread.numpy(), model.learner.spread.numpy())
+    np.testing.assert_array_equal(latent.history_forecast(loaded, test, n_samples=8, seed=3)["state"].values, after)
+
+
+def test_latent_sde_bad_input_is_refused_by_name(well):
+    ds, model = well
+    with pytest.raises(BadParameterError, match=r"latent \(the latent dimension\) must be an integer"):
+        latent.LatentSDE(1, latent=0)
+    with pytest.raises(BadParameterError, match="latent"):
+        latent.LatentSDE(1, latent=10**9)
+    one = select_split(ds, "test").copy(deep=True)
+    one["mask"].values[0, 1:6] = False  # the first history keeps one observation
+    one["state"].values[0, 1:6] = np.nan
+    with pytest.raises(DatasetError, match="fewer than two observed samples") as info:
+        model.predict(one, n_samples=2)
+    assert "context" in info.value.fix
+    node_like = SimpleNamespace(learner=latent.LatentODE(1), name="latent_ode")
+    with pytest.raises(BadParameterError, match="calibrate fits a latent SDE"):
+        latent.calibrate(node_like, ds)

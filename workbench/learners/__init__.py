@@ -11,6 +11,7 @@ import xarray as xr
 from ..errors import BadParameterError, UnknownNameError, UnsupportedError, WorkbenchError
 from .anode import AugmentedNODE
 from .base import TRAINING_STYLES, Batch, Capabilities, DataInfo, InputSignal, Learner, refusal
+from .combination import Combination
 from .discrete import LinearMultistepMap, ResNetMap, RungeKuttaMap
 from .ensemble import Ensemble
 from .hnn import HamiltonianNN
@@ -26,7 +27,7 @@ from .ude import UniversalDE
 LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls for cls in (NeuralODE, AugmentedNODE, SecondOrderNODE, HamiltonianNN, ResNetMap,
                               RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork,
-                              Mechanistic, *STATISTICAL_LEARNERS, UniversalDE)
+                              Mechanistic, *STATISTICAL_LEARNERS, UniversalDE, Combination)
 }
 
 
@@ -132,7 +133,7 @@ def compatibility(ds: xr.Dataset, q: Optional[list[str]] = None, p: Optional[lis
 
 
 # families that register themselves through register_learner (it must exist before they import)
-from . import latent  # noqa: E402,F401  (latent_ode, ncde)
+from . import latent  # noqa: E402,F401  (latent_ode, ncde, latent_sde)
 
 __all__ = ["Batch", "Capabilities", "DataInfo", "InputSignal", "LEARNERS", "Learner", "build", "compatibility",
            "get_learner", "learners", "register_learner"]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torchcde
 import torchdiffeq
+import torchsde
 import xarray as xr
 from torch import nn
 
@@ -145,6 +146,24 @@ def check_histories(mask: np.ndarray) -> None:
                                                "missing samples at the start")
 
 
+def ode_rnn_backwards(gru: nn.GRUCell, field: nn.Module, z: torch.Tensor, t: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """The ODE-RNN encoder (Rubanova et al. 2019) run backwards over ``z`` (B, L, D) at times ``t``
+    (B, L) with ``mask`` (B, L): a GRU update at each observed sample, ``field`` carrying the hidden
+    state back between samples. Returns the hidden states (B, L, hidden); position ``i`` summarises
+    the samples from ``i`` on."""
+    h = z.new_zeros(z.shape[0], gru.hidden_size)
+    m = mask.to(z.dtype)[..., None]
+    states = []
+    for i in range(z.shape[1] - 1, -1, -1):
+        if i < z.shape[1] - 1:  # evolve back to the earlier sample: a step of -dt
+            h = rk4_step(lambda _, state: field(state), t[:, i + 1], h, t[:, i] - t[:, i + 1])
+        update = gru(torch.cat([z[:, i] * m[:, i], m[:, i].expand(-1, z.shape[-1])], -1), h)
+        h = m[:, i] * update + (1 - m[:, i]) * h
+        states.append(h)
+    return torch.stack(states[::-1], 1)
+
+
 class LatentODE(HistoryLearner):
     """Options: ``latent`` (dimension of the latent state), ``hidden`` (GRU and network width),
     ``depth``/``activation`` of the latent field, ``context`` (history samples before the start),
@@ -173,13 +192,7 @@ class LatentODE(HistoryLearner):
 
     def posterior_of(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ODE-RNN run backwards over the history: mean and log-variance of q(z0) at ``t[:, 0]``."""
-        h = z.new_zeros(z.shape[0], self.options["hidden"])
-        m = mask.to(z.dtype)[..., None]
-        for i in range(z.shape[1] - 1, -1, -1):
-            if i < z.shape[1] - 1:  # evolve back to the earlier sample: a step of -dt
-                h = rk4_step(lambda _, state: self.encoder_field(state), t[:, i + 1], h, t[:, i] - t[:, i + 1])
-            update = self.gru(torch.cat([z[:, i] * m[:, i], m[:, i].expand(-1, self.dim)], -1), h)
-            h = m[:, i] * update + (1 - m[:, i]) * h
+        h = ode_rnn_backwards(self.gru, self.encoder_field, z, t, mask)[:, 0]
         mean, log_var = self.posterior(h).chunk(2, dim=-1)
         return mean, log_var.clamp(-12.0, 6.0)
 
@@ -298,6 +311,136 @@ class NeuralCDE(HistoryLearner):
         end = min(batch.z.shape[1], max(c + 2, horizon))
         pred = self.forecast(z_h, t_h, m_h, batch.t[0, c:end])[0]
         return masked_mse(pred, batch.z[:, c:end], batch.mask[:, c:end])
+
+
+class LatentDynamics:
+    """The latent SDE in torchsde's interface (diagonal Ito noise): ``f`` the posterior drift, reading
+    the encoder's context at the next observation after ``t`` (or the prior drift where there is no
+    context), ``g`` the shared diffusion (zero for the noise-free mean path), ``h`` the prior drift."""
+
+    noise_type, sde_type = "diagonal", "ito"
+
+    def __init__(self, learner: "LatentSDE", context: Optional[torch.Tensor] = None,
+                 times: Optional[torch.Tensor] = None, noise: bool = True):
+        self.learner, self.context, self.times, self.noise = learner, context, times, noise
+
+    def f(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.context is None:
+            return self.h(t, y)
+        i = torch.searchsorted(self.times, t.reshape(1).to(self.times.dtype), right=True).clamp(max=len(self.times) - 1)
+        return self.learner.posterior_drift(torch.cat([y, self.context.index_select(1, i)[:, 0]], -1))
+
+    def g(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        g = torch.nn.functional.softplus(self.learner.diffusion_net(y)) * self.learner.rate.sqrt()
+        return g if self.noise else torch.zeros_like(g)
+
+    def h(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.learner.prior_drift(y)
+
+
+class LatentSDE(HistoryLearner):
+    """Options: ``latent`` (dimension of the latent state), ``hidden`` (encoder and network width),
+    ``depth``/``activation`` of the drifts and the diffusion, ``context`` (history samples before
+    the start), ``substeps`` (Euler-Maruyama steps per sample), ``kl_weight`` (1: the ELBO), ``dt``
+    (history step of rollouts; from the data).
+
+    Li, Wong, Chen & Duvenaud 2020, "Scalable Gradients for Stochastic Differential Equations",
+    AISTATS (torchsde). The ODE-RNN encoder of ``latent_ode`` runs backwards over the window and
+    gives q(z0) and a context at every sample; the posterior SDE (drift from the latent state and
+    the context of the next observation, diagonal diffusion shared with the prior) explains the
+    window, the prior SDE (its own drift, same diffusion) generates. Trained on the ELBO: Gaussian
+    likelihood of the observed samples through a linear decoder, KL of q(z0) to N(0, I) and the
+    path KL of posterior to prior (torchsde's ``logqp``). A forecast runs the posterior over the
+    history, then the prior from the history's last time; samples are decoded without observation
+    noise and their spread around the sample mean is multiplied by the buffer ``spread`` (one
+    factor per variable, 1 after training; :func:`calibrate` fits it on validation data, because
+    the ELBO tends to shrink the diffusion).
+    """
+
+    name = "latent_sde"
+    reference = "Li, Wong, Chen & Duvenaud 2020, Scalable Gradients for Stochastic Differential Equations, AISTATS"
+    supports = Capabilities(kinds=("sde", "ode"), stochastic=True, irregular=True, objectives=("likelihood",),
+                            has_vector_field=False)
+    defaults = {"latent": 4, "hidden": 32, "depth": 2, "activation": "softplus", "context": 8, "substeps": 2,
+                "kl_weight": 1.0, "objective": "likelihood", "dt": None}
+
+    def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
+        super().__init__(dim, n_inputs, **options)
+        o = self.options
+        check_real(o["kl_weight"], "kl_weight", 0.0)
+        latent, hidden, depth, activation = o["latent"], o["hidden"], o["depth"], o["activation"]
+        self.gru = nn.GRUCell(2 * dim, hidden)
+        self.encoder_field = Scaled(mlp(hidden, hidden, hidden, 1, "tanh"), self)
+        self.posterior = nn.Linear(hidden, 2 * latent)
+        self.posterior_drift = Scaled(mlp(latent + hidden, latent, hidden, depth, activation), self)
+        self.prior_drift = Scaled(mlp(latent, latent, hidden, depth, activation), self)
+        self.diffusion_net = mlp(latent, latent, hidden, depth, activation)
+        self.decoder = nn.Linear(latent, dim)
+        self.log_std = nn.Parameter(torch.full((dim,), math.log(0.1)))
+        self.register_buffer("spread", torch.ones(dim))
+
+    def _encode(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Context (B, L, hidden) and the mean and log-variance of q(z0) at ``t[:, 0]``."""
+        context = ode_rnn_backwards(self.gru, self.encoder_field, z, t, mask)
+        mean, log_var = self.posterior(context[:, 0]).chunk(2, dim=-1)
+        return context, mean, log_var.clamp(-12.0, 6.0)
+
+    def solve(self, z0: torch.Tensor, rel: torch.Tensor, dynamics: LatentDynamics, entropy: int,
+              logqp: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Euler-Maruyama from ``z0`` (B, latent) over relative times ``rel`` (T,): the path (B, T, latent)
+        and, with ``logqp``, the path KL (B,). ``entropy`` seeds the Brownian motion."""
+        if len(rel) < 2:
+            return z0[:, None], (z0.new_zeros(z0.shape[0]) if logqp else None)
+        step = float((rel[1:] - rel[:-1]).min()) / self.options["substeps"]
+        width = z0.shape[1] + int(logqp)  # logqp integrates the KL as one more (noise-free) coordinate
+        bm = torchsde.BrownianInterval(t0=rel[0], t1=rel[-1], size=(z0.shape[0], width), dtype=z0.dtype,
+                                       device=z0.device, entropy=entropy)
+        out = torchsde.sdeint(dynamics, z0, rel, bm=bm, method="euler", dt=step, logqp=logqp)
+        self.last_nfe = self.options["substeps"] * (len(rel) - 1)
+        if logqp:
+            path, log_ratio = out
+            return path.transpose(0, 1), log_ratio.sum(0)
+        return out.transpose(0, 1), None
+
+    def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
+        """Negative ELBO per observed value of the window (Li et al. 2020, eq. 10)."""
+        rel = batch.t[0] - batch.t[0, 0]
+        context, mean, log_var = self._encode(batch.z, batch.t, batch.mask)
+        z0 = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        entropy = int(torch.randint(0, 2 ** 31 - 1, ()))  # the Brownian motion follows torch's seed
+        path, path_kl = self.solve(z0, rel, LatentDynamics(self, context, rel), entropy, logqp=True)
+        x = self.decoder(path)
+        log_std = self.log_std.clamp_min(math.log(MIN_OBSERVATION_STD))
+        nll = 0.5 * ((x - batch.z) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
+        weight = batch.mask.to(x.dtype)[..., None]
+        kl = 0.5 * (mean ** 2 + log_var.exp() - 1 - log_var).sum() + path_kl.sum()
+        values = (weight.sum() * self.dim).clamp_min(1.0)
+        return ((nll * weight).sum() + self.options["kl_weight"] * kl) / values
+
+    def encode_end(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The noise-free posterior path from the mean of q(z0) to the history's last time."""
+        context, mean, _ = self._encode(z, t, mask)
+        rel = t[0] - t[0, 0]
+        return self.solve(mean, rel, LatentDynamics(self, context, rel, noise=False), 0)[0][:, -1]
+
+    def forecast(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, t_out: torch.Tensor, n_samples: int = 1,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        context, mean, log_var = self._encode(z, t, mask)
+        seeds = torch.randint(0, 2 ** 31 - 1, (2,), generator=generator).tolist()
+        noise = torch.randn((n_samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
+        z0 = (mean + noise * (0.5 * log_var).exp()).reshape(-1, mean.shape[-1])
+        rel = t[0] - t[0, 0]
+        # sample s of history b is row s * B + b, as in z0
+        posterior = LatentDynamics(self, context.repeat(n_samples, 1, 1), rel)
+        start = self.solve(z0, rel, posterior, seeds[0])[0][:, -1]
+        path = self.solve(start, (t_out - t_out[0]).to(start.dtype), LatentDynamics(self), seeds[1])[0]
+        self.last_nfe = self.options["substeps"] * (len(rel) + len(t_out) - 2)
+        x = self.decoder(path).reshape(n_samples, z.shape[0], len(t_out), self.dim)
+        if n_samples > 1:
+            centre = x.mean(0, keepdim=True)
+            x = centre + self.spread * (x - centre)
+        return x
 
 
 # --- scoring from datasets (histories with gaps, which Model.predict does not take) ----------------
@@ -421,5 +564,75 @@ def interpolation_error(model: Any, ds: xr.Dataset, seed: int = 0) -> Optional[f
     return float(error.pow(2).mean().sqrt())
 
 
+# Candidate spread factors of calibrate (log-spaced; 1 = the samples as the SDE draws them)
+SPREAD_GRID = np.exp(np.linspace(math.log(0.25), math.log(8.0), 61))
+# Forecast origins per trajectory that calibrate pools (shifted histories of one trajectory)
+CALIBRATION_ORIGINS = 4
+
+
+def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 32, seed: int = 0) -> np.ndarray:
+    """Fit a latent SDE's ``spread`` on ``split``: per observed variable, the factor on the samples'
+    deviations from their mean that minimises the fair CRPS of forecasts from up to
+    :data:`CALIBRATION_ORIGINS` histories per trajectory over the rest of the trajectory (a
+    temperature fitted on held-out data, against the ELBO's known shrinking of the diffusion,
+    Li et al. 2020). The factor is a buffer of the learner, so it is saved with the model.
+
+    Arguments:
+        model: a fitted ``latent_sde`` model.
+        ds: data with a ``split`` (the data it was fitted on).
+        split: the trajectories to calibrate on (not the test ones).
+        n_samples: paths per history (at least 2).
+        seed: of the paths.
+
+    Returns:
+        The fitted factors, one per observed variable (also in ``model.learner.spread``).
+
+    Raises:
+        BadParameterError: not a latent SDE, or fewer than two samples.
+        DatasetError: ``split`` holds no history of two observations followed by an observed sample.
+    """
+    from ..data.schema import observation_mask, select_split
+    from ..evaluation.metrics import _crps_rows  # the fair CRPS that evaluate scores with
+
+    learner = model.learner
+    if not isinstance(learner, LatentSDE):
+        raise BadParameterError(f"calibrate fits a latent SDE's spread, got learner {model.name!r}",
+                                fix="fit with learner='latent_sde'")
+    check_integer(n_samples, "n_samples", 2, 100_000)
+    held = select_split(ds, split)
+    c = int(learner.options["context"])
+    room = held.sizes["time"] - (c + 2)
+    learner.spread.fill_(1.0)
+    members: list[list[np.ndarray]] = [[] for _ in range(learner.dim)]
+    truth: list[list[np.ndarray]] = [[] for _ in range(learner.dim)]
+    for k, shift in enumerate(np.unique(np.linspace(0, max(room, 0), CALIBRATION_ORIGINS).astype(int))):
+        part = held.isel(time=slice(int(shift), None))
+        keep = np.flatnonzero(observation_mask(part)[:, : c + 1].sum(1) >= 2) if room >= 0 else []
+        if not len(keep):
+            continue
+        part = part.isel(trajectory=keep)
+        paths = np.moveaxis(history_forecast(model, part, n_samples, seed + k)["state"].values[:, :, 1:], 0, -1)
+        target = part["state"].values[:, c + 1:]
+        for d in range(learner.dim):
+            usable = np.isfinite(target[..., d]) & np.isfinite(paths[..., d, :]).all(-1)
+            members[d].append(paths[..., d, :][usable])
+            truth[d].append(target[..., d][usable])
+    if not any(len(m) for m in members):
+        raise DatasetError(f"calibrate found no {split!r} history of two observations followed by an observed "
+                           "sample", fix="resplit the data (a val split of longer trajectories) or calibrate on "
+                                         "another split")
+    factors = np.ones(learner.dim)
+    for d in range(learner.dim):
+        x, y = np.concatenate(members[d]), np.concatenate(truth[d])
+        if not len(y):
+            continue
+        centre = x.mean(-1, keepdims=True)
+        scores = [np.mean(_crps_rows(centre + f * (x - centre), y, fair=True)) for f in SPREAD_GRID]
+        factors[d] = SPREAD_GRID[int(np.argmin(scores))]
+    learner.spread.copy_(torch.as_tensor(factors, dtype=learner.spread.dtype))
+    return factors
+
+
 register_learner(LatentODE)
 register_learner(NeuralCDE)
+register_learner(LatentSDE)
