@@ -22,7 +22,7 @@ from .devices import DeviceLike, resolve_device, torch_threads
 from .errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
 from .learners import InputSignal, Learner, get_learner
 from .learners.continuous import legacy_solver
-from .safety import parse_json_bounded
+from .safety import check_integer, parse_json_bounded
 from .training.prepare import Standardiser, input_names
 
 FORMAT = "workbench-model"
@@ -318,8 +318,7 @@ class Model:
             raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers") from None
         if t.ndim != 1 or t.size < 1 or (np.diff(t) <= 0).any() or not np.isfinite(t).all():
             raise BadParameterError("times must be a 1-D strictly increasing sequence of finite numbers")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or not 1 <= n_samples <= 100_000:
-            raise BadParameterError(f"n_samples must be an integer in [1, 100000], got {n_samples!r}")
+        n_samples = check_integer(n_samples, "n_samples", 1, 100_000)
         settings = self._rollout_solver(solver)
         signal = self._input_signal(inputs, t, len(h))
         generator = torch.Generator().manual_seed(int(seed))

@@ -178,7 +178,7 @@ def future_times(ds: xr.Dataset, after: float, count: int) -> np.ndarray:
                 start = pd.Timestamp(timeaxis.to_datetimes(ds, np.array([last]))[0])
                 new = pd.DatetimeIndex([start + offset * (i + 1) for i in range(extra)])
                 return np.concatenate([inside, [timeaxis.to_numeric(ds, d) for d in new]])
-    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    step = median_step(t)
     return np.concatenate([inside, last + step * np.arange(1, extra + 1)])
 
 

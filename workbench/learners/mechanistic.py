@@ -33,6 +33,7 @@ import xarray as xr
 from scipy import optimize, sparse, stats
 
 from ..errors import BadParameterError, DatasetError, UnknownNameError, UnsupportedError
+from ..safety import check_integer
 from .base import Capabilities, DataInfo, InputSignal, Learner, rk4_step
 
 # residual weight of a segment's end against the next segment's start, relative to a data residual
@@ -295,8 +296,8 @@ class _Problem:
         if not observed_first.all():
             raise DatasetError("mechanistic: some trajectories have no observed sample",
                                fix="drop them (ds.isel(trajectory=...)) before fitting")
-        self.substeps = _positive_int(learner.options["substeps"], "substeps", MAX_SUBSTEPS)
-        self.max_iterations = _positive_int(learner.options["max_iterations"], "max_iterations", 100_000)
+        self.substeps = check_integer(learner.options["substeps"], "substeps", 1, MAX_SUBSTEPS)
+        self.max_iterations = check_integer(learner.options["max_iterations"], "max_iterations", 1, 100_000)
         self.segment = self._segment_length(learner.options["segment"])
         self.s2 = float("nan")
         self.started = time.perf_counter()
@@ -306,7 +307,7 @@ class _Problem:
 
     def _segment_length(self, segment: Optional[int]) -> int:
         if segment is not None:
-            return _positive_int(segment, "segment", self.length - 1)
+            return check_integer(segment, "segment", 1, self.length - 1)
         length = max(4, (self.length - 1) // 10)
         lyapunov = self.learner.system.lyapunov
         if lyapunov and lyapunov > 0:
@@ -654,12 +655,6 @@ def _bounds(estimated: list[str], start: list[float], bounds: Optional[dict]) ->
                                     fix=f"pass start={{'{name}': ...}} inside the bounds, or widen them")
         low[i], high[i] = lo, hi
     return low, high
-
-
-def _positive_int(value: Any, name: str, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= high:
-        raise BadParameterError(f"{name} must be an integer in [1, {high}], got {value!r}")
-    return int(value)
 
 
 def _parameter_covariance(fisher: np.ndarray, p: int, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
