@@ -167,6 +167,10 @@ def _forecast_error(model: "wb.Model", truth: "wb.xr.Dataset", x0: list[float], 
     return np.abs(pred[late] - true[late]).max(0) / np.abs(true).max(0)
 
 
+def _percent(values: np.ndarray) -> str:
+    return " ".join(f"{100 * v:.1f}%" for v in values)
+
+
 def _residual_terms(model: "wb.Model") -> tuple[list[list[str]], np.ndarray, np.ndarray]:
     coefficients, network, terms = model.learner.residual_equations(model.variables)
     chosen = [[terms[j] for j in np.flatnonzero(row)] for row in coefficients]
@@ -228,14 +232,14 @@ def part_c(seeds: int, node_epochs: int) -> None:
             model.learner.predict_with("network")
             network = _forecast_error(model, truth, X0_PAPER, 5.0)
             model.learner.predict_with("equations")
-            error = f"{' '.join(f'{100 * e:.1f}%' for e in error)} (network: {' '.join(f'{100 * e:.1f}%' for e in network)})"
+            error = f"{_percent(error)} (network: {_percent(network)})"
             chosen, coefficients, _ = _residual_terms(model)
             found = "; ".join(f"d{v}: " + (" + ".join(f"{c:.3f} {t}" for c, t in zip(row[row != 0], terms)) or "0")
                               for v, row, terms in zip(model.variables, coefficients, chosen))
-            constants = {k: round(float(v), 3) for k, v in model.learner.params(model.learner.theta_raw_equations).items()
-                         if k in ("alpha", "gamma")}
+            refitted = model.learner.params(model.learner.theta_raw_equations)
+            constants = {k: round(float(refitted[k]), 3) for k in ("alpha", "gamma")}
         else:
-            found, constants, error = "-", "-", " ".join(f"{100 * e:.1f}%" for e in error)
+            found, constants, error = "-", "-", _percent(error)
         rows.append([label, f"{seconds:.0f}", error, constants, found])
     _table("(c) Lotka-Volterra, one trajectory of 21 samples on [0, 5], 5% noise, seed 0: the residual's equations "
            "(truth: dprey -0.9 prey predator, dpredator 0.8 prey predator) and the forecast error on (5, 10] "
@@ -250,13 +254,11 @@ def part_c(seeds: int, node_epochs: int) -> None:
             runs.append(_ude_case(name, seed)[0])
             print(f"  {name} seed {seed}: {runs[-1]}", flush=True)  # progress of a long loop
         rows = [[r["seed"], f"{r['seconds']:.0f}", r["terms"], r["coefficients"], r["network"],
-                 " ".join(f"{100 * e:.1f}%" for e in r["errors"]),
-                 " ".join(f"{100 * e:.1f}%" for e in r["forecast"]), "yes" if r["passed"] else "NO"] for r in runs]
+                 _percent(r["errors"]), _percent(r["forecast"]), "yes" if r["passed"] else "NO"] for r in runs]
         errors = np.array([r["errors"] for r in runs])
         rows.append(["all", f"{np.median([r['seconds'] for r in runs]):.0f}",
                      f"exact terms {sum(r['exact'] for r in runs)}/{len(runs)}", "", "median:",
-                     " ".join(f"{100 * e:.1f}%" for e in np.median(errors, 0)),
-                     " ".join(f"{100 * e:.1f}%" for e in np.median([r["forecast"] for r in runs], 0)),
+                     _percent(np.median(errors, 0)), _percent(np.median([r["forecast"] for r in runs], 0)),
                      f"{sum(r['passed'] for r in runs)}/{len(runs)}"])
         _table(title, ["seed", "fit s", "residual terms", "coefficients (data re-fit)", "on the network",
                        "coef err", "forecast err", "passed"], rows)

@@ -30,7 +30,8 @@ How to say what is known (the ``known`` option):
   ``known={"prey": "alpha*prey", "predator": "-gamma*predator"}``. Expressions are stored in the
   run folder, so such a model reloads anywhere.
 * a torch function ``known(x, t, params)`` with ``x`` (B, D) physical states, ``t`` (B,) times since
-  the start of the trajectory (of the segment while shooting, of the rollout when predicting), and ``params`` a dict of name -> 0-d tensor, returning (B, D).
+  the start of the trajectory (of the segment while shooting, of the rollout when predicting), and
+  ``params`` a dict of name -> 0-d tensor, returning (B, D).
   Its parameters are the system's (with ``system=``) or those named in ``start={name: value}``.
   The function is kept in this process's registry (:func:`register_known`) under its qualified
   name; a saved model reloads where that name is registered again.
@@ -523,7 +524,7 @@ class UniversalDE(ContinuousLearner):
         substeps = int(self.options["substeps"])
         with torch.no_grad():
             fine = ((data.t[1:] - data.t[:-1]) / DENSE).repeat_interleave(DENSE).expand(n, -1)
-            z = _rk4_segments(self._network_field(), x0, torch.zeros(n, dtype=x0.dtype), fine,
+            z = _rk4_segments(self._network_field(), x0, torch.zeros(n, dtype=x0.dtype, device=x0.device), fine,
                               max(1, math.ceil(substeps / DENSE))).reshape(-1, dim)
             t = torch.cat([torch.zeros(n, 1, dtype=fine.dtype, device=fine.device), fine.cumsum(1)], 1).reshape(-1)
             x = z * self.scale + self.offset
@@ -558,7 +559,8 @@ class UniversalDE(ContinuousLearner):
             full[support] = active.detach().cpu().numpy()
             return full, raw.detach().cpu().numpy(), begin.detach(), ssr
 
-        scored = choose(supports, library, target, sensitivity, refit, data.n_observations, n * dim + len(self.estimated),
+        scored = choose(supports, library, target, sensitivity, refit, data.n_observations,
+                        n * dim + len(self.estimated),
                         out_of_time)
         chosen = scored[0]
         with torch.no_grad():

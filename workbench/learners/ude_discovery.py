@@ -173,7 +173,7 @@ def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray, 
     scored = []
     for support in supports[:MAX_CANDIDATES]:
         result = refit(support, *starting_point(support, library, target, sensitivity))
-        if result is not None and math.isfinite(result[3]) and result[3] > 0:
+        if result is not None and math.isfinite(result[3]):
             coefficients, theta, x0, ssr = result
             k = int(support.sum()) + n_fixed_unknowns
             variance = max(ssr / n_observations, VARIANCE_FLOOR)
@@ -184,4 +184,5 @@ def choose(supports: list[np.ndarray], library: np.ndarray, target: np.ndarray, 
     return sorted(scored, key=lambda c: c.bic)
 
 
-__all__ = ["Candidate", "choose", "redundant_terms", "starting_point", "stlsq_supports", "MAX_CANDIDATES", "RESOLUTION", "THRESHOLDS"]
+__all__ = ["Candidate", "choose", "redundant_terms", "starting_point", "stlsq_supports", "MAX_CANDIDATES",
+           "RESOLUTION", "THRESHOLDS"]
