@@ -8,10 +8,23 @@ few recipes, and ``node`` when the budget allows) is fitted with the same
 :class:`~workbench.data.series.SeriesRecipe` on the data before it and forecasts from every origin
 inside it; the test period is never seen. A candidate's score is its RMSE at each horizon divided
 by the in-sample naive MAE (MASE's scale), averaged over horizons and variables; candidates whose
-forecasts run away or fail are rejected with the reason. The winner is refitted on all the data
-before the test period, and its validation residuals by horizon give split-conformal intervals
-(Stankeviciute, Alaa & van der Schaar, "Conformal time-series forecasting", NeurIPS 2021):
-``forecast`` returns the point plus the residual quantiles (``model.meta["calibration"]``). The
+forecasts run away or fail are rejected with the reason.
+
+Two forecast combinations (:class:`workbench.learners.combination.Combination`) are candidates
+too, scored on the same origins from the members' validation residuals (no extra fits): the
+equal-weight combination of ARIMA, ETS and Theta (the M4 competition's "Comb" style, Makridakis et
+al. 2020), and the ``TOP_MEMBERS`` best single candidates weighted per horizon by their inverse
+validation MSE (Bates & Granger 1969). The weighted one is scored cross-fitted: the residuals of
+each half of the origins are combined with the weights of the other half, so its score carries no
+in-sample optimism; its stored weights come from all the origins.
+
+The winner is refitted on all data before the test period (a combination: each member), and its
+validation residuals by horizon give split-conformal intervals (Stankeviciute, Alaa & van der
+Schaar, "Conformal time-series forecasting", NeurIPS 2021) with the absolute residual as the
+nonconformity score: at level ``q`` the ``ceil((n + 1) q) / n`` empirical quantile of ``|r|``,
+made non-decreasing in the horizon, mirrored about the point (:func:`conformal_table`).
+``forecast`` returns the point plus those quantiles (``model.meta["calibration"]``, with the
+origin count and the binomial standard error of an 80% interval's coverage at that count). The
 table of candidates is ``model.meta["selection"]``.
 """
 from __future__ import annotations
@@ -28,6 +41,7 @@ from ..data.series import SERIES_OPTIONS, SeriesRecipe
 from ..data.splits import label_split, merge_segments, time_split_info
 from ..errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
 from ..evaluation.forecast import rollout_from
+from ..learners.backbones import BACKBONES
 from ..evaluation.rolling import naive_scale, series_arrays, test_start_time
 from ..safety import check_integer
 
@@ -40,6 +54,8 @@ CALIBRATION_LEVELS = 40
 MIN_FIT_SAMPLES = 16
 # node joins the candidates only with this much budget left (seconds): it trains for a third of it
 NODE_BUDGET = 120.0
+# the weighted combination takes this many of the best single candidates
+TOP_MEMBERS = 3
 CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("arima", {}), ("ets", {}), ("theta", {}),
     ("nvar", {"delays": 2}), ("nvar", {"delays": 4}), ("esn", {}),
@@ -74,15 +90,16 @@ def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
     return label_split(before, None, float(times[n - held])), int(min(horizon, held))
 
 
-def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> np.ndarray:
-    """``truth - point`` ``(O, horizon, D)`` from every origin of the selection period (NaN where unobserved)."""
+def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """``truth - point`` ``(O, horizon, D)`` from every origin of the selection period (NaN where
+    unobserved), and each row's ``(series, origin)`` ``(O, 2)``, so candidates can be aligned."""
     series, times = series_arrays(sel)
     start = test_start_time(sel, None)
     first = int(np.searchsorted(times, start))
     context = model.learner.capabilities().context
     need = SeriesRecipe.from_json(model.meta.get("series") or {}).warmup + context
-    out = []
-    for values in series:
+    out, keys = [], []
+    for k, values in enumerate(series):
         origins = np.arange(max(first - 1, need), len(times) - 1)
         origins = origins[np.isfinite(values[origins]).all(1)]
         if origins.size == 0:
@@ -91,9 +108,10 @@ def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> np.ndarra
         padded = np.concatenate([values, np.full((horizon, values.shape[1]), np.nan)])
         truth = np.stack([padded[o + 1: o + 1 + horizon] for o in origins])
         out.append(truth - point)
+        keys.append(np.stack([np.full(origins.size, k), origins], 1))
     if not out:
         raise DatasetError("no validation origin has enough history for this candidate")
-    return np.concatenate(out)
+    return np.concatenate(out), np.concatenate(keys)
 
 
 def candidate_score(residuals: np.ndarray, scale: np.ndarray) -> tuple[float, list[float]]:
@@ -103,16 +121,68 @@ def candidate_score(residuals: np.ndarray, scale: np.ndarray) -> tuple[float, li
     return float(np.mean(rmse / scale)), [float(v) for v in rmse[:, 0]]
 
 
+def inverse_mse_weights(residuals: Sequence[np.ndarray], scale: np.ndarray, per_horizon: bool = True) -> np.ndarray:
+    """Bates-Granger weights ``(H, M)``: each member's inverse validation MSE (scaled, averaged over
+    variables), normalised per horizon; one row repeated when ``per_horizon`` is False."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        mse = np.stack([np.nanmean((r / scale) ** 2, axis=(0, 2)) for r in residuals], 1)   # (H, M)
+        if not per_horizon:
+            mse = np.broadcast_to(mse.mean(0, keepdims=True), mse.shape)
+        inverse = np.where(np.isfinite(mse) & (mse > 0), 1 / mse, 0.0)
+    total = inverse.sum(1, keepdims=True)
+    return np.where(total > 0, inverse / np.where(total > 0, total, 1), 1 / inverse.shape[1])
+
+
+def combined(residuals: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """The combination's residuals: weights summing to 1 carry over from points to residuals."""
+    return sum(w[None, :, None] * r for w, r in zip(np.asarray(weights).T, residuals))
+
+
+def cross_fitted(residuals: Sequence[np.ndarray], scale: np.ndarray, per_horizon: bool) -> np.ndarray:
+    """Combined residuals of each half of the origins with the weights of the other half (no
+    in-sample optimism in the combination's score or calibration)."""
+    half = len(residuals[0]) // 2
+    halves = [slice(0, half), slice(half, None)]
+    out = []
+    for mine, other in (halves, halves[::-1]):
+        weights = inverse_mse_weights([r[other] for r in residuals], scale, per_horizon)
+        out.append(combined([r[mine] for r in residuals], weights))
+    return np.concatenate(out)
+
+
 def conformal_table(residuals: np.ndarray) -> list:
-    """Residual quantiles ``(H, CALIBRATION_LEVELS, D)`` at levels ``(l + 1/2) / L`` per horizon."""
+    """Symmetric conformal quantiles ``(H, CALIBRATION_LEVELS, D)`` per horizon.
+
+    At level ``(l + 1/2) / L`` the offset is ``sign(level - 1/2)`` times the ``ceil((n + 1) c) / n``
+    empirical quantile of ``|r|`` with ``c = |2 level - 1|`` (the split-conformal finite-sample
+    level; ``n`` origins observed at that horizon), made non-decreasing in the horizon (a longer
+    lead cannot be surer: pooling the horizons steadies the quantiles of short validation stretches).
+    """
     levels = (np.arange(CALIBRATION_LEVELS) + 0.5) / CALIBRATION_LEVELS
-    table = np.nanquantile(residuals, levels, axis=0)                                # (L, H, D)
+    signed = np.sign(levels - 0.5)
+    coverage = np.abs(2 * levels - 1)
+    a = np.abs(residuals)                                                            # (O, H, D)
+    n = np.maximum(np.isfinite(a).sum(0), 1)                                         # (H, D)
+    wanted = np.minimum(np.ceil((n[None] + 1) * coverage[:, None, None]) / n[None], 1.0)   # (L, H, D)
+    table = np.empty((len(levels),) + a.shape[1:])
+    for h in range(a.shape[1]):
+        for d in range(a.shape[2]):
+            column = a[:, h, d][np.isfinite(a[:, h, d])]
+            table[:, h, d] = np.quantile(column, wanted[:, h, d], method="inverted_cdf") if column.size else np.nan
+    table = np.fmax.accumulate(table, axis=1) * signed[:, None, None]
     return np.moveaxis(table, 0, 1).tolist()
+
+
+def coverage_error(origins: int, level: float = 0.8) -> float:
+    """Binomial standard error of an interval's coverage estimated from ``origins`` independent
+    origins (overlapping multi-step errors make the effective count smaller)."""
+    return float(np.sqrt(level * (1 - level) / max(origins, 1)))
 
 
 def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: int = 0,
              horizon: int = DEFAULT_HORIZON, candidates: Optional[Sequence[tuple[str, dict]]] = None,
-             series: Optional[SeriesRecipe] = None, fit_options: Optional[dict[str, Any]] = None) -> Any:
+             series: Optional[SeriesRecipe] = None, fit_options: Optional[dict[str, Any]] = None,
+             combine: Optional[bool] = None) -> Any:
     """Choose, refit and calibrate a forecaster (see the module docstring).
 
     Arguments:
@@ -127,17 +197,19 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
             any, since most candidates need complete samples).
         fit_options: passed to every candidate's ``fit`` (learner options; recipe fields such as
             ``transform`` as keywords when ``series`` is not given).
+        combine: add the two combinations as candidates (default: with the default candidates only,
+            so an explicit list is scored as given).
 
     Returns:
         The winner refitted on all data before the test period, with ``meta["selection"]`` (one row
-        per candidate: learner, options, score, rmse by horizon, status) and ``meta["calibration"]``.
+        per candidate: learner, options (a combination's members and weights), score, rmse by
+        horizon, status) and ``meta["calibration"]``.
 
     Raises:
         DatasetError: data too short for a validation origin; DivergenceError: every candidate failed;
         BadParameterError: a recipe field given both in ``series`` and in ``fit_options`` (naming both).
     """
     from .config import TrainConfig
-    from .fitting import fit
 
     budget = TrainConfig(time_budget=time_budget).time_budget if time_budget is not None else DEFAULT_BUDGET
     horizon = check_integer(horizon, "horizon", 1)
@@ -152,17 +224,17 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
     pool = list(candidates or CANDIDATES)
     if candidates is None and budget >= NODE_BUDGET:
         pool.append(("node", {"time_budget": budget / 3}))
-    table, best = [], None
+    table, scored = [], []
     for name, options in pool:
         row: dict[str, Any] = {"learner": name, "options": dict(options), "score": None, "rmse_by_horizon": None}
         if time.perf_counter() - started > budget:
             table.append({**row, "status": "skipped: time budget spent"})
             continue
         try:
+            model = _fit_quietly(sel, name, seed, recipe, {**fit_options, **options})
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = fit(sel, learner=name, seed=seed, series=recipe, **{**fit_options, **options})
-                residuals = validation_residuals(model, sel, horizon)
+                residuals, keys = validation_residuals(model, sel, horizon)
             score, rmse = candidate_score(residuals, scale)
             if not np.isfinite(score):
                 raise DivergenceError("its validation forecasts ran away")
@@ -170,9 +242,9 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
             table.append({**row, "status": f"rejected: {exc.problem}"[:300], "refused": isinstance(exc, UnsupportedError)})
             continue
         table.append({**row, "score": score, "rmse_by_horizon": rmse, "status": "ok"})
-        if best is None or score < best[0]:
-            best = (score, name, options, residuals)
-    if best is None:
+        scored.append({"score": score, "members": [(name, dict(options))], "weights": None, "residuals": residuals,
+                       "keys": keys})
+    if not scored:
         reasons = "; ".join(f"{r['learner']} {r['options'] or ''}: {r['status']}" for r in table)[:600]
         if all(r.get("refused") for r in table):
             raise UnsupportedError(f"no learner='auto' candidate can fit this data: {reasons}",
@@ -182,18 +254,79 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
                               + reasons,
                               fix="check the series for gaps, constant stretches or a transform it needs "
                                   "(transform='log1p' for counts), or fit one learner by name")
-    _, name, options, residuals = best
-    for row in table:
-        row["chosen"] = row["learner"] == name and row["options"] == dict(options) and row["status"] == "ok"
+    if combine if combine is not None else candidates is None:
+        for entry in combinations(scored, scale, per_horizon=not recipe.difference):
+            table.append({"learner": "combination", "options": {"members": [{"learner": n, "options": o}
+                                                                             for n, o in entry["members"]],
+                                                                 "weights": entry["weights"].tolist()},
+                          "score": entry["score"], "rmse_by_horizon": candidate_score(entry["residuals"], scale)[1],
+                          "status": "ok", "rule": entry["rule"]})
+            scored.append(entry)
+    best = min(scored, key=lambda e: e["score"])
+    for row, entry in zip([r for r in table if r["status"] == "ok"], scored):
+        row["chosen"] = entry is best
+    members = [_fit_quietly(whole, n, seed, recipe, {**fit_options, **o}) for n, o in best["members"]]
+    model = members[0] if best["weights"] is None else assemble(members, best["weights"])
+    residuals = best["residuals"]
+    model.meta["selection"] = table
+    model.meta["calibration"] = {"method": "split-conformal per horizon on |residual|, non-decreasing in the "
+                                           "horizon (Stankeviciute et al. 2021)",
+                                 "origins": int(len(residuals)), "coverage80_standard_error":
+                                     coverage_error(len(residuals)),
+                                 "quantiles": conformal_table(residuals)}
+    model.meta["auto"] = {"learner": model.name, "members": [[n, o] for n, o in best["members"]],
+                          "options": dict(best["members"][0][1]) if best["weights"] is None else
+                          dict(model.learner.options), "seconds": time.perf_counter() - started, "budget": budget}
+    return model
+
+
+def combinations(scored: list[dict[str, Any]], scale: np.ndarray, per_horizon: bool) -> list[dict[str, Any]]:
+    """The combination candidates from the single candidates' validation residuals (module docstring):
+    equal weights of the ok backbones, and the ``TOP_MEMBERS`` best weighted by inverse MSE
+    (cross-fitted score). Only members forecasting from the same origins combine."""
+    out = []
+    backbones = [e for e in scored if e["members"][0][0] in BACKBONES and not e["members"][0][1]]
+    ranked = sorted(scored, key=lambda e: e["score"])[:TOP_MEMBERS]
+    for rule, group in (("equal weights of the backbones", backbones), ("inverse validation MSE, top "
+                                                                         f"{TOP_MEMBERS}", ranked)):
+        if len(group) < 2 or any(not np.array_equal(e["keys"], group[0]["keys"]) for e in group):
+            continue
+        residuals = [e["residuals"] for e in group]
+        if rule.startswith("equal"):
+            weights = np.full((residuals[0].shape[1], len(group)), 1 / len(group))
+            mixed = combined(residuals, weights)
+        else:
+            weights = inverse_mse_weights(residuals, scale, per_horizon)
+            mixed = cross_fitted(residuals, scale, per_horizon)
+        score = candidate_score(mixed, scale)[0]
+        if np.isfinite(score):
+            out.append({"score": score, "members": [m for e in group for m in e["members"]], "weights": weights,
+                        "residuals": mixed, "keys": group[0]["keys"], "rule": rule})
+    return out
+
+
+def assemble(members: Sequence[Any], weights: np.ndarray) -> Any:
+    """One :class:`~workbench.model.Model` of the ``combination`` learner over fitted member models
+    (all fitted with the same recipe on the same data); its standardisation is the first member's."""
+    from ..learners.combination import Combination
+    from ..model import Model
+
+    lead = members[0]
+    specs = [{"learner": m.name, "options": m.meta["options"]} for m in members]
+    learner = Combination(lead.learner.dim, lead.learner.n_inputs, members=specs, weights=np.asarray(weights).tolist())
+    learner = learner.to(dtype=lead.learner.offset.dtype).assemble([m.learner for m in members])
+    meta = {**lead.meta, "learner": learner.name, "options": learner.options,
+            "capabilities": learner.capabilities().as_dict()}
+    return Model(learner.eval(), lead.scaler, meta, [], lead.input_scaler)
+
+
+def _fit_quietly(ds: xr.Dataset, name: str, seed: int, recipe: SeriesRecipe, options: dict[str, Any]) -> Any:
+    """One candidate fitted with its warnings silenced (the validation scores judge it)."""
+    from .fitting import fit
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = fit(whole, learner=name, seed=seed, series=recipe, **{**fit_options, **options})
-    model.meta["selection"] = table
-    model.meta["calibration"] = {"method": "split-conformal per horizon (Stankeviciute et al. 2021)",
-                                 "origins": int(len(residuals)), "quantiles": conformal_table(residuals)}
-    model.meta["auto"] = {"learner": name, "options": dict(options), "seconds": time.perf_counter() - started,
-                          "budget": budget}
-    return model
+        return fit(ds, learner=name, seed=seed, series=recipe, **options)
 
 
 def _recipe(series: Optional[SeriesRecipe], options: dict[str, Any], gappy: bool) -> SeriesRecipe:
@@ -206,4 +339,4 @@ def _recipe(series: Optional[SeriesRecipe], options: dict[str, Any], gappy: bool
     return replace(recipe, fill_gaps=True) if gappy and not chosen else recipe
 
 
-__all__ = ["CANDIDATES", "fit_auto", "selection_split"]
+__all__ = ["CANDIDATES", "assemble", "conformal_table", "fit_auto", "inverse_mse_weights", "selection_split"]

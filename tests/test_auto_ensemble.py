@@ -1,0 +1,138 @@
+"""learner='auto': forecast combinations scored on validation origins, and conformal intervals."""
+import warnings
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.errors import BadParameterError
+from workbench.training import autoselect
+from workbench.training.autoselect import combined, conformal_table, cross_fitted, fit_auto, inverse_mse_weights
+
+
+def ar1(n, phi=0.7, seed=0, level=10.0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + rng.standard_normal()
+    return level + x
+
+
+def series_ds(y, val=0.15, test=0.2):
+    ds = wb.from_numpy(np.asarray(y)[None, :, None], times=np.arange(len(y), dtype=float), variables=["y"])
+    return wb.split_time(ds, val=val, test=test)
+
+
+def rmse(r):
+    return np.sqrt(np.mean(r ** 2, axis=(0, 2)))
+
+
+def test_inverse_mse_combination_of_independent_errors_beats_each_member():
+    # two forecasters with independent errors (sd 1 and 1.3): the Bates-Granger weights are
+    # ~(0.63, 0.37) and the combination's error variance 1/(1 + 1/1.69) ~ 0.63 < 1
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((400, 3, 1))
+    b = 1.3 * rng.standard_normal((400, 3, 1))
+    scale = np.ones(1)
+    weights = inverse_mse_weights([a, b], scale)
+    np.testing.assert_allclose(weights.sum(1), 1.0)
+    np.testing.assert_allclose(weights[:, 0], 1.69 / 2.69, atol=0.06)
+    for mixed in (combined([a, b], weights), cross_fitted([a, b], scale, per_horizon=True)):
+        assert (rmse(mixed) < rmse(a)).all() and (rmse(mixed) < rmse(b)).all()
+        assert (rmse(mixed) < 0.85).all()
+    flat = inverse_mse_weights([a, b], scale, per_horizon=False)
+    assert np.allclose(flat, flat[:1])
+
+
+def test_conformal_table_is_symmetric_monotone_and_conservative():
+    rng = np.random.default_rng(2)
+    residuals = rng.standard_normal((60, 4, 1)) * np.array([1.0, 0.5, 2.0, 3.0])[None, :, None]
+    table = np.asarray(conformal_table(residuals))                                  # (H, L, D)
+    np.testing.assert_allclose(table, -table[:, ::-1])                             # mirrored about the point
+    assert (np.diff(table[:, :, 0], axis=1) >= 0).all()                            # quantiles increase
+    upper = table[:, -5, 0]                                                        # level 0.8875: |r| at 77.5%
+    assert (np.diff(upper) >= 0).all()                                             # never narrower further out
+    assert upper[1] == upper[0]                                                    # h=2's smaller errors pooled up
+    # finite-sample level: at least ceil((n + 1) c) / n of |r| at h=1 lies inside
+    inside = np.mean(np.abs(residuals[:, 0, 0]) <= upper[0])
+    assert inside >= np.ceil(61 * 0.775) / 60 - 1e-12
+
+
+@pytest.fixture(scope="module")
+def auto_pair():
+    """The same AR(1) series and one whose test period is wrecked, each through fit_auto with a combination."""
+    y = ar1(220, seed=3)
+    wrecked = y.copy()
+    wrecked[-44:] = 1e6 * np.sign(np.sin(np.arange(44)))                           # the test period only
+    fits = []
+    for series in (y, wrecked):
+        ds = series_ds(series)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append((ds, fit_auto(ds, candidates=[("arima", {}), ("theta", {}), ("nvar", {"delays": 2})],
+                                      combine=True, time_budget=60)))
+    return fits
+
+
+def test_combinations_are_candidates_scored_on_validation_origins_only(auto_pair):
+    (ds, model), (_, wrecked) = auto_pair
+    table = model.selection
+    combos = [r for r in table if r["learner"] == "combination"]
+    assert {r["rule"].split(",")[0] for r in combos} == {"equal weights of the backbones",
+                                                         "inverse validation MSE"}
+    for row in combos:
+        weights = np.asarray(row["options"]["weights"])
+        assert weights.shape[1] == len(row["options"]["members"])
+        np.testing.assert_allclose(weights.sum(1), 1.0)
+        assert np.isfinite(row["score"])
+    chosen = [r for r in table if r.get("chosen")]
+    assert len(chosen) == 1 and chosen[0]["score"] == min(r["score"] for r in table if r["status"] == "ok")
+    assert model.name == chosen[0]["learner"]
+    # the test period never enters: wrecking it changes no score, weight or calibration quantile
+    for mine, other in zip(table, wrecked.selection):
+        assert mine["score"] == other["score"] and mine["options"] == other["options"]
+    assert model.meta["calibration"]["quantiles"] == wrecked.meta["calibration"]["quantiles"]
+
+
+def test_combination_model_forecasts_and_round_trips(auto_pair, tmp_path):
+    (ds, _), _ = auto_pair
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        members = [wb.fit(ds, learner=name) for name in ("arima", "theta")]
+    model = autoselect.assemble(members, np.array([[0.25, 0.75], [0.6, 0.4]]))
+    fc = model.forecast(ds, horizon=3)
+    parts = [m.forecast(ds, horizon=3)["state"].values for m in members]
+    steps = fc["state"].values
+    # step 1 takes row 0, steps 2-3 the last row (float32 models: rounding only)
+    np.testing.assert_allclose(steps[..., 0, :], 0.25 * parts[0][..., 0, :] + 0.75 * parts[1][..., 0, :], rtol=1e-5)
+    np.testing.assert_allclose(steps[..., 2, :], 0.6 * parts[0][..., 2, :] + 0.4 * parts[1][..., 2, :], rtol=1e-5)
+    model.save(tmp_path / "combo")
+    loaded = wb.load_model(tmp_path / "combo")
+    assert loaded.name == "combination" and loaded.learner.options["weights"] == [[0.25, 0.75], [0.6, 0.4]]
+    np.testing.assert_array_equal(loaded.forecast(ds, horizon=3)["state"].values, steps)
+    scores = wb.evaluate(loaded, ds, mode="rolling", horizons=[1, 2])
+    assert np.isfinite(scores["rmse"].values).all()
+
+
+def test_combination_fits_directly_and_refuses_bad_weights():
+    ds = series_ds(ar1(120, seed=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = wb.fit(ds, learner="combination", members=[{"learner": "arima"}, {"learner": "theta"}],
+                       weights=[0.5, 0.5])
+        single = wb.fit(ds, learner="theta")
+    assert [m["learner"] for m in model.learner.options["members"]] == ["arima", "theta"]
+    np.testing.assert_allclose(model.learner.members[1].coef.numpy(), single.learner.coef.numpy())
+    with pytest.raises(BadParameterError, match="summing to 1"):
+        wb.fit(ds, learner="combination", members=[{"learner": "arima"}, {"learner": "theta"}], weights=[0.9, 0.3])
+
+
+def test_conformal_80_interval_covers_about_80_percent_on_a_long_ar_series():
+    ds = series_ds(ar1(1000, phi=0.8, seed=5), val=0.1, test=0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_auto(ds, candidates=[("arima", {})], horizon=4, time_budget=60)
+        scores = wb.evaluate(model, ds, mode="rolling", horizons=[1, 2, 4], n_samples=50)
+    assert model.meta["calibration"]["origins"] >= 100
+    coverage = scores["coverage"].values.ravel()
+    assert ((coverage > 0.7) & (coverage < 0.9)).all(), coverage
