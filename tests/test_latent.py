@@ -169,6 +169,8 @@ def test_latent_sde_bad_input_is_refused_by_name(well):
         latent.LatentSDE(1, latent=0)
     with pytest.raises(BadParameterError, match="latent"):
         latent.LatentSDE(1, latent=10**9)
+    with pytest.raises(BadParameterError, match="noise"):
+        latent.LatentSDE(1, noise=0.0)
     one = select_split(ds, "test").copy(deep=True)
     one["mask"].values[0, 1:6] = False  # the first history keeps one observation
     one["state"].values[0, 1:6] = np.nan

@@ -15,6 +15,11 @@ and roll that state out.
   forecast continues that state with an autonomous latent ODE and a linear read-out (chosen over an
   autoregressive read-out: predictions at any times, and one latent state for ``hidden_r2``).
   Trained by the mean squared error on the observed samples from the history's end on.
+* ``latent_sde``: Li, Wong, Chen & Duvenaud, "Scalable Gradients for Stochastic Differential
+  Equations", AISTATS 2020 (torchsde). The same ODE-RNN encoder gives q(z0) and a context at every
+  sample; a posterior SDE reading that context explains the window, a prior SDE with the same
+  diffusion generates forecasts; trained on the ELBO with the path KL. Its samples' spread is
+  calibrated on validation data afterwards (:func:`calibrate`).
 
 Windows: a learner with ``context = C`` reads the first ``C + 1`` samples of a training window as
 its history and predicts from sample ``C`` on, as :meth:`workbench.Model.predict` does from a
@@ -341,8 +346,9 @@ class LatentDynamics:
 class LatentSDE(HistoryLearner):
     """Options: ``latent`` (dimension of the latent state), ``hidden`` (encoder and network width),
     ``depth``/``activation`` of the drifts and the diffusion, ``context`` (history samples before
-    the start), ``substeps`` (Euler-Maruyama steps per sample), ``kl_weight`` (1: the ELBO), ``dt``
-    (history step of rollouts; from the data).
+    the start), ``substeps`` (Euler-Maruyama steps per sample), ``kl_weight`` (1: the ELBO),
+    ``noise`` (the likelihood's observation noise std in standardised units, fixed as in Li et al.'s
+    experiments, or ``None`` to learn one per variable), ``dt`` (history step of rollouts; from the data).
 
     Li, Wong, Chen & Duvenaud 2020, "Scalable Gradients for Stochastic Differential Equations",
     AISTATS (torchsde). The ODE-RNN encoder of ``latent_ode`` runs backwards over the window and
@@ -362,12 +368,14 @@ class LatentSDE(HistoryLearner):
     supports = Capabilities(kinds=("sde", "ode"), stochastic=True, irregular=True, objectives=("likelihood",),
                             has_vector_field=False)
     defaults = {"latent": 4, "hidden": 32, "depth": 2, "activation": "softplus", "context": 8, "substeps": 2,
-                "kl_weight": 1.0, "objective": "likelihood", "dt": None}
+                "kl_weight": 1.0, "noise": None, "objective": "likelihood", "dt": None}
 
     def __init__(self, dim: int, n_inputs: int = 0, **options: Any):
         super().__init__(dim, n_inputs, **options)
         o = self.options
         check_real(o["kl_weight"], "kl_weight", 0.0)
+        if o["noise"] is not None:
+            check_real(o["noise"], "noise (observation noise std, standardised units)", MIN_OBSERVATION_STD)
         latent, hidden, depth, activation = o["latent"], o["hidden"], o["depth"], o["activation"]
         self.gru = nn.GRUCell(2 * dim, hidden)
         self.encoder_field = Scaled(mlp(hidden, hidden, hidden, 1, "tanh"), self)
@@ -376,7 +384,8 @@ class LatentSDE(HistoryLearner):
         self.prior_drift = Scaled(mlp(latent, latent, hidden, depth, activation), self)
         self.diffusion_net = mlp(latent, latent, hidden, depth, activation)
         self.decoder = nn.Linear(latent, dim)
-        self.log_std = nn.Parameter(torch.full((dim,), math.log(0.1)))
+        fixed = o["noise"] is not None
+        self.log_std = nn.Parameter(torch.full((dim,), math.log(o["noise"] if fixed else 0.1)), requires_grad=not fixed)
         self.register_buffer("spread", torch.ones(dim))
 
     def _encode(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor
@@ -566,16 +575,19 @@ def interpolation_error(model: Any, ds: xr.Dataset, seed: int = 0) -> Optional[f
 
 # Candidate spread factors of calibrate (log-spaced; 1 = the samples as the SDE draws them)
 SPREAD_GRID = np.exp(np.linspace(math.log(0.25), math.log(8.0), 61))
+# Central interval levels whose coverage calibrate matches (the whole distribution, not one interval)
+CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
 # Forecast origins per trajectory that calibrate pools (shifted histories of one trajectory)
 CALIBRATION_ORIGINS = 4
 
 
 def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 32, seed: int = 0) -> np.ndarray:
     """Fit a latent SDE's ``spread`` on ``split``: per observed variable, the factor on the samples'
-    deviations from their mean that minimises the fair CRPS of forecasts from up to
-    :data:`CALIBRATION_ORIGINS` histories per trajectory over the rest of the trajectory (a
-    temperature fitted on held-out data, against the ELBO's known shrinking of the diffusion,
-    Li et al. 2020). The factor is a buffer of the learner, so it is saved with the model.
+    deviations from their mean whose central intervals at :data:`CALIBRATION_LEVELS` cover the
+    held-out truth closest to their levels (least mean absolute miscoverage; a conformal scale,
+    against the ELBO's known shrinking of the diffusion, Li et al. 2020). Forecasts start from up to
+    :data:`CALIBRATION_ORIGINS` histories per trajectory and run to its end. The factor is a buffer
+    of the learner, so it is saved with the model.
 
     Arguments:
         model: a fitted ``latent_sde`` model.
@@ -592,7 +604,6 @@ def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 3
         DatasetError: ``split`` holds no history of two observations followed by an observed sample.
     """
     from ..data.schema import observation_mask, select_split
-    from ..evaluation.metrics import _crps_rows  # the fair CRPS that evaluate scores with
 
     learner = model.learner
     if not isinstance(learner, LatentSDE):
@@ -603,8 +614,7 @@ def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 3
     c = int(learner.options["context"])
     room = held.sizes["time"] - (c + 2)
     learner.spread.fill_(1.0)
-    members: list[list[np.ndarray]] = [[] for _ in range(learner.dim)]
-    truth: list[list[np.ndarray]] = [[] for _ in range(learner.dim)]
+    deviations: list[list[np.ndarray]] = [[] for _ in range(learner.dim)]
     for k, shift in enumerate(np.unique(np.linspace(0, max(room, 0), CALIBRATION_ORIGINS).astype(int))):
         part = held.isel(time=slice(int(shift), None))
         keep = np.flatnonzero(observation_mask(part)[:, : c + 1].sum(1) >= 2) if room >= 0 else []
@@ -612,23 +622,31 @@ def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 3
             continue
         part = part.isel(trajectory=keep)
         paths = np.moveaxis(history_forecast(model, part, n_samples, seed + k)["state"].values[:, :, 1:], 0, -1)
+        centre = paths.mean(-1)
         target = part["state"].values[:, c + 1:]
         for d in range(learner.dim):
             usable = np.isfinite(target[..., d]) & np.isfinite(paths[..., d, :]).all(-1)
-            members[d].append(paths[..., d, :][usable])
-            truth[d].append(target[..., d][usable])
-    if not any(len(m) for m in members):
+            # the truth's and the samples' deviations from the sample mean: a factor f scales the latter
+            deviations[d].append(np.column_stack([(target - centre)[..., d][usable],
+                                                  (paths[..., d, :] - centre[..., d, None])[usable]]))
+    if not any(len(parts) for parts in deviations):
         raise DatasetError(f"calibrate found no {split!r} history of two observations followed by an observed "
                            "sample", fix="resplit the data (a val split of longer trajectories) or calibrate on "
                                          "another split")
     factors = np.ones(learner.dim)
-    for d in range(learner.dim):
-        x, y = np.concatenate(members[d]), np.concatenate(truth[d])
-        if not len(y):
+    for d, parts in enumerate(deviations):
+        if not parts:
             continue
-        centre = x.mean(-1, keepdims=True)
-        scores = [np.mean(_crps_rows(centre + f * (x - centre), y, fair=True)) for f in SPREAD_GRID]
-        factors[d] = SPREAD_GRID[int(np.argmin(scores))]
+        both = np.concatenate(parts)
+        truth, members = both[:, :1], both[:, 1:]
+        errors = []
+        for factor in SPREAD_GRID:
+            # the truth's level in the scaled ensemble (ties count half): inside the central interval
+            # of level L when |2 pit - 1| <= L
+            pit = ((factor * members < truth).mean(1) + 0.5 * (factor * members == truth).mean(1))
+            covered = (np.abs(2 * pit - 1)[:, None] <= CALIBRATION_LEVELS).mean(0)
+            errors.append(np.abs(covered - CALIBRATION_LEVELS).mean())
+        factors[d] = SPREAD_GRID[int(np.argmin(errors))]
     learner.spread.copy_(torch.as_tensor(factors, dtype=learner.spread.dtype))
     return factors
 
