@@ -6,7 +6,9 @@ One fixed recipe for every series, chosen before any was run: ``split_time(val=0
 auto-ARIMA, ETS and Theta at that horizon (``1 - rmse / min(rmse_arima, rmse_ets, rmse_theta)``),
 the 80% interval coverage of ``auto`` and of ARIMA's Gaussian intervals, and CRPS of both. Series:
 the three shipped in ``data/real/`` and three that statsmodels ships and this project does not
-(Nile flow, US quarterly inflation and unemployment from ``macrodata``).
+(Nile flow, US quarterly inflation and unemployment from ``macrodata``). Each series also prints
+what ``auto`` chose (a combination's members and weights) and how many validation origins its
+conformal intervals were calibrated on; a closing table gives the means and the targets met or missed.
 
     python benchmarks/bench_auto.py [--series co2,nile] [--budget 60]
 """
@@ -52,7 +54,18 @@ def load(name: str, folder: Path):
     return load_real(name) if name in ("co2", "sunspots", "elnino") else statsmodels_series(name, folder)
 
 
-def run(name: str, budget: float, folder: Path) -> list[float]:
+def describe(model) -> str:
+    """The chosen learner, with a combination's members and its weights at the first and last horizon."""
+    chosen = next(row for row in model.selection if row.get("chosen"))
+    if chosen["learner"] != "combination":
+        return f"{chosen['learner']} {chosen['options'] or ''}".strip()
+    names = [f"{m['learner']}{m['options'] or ''}" for m in chosen["options"]["members"]]
+    weights = chosen["options"]["weights"]
+    rows = " -> ".join("/".join(f"{w:.2f}" for w in row) for row in (weights[0], weights[-1])[: len(weights)])
+    return f"combination of {', '.join(names)} ({chosen['rule']}; weights h=1 -> h={len(weights)}: {rows})"
+
+
+def run(name: str, budget: float, folder: Path) -> tuple[list[float], list[float], str]:
     ds = wb.split_time(load(name, folder), val=0.1, test=0.2)
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -60,21 +73,23 @@ def run(name: str, budget: float, folder: Path) -> list[float]:
         model = wb.fit(ds, learner="auto", time_budget=budget)
         fit_s = time.perf_counter() - started
         scores = wb.evaluate(model, ds, mode="rolling", horizons=HORIZONS, n_samples=50)
-    chosen = next(row for row in model.selection if row.get("chosen"))
-    print(f"\n## {name}: auto chose {chosen['learner']} {chosen['options'] or ''} in {fit_s:.0f} s "
-          f"({int(scores['n_origins'].values[0])} origins at h=1)")
+    calibration = model.meta["calibration"]
+    print(f"\n## {name}: auto chose {describe(model)} in {fit_s:.0f} s "
+          f"({int(scores['n_origins'].values[0])} test origins at h=1; calibrated on {calibration['origins']} "
+          f"validation origins, binomial s.e. of an 80% coverage there {calibration['coverage80_standard_error']:.3f})")
     print("| h | skill vs best backbone | best backbone | coverage80 auto | coverage80 arima | CRPS auto | CRPS arima |")
     print("|---:|---:|---|---:|---:|---:|---:|")
-    skills = []
+    skills, coverages = [], []
     for i, h in enumerate(HORIZONS):
         rmse = float(scores["rmse"].isel(horizon=i).mean())
         best = min(BACKBONES, key=lambda b: float(scores[f"rmse_{b}"].isel(horizon=i).mean()))
         skill = 1 - rmse / float(scores[f"rmse_{best}"].isel(horizon=i).mean())
         skills.append(skill)
+        coverages.append(float(scores["coverage"].isel(horizon=i).mean()))
         cell = lambda key: f"{float(scores[key].isel(horizon=i).mean()):.3g}" if key in scores else "-"  # noqa: E731
         print(f"| {h} | {skill:+.3f} | {best} | {cell('coverage')} | {cell('coverage_arima')} | {cell('crps')} "
               f"| {cell('crps_arima')} |")
-    return skills
+    return skills, coverages, describe(model).split(" (")[0]
 
 
 def main() -> None:
@@ -87,9 +102,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.series.split(","):
             table[name] = run(name, args.budget, Path(folder))
-    mean = np.mean(list(table.values()), axis=0)
-    print("\n## mean skill vs the best backbone over the series, by horizon")
-    print(" | ".join(f"h={h}: {s:+.3f}" for h, s in zip(HORIZONS, mean)))
+    print("\n## summary: RMSE skill vs the best backbone at each horizon, 80% coverage of auto")
+    print("| series (auto's choice) | skill h=" + " / ".join(map(str, HORIZONS)) + " | coverage h="
+          + " / ".join(map(str, HORIZONS)) + " |")
+    print("|---|---|---|")
+    for name, (skills, coverages, choice) in table.items():
+        print(f"| {name} ({choice}) | {' / '.join(f'{s:+.2f}' for s in skills)} | "
+              f"{' / '.join(f'{c:.2f}' for c in coverages)} |")
+    skill = np.mean([row[0] for row in table.values()], axis=0)
+    coverage = np.array([row[1] for row in table.values()])
+    print(f"| **mean** | **{' / '.join(f'{s:+.2f}' for s in skill)}** | "
+          f"{' / '.join(f'{c:.2f}' for c in coverage.mean(0))} |")
+    inside = ((coverage >= 0.75) & (coverage <= 0.85)).sum(0)
+    print("series with coverage in 0.75-0.85, by horizon: " + " / ".join(f"{k}/{len(table)}" for k in inside))
+    print("targets: mean skill >= 0 at every horizon: " + ("met" if (skill >= 0).all() else "MISSED")
+          + f"; >= 0.05 at h={HORIZONS[-1]}: " + ("met" if skill[-1] >= 0.05 else "MISSED")
+          + "; coverage 0.75-0.85 everywhere: " + ("met" if inside.min() == len(table) else "MISSED"))
     print(f"load average after: {os.getloadavg()}")
 
 

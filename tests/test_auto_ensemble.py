@@ -44,6 +44,23 @@ def test_inverse_mse_combination_of_independent_errors_beats_each_member():
     assert np.allclose(flat, flat[:1])
 
 
+def test_a_single_candidate_must_beat_the_combination_by_one_standard_error():
+    rng = np.random.default_rng(6)
+    keys = np.stack([np.zeros(200, int), np.arange(200)], 1)
+    noise = rng.standard_normal((200, 2, 1))
+
+    def entry(residuals, weights):
+        return {"score": float(np.sqrt(np.mean(residuals ** 2))), "residuals": residuals, "keys": keys,
+                "weights": weights, "members": [("arima", {})]}
+    combo = entry(noise, np.full((2, 2), 0.5))
+    other = rng.standard_normal((200, 2, 1))
+    close = entry(0.97 * other * np.sqrt(np.mean(noise ** 2) / np.mean(other ** 2)), None)  # 3% better: noise
+    clear = entry(0.6 * other, None)                                                         # 40% better
+    assert close["score"] < combo["score"] and autoselect.preferred([close, combo], np.ones(1), 2) is combo
+    assert autoselect.preferred([clear, combo], np.ones(1), 2) is clear
+    assert autoselect.preferred([close], np.ones(1), 2) is close
+
+
 def test_conformal_table_is_symmetric_monotone_and_conservative():
     rng = np.random.default_rng(2)
     residuals = rng.standard_normal((60, 4, 1)) * np.array([1.0, 0.5, 2.0, 3.0])[None, :, None]
@@ -86,8 +103,12 @@ def test_combinations_are_candidates_scored_on_validation_origins_only(auto_pair
         np.testing.assert_allclose(weights.sum(1), 1.0)
         assert np.isfinite(row["score"])
     chosen = [r for r in table if r.get("chosen")]
-    assert len(chosen) == 1 and chosen[0]["score"] == min(r["score"] for r in table if r["status"] == "ok")
+    lowest = min(r["score"] for r in table if r["status"] == "ok")
+    # the lowest score, or the best combination when no single candidate beats it by one standard error
+    assert len(chosen) == 1 and (chosen[0]["score"] == lowest or
+                                 chosen[0]["score"] == min(r["score"] for r in combos))
     assert model.name == chosen[0]["learner"]
+    assert model.meta["auto"]["why"].startswith("the lowest" if chosen[0]["score"] == lowest else "the best comb")
     # the test period never enters: wrecking it changes no score, weight or calibration quantile
     for mine, other in zip(table, wrecked.selection):
         assert mine["score"] == other["score"] and mine["options"] == other["options"]

@@ -13,8 +13,13 @@ Granger ("The combination of forecasts", Oper. Res. Q. 20, 1969). Options:
 
 Every member keeps its own standardisation (its ``offset``/``scale`` buffers), so members fitted
 separately on the same data can be combined; a rollout maps the history into each member's units,
-rolls each out and weights their mean paths in the data's units. The combination is deterministic
-(its intervals come from conformal calibration, ``model.meta["calibration"]``). A direct fit fits
+rolls each out and weights their paths in the data's units. With a stochastic member the
+combination is stochastic: sample ``s`` is the weighted sum of every member's sample ``s`` (a
+deterministic member's one path repeated), which for the backbones' quantile-ordered members is
+quantile averaging (Lichtendahl, Grushka-Cockayne & Winkler, "Is it better to average
+probabilities or quantiles?", Manag. Sci. 59, 2013); its point forecast, their mean, is the
+weighted mean of the members' points. ``learner="auto"`` replaces that spread by conformal
+intervals (``model.meta["calibration"]``). A direct fit fits
 every member on the whole training history (train and validation periods as one series, like the
 statistical backbones). Saved as the members' tensors (prefixed ``members.<i>.``) and the options.
 """
@@ -44,7 +49,7 @@ class Combination(Learner):
     name = "combination"
     whole_series = True
     reference = "Bates & Granger 1969; Makridakis et al. 2020 (M4 Comb)"
-    supports = Capabilities(kinds=("ode", "sde"), stochastic=False, irregular=False, training="closed_form",
+    supports = Capabilities(kinds=("ode", "sde"), stochastic=True, irregular=False, training="closed_form",
                             inputs=True, has_vector_field=False, has_equations=False)
     defaults: Mapping[str, Any] = {"members": DEFAULT_MEMBERS, "weights": None}
 
@@ -81,7 +86,7 @@ class Combination(Learner):
 
     def capabilities(self) -> Capabilities:
         caps = [m.capabilities() for m in self.members]
-        return replace(self.supports, context=max(c.context for c in caps),
+        return replace(self.supports, context=max(c.context for c in caps), stochastic=any(c.stochastic for c in caps),
                        inputs=all(c.inputs for c in caps), kinds=tuple(k for k in self.supports.kinds
                                                                       if all(k in c.kinds for c in caps)))
 
@@ -120,25 +125,22 @@ class Combination(Learner):
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,
                 context: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One path: the weighted mean of the members' mean paths (``n_samples`` is ignored)."""
+        """``n_samples`` paths (one where every member is deterministic), see the module docstring."""
         history = z0[:, None] if context is None else torch.cat([context, z0[:, None]], 1)
         physical = history * self.scale + self.offset
         weights = torch.as_tensor(np.asarray(self.options["weights"]), dtype=z0.dtype, device=z0.device)
         steps = len(t) - 1
         rows = weights[torch.clamp(torch.arange(steps), max=len(weights) - 1)]             # (steps, M)
-        total = torch.zeros(z0.shape[0], steps, z0.shape[-1], dtype=z0.dtype, device=z0.device)
+        samples = max(1, int(n_samples)) if self.capabilities().stochastic else 1
+        total = torch.zeros(samples, z0.shape[0], steps, z0.shape[-1], dtype=z0.dtype, device=z0.device)
         for m, member in enumerate(self.members):
-            need = member.capabilities().context
-            own = (physical[:, -(need + 1):] - member.offset) / member.scale
-            members_ctx = own[:, :-1].contiguous() if need else None
-            samples = 1 if not member.capabilities().stochastic else max(1, int(n_samples))
-            path = member.rollout(own[:, -1].contiguous(), t, samples, generator=generator, inputs=inputs,
-                                  context=members_ctx)
-            mean = path.mean(0)[:, 1:] * member.scale + member.offset                      # (B, steps, D)
-            total = total + rows[None, :, m, None] * mean
-        start = physical[:, -1:]
-        out = torch.cat([start, total], 1)
-        return ((out - self.offset) / self.scale)[None]
+            caps = member.capabilities()
+            own = (physical[:, -(caps.context + 1):] - member.offset) / member.scale
+            path = member.rollout(own[:, -1].contiguous(), t, samples if caps.stochastic else 1, generator=generator,
+                                  inputs=inputs, context=own[:, :-1].contiguous() if caps.context else None)
+            total = total + rows[None, None, :, m, None] * (path[:, :, 1:] * member.scale + member.offset)
+        start = physical[None, :, -1:].expand(samples, -1, -1, -1)
+        return (torch.cat([start, total], 2) - self.offset) / self.scale
 
 
 def check_weights(weights: Any, members: int) -> list[list[float]]:

@@ -16,7 +16,10 @@ equal-weight combination of ARIMA, ETS and Theta (the M4 competition's "Comb" st
 al. 2020), and the ``TOP_MEMBERS`` best single candidates weighted per horizon by their inverse
 validation MSE (Bates & Granger 1969). The weighted one is scored cross-fitted: the residuals of
 each half of the origins are combined with the weights of the other half, so its score carries no
-in-sample optimism; its stored weights come from all the origins.
+in-sample optimism; its stored weights come from all the origins. The lowest score wins, except
+that a single candidate must beat the best combination by more than one standard error of their
+loss difference (:func:`preferred`): selection on a short validation stretch is noisy, and
+combinations are the robust choice when the evidence does not separate them.
 
 The winner is refitted on all data before the test period (a combination: each member), and its
 validation residuals by horizon give split-conformal intervals (Stankeviciute, Alaa & van der
@@ -56,9 +59,10 @@ MIN_FIT_SAMPLES = 16
 NODE_BUDGET = 120.0
 # the weighted combination takes this many of the best single candidates
 TOP_MEMBERS = 3
+# cheapest first: the budget is checked before each candidate, so a long series whose ARIMA order
+# search spends it still has Theta, ETS and the NVARs scored (and the backbones to combine)
 CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("arima", {}), ("ets", {}), ("theta", {}),
-    ("nvar", {"delays": 2}), ("nvar", {"delays": 4}), ("esn", {}),
+    ("theta", {}), ("ets", {}), ("nvar", {"delays": 2}), ("nvar", {"delays": 4}), ("esn", {}), ("arima", {}),
 )
 
 
@@ -262,7 +266,9 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
                           "score": entry["score"], "rmse_by_horizon": candidate_score(entry["residuals"], scale)[1],
                           "status": "ok", "rule": entry["rule"]})
             scored.append(entry)
-    best = min(scored, key=lambda e: e["score"])
+    best = preferred(scored, scale, horizon)
+    why = "the lowest validation score" if best["score"] == min(e["score"] for e in scored) else \
+        "the best combination: no single candidate beat it by one standard error"
     for row, entry in zip([r for r in table if r["status"] == "ok"], scored):
         row["chosen"] = entry is best
     members = [_fit_quietly(whole, n, seed, recipe, {**fit_options, **o}) for n, o in best["members"]]
@@ -276,7 +282,7 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
                                  "quantiles": conformal_table(residuals)}
     model.meta["auto"] = {"learner": model.name, "members": [[n, o] for n, o in best["members"]],
                           "options": dict(best["members"][0][1]) if best["weights"] is None else
-                          dict(model.learner.options), "seconds": time.perf_counter() - started, "budget": budget}
+                          dict(model.learner.options), "why": why, "seconds": time.perf_counter() - started, "budget": budget}
     return model
 
 
@@ -303,6 +309,33 @@ def combinations(scored: list[dict[str, Any]], scale: np.ndarray, per_horizon: b
             out.append({"score": score, "members": [m for e in group for m in e["members"]], "weights": weights,
                         "residuals": mixed, "keys": group[0]["keys"], "rule": rule})
     return out
+
+
+def preferred(scored: list[dict[str, Any]], scale: np.ndarray, horizon: int) -> dict[str, Any]:
+    """The lowest score, except that the best combination is kept unless the best single candidate
+    beats it significantly: by more than one standard error of the mean per-origin loss difference
+    (squared scaled error averaged over horizons and variables; Diebold & Mariano 1995 with
+    Newey-West variance over ``horizon - 1`` lags, since consecutive origins share targets). A
+    winner by noise on a short validation stretch is the failure combinations guard against
+    (the one-standard-error rule, Hastie, Tibshirani & Friedman, ESL 7.10)."""
+    best = min(scored, key=lambda e: e["score"])
+    combos = [e for e in scored if e["weights"] is not None]
+    if best["weights"] is not None or not combos:
+        return best
+    combo = min(combos, key=lambda e: e["score"])
+    if not np.array_equal(combo["keys"], best["keys"]):
+        return best
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = [np.nanmean((e["residuals"] / scale) ** 2, axis=(1, 2)) for e in (combo, best)]
+    d = loss[0] - loss[1]
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return best
+    centred = d - d.mean()
+    lags = min(horizon - 1, d.size - 1)
+    variance = centred @ centred / d.size + 2 * sum((1 - k / (lags + 1)) * (centred[k:] @ centred[:-k]) / d.size
+                                                  for k in range(1, lags + 1))
+    return best if d.mean() > np.sqrt(max(variance, 0.0) / d.size) else combo
 
 
 def assemble(members: Sequence[Any], weights: np.ndarray) -> Any:
