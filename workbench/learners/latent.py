@@ -577,17 +577,16 @@ def interpolation_error(model: Any, ds: xr.Dataset, seed: int = 0) -> Optional[f
 SPREAD_GRID = np.exp(np.linspace(math.log(0.25), math.log(8.0), 61))
 # Central interval levels whose coverage calibrate matches (the whole distribution, not one interval)
 CALIBRATION_LEVELS = np.linspace(0.1, 0.9, 9)
-# Forecast origins per trajectory that calibrate pools (shifted histories of one trajectory)
-CALIBRATION_ORIGINS = 4
 
 
-def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 32, seed: int = 0) -> np.ndarray:
+def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 32, seed: int = 0,
+              horizon: Optional[int] = None) -> np.ndarray:
     """Fit a latent SDE's ``spread`` on ``split``: per observed variable, the factor on the samples'
     deviations from their mean whose central intervals at :data:`CALIBRATION_LEVELS` cover the
     held-out truth closest to their levels (least mean absolute miscoverage; a conformal scale,
-    against the ELBO's known shrinking of the diffusion, Li et al. 2020). Forecasts start from up to
-    :data:`CALIBRATION_ORIGINS` histories per trajectory and run to its end. The factor is a buffer
-    of the learner, so it is saved with the model.
+    against the ELBO's known shrinking of the diffusion, Li et al. 2020). Forecasts of ``horizon``
+    samples start from histories every ``horizon`` samples along each trajectory. The factor is a
+    buffer of the learner, so it is saved with the model.
 
     Arguments:
         model: a fitted ``latent_sde`` model.
@@ -595,6 +594,8 @@ def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 3
         split: the trajectories to calibrate on (not the test ones).
         n_samples: paths per history (at least 2).
         seed: of the paths.
+        horizon: forecast samples after each history, the lead times the factor is fitted for;
+            default the forecast part of the training windows (``model.meta["window"]``).
 
     Returns:
         The fitted factors, one per observed variable (also in ``model.learner.spread``).
@@ -612,11 +613,14 @@ def calibrate(model: Any, ds: xr.Dataset, split: str = "val", n_samples: int = 3
     check_integer(n_samples, "n_samples", 2, 100_000)
     held = select_split(ds, split)
     c = int(learner.options["context"])
+    if horizon is None:
+        horizon = max(1, int(model.meta.get("window", c + 2)) - c - 1)
+    check_integer(horizon, "horizon (forecast samples)", 1, 10**9)
     room = held.sizes["time"] - (c + 2)
     learner.spread.fill_(1.0)
     deviations: list[list[np.ndarray]] = [[] for _ in range(learner.dim)]
-    for k, shift in enumerate(np.unique(np.linspace(0, max(room, 0), CALIBRATION_ORIGINS).astype(int))):
-        part = held.isel(time=slice(int(shift), None))
+    for k, shift in enumerate(range(0, max(room, 0) + 1, horizon)):
+        part = held.isel(time=slice(shift, shift + c + 1 + horizon))
         keep = np.flatnonzero(observation_mask(part)[:, : c + 1].sum(1) >= 2) if room >= 0 else []
         if not len(keep):
             continue
