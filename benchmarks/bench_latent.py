@@ -222,8 +222,8 @@ def run_lorenz(args: argparse.Namespace) -> None:
 
 
 def run_sde(args: argparse.Namespace) -> None:
-    print("\nDouble well SDE, 30% dropped: 64 paths over 3 time units from each origin; the true SDE's paths "
-          "from the true origin state beside")
+    print(f"\nDouble well SDE, {args.sde_n} trajectories, 30% dropped: 64 paths over 3 time units from each origin; "
+          "the true SDE's paths from the true origin state beside")
     raw, calibrated, oracle, factor, seconds = double_well(args.budget, args.sde_n, args.seed)
     print(f"{'paths':<28}{'cover 80':>9}{'cover 90':>9}{'CRPS':>8}{'CRPS/true':>10}")
     for name, row in ((f"latent_sde ({seconds:.0f} s fit)", raw),
