@@ -41,7 +41,8 @@ def _nan_weight_model() -> Any:
     with torch.no_grad():
         for weight in model.learner.parameters():
             weight.fill_(float("nan"))
-    return model.predict(np.array([[1.0, 1.0, 20.0]]), np.linspace(0.0, 10.0, 501))
+    # the demo model trained with rk4 and predicts with it; the case is about the adaptive solve
+    return model.predict(np.array([[1.0, 1.0, 20.0]]), np.linspace(0.0, 10.0, 501), solver="dopri5")
 
 
 def _blow_up_system() -> wb.System:
