@@ -5,22 +5,10 @@ import numpy as np
 import pytest
 
 import workbench as wb
+from conftest import ar1, series_ds
 from workbench.errors import BadParameterError
 from workbench.training import autoselect
 from workbench.training.autoselect import combined, conformal_table, cross_fitted, fit_auto, inverse_mse_weights
-
-
-def ar1(n, phi=0.7, seed=0, level=10.0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros(n)
-    for i in range(1, n):
-        x[i] = phi * x[i - 1] + rng.standard_normal()
-    return level + x
-
-
-def series_ds(y, val=0.15, test=0.2):
-    ds = wb.from_numpy(np.asarray(y)[None, :, None], times=np.arange(len(y), dtype=float), variables=["y"])
-    return wb.split_time(ds, val=val, test=test)
 
 
 def rmse(r):
