@@ -43,6 +43,13 @@ def lorenz_data(t_test: float = 10.0):
     return train, test
 
 
+def table_head(title: str, columns: list[str], text: int) -> None:
+    """Print a Markdown table's title, header and alignment row (the first ``text`` columns left-aligned)."""
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" if i < text else "---:" for i in range(len(columns))) + "|")
+
+
 def lorenz(budget: float) -> None:
     train, test = lorenz_data()
     start = time.perf_counter()
@@ -52,18 +59,18 @@ def lorenz(budget: float) -> None:
     scores = wb.evaluate(model, test)
     vpt = scores["vpt"].values * wb.system("lorenz63").lyapunov
     rmse = scores["rmse"]
-    print("\n### node on lorenz63 (clean data, 64 held-out initial conditions)\n")
-    print("| fit time (s) | epochs | VPT median (Lyapunov times) | VPT 25-75% | RMSE t=0.5 | RMSE t=1 | RMSE t=2 |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    table_head("node on lorenz63 (clean data, 64 held-out initial conditions)",
+               ["fit time (s)", "epochs", "VPT median (Lyapunov times)", "VPT 25-75%", "RMSE t=0.5", "RMSE t=1",
+                "RMSE t=2"], text=0)
     at = lambda t: float(rmse.sel(time=t, method="nearest"))  # noqa: E731
     print(f"| {fit_time:.0f} | {model.history[-1]['epoch']} | {np.median(vpt):.2f} | "
           f"{np.percentile(vpt, 25):.2f}-{np.percentile(vpt, 75):.2f} | {at(0.5):.3g} | {at(1.0):.3g} | {at(2.0):.3g} |")
 
 
 def hnn(budget: float) -> None:
-    print("\n### HNN vs MLP vector field (HNN paper settings: 25 + 25 trajectories on [0, 3], noise 0.05)\n")
-    print("| system | model | fit time (s) | energy MSE (ours) | energy MSE (paper) | vector-field rel. error |")
-    print("|---|---|---:|---:|---:|---:|")
+    table_head("HNN vs MLP vector field (HNN paper settings: 25 + 25 trajectories on [0, 3], noise 0.05)",
+               ["system", "model", "fit time (s)", "energy MSE (ours)", "energy MSE (paper)",
+                "vector-field rel. error"], text=2)
     for name in ("mass_spring", "pendulum"):
         # 25 noisy training trajectories; the 25 test rollouts start from clean initial states (a noisy
         # start alone would put the energy error at ~(2 |x| 0.05)^2, hiding the learned dynamics)
@@ -79,9 +86,9 @@ def hnn(budget: float) -> None:
 
 
 def nsde(budget: float) -> None:
-    print("\n### nsde (Euler-Maruyama likelihood): diffusion and calibration on held-out paths\n")
-    print("| system | fit time (s) | max rel. diffusion error over data range | coverage 90% | coverage 50% | CRPS / oracle |")
-    print("|---|---:|---:|---:|---:|---:|")
+    table_head("nsde (Euler-Maruyama likelihood): diffusion and calibration on held-out paths",
+               ["system", "fit time (s)", "max rel. diffusion error over data range", "coverage 90%", "coverage 50%",
+                "CRPS / oracle"], text=1)
     for name in ("ornstein_uhlenbeck", "double_well"):
         s = wb.system(name)
         ds = wb.simulate(name, n=200, seed=0)
