@@ -246,7 +246,19 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
     everything.update({b.name: baseline_fn(b, seed) for b in baselines})
     stochastic = set(stochastic) | {b.name for b in baselines if b.stochastic}
     points = {b.name: baseline_fn(b) for b in baselines if b.stochastic}
-    results: dict[str, dict[str, list]] = {name: {"fc": [], "point": [], "y": []} for name in everything}
+    results = _forecast_origins(series, times, t0, everything, points, stochastic, H, n_samples, max_origins, context)
+    out = _score_table(ds, results, horizons, times, forecasters, stochastic, scale)
+    out.attrs.update({"test_start": t0, "baselines": str([b.describe() for b in baselines]),
+                      "mase_season": season, "interval_level": INTERVAL_LEVEL})
+    return out
+
+
+def _forecast_origins(series: list[np.ndarray], times: np.ndarray, t0: float, forecasters: dict[str, ForecastFn],
+                      points: dict[str, ForecastFn], stochastic: set, H: int, n_samples: int, max_origins: int,
+                      context: int) -> dict[str, dict[str, list]]:
+    """Each forecaster's ensembles, points and targets from every series' test origins:
+    ``name -> {"fc", "point", "y"}`` lists with one entry per series that has an origin."""
+    results: dict[str, dict[str, list]] = {name: {"fc": [], "point": [], "y": []} for name in forecasters}
     for values in series:
         origins = origins_for(values, times, t0, max_origins)
         origins = origins[origins >= context]
@@ -254,7 +266,7 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
             continue
         padded = np.concatenate([values, np.full((H, values.shape[1]), np.nan)])
         truth = np.stack([padded[o + 1: o + 1 + H] for o in origins])
-        for name, fn in everything.items():
+        for name, fn in forecasters.items():
             samples = n_samples if name in stochastic else 1
             fc = np.asarray(fn(values, times, origins, H, samples), dtype=np.float64)
             # a baseline's point is its conditional mean; a forecaster's, the mean of its ensemble
@@ -262,9 +274,15 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
             results[name]["fc"].append(fc)
             results[name]["point"].append(point)
             results[name]["y"].append(truth)
-    if not results[next(iter(everything))]["fc"]:
+    if not results[next(iter(forecasters))]["fc"]:
         raise DatasetError("no forecast origin in the test period (each needs an observed sample before it)",
                            fix="start the test period later, or give data with observed samples there")
+    return results
+
+
+def _score_table(ds: xr.Dataset, results: dict[str, dict[str, list]], horizons: list[int], times: np.ndarray,
+                 forecasters: dict[str, ForecastFn], stochastic: set, scale: np.ndarray) -> xr.Dataset:
+    """The scores of :func:`rolling_evaluation` by horizon and variable, labelled with units and lead times."""
     variables = ds["variable"].values
     coords = {"horizon": ("horizon", np.asarray(horizons), {"long_name": "forecast horizon", "units": "samples"}),
               "variable": variables}
@@ -299,8 +317,6 @@ def rolling_evaluation(ds: xr.Dataset, forecasters: dict[str, ForecastFn], horiz
                            "samples there are missing, or the model's context leaves no origin)",
                            fix=f"drop them; the longest scored horizon is {max(scored)}" if scored else
                            "start the test period earlier or give it more observed samples")
-    out.attrs.update({"test_start": t0, "baselines": str([b.describe() for b in baselines]),
-                      "mase_season": season, "interval_level": INTERVAL_LEVEL})
     return out
 
 
