@@ -57,7 +57,7 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         (``vpt``), and scalars summarise (``vpt_median``, ``diverged_trajectories``, ``vector_field_error``,
         ``energy_mse``, ``nfe``, ``*_oracle``, ``*_relative`` and its standard error over test
         trajectories ``*_relative_se``), ``extrapolation_rmse``/``extrapolation_nrmse`` (over the predicted
-        span). Latent models (``latent_ode``, ``ncde``) forecast from each trajectory's first ``context + 1``
+        span). Latent models (``latent_ode``, ``ncde``, ``latent_sde``) forecast from each trajectory's first ``context + 1``
         samples, gaps allowed, and add ``interpolation_rmse`` (history samples held out from the encoder)
         and, on data with ``hidden_state``, ``hidden_r2(hidden_variable)``: a linear read-out of the latent
         state fitted on the training trajectories, scored on the test ones. Data with ``hidden_state`` is
@@ -106,7 +106,9 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
             out.update(climate_scores(long_run(model, ds, split=split, seed=seed)))
     if pred.sizes["sample"] > 1:
         _stochastic(out, pred, test)
-        if oracle and system is not None and system.kind == "sde" and whole_state:
+        # the true SDE starts from each test trajectory's first state: a missing one has none to start from
+        starts_observed = bool(np.isfinite(test["state"].isel(time=0).values).all())
+        if oracle and system is not None and system.kind == "sde" and whole_state and starts_observed:
             truth_samples = oracle_samples(test, system, pred.sizes["sample"], seed)
             for name, score in (("crps", metrics.crps), ("energy_score", metrics.energy_score)):
                 model_score = score(pred, test, per_trajectory=True)

@@ -271,6 +271,11 @@ class Learner(nn.Module):
         named scores (e.g. the validation loss) recorded in the history."""
         raise NotImplementedError(f"{type(self).__name__} trains by gradient descent")
 
+    def after_fit(self, model: Any, ds: Any) -> None:
+        """Called once with the fitted model and the data it was fitted on (schema dataset, after the
+        series recipe), before the run folder's final files are written: for a calibration on the
+        validation split. Nothing by default."""
+
     # --- use ----------------------------------------------------------------------------------------
     def rollout(self, z0: torch.Tensor, t: torch.Tensor, n_samples: int = 1,
                 generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None,

@@ -29,6 +29,7 @@ dataset (it passes the first ``C`` samples as ``context``); training windows mus
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -387,6 +388,20 @@ class LatentSDE(HistoryLearner):
         fixed = o["noise"] is not None
         self.log_std = nn.Parameter(torch.full((dim,), math.log(o["noise"] if fixed else 0.1)), requires_grad=not fixed)
         self.register_buffer("spread", torch.ones(dim))
+
+    def after_fit(self, model: Any, ds: xr.Dataset) -> None:
+        """Calibrate the samples' spread on the validation split (:func:`calibrate`): the ELBO shrinks
+        the diffusion (Li et al. 2020), so uncalibrated intervals are too narrow. Without a usable
+        validation split the spread stays 1 and a warning says so."""
+        if "split" not in ds.coords or "val" not in set(ds["split"].values.tolist()):
+            warnings.warn("latent_sde: no validation split to calibrate the samples' spread on; its intervals are "
+                          "likely too narrow (split the data, then call workbench.learners.latent.calibrate)",
+                          stacklevel=3)
+            return
+        try:
+            calibrate(model, ds)
+        except DatasetError as exc:
+            warnings.warn(f"latent_sde: the spread was not calibrated ({exc.problem})", stacklevel=3)
 
     def _encode(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

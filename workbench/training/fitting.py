@@ -104,9 +104,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] =
         if fitted is not None:
             meta["series"] = fitted.to_json()
         if folder is None:
-            return _train(module, data, config, objective, meta, None, False, callback, progress)
+            return _train(module, data, config, objective, meta, None, False, callback, progress, ds)
         with RunWriter(folder) as writer:
-            return _train(module, data, config, objective, meta, writer, resume, callback, progress)
+            return _train(module, data, config, objective, meta, writer, resume, callback, progress, ds)
 
 
 def from_keywords(cls: type, given: Any, name: str, keys: tuple[str, ...], options: dict[str, Any]) -> Any:
@@ -181,13 +181,14 @@ def _meta(ds: xr.Dataset, learner: str, module: Learner, info: Any, config: Trai
 
 def _train(module: Learner, data: Prepared, config: TrainConfig, objective: str, meta: dict[str, Any],
            writer: Optional[RunWriter], resume: bool, callback: Optional[Callback],
-           progress: Optional[bool]) -> Model:
+           progress: Optional[bool], ds: xr.Dataset) -> Model:
     if module.capabilities().training == "closed_form":
         started = time.perf_counter()
         module.time_budget = config.time_budget  # iterative closed-form fits (mechanistic) stop at it
         scores = module.fit_closed_form(data.train, data.val, data.times)
         history = [{"epoch": 1, **{k: float(v) for k, v in scores.items()}, "elapsed": time.perf_counter() - started}]
         model = Model(module.eval(), data.scaler, meta, history, data.input_scaler)
+        module.after_fit(model, ds)
         if writer is not None:
             writer.write(run_files(model))
         return model
@@ -213,6 +214,8 @@ def _train(module: Learner, data: Prepared, config: TrainConfig, objective: str,
     bar.close()
     module.load_state_dict(trainer.best_state)
     model = Model(module.eval(), data.scaler, meta, trainer.history, data.input_scaler)
+    module.after_fit(model, ds)
+    trainer.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     if writer is not None:
         writer.write(_checkpoint_files(trainer, data, meta, final=True))
     return model
