@@ -463,3 +463,18 @@ def test_compare_shows_estimated_parameters_beside_the_truth_and_a_profile(app):
     next(b for b in app.button if b.label == "compute profile").click().run()
     assert_clean(app)
     assert "profile" in trace_names(app)
+
+
+def test_uncertainty_page_shows_a_history_learner_from_the_end_of_its_context(app):
+    """A latent SDE forecasts from the end of its context: the fan, calibration and marginal cover the
+    times it predicts, not the whole test trajectory (the page indexed past its forecast)."""
+    data = wb.simulate("double_well", n=24, t_end=6.0, dt=0.1, seed=0, missing=0.3)
+    model = wb.fit(data, "latent_sde", epochs=2, steps_per_epoch=2, seed=0, progress=False)
+    app.session_state["datasets"] = {"gappy double well": data}
+    app.session_state["models"] = {"latent_sde": model}
+    app.switch_page("views/uncertainty.py").run()
+    show(app, "latent_sde", "gappy double well")
+    assert not app.error
+    assert {"90% band", "learned median", "learned"} <= trace_names(app)
+    context = int(model.learner.capabilities().context)
+    assert len(trace_values(app, "learned median")) == data.sizes["time"] - context

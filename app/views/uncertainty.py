@@ -45,17 +45,22 @@ if test.sizes["trajectory"] == 0:
     st.warning("This dataset has no test trajectories; regenerate it with a split on the Systems page.")
     st.stop()
 
-times, time_label = fmt.time_axis(test)
 c1, c2 = st.columns(2)
 traj = c1.number_input("test trajectory", 0, test.sizes["trajectory"] - 1, 0)
 var = variables.index(c2.selectbox("variable", variables))
 one = test.isel(trajectory=[traj])  # paths from this trajectory's initial state, of the model and of the truth
 pred = state.guarded(lambda: state.predict_cached(model, one, n_samples, seed=1))
-oracle = state.guarded(lambda: state.oracle_cached(one, n_samples, 2))
+# the true SDE starts from the trajectory's first state; a missing one leaves only the observed path to show
+oracle = state.guarded(lambda: state.oracle_cached(one, n_samples, 2)) \
+    if np.isfinite(one["state"].isel(time=0).values).all() else None
 if pred is None:
     st.stop()
 if (blown_up := fmt.divergence_text(pred, ds)) is not None:
     st.warning(blown_up)
+# a learner that reads a history forecasts from the end of its context: show the times it predicts
+shown = pred["time"].values
+one, oracle = one.sel(time=shown), (oracle.sel(time=shown) if oracle is not None else None)
+times, time_label = fmt.time_axis(one)
 quantiles = fan_quantiles(pred.isel(trajectory=0, variable=var)).values
 truth_paths = oracle["state"].values[:20, 0, :, var] if oracle is not None else \
     fmt.observed_values(one)[0, :, var][None]

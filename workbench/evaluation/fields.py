@@ -233,10 +233,14 @@ def calibration_report(model: Any, ds: xr.Dataset, n_samples: int, seed: int = 1
     """
     test = select_split(ds, "test")
     paths = model.predict(test, n_samples=n_samples, seed=seed, on_divergence="mark")  # +inf ranks above the truth
-    out = xr.Dataset({"calibration_learned": calibration_curve(paths, test)})
+    # a learner that reads a history forecasts from the end of its context: score the times it predicts
+    held = test.sel(time=paths["time"].values)
+    out = xr.Dataset({"calibration_learned": calibration_curve(paths, held)})
     system = true_system(test)
-    if system is not None and system.kind == "sde":
-        out["calibration_oracle"] = calibration_curve(oracle_samples(test, system, n_samples, seed + 1), test)
+    starts_observed = bool(np.isfinite(test["state"].isel(time=0).values).all())
+    if system is not None and system.kind == "sde" and starts_observed:
+        oracle = oracle_samples(test, system, n_samples, seed + 1).sel(time=held["time"].values)
+        out["calibration_oracle"] = calibration_curve(oracle, held)
     return out
 
 
