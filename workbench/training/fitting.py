@@ -83,30 +83,37 @@ def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] =
         if out is not None:
             model.save(out)
         return model
-    recipe = from_keywords(SeriesRecipe, series, "series", SERIES_OPTIONS, learner_options)
     folder = Path(out) if out is not None else None
     if folder is not None and has_run(folder) and not (resume or overwrite):
         raise WorkbenchError(f"{folder} already holds a run; pass resume=True (--resume) to continue it or "
                              "overwrite=True (--overwrite) to replace it")
-    dev = resolve_device(device)
-    dtype = config.dtype
     if "seed" in get_learner(learner).defaults:  # learners with their own random draws (an ESN's reservoir)
         learner_options.setdefault("seed", config.seed)
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        ds, fitted, info, module = plan_fit(ds, learner, learner_options, q, p, series=recipe)
-        module = module.to(device=dev, dtype=dtype)
-        objective = module.objective(info.has_derivative)
-        data = prepare(ds, dev, dtype)
-        module.set_scaling(torch.as_tensor(data.scaler.mean, dtype=dtype, device=dev),
-                           torch.as_tensor(data.scaler.std, dtype=dtype, device=dev), data.rate)
-        meta = _meta(ds, learner, module, info, config, objective)
-        if fitted is not None:
-            meta["series"] = fitted.to_json()
+        ds, module, data, objective, meta = _set_up(ds, learner, learner_options, q, p, series, config,
+                                                    resolve_device(device))
         if folder is None:
             return _train(module, data, config, objective, meta, None, False, callback, progress, ds)
         with RunWriter(folder) as writer:
             return _train(module, data, config, objective, meta, writer, resume, callback, progress, ds)
+
+
+def _set_up(ds: xr.Dataset, learner: str, options: dict[str, Any], q: Optional[list[str]],
+            p: Optional[list[str]], series: Optional[SeriesRecipe], config: TrainConfig, dev: torch.device
+            ) -> tuple[xr.Dataset, Learner, Prepared, str, dict[str, Any]]:
+    """The data to train on, the built learner on ``dev`` scaled to it, the prepared tensors, the
+    objective and the model's description."""
+    ds, fitted, info, module = plan_fit(ds, learner, options, q, p, series=series)
+    module = module.to(device=dev, dtype=config.dtype)
+    objective = module.objective(info.has_derivative)
+    data = prepare(ds, dev, config.dtype)
+    module.set_scaling(torch.as_tensor(data.scaler.mean, dtype=config.dtype, device=dev),
+                       torch.as_tensor(data.scaler.std, dtype=config.dtype, device=dev), data.rate)
+    meta = _meta(ds, learner, module, info, config, objective)
+    if fitted is not None:
+        meta["series"] = fitted.to_json()
+    return ds, module, data, objective, meta
 
 
 def from_keywords(cls: type, given: Any, name: str, keys: tuple[str, ...], options: dict[str, Any]) -> Any:
