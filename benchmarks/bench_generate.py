@@ -19,6 +19,7 @@ solved within batches of 16, 256 and n, and the max over every trajectory of eac
 Every implementation runs on the same ``--cores`` CPUs (default 1; see ``pinning.py``).
 
     python benchmarks/bench_generate.py [--system lorenz63] [--n 256] [--reps 3] [--tol 1e-10] [--fresh-cache] [--cores 1]
+    python benchmarks/bench_generate.py --memory    # simulate's memory estimate against the measured peak
 """
 from __future__ import annotations
 
@@ -167,6 +168,35 @@ def batch_independence(x0: np.ndarray, times: np.ndarray, reference: np.ndarray,
         print(f"| {size} | {err[:16].max():.2e} | {err.max():.2e} |")
 
 
+# run in a fresh process per size, so each peak is the call's own: the resident-set high-water mark
+# after a small warm-up call, and again after the measured call
+MEMORY_PROBE = """
+import resource, sys, torch, workbench as wb
+from workbench.simulate import _memory_estimate
+torch.set_num_threads(1)
+system, n = sys.argv[1], int(sys.argv[2])
+wb.simulate(system, n=2, t_end=1.0, seed=0, split=None)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ds = wb.simulate(system, n=n, seed=0, split=None)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(_memory_estimate(n, ds.sizes["time"], ds.sizes["variable"], 0.0, 0.0, False), (after - before) * 1024)
+"""
+
+
+def memory_table(system: str) -> None:
+    """``simulate``'s memory estimate (what ``WORKBENCH_MEMORY_LIMIT`` is checked against) beside the
+    measured peak it adds, for the default call at three sizes; target: within 1.5x."""
+    import subprocess
+
+    print(f"\nmemory estimate vs measured peak, default wb.simulate({system!r}, n=n)   (load {os.getloadavg()})")
+    print("| n | estimate (MiB) | measured peak added (MiB) | estimate / peak |\n|---:|---:|---:|---:|")
+    for n in (256, 4096, 16384):
+        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, system, str(n)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        estimate, peak = int(out[-2]), int(out[-1])
+        print(f"| {n:,} | {estimate / 2**20:.1f} | {peak / 2**20:.1f} | {estimate / max(peak, 1):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", choices=SYSTEMS, default="lorenz63")
@@ -177,8 +207,13 @@ def main() -> None:
     parser.add_argument("--scipy-loop", action="store_true", help="also time the (slow) scipy loop")
     parser.add_argument("--fresh-cache", action="store_true", help="compile from an empty inductor cache")
     parser.add_argument("--skip-sde", action="store_true")
+    parser.add_argument("--memory", action="store_true",
+                        help="only compare simulate's memory estimate with the measured peak (n = 256, 4,096, 16,384)")
     add_cores_option(parser)
     args = parser.parse_args()
+    if args.memory:
+        memory_table(args.system)
+        return
     print(f"pinned to CPU(s) {CORES}")
     torch.set_num_threads(1)
     times = np.linspace(0.0, 20.0, 2001)
