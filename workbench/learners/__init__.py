@@ -15,6 +15,7 @@ from .combination import Combination
 from .discrete import LinearMultistepMap, ResNetMap, RungeKuttaMap
 from .ensemble import Ensemble
 from .hnn import HamiltonianNN
+from .hybrid import Hybrid
 from .mechanistic import Mechanistic
 from .node import NeuralODE
 from .nsde import NeuralSDE
@@ -27,7 +28,7 @@ from .ude import UniversalDE
 LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls for cls in (NeuralODE, AugmentedNODE, SecondOrderNODE, HamiltonianNN, ResNetMap,
                               RungeKuttaMap, LinearMultistepMap, NeuralSDE, Ensemble, SINDy, NVAR, EchoStateNetwork,
-                              Mechanistic, *STATISTICAL_LEARNERS, UniversalDE, Combination)
+                              Mechanistic, *STATISTICAL_LEARNERS, UniversalDE, Combination, Hybrid)
 }
 
 

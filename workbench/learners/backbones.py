@@ -240,6 +240,53 @@ def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tupl
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
+def one_step_residuals(fitted: Backbone, history: np.ndarray) -> np.ndarray:
+    """In-sample one-step errors ``y_t - yhat_{t|t-1}`` of the fitted backbone over ``history``, with its
+    parameters held: the series a hybrid's learner fits (Zhang 2003, "Time series forecasting using a
+    hybrid ARIMA and neural network model", Neurocomputing 50).
+
+    ARIMA: the conditional innovations of :func:`_arima_forecast`'s recursion; ETS: the state-space
+    filter's one-step errors (statsmodels ``ETSModel.smooth``); Theta: the error of each sample's
+    one-step Theta forecast from the samples before it (the drift from their own slope). A season
+    is the history's own profile, as in :func:`forecast_backbone`, so it cancels in the error.
+
+    Arguments:
+        fitted: from :func:`fit_backbone`.
+        history: the series (1-D, complete).
+
+    Returns:
+        ``(len(history),)``, ``NaN`` for the first samples without a full lag history (ARIMA's
+        ``d + max(p, q)``, Theta's 2).
+    """
+    y = np.asarray(history, dtype=np.float64)
+    x = deseasonalised(y, usable_period(fitted.period, len(y)))
+    out = np.full(len(x), np.nan)
+    with _quiet():
+        if fitted.kind == "arima":
+            p, d, q = fitted.spec["order"]
+            errors = _arma_recursion(np.diff(x, n=d) if d else x, (p, d, q), fitted.params, 0)[0]
+            out[d + max(p, q):] = errors[max(p, q):]
+        elif fitted.kind == "ets":
+            res = _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(fitted.params)
+            out[:] = np.asarray(res.resid)
+        else:
+            out[2:] = x[2:] - _theta_one_step(x, float(fitted.params[0]))
+    return out
+
+
+def _theta_one_step(x: np.ndarray, alpha: float) -> np.ndarray:
+    """Theta's forecast of each ``x[i]``, ``i >= 2``, from ``x[:i]`` (:func:`_theta` at ``h = 1``)."""
+    n = np.arange(2, len(x), dtype=np.float64)
+    t = np.arange(len(x), dtype=np.float64)
+    sums = [np.cumsum(v)[1:-1] for v in (t, x, t * x, t * t)]     # over x[:i] for i = 2 .. len - 1
+    slope = (n * sums[2] - sums[0] * sums[1]) / (n * sums[3] - sums[0] ** 2)
+    level = np.empty(len(x))
+    level[0] = x[0]
+    for i in range(1, len(x)):   # level[i]: simple exponential smoothing through x[i], from x[0]
+        level[i] = level[i - 1] + alpha * (x[i] - level[i - 1])
+    return level[1:-1] + 0.5 * slope * (1 / alpha - (1 - alpha) ** n / alpha)
+
+
 def _innovations_forgotten(theta: np.ndarray, length: int, tolerance: float = 1e-8) -> bool:
     """Whether the conditional innovations of an MA part ``theta`` forget their zero start within
     ``length`` samples: their memory decays as the largest inverse root of ``1 + theta_1 z + ...``
@@ -264,18 +311,9 @@ def _arima_forecast(y: np.ndarray, order: tuple[int, int, int], params: np.ndarr
     Variances are ``sigma2`` times the running sum of squared psi-weights of the ARIMA polynomial.
     """
     p, d, q = order
-    c, phi, theta, sigma2 = params[0], params[1:1 + p], params[1 + p:1 + p + q], params[1 + p + q]
+    phi, theta, sigma2 = params[1:1 + p], params[1 + p:1 + p + q], params[1 + p + q]
     w = np.diff(y, n=d) if d else np.asarray(y, dtype=np.float64)
-    errors = np.zeros(len(w) + steps)
-    path = np.concatenate([w, np.zeros(steps)])
-    for t in range(len(w) + steps):
-        ar = sum(phi[i] * path[t - 1 - i] for i in range(p) if t - 1 - i >= 0)
-        ma = sum(theta[j] * errors[t - 1 - j] for j in range(q) if t - 1 - j >= 0)
-        if t < len(w):
-            errors[t] = w[t] - c - ar - ma if t >= max(p, q) else 0.0
-        else:
-            path[t] = c + ar + ma
-    mean = path[len(w):]
+    mean = _arma_recursion(w, order, params, steps)[1]
     for remaining in range(d - 1, -1, -1):  # undo each difference from the last observed level of that order
         level = np.diff(y, n=remaining)[-1] if remaining else y[-1]
         mean = level + np.cumsum(mean)
@@ -288,6 +326,25 @@ def _arima_forecast(y: np.ndarray, order: tuple[int, int, int], params: np.ndarr
         psi[j] = (1.0 if j == 0 else (theta[j - 1] if j - 1 < q else 0.0)) \
             - sum(ar_poly[k] * psi[j - k] for k in range(1, min(j, len(ar_poly) - 1) + 1))
     return mean, sigma2 * np.cumsum(psi ** 2)
+
+
+def _arma_recursion(w: np.ndarray, order: tuple[int, int, int], params: np.ndarray,
+                    steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The conditional ARMA recursion on the differenced series ``w``: its one-step innovations
+    ``(len(w),)`` (zero for the first ``max(p, q)``, which have no full lag history) and the mean of
+    the ``steps`` samples after it (see :func:`_arima_forecast`)."""
+    p, _, q = order
+    c, phi, theta = params[0], params[1:1 + p], params[1 + p:1 + p + q]
+    errors = np.zeros(len(w) + steps)
+    path = np.concatenate([w, np.zeros(steps)])
+    for t in range(len(w) + steps):
+        ar = sum(phi[i] * path[t - 1 - i] for i in range(p) if t - 1 - i >= 0)
+        ma = sum(theta[j] * errors[t - 1 - j] for j in range(q) if t - 1 - j >= 0)
+        if t < len(w):
+            errors[t] = w[t] - c - ar - ma if t >= max(p, q) else 0.0
+        else:
+            path[t] = c + ar + ma
+    return errors[: len(w)], path[len(w):]
 
 
 def _theta(x: np.ndarray, alpha: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,4 +372,4 @@ def gaussian_members(mean: np.ndarray, sd: np.ndarray, n_samples: int) -> np.nda
 
 
 __all__ = ["BACKBONES", "Backbone", "check_kind", "fit_backbone", "forecast_backbone", "gaussian_members",
-           "seasonal_profile", "usable_period"]
+           "one_step_residuals", "seasonal_profile", "usable_period"]

@@ -84,6 +84,18 @@ class Combination(Learner):
                                        info, dict(m.get("options") or {}))} for m in members]
         return options
 
+    @classmethod
+    def fresh_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with what the data decided for each member undecided again (a refit on other data)."""
+        from . import get_learner
+
+        members = []
+        for m in options.get("members", cls.defaults["members"]):
+            fresh = getattr(get_learner(m["learner"]), "fresh_options", None)
+            own = dict(m.get("options") or {})
+            members.append({"learner": m["learner"], "options": fresh(own) if fresh else own})
+        return {**options, "members": members}
+
     def capabilities(self) -> Capabilities:
         caps = [m.capabilities() for m in self.members]
         return replace(self.supports, context=max(c.context for c in caps), stochastic=any(c.stochastic for c in caps),
@@ -134,13 +146,23 @@ class Combination(Learner):
         samples = max(1, int(n_samples)) if self.capabilities().stochastic else 1
         total = torch.zeros(samples, z0.shape[0], steps, z0.shape[-1], dtype=z0.dtype, device=z0.device)
         for m, member in enumerate(self.members):
-            caps = member.capabilities()
-            own = (physical[:, -(caps.context + 1):] - member.offset) / member.scale
-            path = member.rollout(own[:, -1].contiguous(), t, samples if caps.stochastic else 1, generator=generator,
-                                  inputs=inputs, context=own[:, :-1].contiguous() if caps.context else None)
-            total = total + rows[None, None, :, m, None] * (path[:, :, 1:] * member.scale + member.offset)
+            total = total + rows[None, None, :, m, None] * physical_paths(member, physical, t, samples, generator,
+                                                                           inputs)
         start = physical[None, :, -1:].expand(samples, -1, -1, -1)
         return (torch.cat([start, total], 2) - self.offset) / self.scale
+
+
+def physical_paths(learner: Learner, physical: torch.Tensor, t: torch.Tensor, n_samples: int,
+                   generator: Optional[torch.Generator] = None, inputs: Optional[InputSignal] = None) -> torch.Tensor:
+    """A learner's paths ``(S, B, len(t) - 1, D)`` after the last of the histories ``physical``
+    ``(B, C, D)`` in the data's units, through its own standardisation (its ``offset``/``scale``):
+    how a composite learner rolls out a part fitted separately. ``S`` is ``n_samples`` for a
+    stochastic learner, else 1."""
+    caps = learner.capabilities()
+    own = (physical[:, -(caps.context + 1):] - learner.offset) / learner.scale
+    path = learner.rollout(own[:, -1].contiguous(), t, n_samples if caps.stochastic else 1, generator=generator,
+                           inputs=inputs, context=own[:, :-1].contiguous() if caps.context else None)
+    return path[:, :, 1:] * learner.scale + learner.offset
 
 
 def check_weights(weights: Any, members: int) -> list[list[float]]:
@@ -165,4 +187,4 @@ def check_weights(weights: Any, members: int) -> list[list[float]]:
     return w.tolist()
 
 
-__all__ = ["Combination", "check_weights"]
+__all__ = ["Combination", "check_weights", "physical_paths"]

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import torch
 
-from .backbones import MIN_CYCLES, MIN_SAMPLES, Backbone, fit_backbone, forecast_backbone, gaussian_members
+from .backbones import (MIN_CYCLES, MIN_SAMPLES, Backbone, fit_backbone, forecast_backbone, gaussian_members,
+                        one_step_residuals)
 from ..evaluation.baselines import detect_period, fill_gaps
 from ..errors import BadParameterError, DatasetError, UnsupportedError
 from .base import Capabilities, DataInfo, Learner
@@ -54,6 +55,11 @@ class StatisticalLearner(Learner):
             options["context"] = int(min(MAX_CONTEXT, max(info.length - 2, 0)))
         return options
 
+    @classmethod
+    def fresh_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with those the data decided (``context``) undecided again, for a refit on other data."""
+        return {**options, "context": None}
+
     def capabilities(self) -> Capabilities:
         return replace(self.supports, context=int(self.options["context"] or 0))
 
@@ -87,6 +93,14 @@ class StatisticalLearner(Learner):
         """The fitted model of each variable."""
         return [decode(self.kind, self.spec[d].tolist(), self.coef[d, : int(self.n_coef[d])].double().numpy())
                 for d in range(self.dim)]
+
+    def residuals(self, history: np.ndarray) -> np.ndarray:
+        """One-step in-sample errors ``(B, T, D)`` of each variable's fitted model over physical
+        histories ``(B, T, D)`` (:func:`workbench.learners.backbones.one_step_residuals`; NaN where
+        a sample has no full lag history); gaps are filled first."""
+        models = self.backbones()
+        return np.stack([np.stack([one_step_residuals(fitted, fill_gaps(h[:, d: d + 1])[:, 0])
+                                   for d, fitted in enumerate(models)], -1) for h in history])
 
     def rollout(self, z0, t, n_samples=1, generator=None, inputs=None, context=None):
         need = int(self.options["context"] or 0)

@@ -58,7 +58,9 @@ def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] =
         threads: torch CPU threads while fitting (default 1; restored afterwards).
         progress: progress bar (default: only on a terminal).
         q, p: canonical coordinate names, for HNN on datasets that do not declare them.
-        learner_options: the learner's own options (see each learner's ``defaults``).
+        learner_options: the learner's own options (see each learner's ``defaults``); with
+            ``backbone="arima"`` (``"ets"``, ``"theta"``) the learner is fitted on that backbone's
+            residuals and forecasts added to it (:mod:`workbench.learners.hybrid`).
 
     Returns:
         The fitted :class:`Model` with its ``history`` (and ``meta["series"]``, the fitted recipe,
@@ -76,6 +78,10 @@ def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] =
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
     config = from_keywords(TrainConfig, train, "train", TRAIN_OPTIONS, learner_options)
+    if "backbone" in learner_options:  # a learner on a statistical backbone's residuals (learners.hybrid)
+        from ..learners.hybrid import hybrid_options
+
+        learner_options, learner = hybrid_options(learner, learner_options, config), "hybrid"
     if learner == "auto":  # a choice among learners on validation origins (workbench.training.autoselect)
         from .autoselect import fit_auto
 
