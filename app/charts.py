@@ -84,8 +84,12 @@ def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: n
                                      fillcolor="rgba(214,39,40,0.15)", name=ERROR_BAND_NAME, showlegend=i == 0,
                                      connectgaps=False, hoverinfo="skip", legendgroup="error"), row=row, col=1)
         if truth is not None:
-            fig.add_trace(go.Scatter(x=times, y=_drawable(truth[:, i]), name="true", line={"color": TRUE_COLOR},
-                                     connectgaps=False, showlegend=i == 0, legendgroup="true"), row=row, col=1)
+            observed = _drawable(truth[:, i])
+            # with gaps, a sample between two missing ones is a point, not a line: markers show it
+            fig.add_trace(go.Scatter(x=times, y=observed, name="true", line={"color": TRUE_COLOR},
+                                     mode="lines+markers" if np.isnan(observed).any() else "lines",
+                                     marker={"size": 4}, connectgaps=False, showlegend=i == 0, legendgroup="true"),
+                          row=row, col=1)
         if pred is not None:
             fig.add_trace(go.Scatter(x=times, y=_drawable(pred[:, i]), name="learned", connectgaps=False,
                                      line={"color": LEARNED_COLOR, "dash": "dash"}, showlegend=i == 0,
@@ -97,6 +101,26 @@ def timeseries(truth: Optional[np.ndarray], pred: Optional[np.ndarray], times: n
         fig.add_annotation(x=_axis_value(vpt_at), y=1.02, yref="paper", showarrow=False, font={"color": "gray"},
                            text=f"valid prediction time {vpt_text}")
     fig.update_layout(height=170 * len(labels) + 90, margin={"t": 40, "b": 30}, hovermode="x unified")
+    fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
+    return fig
+
+
+def hidden_readout(times: np.ndarray, truth: np.ndarray, readout: np.ndarray, names: Sequence[str],
+                   labels: Sequence[str], r2: Sequence[float], time_label: str) -> go.Figure:
+    """One panel per hidden variable: its true path (T, H) and its linear read-out (T, H) from a
+    latent state, the read-out's test R^2 in its legend entry (``names`` label the traces, ``labels``
+    the axes with units)."""
+    fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
+    for i, (name, label) in enumerate(zip(names, labels)):
+        row = i + 1
+        fig.add_trace(go.Scatter(x=times, y=_drawable(truth[:, i]), name=f"true {name} (hidden)",
+                                 line={"color": TRUE_COLOR}, connectgaps=False), row=row, col=1)
+        fig.add_trace(go.Scatter(x=times, y=_drawable(readout[:, i]), connectgaps=False,
+                                 name=f"read-out of {name} from the latent state (test R² {r2[i]:.3g})",
+                                 line={"color": LEARNED_COLOR, "dash": "dash"}), row=row, col=1)
+        fig.update_yaxes(title_text=label, row=row, col=1)
+    fig.update_layout(height=170 * len(labels) + 120, margin={"t": 40, "b": 30}, hovermode="x unified",
+                      legend={"orientation": "h", "y": -0.2})
     fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
     return fig
 

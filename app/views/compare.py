@@ -10,6 +10,14 @@ import state
 import workbench as wb
 from workbench.evaluation import (LongRunRecipe, climate_scores, fan_quantiles, has_term_library, long_run_refusal,
                                   parameter_comparison, summary, test_period, true_system)
+from workbench.evaluation.hidden import has_latent_state, hidden_readout
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=state.BY_CONTENT)
+def hidden_readout_cached(model: wb.Model, ds):
+    """The hidden variables of the test split beside their read-out fitted on the training split."""
+    return hidden_readout(model, wb.select_split(ds, "train"), wb.select_split(ds, "test"))
+
 
 st.title("Learned vs true flow")
 models = state.models()
@@ -95,6 +103,26 @@ st.plotly_chart(charts.timeseries(truth_path, center, times, labels, time_label,
                 key="compare_timeseries")
 st.caption("The shaded band is the truth ± |learned - true|: how far the prediction is from the truth at each "
            "time, drawn around the truth (it is an error, not an uncertainty of the model).")
+
+if "hidden_state" in ds and has_latent_state(model):
+    st.subheader("Hidden variables")
+    readout = state.guarded(lambda: hidden_readout_cached(model, ds))
+    if readout is not None:
+        row = readout.isel(trajectory=traj)
+        hidden_names = [str(v) for v in readout["hidden_variable"].values]
+        hidden_units = (readout["hidden_units"].values if "hidden_units" in readout.coords
+                        else [None] * len(hidden_names))
+        readout_times, readout_time_label = fmt.time_axis(test.sel(time=row["time"].values))
+        st.plotly_chart(charts.hidden_readout(readout_times, row["hidden_state"].values, row["readout"].values,
+                                              hidden_names, [fmt.unit_label(n, u) for n, u in
+                                                             zip(hidden_names, hidden_units)],
+                                              readout["r2"].values, readout_time_label), key="hidden_readout")
+        history = int(model.learner.capabilities().context) + 1
+        st.caption(f"The model never saw these variables. The dashed line is their best linear read-out (least "
+                   f"squares with an intercept) from the model's latent state, each point encoded from the "
+                   f"{history} samples ending there; it is fitted on the training trajectories and drawn on "
+                   "this test trajectory. R² (in the legend) is measured on all test trajectories: the "
+                   "hidden_r2 that workbench.evaluate reports.")
 
 left, right = st.columns(2)
 if len(variables) >= 2:
