@@ -2,6 +2,7 @@
 single-shooting least squares, closed-form identifiability and the profile likelihood."""
 import numpy as np
 import pytest
+import torch
 from scipy.integrate import solve_ivp
 from scipy.optimize import least_squares
 
@@ -18,10 +19,10 @@ def lotka():
     return ds, wb.fit(ds, "mechanistic", system="lotka_volterra", precision="float64")
 
 
-def _scipy_single_shooting(ds, start):
-    """The independent reference: solve_ivp (DOP853) inside scipy's least_squares, same weights."""
+def _scipy_single_shooting(ds, start, sigma):
+    """The independent reference: solve_ivp (DOP853) inside scipy's least_squares, residuals divided by
+    ``sigma`` (per variable); returns the parameters and the unweighted residuals (trajectory, time, variable)."""
     y, t = ds["state"].values, ds["time"].values
-    sigma = y.reshape(-1, 2).std(0)
 
     def residuals(u):
         a, b, d, g = u[:4]
@@ -32,7 +33,8 @@ def _scipy_single_shooting(ds, start):
             out.append(((sol.y.T - y[i]) / sigma).ravel())
         return np.concatenate(out)
 
-    return least_squares(residuals, np.concatenate([start, y[:, 0].ravel()]), method="lm").x[:4]
+    fit = least_squares(residuals, np.concatenate([start, y[:, 0].ravel()]), method="lm")
+    return fit.x[:4], residuals(fit.x).reshape(y.shape) * sigma
 
 
 def test_estimates_match_scipy_single_shooting_and_cover_the_truth(lotka):
@@ -40,8 +42,12 @@ def test_estimates_match_scipy_single_shooting_and_cover_the_truth(lotka):
     table = model.parameters()
     names = [str(p) for p in table["parameter"].values]
     assert names == ["alpha", "beta", "delta", "gamma"]
-    reference = _scipy_single_shooting(ds, np.array([TRUTH[n] for n in names]))
+    noise = model.learner.noise_std.numpy()
+    reference, residuals = _scipy_single_shooting(ds, np.array([TRUTH[n] for n in names]), noise)
     np.testing.assert_allclose(table["estimate"].values, reference, rtol=2e-4)  # RK4 grid vs DOP853
+    # the weights are the fixed point of reweighting: each variable's residual variance on its share
+    # of the n - k degrees of freedom (3 trajectories x 21 samples, 4 parameters + 3 x 2 initial states)
+    np.testing.assert_allclose(noise, np.sqrt((residuals ** 2).sum((0, 1)) / ((126 - 10) / 2)), rtol=3e-3)
     truth = np.array([TRUTH[n] for n in names])
     assert (np.abs(table["estimate"].values - truth) / truth < 0.03).all()
     assert ((table["ci_low"].values < truth) & (truth < table["ci_high"].values)).all()
@@ -80,6 +86,34 @@ def test_a_product_of_two_parameters_is_reported_unidentifiable():
     one = wb.fit(ds, "mechanistic", system=decay, estimate=["a"], fixed={"b": 0.4},
                  precision="float64").learner.parameter_table()
     assert bool(one["identifiable"][0]) and abs(float(one["estimate"][0]) - 2.0) < 0.05
+
+
+def test_intervals_weight_each_variable_by_its_own_noise_as_exact_linear_least_squares():
+    """x' = a, y' = b is linear in (a, b, initial states): the exact covariance is ordinary least squares
+    per variable. y's noise is 100x x's (relative to their spreads 30x): one residual variance pooled
+    over both variables would put a's standard error about 20x too wide and b's too narrow."""
+    drift = System(name="two_rates_test", kind="ode", state_names=("x", "y"),
+                   drift=lambda t, x, p: torch.stack([p["a"] * torch.ones_like(x[..., 0]),
+                                                      p["b"] * torch.ones_like(x[..., 1])], dim=-1),
+                   params={"a": Param(1.0, 0.1, 5.0, "rate of x"), "b": Param(1.0, 0.1, 5.0, "rate of y")},
+                   x0_low=(0.0, 0.0), x0_high=(1.0, 1.0), t_end=2.0, dt=0.1, reference="test",
+                   equations=r"\dot x = a \\ \dot y = b")
+    ds = wb.simulate(drift, n=3, seed=0, params={"a": 1.5, "b": 0.5}, split=None)
+    t = ds["time"].values
+    noise = np.random.default_rng(0).standard_normal(ds["state"].shape) * np.array([0.01, 1.0])
+    ds["state"] = ds["state"] + noise
+    table = wb.fit(ds, "mechanistic", system=drift, start={"a": 1.2, "b": 0.8},
+                   precision="float64").learner.parameter_table()
+    n_traj, n_t = ds["state"].shape[:2]
+    design = np.hstack([np.tile(t, n_traj)[:, None], np.kron(np.eye(n_traj), np.ones((n_t, 1)))])
+    for v, name in enumerate(("a", "b")):
+        y = ds["state"].values[:, :, v].ravel()
+        coef, ssr = np.linalg.lstsq(design, y, rcond=None)[:2]
+        s2 = ssr[0] / (len(y) - design.shape[1])  # this variable's n_v - k_v = its share of n - k here
+        std = np.sqrt(s2 * np.linalg.inv(design.T @ design)[0, 0])
+        assert float(table["estimate"].sel(parameter=name)) == pytest.approx(coef[0], rel=1e-6)
+        assert float(table["std_error"].sel(parameter=name)) == pytest.approx(std, rel=0.01)
+    assert table.attrs["degrees_of_freedom"] == 2 * n_traj * n_t - 2 - 2 * n_traj
 
 
 @pytest.mark.parametrize("options, error, pattern", [
