@@ -171,6 +171,33 @@ def deseasonalised(y: np.ndarray, m: Optional[int]) -> np.ndarray:
     return y - np.resize(seasonal_profile(y, m)[::-1], len(y))[::-1] if m else y
 
 
+def _ets_filtered(x: np.ndarray, fitted: Backbone) -> Any:
+    """ETS filtered over ``x`` with the fitted smoothing parameters held and the initial states (level,
+    trend) re-estimated on ``x`` itself by least squares.
+
+    The fitted initial states belong to the start of the fitting series; a history that starts
+    elsewhere (a rolling origin's window) would inherit them, and with a small smoothing weight
+    (a near-deterministic trend) the whole window's forecasts and errors would be off by the trend
+    since then. With additive errors the one-step errors are affine in the initial states, so three
+    filter runs give them exactly: the least-squares states are the Gaussian likelihood's maximum
+    given the smoothing parameters, and on the fitting series they are the fitted ones.
+    """
+    model = _ets(x, fitted.spec["trend"], fitted.spec["damped"])
+    k = 2 if fitted.spec["trend"] else 1     # the params end with the initial level (and trend)
+    zero = np.array(fitted.params, dtype=np.float64)
+    zero[-k:] = 0.0
+    errors = np.asarray(model.smooth(zero).resid)
+    effect = []
+    for i in range(k):
+        unit = zero.copy()
+        unit[len(unit) - k + i] = 1.0
+        effect.append(errors - np.asarray(model.smooth(unit).resid))
+    states = np.linalg.lstsq(np.stack(effect, 1), errors, rcond=None)[0]
+    best = zero
+    best[-k:] = states
+    return model.smooth(best)
+
+
 def _search_arima(x: np.ndarray, m: Optional[int]) -> Backbone:
     """ARIMA(p, d, q) with a constant: d by KPSS, (p, q) by AIC."""
     d = _kpss_d(x)
@@ -232,7 +259,7 @@ def forecast_backbone(fitted: Backbone, history: np.ndarray, steps: int) -> tupl
                 pred = _arima(x, order).filter(fitted.params).get_forecast(steps)
                 mean, var = np.asarray(pred.predicted_mean), np.asarray(pred.var_pred_mean)
         else:
-            res = _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(fitted.params)
+            res = _ets_filtered(x, fitted)
             pred = res.get_prediction(start=len(x), end=len(x) + steps - 1)
             mean, var = np.asarray(pred.predicted_mean), np.asarray(pred.var_pred_mean)
     if m:  # phase 0 is the last sample: the h-th step ahead has phase h mod m
@@ -267,8 +294,7 @@ def one_step_residuals(fitted: Backbone, history: np.ndarray) -> np.ndarray:
             errors = _arma_recursion(np.diff(x, n=d) if d else x, (p, d, q), fitted.params, 0)[0]
             out[d + max(p, q):] = errors[max(p, q):]
         elif fitted.kind == "ets":
-            res = _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(fitted.params)
-            out[:] = np.asarray(res.resid)
+            out[:] = np.asarray(_ets_filtered(x, fitted).resid)
         else:
             out[2:] = x[2:] - _theta_one_step(x, float(fitted.params[0]))
     return out

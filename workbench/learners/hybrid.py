@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.series import MIN_CHUNK
 from ..errors import BadParameterError, UnsupportedError, WorkbenchError
 from .backbones import BACKBONES
 from .base import Capabilities, DataInfo, InputSignal, Learner, refusal
@@ -36,7 +37,8 @@ from .combination import physical_paths
 
 # the fraction of the residual series that validates the learner's fit (its early stopping, its ridge)
 VALIDATION_FRACTION = 0.2
-# learners that cannot take a backbone's residuals, and why
+# samples the backbone's start-up costs the residual series (at most ARIMA's d + max(p, q)), with room to spare
+START_UP = 8
 COMPOSITES = ("hybrid", "combination", "ensemble")
 SERIES_LEARNERS = "nvar, esn, node or resnet"
 
@@ -88,6 +90,14 @@ class Hybrid(Learner):
                                       options.get("learner", cls.defaults["learner"]))
         options["backbone_options"] = get_learner(backbone).options_from_data(
             info, dict(options.get("backbone_options") or {}))
+        # the residual series' validation piece must hold one training chunk of the learner's fit
+        val = options.get("val", cls.defaults["val"])
+        shortest = int(np.ceil(MIN_CHUNK / val)) + START_UP if isinstance(val, float) and 0 < val < 1 else 0
+        if info.length and info.length < shortest:
+            raise UnsupportedError(f"a hybrid needs a training history of at least {shortest} samples (its residual "
+                                   f"series keeps {val:.0%} for validating the learner, at least {MIN_CHUNK} samples), "
+                                   f"got {info.length}", fix=f"give a longer series, or use the backbone alone "
+                                                             f"(learner={backbone!r})")
         residual_info = replace(info, system=None, qp_split=None, inputs=[], has_derivative=False)
         try:
             probe = inner(info.dim, 0, **inner.options_from_data(residual_info, dict(options.get("options") or {})))
@@ -133,7 +143,10 @@ class Hybrid(Learner):
         history = self.backbone.physical(torch.where(train.mask[k:k + 1, :, None], train.z[k:k + 1], torch.nan))
         residuals = self.backbone.residuals(history)[0]                     # (T, D)
         start = int(np.argmax(np.isfinite(residuals).all(1)))              # after the backbone's start-up
-        model = fit(self.residual_dataset(residuals[start:], times[start:].cpu().numpy()), self.options["learner"],
+        grid = times.detach().cpu().double().numpy()
+        # the learner's own time axis on the data's step, exactly regular (float32 times jitter)
+        axis = grid[start] + np.median(np.diff(grid)) * np.arange(len(grid) - start)
+        model = fit(self.residual_dataset(residuals[start:], axis), self.options["learner"],
                     train=TrainConfig.from_json(dict(self.options["train"])), device=self.offset.device,
                     progress=False, **dict(self.options["options"]))
         self.learner = model.learner.to(dtype=self.offset.dtype)
