@@ -55,8 +55,10 @@ STEP_AGREEMENT = 0.01
 # the smallest noise level resolved, as a fraction of a variable's spread: noise-free data would otherwise
 # weight a variable without limit and ask for a step error far below what the estimates need
 NOISE_FLOOR = 1e-4
-# the per-variable noise levels are re-estimated until no level moves by more than this fraction
-REWEIGHT_TOLERANCE = 1e-3
+# the per-variable noise levels are re-estimated until their ratios move by no more than this fraction
+# (a relative weight error e moves the estimates by about e times the gap between differently weighted
+# fits, itself of the order of a standard error: 1% of a standard error)
+REWEIGHT_TOLERANCE = 1e-2
 MAX_REWEIGHTINGS = 10
 MAX_SUBSTEPS = 64
 MAX_UNKNOWNS = 20_000
@@ -569,7 +571,10 @@ class _Problem:
             u = self._least_squares(self._pack(theta, x0), whole, self.length - 1, False)
             theta, x0 = u[:len(theta)], u[len(theta):].reshape(self.n, self.dim)
             noise = self.noise_levels(theta, x0)
-            settled = bool(((noise / self.sigma - 1).abs() <= REWEIGHT_TOLERANCE).all())
+            # a common factor on every weight leaves the least-squares solution where it is: only the
+            # levels relative to each other need to settle
+            ratio = noise / self.sigma
+            settled = float(ratio.max() / ratio.min()) - 1 <= REWEIGHT_TOLERANCE
             self.sigma = noise
             if settled or self.out_of_time():
                 break
