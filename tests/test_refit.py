@@ -55,11 +55,11 @@ def test_rolling_scores_with_a_refit_at_each_origin():
 def test_refit_each_is_refused_for_gradient_trained_learners_with_the_cost_and_the_fix():
     ds = series_ds(ar1(120))
     node = wb.fit(ds, learner="node", epochs=1, steps_per_epoch=1)
-    with pytest.raises(UnsupportedError, match="gradient descent again at every forecast origin") as info:
+    with pytest.raises(UnsupportedError, match="train 'node' by gradient descent again at every forecast origin") as info:
         check_refit("each", node)
     assert "refit=None" in info.value.fix and "arima" in info.value.fix
     hybrid = wb.fit(ds, learner="resnet", backbone="theta", epochs=1, steps_per_epoch=1)
-    with pytest.raises(UnsupportedError, match="or a part of it"):   # its residual learner trains by gradient
+    with pytest.raises(UnsupportedError, match="'hybrid'.s part resnet by gradient"):
         check_refit("each", hybrid)
     with pytest.raises(BadParameterError, match="refit='always' is not one of"):
         check_refit("always", node)

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import BadParameterError, UnsupportedError
-from ..learners.hybrid import is_gradient_trained
+from ..learners.hybrid import gradient_parts
 
 REFIT_CHOICES = (None, "each")
 # (model, values (T, D), times (T,), origins (O,), horizon, n_samples, seed, inputs) -> (O, S, H, D),
@@ -43,11 +43,13 @@ def check_refit(refit: Any, model: Any) -> bool:
     if not isinstance(refit, str) or refit not in REFIT_CHOICES:
         raise BadParameterError(f"refit={refit!r} is not one of {list(REFIT_CHOICES)}",
                                 fix="pass refit='each' to refit at every origin, or leave it None to fit once")
-    if is_gradient_trained(model.learner):
-        raise UnsupportedError(f"refit='each' would train {model.name!r} (or a part of it) by gradient descent again "
-                               "at every forecast origin: a full training run per origin, hundreds for a rolling "
-                               "evaluation", fix="evaluate it fitted once (refit=None), or use a closed-form learner "
-                                                 "(nvar, esn, sindy) or a backbone (arima, ets, theta) for refit='each'")
+    parts = gradient_parts(model.learner)
+    if parts:
+        what = repr(model.name) if parts == [model.name] else f"{model.name!r}'s part {', '.join(parts)}"
+        raise UnsupportedError(f"refit='each' would train {what} by gradient descent again at every forecast "
+                               "origin: a full training run per origin, hundreds for a rolling evaluation",
+                               fix="evaluate it fitted once (refit=None), or use a closed-form learner (nvar, esn, "
+                                   "sindy) or a backbone (arima, ets, theta) for refit='each'")
     return True
 
 

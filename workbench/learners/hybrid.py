@@ -14,8 +14,8 @@ learner sample ``s`` adds the learner's sample ``s`` to the backbone's quantile 
 deterministic one every member moves by its path, so the intervals are the backbone's (a model
 from ``learner="auto"`` replaces them with conformal ones).
 
-The fit loop sees a closed-form learner (it fits its parts itself); :func:`is_gradient_trained`
-tells whether a part trains by gradient, which a refit at every forecast origin refuses. Saved as
+The fit loop sees a closed-form learner (it fits its parts itself); :func:`gradient_parts`
+names the parts that train by gradient, which a refit at every forecast origin refuses. Saved as
 the backbone's buffers (prefix ``backbone.``), the learner's tensors (prefix ``learner.``) and
 the options, with the learner's options as its fit resolved them.
 """
@@ -240,10 +240,11 @@ def hybrid_options(learner: str, options: dict[str, Any], train: Any) -> dict[st
     return {**outside, **hybrid, "options": options}
 
 
-def is_gradient_trained(learner: nn.Module) -> bool:
-    """Whether ``learner`` or any part of it (a hybrid's residual learner, a combination's member)
-    trains by gradient descent."""
-    return any(isinstance(m, Learner) and m.capabilities().training == "gradient" for m in learner.modules())
+def gradient_parts(learner: nn.Module) -> list[str]:
+    """The names of ``learner`` and of its parts (a hybrid's residual learner, a combination's
+    members) that train by gradient descent, in order; empty when all fit in closed form."""
+    return list(dict.fromkeys(m.name for m in learner.modules()
+                              if isinstance(m, Learner) and m.capabilities().training == "gradient"))
 
 
-__all__ = ["Hybrid", "check_parts", "hybrid_options", "is_gradient_trained"]
+__all__ = ["Hybrid", "check_parts", "hybrid_options", "gradient_parts"]
