@@ -10,7 +10,11 @@ the three shipped in ``data/real/`` and three that statsmodels ships and this pr
 what ``auto`` chose (a combination's members and weights) and how many validation origins its
 conformal intervals were calibrated on; a closing table gives the means and the targets met or missed.
 
-    python benchmarks/bench_auto.py [--series co2,nile] [--budget 60]
+``--hybrids`` adds backbone hybrids with a cheap learner to ``auto``'s default candidates
+(:data:`HYBRIDS`: NVAR on the residuals of Theta and of auto-ARIMA, :mod:`workbench.learners.hybrid`),
+with the combinations as by default, to compare ``auto`` with and without them.
+
+    python benchmarks/bench_auto.py [--series co2,nile] [--budget 60] [--hybrids]
 """
 from __future__ import annotations
 
@@ -26,9 +30,12 @@ import pandas as pd
 
 import workbench as wb
 from workbench.data.realdata import load_real
+from workbench.training.autoselect import CANDIDATES, NODE_BUDGET, fit_auto
 
 HORIZONS = [1, 2, 4, 8]
 BACKBONES = ("arima", "ets", "theta")
+# cheapest first, as autoselect.CANDIDATES: Theta's fit is a fraction of ARIMA's order search
+HYBRIDS = (("nvar", {"backbone": "theta", "delays": 2}), ("nvar", {"backbone": "arima", "delays": 2}))
 
 
 def statsmodels_series(name: str, folder: Path) -> "wb.xr.Dataset":
@@ -65,12 +72,15 @@ def describe(model) -> str:
     return f"combination of {', '.join(names)} ({chosen['rule']}; weights h=1 -> h={len(weights)}: {rows})"
 
 
-def run(name: str, budget: float, folder: Path) -> tuple[list[float], list[float], str]:
+def run(name: str, budget: float, folder: Path, hybrids: bool = False) -> tuple[list[float], list[float], str]:
     ds = wb.split_time(load(name, folder), val=0.1, test=0.2)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = wb.fit(ds, learner="auto", time_budget=budget)
+        if hybrids:  # the default candidates (no node below its budget) plus the hybrids, combined as by default
+            model = fit_auto(ds, budget, candidates=list(CANDIDATES) + list(HYBRIDS), combine=True)
+        else:
+            model = wb.fit(ds, learner="auto", time_budget=budget)
         fit_s = time.perf_counter() - started
         scores = wb.evaluate(model, ds, mode="rolling", horizons=HORIZONS, n_samples=50)
     calibration = model.meta["calibration"]
@@ -96,12 +106,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default="co2,sunspots,elnino,nile,inflation,unemployment")
     parser.add_argument("--budget", type=float, default=60.0, help="auto's time budget per series, seconds")
+    parser.add_argument("--hybrids", action="store_true", help="add backbone hybrids to auto's candidates")
     args = parser.parse_args()
-    print(f"load average before: {os.getloadavg()}")
+    if args.hybrids and args.budget >= NODE_BUDGET:
+        parser.error(f"--hybrids replaces the candidate list, which drops node (a default candidate at budgets >= "
+                     f"{NODE_BUDGET:g} s): use a smaller --budget")
+    print(f"load average before: {os.getloadavg()}; candidates: default" + (" + " + ", ".join(
+        f"{n} on {o['backbone']}" for n, o in HYBRIDS) if args.hybrids else ""))
     table = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.series.split(","):
-            table[name] = run(name, args.budget, Path(folder))
+            table[name] = run(name, args.budget, Path(folder), args.hybrids)
     print("\n## summary: RMSE skill vs the best backbone at each horizon, 80% coverage of auto")
     print("| series (auto's choice) | skill h=" + " / ".join(map(str, HORIZONS)) + " | coverage h="
           + " / ".join(map(str, HORIZONS)) + " |")
