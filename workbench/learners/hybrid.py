@@ -152,8 +152,8 @@ class Hybrid(Learner):
         self.learner = model.learner.to(dtype=self.offset.dtype)
         self.options["options"] = json.loads(json.dumps(model.meta["options"]))
         last = model.history[-1] if model.history else {}
-        scores.update({f"residual_{k}": float(v) for k, v in last.items() if k in ("val_loss", "train_loss")
-                       and v is not None})
+        scores.update({f"residual_{name}": float(v) for name, v in last.items()
+                       if name in ("val_loss", "train_loss") and v is not None})
         return scores
 
     def residual_dataset(self, residuals: np.ndarray, times: np.ndarray) -> Any:
