@@ -87,6 +87,12 @@ def run(name: str, budget: float, folder: Path, hybrids: bool = False) -> tuple[
     print(f"\n## {name}: auto chose {describe(model)} in {fit_s:.0f} s "
           f"({int(scores['n_origins'].values[0])} test origins at h=1; calibrated on {calibration['origins']} "
           f"validation origins, binomial s.e. of an 80% coverage there {calibration['coverage80_standard_error']:.3f})")
+    if hybrids:  # how the hybrids fared on the validation origins, beside the best score
+        best = min(r["score"] for r in model.selection if r["score"] is not None)
+        for row in model.selection:
+            if "backbone" in row["options"]:
+                score = f"score {row['score']:.3f} (best {best:.3f})" if row["score"] is not None else ""
+                print(f"hybrid {row['learner']} on {row['options']['backbone']}: {row['status'][:120]} {score}")
     print("| h | skill vs best backbone | best backbone | coverage80 auto | coverage80 arima | CRPS auto | CRPS arima |")
     print("|---:|---:|---|---:|---:|---:|---:|")
     skills, coverages = [], []
