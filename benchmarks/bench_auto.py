@@ -93,7 +93,8 @@ def run(name: str, budget: float, folder: Path, hybrids: bool = False) -> tuple[
             if "backbone" in row["options"]:
                 score = f"score {row['score']:.3f} (best {best:.3f})" if row["score"] is not None else ""
                 print(f"hybrid {row['learner']} on {row['options']['backbone']}: {row['status'][:120]} {score}")
-    print("| h | skill vs best backbone | best backbone | coverage80 auto | coverage80 arima | CRPS auto | CRPS arima |")
+    print("| h | skill vs best backbone | best backbone | coverage80 auto | coverage80 arima | CRPS auto "
+          "| CRPS arima |")
     print("|---:|---:|---|---:|---:|---:|---:|")
     skills, coverages = [], []
     for i, h in enumerate(HORIZONS):

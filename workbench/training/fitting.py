@@ -78,7 +78,7 @@ def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] =
         if not isinstance(flag, bool):
             raise BadParameterError(f"{name} must be True or False, got {flag!r}")
     config = from_keywords(TrainConfig, train, "train", TRAIN_OPTIONS, learner_options)
-    if "backbone" in learner_options:  # a learner on a statistical backbone's residuals (learners.hybrid)
+    if "backbone" in learner_options or learner == "hybrid":  # a learner on a backbone's residuals (learners.hybrid)
         from ..learners.hybrid import hybrid_options
 
         learner_options, learner = hybrid_options(learner, learner_options, config), "hybrid"
