@@ -178,24 +178,27 @@ def _ets_filtered(x: np.ndarray, fitted: Backbone) -> Any:
     The fitted initial states belong to the start of the fitting series; a history that starts
     elsewhere (a rolling origin's window) would inherit them, and with a small smoothing weight
     (a near-deterministic trend) the whole window's forecasts and errors would be off by the trend
-    since then. With additive errors the one-step errors are affine in the initial states, so three
-    filter runs give them exactly: the least-squares states are the Gaussian likelihood's maximum
-    given the smoothing parameters, and on the fitting series they are the fitted ones.
+    since then. With additive errors the one-step errors are affine in the initial states
+    (Hyndman et al. 2008, ch. 3: ``s_t = D s_{t-1} + g y_t``, ``D = F - g w'``), so one pass gives
+    the errors from zero states and their derivatives: the least-squares states are the Gaussian
+    likelihood's maximum given the smoothing parameters, and on the fitting series the fitted ones.
     """
-    model = _ets(x, fitted.spec["trend"], fitted.spec["damped"])
-    k = 2 if fitted.spec["trend"] else 1     # the params end with the initial level (and trend)
-    zero = np.array(fitted.params, dtype=np.float64)
-    zero[-k:] = 0.0
-    errors = np.asarray(model.smooth(zero).resid)
-    effect = []
-    for i in range(k):
-        unit = zero.copy()
-        unit[len(unit) - k + i] = 1.0
-        effect.append(errors - np.asarray(model.smooth(unit).resid))
-    states = np.linalg.lstsq(np.stack(effect, 1), errors, rcond=None)[0]
-    best = zero
-    best[-k:] = states
-    return model.smooth(best)
+    params = np.array(fitted.params, dtype=np.float64)
+    trend = bool(fitted.spec["trend"])
+    k = 2 if trend else 1     # the params end with the initial level (and trend)
+    alpha, beta = float(params[0]), float(params[1]) if trend else 0.0
+    phi = float(params[2]) if trend and fitted.spec["damped"] else 1.0 if trend else 0.0
+    errors, slopes = [], []
+    level = growth = 0.0
+    row = [1.0, phi]          # w' D^t: the error's derivative by the start (level, trend)
+    for value in x.tolist():  # Python floats: a 2-state recursion, numpy's per-call cost would dominate
+        error = value - level - phi * growth
+        level, growth = level + phi * growth + alpha * error, phi * growth + beta * error
+        errors.append(error)
+        slopes.append(row[:k])
+        row = [row[0] * (1 - alpha) - row[1] * beta, phi * (row[0] * (1 - alpha) + row[1] * (1 - beta))]
+    params[-k:] = np.linalg.lstsq(np.array(slopes), np.array(errors), rcond=None)[0]
+    return _ets(x, fitted.spec["trend"], fitted.spec["damped"]).smooth(params)
 
 
 def _search_arima(x: np.ndarray, m: Optional[int]) -> Backbone:
