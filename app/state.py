@@ -25,7 +25,8 @@ import workbench as wb
 from workbench.demo import DEMOS, demo_paths, model_key, scores_path, shipped_scores
 from workbench.errors import BadParameterError, DatasetError, ResourceLimitError, UnknownNameError
 from workbench.evaluation import (calibration_report, equation_comparison, evaluate, field_on_grid, forecast_horizons,
-                                  holdout_forecast, long_run, oracle_samples, parameters_per_trajectory, true_system)
+                                  hidden_readout, holdout_forecast, long_run, oracle_samples, parameters_per_trajectory,
+                                  true_system)
 from workbench.data import content_key, load_real, real_dataset_path, real_datasets
 from workbench.training import current_generation
 
@@ -86,6 +87,13 @@ def equations_cached(model: wb.Model, ds: xr.Dataset) -> Optional[xr.Dataset]:
         return None
     params = {k: float(v[0]) for k, v in parameters_per_trajectory(ds, system).items()}
     return equation_comparison(model, system, params)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)
+def hidden_readout_cached(model: wb.Model, ds: xr.Dataset) -> xr.Dataset:
+    """:func:`workbench.evaluation.hidden_readout`: the test split's hidden variables beside their
+    read-out fitted on the training split, cached by content."""
+    return hidden_readout(model, wb.select_split(ds, "train"), wb.select_split(ds, "test"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=BY_CONTENT)

@@ -11,6 +11,7 @@ import workbench as wb
 from workbench.data.schema import select_split
 from workbench.errors import BadParameterError, DatasetError
 from workbench.learners import compatibility, latent
+from workbench.evaluation import hidden_r2
 from workbench.learners.base import Capabilities
 
 TINY = {"latent": 4, "hidden": 16, "context": 6}
@@ -71,10 +72,10 @@ def test_hidden_r2_is_one_for_an_exactly_linear_latent_and_not_for_a_constant():
     ds = wb.simulate("van_der_pol", n=8, t_end=4.0, dt=0.1, seed=5, observe={"a": {"x": 1, "y": 1},
                                                                               "b": {"x": 1, "y": -1}})
     train, test = select_split(ds, "train"), select_split(ds, "test")
-    exact = latent.hidden_r2(SimpleNamespace(learner=LastSample(2)), train, test)
+    exact = hidden_r2(SimpleNamespace(learner=LastSample(2)), train, test)
     np.testing.assert_allclose(exact.values, 1.0, atol=1e-9)
     assert list(exact["hidden_variable"].values) == ["x", "y"]
-    constant = latent.hidden_r2(SimpleNamespace(learner=LastSample(2, zero=True)), train, test)
+    constant = hidden_r2(SimpleNamespace(learner=LastSample(2, zero=True)), train, test)
     assert (constant.values < 0.05).all()
 
 

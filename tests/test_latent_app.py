@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 import workbench as wb
 from workbench.data.schema import select_split
 from workbench.errors import DatasetError, UnsupportedError
-from workbench.evaluation.hidden import has_latent_state, hidden_readout, latent_trajectories
-from workbench.learners import latent
+from workbench.evaluation import has_latent_state, hidden_r2, hidden_readout
+from workbench.evaluation.hidden import latent_trajectories
 
 from test_app import ENTRY, assert_clean, axis_titles, plotly_figures, show, trace_names, values
 from test_latent import LastSample
@@ -38,7 +38,7 @@ def test_readout_is_labelled_and_scores_what_hidden_r2_reports(fitted):
     assert list(out["hidden_variable"].values) == ["y"] and list(out["hidden_units"].values) == ["1"]
     np.testing.assert_array_equal(out["time"].values, ds["time"].values[c:])
     np.testing.assert_array_equal(out["hidden_state"].values, test["hidden_state"].values[:, c:])
-    np.testing.assert_allclose(out["r2"].values, latent.hidden_r2(model, train, test).values, rtol=1e-12)
+    np.testing.assert_allclose(out["r2"].values, hidden_r2(model, train, test).values, rtol=1e-12)
     # every history of this data holds two observations: a read-out at every time
     assert np.isfinite(out["readout"].values).all()
 

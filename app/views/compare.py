@@ -8,15 +8,8 @@ import charts
 import format as fmt
 import state
 import workbench as wb
-from workbench.evaluation import (LongRunRecipe, climate_scores, fan_quantiles, has_term_library, long_run_refusal,
-                                  parameter_comparison, summary, test_period, true_system)
-from workbench.evaluation.hidden import has_latent_state, hidden_readout
-
-
-@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=state.BY_CONTENT)
-def hidden_readout_cached(model: wb.Model, ds):
-    """The hidden variables of the test split beside their read-out fitted on the training split."""
-    return hidden_readout(model, wb.select_split(ds, "train"), wb.select_split(ds, "test"))
+from workbench.evaluation import (LongRunRecipe, climate_scores, fan_quantiles, has_latent_state, has_term_library,
+                                  long_run_refusal, parameter_comparison, summary, test_period, true_system)
 
 
 st.title("Learned vs true flow")
@@ -106,7 +99,7 @@ st.caption("The shaded band is the truth ± |learned - true|: how far the predic
 
 if "hidden_state" in ds and has_latent_state(model):
     st.subheader("Hidden variables")
-    readout = state.guarded(lambda: hidden_readout_cached(model, ds))
+    readout = state.guarded(lambda: state.hidden_readout_cached(model, ds))
     if readout is not None:
         row = readout.isel(trajectory=traj)
         hidden_names = [str(v) for v in readout["hidden_variable"].values]

@@ -14,6 +14,7 @@ if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from .evaluate import evaluate, summary
     from .fields import (calibration_curve, calibration_report, equation_comparison, fan_quantiles, field_on_grid,
                          has_term_library, parameter_comparison)
+    from .hidden import has_latent_state, hidden_r2, hidden_readout
     from .holdout import forecast_horizons, holdout_forecast, test_period
     from .truth import oracle_samples, parameters_per_trajectory, true_drift, true_system
 
@@ -25,6 +26,7 @@ _EXPORTS = {
     "field_on_grid": ".fields", "has_term_library": ".fields", "equation_comparison": ".fields",
     "parameter_comparison": ".fields", "calibration_curve": ".fields", "calibration_report": ".fields",
     "fan_quantiles": ".fields",
+    "hidden_readout": ".hidden", "hidden_r2": ".hidden", "has_latent_state": ".hidden",
     "test_period": ".holdout", "forecast_horizons": ".holdout", "holdout_forecast": ".holdout",
     "true_system": ".truth", "parameters_per_trajectory": ".truth", "true_drift": ".truth",
     "oracle_samples": ".truth",
@@ -32,8 +34,8 @@ _EXPORTS = {
 
 __all__ = [
     "LongRunRecipe", "calibration_curve", "calibration_report", "climate_scores", "equation_comparison",
-    "evaluate", "fan_quantiles", "field_on_grid", "forecast_horizons", "has_term_library",
-    "holdout_forecast", "long_run", "long_run_refusal", "oracle_samples", "parameter_comparison",
+    "evaluate", "fan_quantiles", "field_on_grid", "forecast_horizons", "has_latent_state",
+    "has_term_library", "hidden_r2", "hidden_readout", "holdout_forecast", "long_run", "long_run_refusal", "oracle_samples", "parameter_comparison",
     "parameters_per_trajectory", "summary", "test_period", "true_drift", "true_system"
 ]
 

@@ -17,7 +17,8 @@ from ..data.schema import observation_mask, select_split, validate
 from .forecast import evaluate_rolling
 from ..data.splits import time_split_info
 from ..errors import BadParameterError, WorkbenchError
-from ..learners.latent import HistoryLearner, hidden_r2, history_forecast, interpolation_error
+from ..learners.latent import HistoryLearner, history_forecast, interpolation_error
+from .hidden import hidden_r2
 from ..model import Model
 
 MAX_FIELD_POINTS = 2000

@@ -469,7 +469,7 @@ class LatentSDE(HistoryLearner):
 
 # --- scoring from datasets (histories with gaps, which Model.predict does not take) ----------------
 
-def _standardised(model: Any, ds: xr.Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def standardised_history(model: Any, ds: xr.Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """States (N, T, D) in the learner's standardised units (0 where missing), times (T,) and mask (N, T)."""
     from ..data.schema import observation_mask
 
@@ -496,7 +496,7 @@ def history_forecast(model: Any, ds: xr.Dataset, n_samples: int = 1, seed: int =
     if ds.sizes["time"] < c + 2:
         raise DatasetError(f"{model.name} reads {c + 1} history samples and needs one more to predict; the dataset "
                            f"has {ds.sizes['time']}", fix=f"use longer trajectories or a model with context < {c}")
-    z, t, mask = _standardised(model, ds)
+    z, t, mask = standardised_history(model, ds)
     check_histories(mask[:, : c + 1].cpu().numpy())
     samples = int(n_samples) if learner.capabilities().stochastic else 1
     learner.eval()
@@ -514,49 +514,6 @@ def history_forecast(model: Any, ds: xr.Dataset, n_samples: int = 1, seed: int =
     return pred
 
 
-# Histories per trajectory whose end states feed the hidden_r2 read-out
-READOUT_ORIGINS = 16
-READOUT_RIDGE = 1e-6
-
-
-def latent_states(model: Any, ds: xr.Dataset, origins: int = READOUT_ORIGINS) -> tuple[np.ndarray, np.ndarray]:
-    """Latent states at the ends of up to ``origins`` histories per trajectory and the dataset's
-    ``hidden_state`` there: arrays (M, latent) and (M, H). Histories with fewer than two observed
-    samples are skipped."""
-    learner = model.learner
-    c = int(learner.options["context"])
-    z, t, mask = _standardised(model, ds)
-    ends = np.unique(np.linspace(c, z.shape[1] - 1, min(origins, z.shape[1] - c)).astype(int))
-    latents, hidden = [], []
-    learner.eval()
-    with torch.no_grad():
-        for end in ends:
-            window = slice(end - c, end + 1)
-            keep = mask[:, window].sum(1) >= 2
-            if not bool(keep.any()):
-                continue
-            zz, mm = z[keep, window], mask[keep, window]
-            latents.append(learner.encode_end(zz, t[window].expand(zz.shape[0], -1), mm).double().cpu().numpy())
-            hidden.append(ds["hidden_state"].values[keep.cpu().numpy(), end])
-    return np.concatenate(latents), np.concatenate(hidden)
-
-
-def hidden_r2(model: Any, train: xr.Dataset, test: xr.Dataset) -> xr.DataArray:
-    """How much of each hidden variable a linear read-out of the latent state explains: least squares
-    (with an intercept) fitted on ``train``'s histories, R^2 on ``test``'s; over ``hidden_variable``."""
-    a, y = latent_states(model, train)
-    b, truth = latent_states(model, test)
-    design = np.hstack([a, np.ones((len(a), 1))])
-    gram = design.T @ design + READOUT_RIDGE * np.eye(design.shape[1])
-    coef = np.linalg.solve(gram, design.T @ y)
-    pred = np.hstack([b, np.ones((len(b), 1))]) @ coef
-    residual = ((pred - truth) ** 2).sum(0)
-    total = ((truth - truth.mean(0)) ** 2).sum(0)
-    r2 = 1.0 - residual / np.where(total > 0, total, np.nan)
-    return xr.DataArray(r2, dims=("hidden_variable",), coords={"hidden_variable": test["hidden_variable"].values},
-                        attrs={"long_name": "R^2 on test trajectories of a linear read-out of the latent state "
-                                            "fitted on training trajectories"})
-
 
 # Fraction of a history's observed samples held out to score interpolation
 INTERPOLATION_HOLDOUT = 0.5
@@ -570,7 +527,7 @@ def interpolation_error(model: Any, ds: xr.Dataset, seed: int = 0) -> Optional[f
     if not isinstance(learner, LatentODE):
         return None
     c = int(learner.options["context"])
-    z, t, mask = _standardised(model, ds)
+    z, t, mask = standardised_history(model, ds)
     z, mask, th = z[:, : c + 1], mask[:, : c + 1], t[: c + 1]
     rng = np.random.default_rng(seed)
     drop = torch.as_tensor(rng.random(tuple(mask.shape)) < INTERPOLATION_HOLDOUT, device=mask.device) & mask
