@@ -395,7 +395,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sde-n", type=int, default=128, help="trajectories of the double well (part sde)")
     parser.add_argument("--toy-n", type=int, default=1000, help="series of the toy set (part toy)")
-    parser.add_argument("--part", default="vdp,lorenz,sde", help="comma-separated parts: vdp, lorenz, sde, toy (Rubanova et al.'s toy set: about 20 min, only on request)")
+    parser.add_argument("--part", default="vdp,lorenz,sde",
+                        help="comma-separated parts: vdp, lorenz, sde, toy (Rubanova et al.'s toy set, about 20 min)")
     args = parser.parse_args(argv)
     parts = set(args.part.split(","))
     torch.set_num_threads(1)
