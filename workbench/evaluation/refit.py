@@ -6,7 +6,9 @@ fitted again on all the data up to each origin before forecasting from it, as a 
 re-estimates a model when a new observation arrives (Tashman 2000, "Out-of-sample tests of
 forecasting accuracy", IJF 16: the "updating" rolling-origin design). Each refit is the call that
 made the model, on the series cut after the origin: the same learner, options, series recipe and
-training run, with the validation period as long as the original one and ending at the origin;
+training run, with the validation period as long as the original one (at least one training
+chunk, 16 samples: :func:`workbench.data.series.training_layout` pads a shorter one, which the
+complete-data learners refuse) and ending at the origin;
 options the data decided (a backbone's ``context``, the history it filters) are decided again on
 the longer series, as a fit by hand on it would. A model from ``learner="auto"`` keeps its learner
 (or combination and weights) and its conformal calibration; the choice is not made again.
@@ -62,6 +64,7 @@ def refit_each(model: Any, ds: xr.Dataset) -> Rollout:
         model: a fitted model (checked with :func:`check_refit` first).
         ds: the data of the evaluation: a time-split series (pieces or whole series with the split recorded).
     """
+    from ..data.series import MIN_CHUNK
     from ..data.splits import label_split, merge_segments, time_split_info
 
     whole = merge_segments(ds) if "series" in ds.coords else ds
@@ -69,6 +72,8 @@ def refit_each(model: Any, ds: xr.Dataset) -> Rollout:
     info = time_split_info(whole) or {}
     test_at = int(np.searchsorted(times, info["test_start"])) if info.get("test_start") is not None else len(times)
     val_length = test_at - int(np.searchsorted(times, info["val_start"])) if info.get("val_start") is not None else 0
+    if val_length:  # a shorter period's chunk would be padded (the first fit's borrowed samples after it)
+        val_length = max(val_length, MIN_CHUNK)
     fitted: dict[int, Any] = {}
 
     def model_at(origin: int) -> Any:
@@ -96,17 +101,15 @@ def refit(model: Any, ds: xr.Dataset) -> Any:
     """``model``'s fit call again on ``ds``: its learner, options (those the data decided undecided),
     series recipe and training run; a conformal calibration is carried over."""
     from ..data.series import SeriesRecipe
-    from ..learners import get_learner
+    from ..learners.combination import undecided
     from ..training.config import TrainConfig
     from ..training.fitting import fit
 
     stored = SeriesRecipe.from_json(model.meta.get("series") or {})
     recipe = SeriesRecipe(transform=stored.transform, difference=stored.difference, embed=stored.embed,
                           lag=stored.lag, fill_gaps=stored.fill_gaps)
-    fresh = getattr(get_learner(model.name), "fresh_options", None)
-    options = fresh(model.meta["options"]) if fresh else dict(model.meta["options"])
     again = fit(ds, model.name, train=TrainConfig.from_json(dict(model.meta.get("train_config") or {})),
-                series=recipe, device=model.device, progress=False, **options)
+                series=recipe, device=model.device, progress=False, **undecided(model.name, model.meta["options"]))
     if model.meta.get("calibration"):
         again.meta["calibration"] = model.meta["calibration"]
     return again

@@ -87,14 +87,8 @@ class Combination(Learner):
     @classmethod
     def fresh_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` with what the data decided for each member undecided again (a refit on other data)."""
-        from . import get_learner
-
-        members = []
-        for m in options.get("members", cls.defaults["members"]):
-            fresh = getattr(get_learner(m["learner"]), "fresh_options", None)
-            own = dict(m.get("options") or {})
-            members.append({"learner": m["learner"], "options": fresh(own) if fresh else own})
-        return {**options, "members": members}
+        return {**options, "members": [{"learner": m["learner"], "options": undecided(m["learner"], m.get("options"))}
+                                       for m in options.get("members", cls.defaults["members"])]}
 
     def capabilities(self) -> Capabilities:
         caps = [m.capabilities() for m in self.members]
@@ -165,6 +159,19 @@ def physical_paths(learner: Learner, physical: torch.Tensor, t: torch.Tensor, n_
     return path[:, :, 1:] * learner.scale + learner.offset
 
 
+def undecided(learner: str, options: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """``learner``'s fitted ``options`` with what the data decided undecided again, for a fit on other
+    data: a map's step ``dt`` (:meth:`Learner.options_from_data`; a calendar axis's median step can
+    move with the data), and what its ``fresh_options`` names where it has one (the backbones'
+    ``context``, the composites' parts)."""
+    from . import get_learner
+
+    cls = get_learner(learner)
+    own = {k: v for k, v in (options or {}).items() if not (k == "dt" and "dt" in cls.defaults)}
+    fresh = getattr(cls, "fresh_options", None)
+    return fresh(own) if fresh else own
+
+
 def check_weights(weights: Any, members: int) -> list[list[float]]:
     """``weights`` as ``(H, M)`` rows (equal weights for ``None``; a flat list is one row).
 
@@ -187,4 +194,4 @@ def check_weights(weights: Any, members: int) -> list[list[float]]:
     return w.tolist()
 
 
-__all__ = ["Combination", "check_weights", "physical_paths"]
+__all__ = ["Combination", "check_weights", "physical_paths", "undecided"]

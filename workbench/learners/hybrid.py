@@ -33,7 +33,7 @@ from ..data.series import MIN_CHUNK
 from ..errors import BadParameterError, UnsupportedError, WorkbenchError
 from .backbones import BACKBONES
 from .base import Capabilities, DataInfo, InputSignal, Learner, refusal
-from .combination import physical_paths
+from .combination import physical_paths, undecided
 
 # the fraction of the residual series that validates the learner's fit (its early stopping, its ridge)
 VALIDATION_FRACTION = 0.2
@@ -113,14 +113,8 @@ class Hybrid(Learner):
     @classmethod
     def fresh_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` with what the data decided undecided again (a refit on other data)."""
-        from . import get_learner
-
-        parts = {}
-        for key, name in (("backbone_options", options.get("backbone")), ("options", options.get("learner"))):
-            fresh = getattr(get_learner(name), "fresh_options", None)
-            own = dict(options.get(key) or {})
-            parts[key] = fresh(own) if fresh else own
-        return {**options, **parts}
+        return {**options, "backbone_options": undecided(options["backbone"], options.get("backbone_options")),
+                "options": undecided(options["learner"], options.get("options"))}
 
     def capabilities(self) -> Capabilities:
         back, inner = self.backbone.capabilities(), self.learner.capabilities()
