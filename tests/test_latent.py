@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import torchdiffeq
 
 import workbench as wb
 from workbench.data.schema import select_split
@@ -181,3 +182,26 @@ def test_latent_sde_bad_input_is_refused_by_name(well):
     node_like = SimpleNamespace(learner=latent.LatentODE(1), name="latent_ode")
     with pytest.raises(BadParameterError, match="calibrate fits a latent SDE"):
         latent.calibrate(node_like, ds)
+
+
+def test_near_continuous_sample_times_cost_steps_by_the_median_gap_not_the_smallest():
+    # 60 uniform random times on [0, 5]: the smallest gap is ~2% of the median, which at one
+    # step per smallest gap would take thousands of RK4 steps per solve
+    torch.manual_seed(0)
+    learner = latent.LatentODE(1, latent=3, hidden=8)
+    rel = torch.sort(torch.rand(60, dtype=torch.float64) * 5.0).values
+    rel = rel - rel[0]
+    z0 = torch.randn(4, 3, dtype=torch.float64)
+    learner.double()
+    calls = []
+    counting = learner.field.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        path = learner.latent_path(z0, rel)
+        counting.remove()
+        reference = torchdiffeq.odeint(lambda t, y: learner.field(y), z0, rel, rtol=1e-10, atol=1e-10)
+    reference = reference.transpose(0, 1)
+    gaps = rel[1:] - rel[:-1]
+    steps = float(rel[-1]) / (float(gaps.median()) / latent.MEDIAN_GAP_STEPS)
+    assert len(calls) <= 4 * (steps + 1) + len(rel)   # 4 evaluations a step, one per output for the interpolant
+    assert float(gaps.min()) < 0.05 * float(gaps.median())   # the old rule: over 4,000 steps
+    np.testing.assert_allclose(path.numpy(), reference.numpy(), atol=1e-4)

@@ -52,6 +52,10 @@ MAX_CONTEXT = 10_000
 MAX_HIDDEN = 4096
 # the noise level of the decoder's Gaussian likelihood (standardised units) cannot fall below this
 MIN_OBSERVATION_STD = 1e-3
+# the latent ODE's RK4 step is the smallest gap between samples, but never shorter than the median
+# gap over this: near-continuous sample times (two samples 1e-4 apart) would otherwise cost
+# thousands of steps per solve; outputs between steps are then read off a cubic Hermite interpolant
+MEDIAN_GAP_STEPS = 4
 INTERPOLATIONS = ("cubic", "linear", "rectilinear")
 
 
@@ -206,8 +210,11 @@ class LatentODE(HistoryLearner):
         """The latent ODE from ``z0`` over relative times ``rel`` (T,), shape (B, T, latent)."""
         if len(rel) < 2:
             return z0[:, None]
-        step = float((rel[1:] - rel[:-1]).min()) / self.options["substeps"]
-        path = torchdiffeq.odeint(lambda tt, y: self.field(y), z0, rel, method="rk4", options={"step_size": step})
+        gaps = rel[1:] - rel[:-1]
+        smallest, floor = float(gaps.min()), float(gaps.median()) / MEDIAN_GAP_STEPS
+        options = {"step_size": max(smallest, floor) / self.options["substeps"],
+                   "interp": "linear" if smallest >= floor else "cubic"}
+        path = torchdiffeq.odeint(lambda tt, y: self.field(y), z0, rel, method="rk4", options=options)
         return path.transpose(0, 1)
 
     def loss(self, batch: Batch, horizon: int, objective: str) -> torch.Tensor:
