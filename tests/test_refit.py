@@ -61,3 +61,22 @@ def test_refit_each_is_refused_for_gradient_trained_learners_with_the_cost_and_t
     with pytest.raises(BadParameterError, match="refit='always' is not one of"):
         check_refit("always", node)
     assert check_refit(None, node) is False
+
+
+def test_refit_each_decides_a_map_s_step_again_on_a_calendar_axis(tmp_path):
+    # quarters last 90-92 days: the median step of the series up to an origin need not be the whole series'
+    import pandas as pd
+
+    dates = pd.date_range("1959-01-01", periods=120, freq="QS")
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "y [1]": ar1(120, seed=2)}).to_csv(tmp_path / "q.csv",
+                                                                                          index=False)
+    ds = wb.split_time(wb.from_csv(tmp_path / "q.csv"), val=0.15, test=0.2)
+    model = wb.fit(ds, learner="nvar")
+    (values,), times = rolling.series_arrays(ds)
+    first = int(np.searchsorted(times, time_split_info(ds)["test_start"]))
+    moved = [o for o in range(first - 1, len(times) - 1)
+             if float(np.median(np.diff(times[: o + 1]))) != model.meta["options"]["dt"]]
+    assert moved                                # the step does move here (91 -> 91.5 days)
+    origins = np.array(moved[:2])
+    paths = refit_each(model, ds)(model, values, times, origins, 2, 1)
+    assert paths.shape == (len(origins), 1, 2, 1) and np.isfinite(paths).all()
