@@ -201,7 +201,18 @@ class Mechanistic(Learner):
 
     # --- results -------------------------------------------------------------------------------------
     def parameter_table(self, level: Optional[float] = None, units: Optional[dict[str, str]] = None) -> xr.Dataset:
-        """Estimates with standard errors and intervals, as a Dataset over ``parameter``."""
+        """Estimates with standard errors and intervals, as a Dataset over ``parameter``.
+
+        Arguments:
+            level: confidence level (default the fit's ``level``).
+            units: the parameters' units, for the attrs.
+
+        Returns:
+            ``estimate``, ``std_error``, ``ci_low``, ``ci_high`` (Student-t on ``n - k`` degrees of
+            freedom; NaN for a parameter that is not identifiable), ``identifiable``, ``description``;
+            attrs include ``noise_std`` (each variable's estimated noise level, data units, the weights
+            of the fit) and ``residual_variance`` (in the data's standardised units).
+        """
         level = self.options["level"] if level is None else level
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level < 1:
             raise BadParameterError(f"level must be a number in [0.5, 1), got {level!r}", fix="e.g. level=0.95")
