@@ -67,6 +67,8 @@ def part_a(reps: int) -> None:
             covered.append((table["ci_low"].values <= true) & (true <= table["ci_high"].values))
             estimates.append(table["estimate"].values)
             std_errors.append(table["std_error"].values)
+            if (seed + 1) % 25 == 0:  # progress of a long loop
+                print(f"  {name}: {seed + 1}/{reps} fits, coverage so far {np.mean(covered):.3f}", flush=True)
         covered, estimates, std_errors = np.array(covered), np.array(estimates), np.array(std_errors)
         errors = np.abs(estimates - true) / np.abs(true)
         z = (estimates - true) / std_errors
