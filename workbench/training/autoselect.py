@@ -4,7 +4,9 @@ The series is merged once into whole series; the data before the test period get
 split, recorded as labels, not cut (:func:`workbench.data.splits.label_split`): its last
 ``SELECTION_FRACTION`` (at least the longest scored horizon plus one sample) becomes the
 *selection* period. Every candidate (the statistical backbones, cheap closed-form learners with a
-few recipes, and ``node`` when the budget allows) is fitted with the same
+few recipes, a linear autoregression whose order AIC picks on the data before the selection period
+(the project's AR(p) baseline as a learner: ``nvar`` of degree 1), and ``node`` when the budget
+allows) is fitted with the same
 :class:`~workbench.data.series.SeriesRecipe` on the data before it and forecasts from every origin
 inside it; the test period is never seen. A candidate's score is its RMSE at each horizon divided
 by the in-sample naive MAE (MASE's scale), averaged over horizons and variables; candidates whose
@@ -92,6 +94,19 @@ def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
                            "series or a smaller test fraction), or fit one learner by name, e.g. learner='arima'")
     times = before["time"].values.astype(np.float64)
     return label_split(before, None, float(times[n - held])), int(min(horizon, held))
+
+
+def linear_autoregression(series: Sequence[np.ndarray], times: np.ndarray) -> tuple[str, dict[str, Any]]:
+    """The candidate ``("nvar", {"degree": 1, "delays": p})``: a linear AR(p) on the series' own
+    increments, with the order ``p`` that AIC picks for :class:`workbench.evaluation.baselines.AR`
+    on ``series`` (the data before the selection period); ``p = 1`` where AIC has too few rows."""
+    from ..evaluation.baselines import AR
+
+    try:
+        order = AR().fit(list(series), times).order
+    except DatasetError:
+        order = 1
+    return "nvar", {"degree": 1, "delays": int(order)}
 
 
 def validation_residuals(model: Any, sel: xr.Dataset, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +241,8 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
     fit_options = dict(fit_options or {})
     recipe = _recipe(series, fit_options, gappy=any(np.isnan(v).any() for v in values))
     pool = list(candidates or CANDIDATES)
+    if candidates is None:
+        pool.insert(pool.index(("esn", {})), linear_autoregression([v[:first] for v in values], times[:first]))
     if candidates is None and budget >= NODE_BUDGET:
         pool.append(("node", {"time_budget": budget / 3}))
     table, scored = [], []
