@@ -185,3 +185,11 @@ def test_sindy_fits_a_time_split_real_series_and_says_what_it_cannot_explain(sun
 def test_reservoir_refuses_a_ridge_that_is_not_finite_and_positive(ridge):
     with pytest.raises(BadParameterError, match="ridge"):
         wb.fit(wb.simulate("lorenz63", n=4, t_end=1.0, dt=0.01), "nvar", ridge=ridge)
+
+
+def test_a_closed_form_fit_reports_once_to_the_callback_with_its_scores():
+    ds = wb.simulate("lorenz63", n=6, t_end=5.0, dt=0.02, seed=0)
+    seen = []
+    model = wb.fit(ds, "sindy", callback=seen.append)
+    assert len(seen) == 1 and seen[0]["epoch"] == 1 and seen[0]["epochs"] == 1
+    assert seen[0]["val_loss"] == model.history[-1]["val_loss"] == seen[0]["best_val"]

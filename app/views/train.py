@@ -88,9 +88,10 @@ def draw_progress(current: jobs.TrainingJob) -> None:
         st.progress(0.0, text=f"starting {current.learner}...")
         return
     budget_s = current.options.get("time_budget") or float("inf")
+    losses = (f": validation loss {last['val_loss']:.4g} (best {last['best_val']:.4g})"
+              if isinstance(last.get("val_loss"), float) and isinstance(last.get("best_val"), float) else "")
     st.progress(min(1.0, max(last["elapsed"] / budget_s, last["epoch"] / max(last.get("epochs", 1), 1))),
-                text=f"epoch {last['epoch']}, {last['elapsed']:.0f} s of {budget_s:.0f} s: validation loss "
-                     f"{last['val_loss']:.4g} (best {last['best_val']:.4g})")
+                text=f"epoch {last['epoch']}, {last['elapsed']:.0f} s of {budget_s:.0f} s{losses}")
     st.plotly_chart(charts.loss_curve(current.history), key="live_loss")
 
 

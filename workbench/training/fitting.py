@@ -54,7 +54,8 @@ def fit(ds: xr.Dataset, learner: str = "node", *, train: Optional[TrainConfig] =
         out: run folder, saved every epoch as one atomic generation (see ``training.runs``).
         resume: continue the run saved in ``out`` exactly (same epochs, schedule and budget).
         overwrite: replace a run already in ``out`` (otherwise refused unless ``resume``).
-        callback: called after every epoch with the epoch record; returning ``False`` stops.
+        callback: called after every epoch with the epoch record; returning ``False`` stops (a
+            closed-form learner reports once, after its fit).
         threads: torch CPU threads while fitting (default 1; restored afterwards).
         progress: progress bar (default: only on a terminal).
         q, p: canonical coordinate names, for HNN on datasets that do not declare them.
@@ -204,6 +205,8 @@ def _train(module: Learner, data: Prepared, config: TrainConfig, objective: str,
         module.after_fit(model, ds)
         if writer is not None:
             writer.write(run_files(model))
+        if callback is not None:  # one report: a closed-form fit has no epochs to stop between
+            callback({**history[0], "epochs": 1, "best_val": history[0].get("val_loss")})
         return model
 
     trainer = Trainer(module, data, config, objective)
