@@ -80,3 +80,14 @@ def test_refit_each_decides_a_map_s_step_again_on_a_calendar_axis(tmp_path):
     origins = np.array(moved[:2])
     paths = refit_each(model, ds)(model, values, times, origins, 2, 1)
     assert paths.shape == (len(origins), 1, 2, 1) and np.isfinite(paths).all()
+
+
+def test_evaluate_takes_refit_each_in_rolling_mode_and_refuses_it_elsewhere():
+    # refit_each's numbers are checked against fitting by hand above; here, that evaluate passes it on
+    ds = series_ds(ar1(60) + 0.05 * np.arange(60))
+    model = wb.fit(ds, learner="theta")
+    each = wb.evaluate(model, ds, mode="rolling", horizons=[1], refit="each")
+    assert each.attrs["refit"] == "each" and np.isfinite(each["rmse"]).all()
+    trajectories = wb.simulate("van_der_pol", n=4, t_end=4.0, dt=0.1, seed=0)
+    with pytest.raises(BadParameterError, match="refit='each' applies to rolling evaluations"):
+        wb.evaluate(model, trajectories, mode="trajectories", refit="each")

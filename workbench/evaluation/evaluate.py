@@ -27,7 +27,7 @@ MAX_FIELD_POINTS = 2000
 @thread_policy
 def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: int = 32, seed: int = 0,
              threshold: float = 0.4, oracle: bool = True, attractor: bool = True, mode: str = "auto",
-             horizons: Sequence[int] = (1,), threads: Optional[int] = None) -> xr.Dataset:
+             horizons: Sequence[int] = (1,), refit: Optional[str] = None, threads: Optional[int] = None) -> xr.Dataset:
     """All applicable metrics of ``model`` on the ``split`` trajectories of ``ds``.
 
     Arguments:
@@ -49,6 +49,9 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
             ``crps_skill_vs_*``; see :func:`workbench.evaluation.forecast.evaluate_rolling`), or ``"auto"``:
             rolling for data cut by :func:`workbench.split_time`.
         horizons: forecast steps scored in rolling mode.
+        refit: rolling mode: ``"each"`` refits the model on the data up to every origin before
+            forecasting from it (closed-form learners; refused for gradient-trained ones), None
+            forecasts with the model as fitted (:mod:`workbench.evaluation.refit`).
         threads: torch CPU threads for the whole evaluation (default: ``WORKBENCH_THREADS``, else 1 on a
             small CPU; the caller's count is restored afterwards).
 
@@ -68,7 +71,10 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
         raise BadParameterError(f"mode must be 'auto', 'trajectories' or 'rolling', got {mode!r}")
     ds = validate(ds, "evaluation data")  # malformed data or attributes fail here, named, not mid-metric
     if mode == "rolling" or (mode == "auto" and time_split_info(ds) is not None):
-        return evaluate_rolling(model, ds, horizons, n_samples=n_samples, seed=seed)
+        return evaluate_rolling(model, ds, horizons, n_samples=n_samples, seed=seed, refit=refit)
+    if refit is not None:
+        raise BadParameterError(f"refit={refit!r} applies to rolling evaluations of a time-split series",
+                                fix="pass mode='rolling' (data split with wb.split_time), or leave refit=None")
     test = select_split(ds, split)
     if test.sizes["trajectory"] == 0:
         raise WorkbenchError(f"the dataset has no {split!r} trajectories to evaluate on; pass split='val' or resplit")

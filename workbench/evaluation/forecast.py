@@ -35,6 +35,7 @@ from ..data.schema import make_dataset
 from ..data.drivers import driver_names, driver_values
 from ..data.embedding import delay_vectors
 from ..errors import BadParameterError, DatasetError, DivergenceError, UnsupportedError
+from .refit import check_refit, refit_each
 from .rolling import DEFAULT_MAX_ORIGINS, INTERVAL_LEVEL, MAX_HORIZON, rolling_evaluation, series_arrays, skills, test_start_time
 from ..safety import check_integer
 from ..data.series import SeriesRecipe, check_recipe
@@ -275,7 +276,8 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
 
 def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,), *, n_samples: int = 32,
                      seed: int = 0, start: Optional[Any] = None, max_origins: int = DEFAULT_MAX_ORIGINS,
-                     period: Optional[float] = None, ar_order: Optional[int] = None) -> xr.Dataset:
+                     period: Optional[float] = None, ar_order: Optional[int] = None,
+                     refit: Optional[str] = None) -> xr.Dataset:
     """Rolling-origin errors of ``model`` by horizon, with the baselines and skills.
 
     Arguments:
@@ -284,6 +286,8 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
         horizons: forecast steps to score.
         n_samples: paths per origin for stochastic learners (and baseline ensembles).
         seed, start, max_origins, period, ar_order: see :func:`workbench.evaluation.rolling.rolling_evaluation`.
+        refit: ``"each"``: refit the model on the data up to every origin before forecasting from it
+            (closed-form learners only, :mod:`workbench.evaluation.refit`); None: the model as fitted.
 
     Returns:
         Dataset over ``(horizon, variable)``: ``rmse`` and ``mae`` (the model, in the data's
@@ -291,6 +295,7 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
         ``rmse_skill_vs_climatology``, ``_vs_persistence``, ``_vs_ar`` and, for stochastic
         learners, ``crps`` and ``crps_skill_vs_*``; ``n_origins``; attrs name the baselines.
     """
+    forecast_from = refit_each(model, ds) if check_refit(refit, model) else rollout_from
     stochastic = model.learner.capabilities().stochastic or bool(model.meta.get("calibration"))
     merged = merge_segments(ds)
     inputs = list(merged["input"].values) if "input" in merged else None
@@ -299,15 +304,16 @@ def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,),
 
     def model_fn(values, times, origins, horizon, samples):
         k = next(calls)
-        return rollout_from(model, values, times, origins, horizon, samples, seed,
-                            inputs[k] if inputs is not None else None)
+        return forecast_from(model, values, times, origins, horizon, samples, seed,
+                             inputs[k] if inputs is not None else None)
 
     scores = rolling_evaluation(ds, {"model": model_fn}, horizons, stochastic=["model"] if stochastic else [],
                                 n_samples=n_samples, start=start, max_origins=max_origins, period=period,
                                 ar_order=ar_order, seed=seed, context=need)
     out = xr.merge([scores, skills(scores, "model", crps=stochastic)], combine_attrs="override")
     out = out.rename({name: name[: -len("_model")] for name in out.data_vars if name.endswith("_model")})
-    out.attrs.update({"learner": model.name, "mode": "rolling", "n_samples": int(n_samples) if stochastic else 1})
+    out.attrs.update({"learner": model.name, "mode": "rolling", "n_samples": int(n_samples) if stochastic else 1,
+                      "refit": refit or "none"})
     return out
 
 
