@@ -101,3 +101,16 @@ def test_training_does_not_depend_on_the_unit_of_time():
     b = [h["val_loss"] for h in millis.history]
     assert a[-1] < a[0] / 2  # it learned something, the same in both units
     np.testing.assert_allclose(b, a, rtol=1e-3)
+
+
+def test_a_validation_period_shorter_than_a_chunk_never_reaches_into_the_test_period():
+    # values equal to their index show which samples each training chunk holds
+    from workbench.data.series import SeriesRecipe, prepare_series
+
+    ds = wb.from_numpy(np.arange(100.0)[None, :, None], times=np.arange(100.0), variables=["y"])
+    ds = wb.split_time(ds, val=0.1, test=0.2)          # val 70-79 (10 samples), test from 80
+    fit_ds, _ = prepare_series(ds, "nvar", SeriesRecipe())
+    values, split = fit_ds["state"].values[..., 0], fit_ds["split"].values
+    assert np.nanmax(values) == 79.0
+    val = values[split == "val"]
+    assert len(val) == 1 and val[0, -1] == 79.0 and val[0, 0] < 70.0   # one chunk, ending where the test starts

@@ -422,10 +422,13 @@ def chunk_starts(lo: int, hi: int, length: int) -> list[int]:
     """Starts of windows of ``length`` covering ``[lo, hi)`` with a stride of a quarter window.
 
     The overlap keeps every transition (and a learner's warm-up context) inside some chunk; a
-    sample appears in up to four chunks, evenly, so no part of the series is weighted more.
+    sample appears in up to four chunks, evenly, so no part of the series is weighted more. A
+    period shorter than a window gets one window ending at the period's end: it reaches back into
+    the period before (a validation chunk starts in the training period), never into the one after
+    (the test period).
     """
     if hi - lo <= length:
-        return [lo]
+        return [hi - length]
     stride = max(1, length // 4)
     count = int(np.ceil((hi - lo - length) / stride)) + 1
     return [int(round(s)) for s in np.linspace(lo, hi - length, count)]
