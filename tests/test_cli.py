@@ -208,3 +208,26 @@ def test_the_package_exports_its_api_and_nothing_else():
 
     assert sys.modules["workbench.learners"].LEARNERS is LEARNERS
     assert wb.learners() == sorted(LEARNERS) and callable(wb.learners)
+
+
+def test_fit_and_evaluate_a_time_split_series_by_horizon(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(90)
+    for k in range(1, 90):
+        y[k] = 0.8 * y[k - 1] + rng.normal()
+    ds = wb.split_time(wb.from_numpy(y[None, :, None], times=np.arange(90.0), variables=["y"]), val=0.15, test=0.2)
+    wb.save(ds, tmp_path / "series.h5")
+    fitted = cli("fit", str(tmp_path / "series.h5"), "-o", str(tmp_path / "run"), "-l", "theta", "-q")
+    assert "saved" in fitted.stdout and "Traceback" not in fitted.stderr
+    scores = cli("evaluate", str(tmp_path / "run"), "--data", str(tmp_path / "series.h5"), "--horizons", "1,3",
+                 "--refit", "each", "-o", str(tmp_path / "scores.h5"))
+    assert "rolling origins over the test period (refit: each)" in scores.stdout
+    saved = xr.open_dataset(tmp_path / "scores.h5", engine="h5netcdf")
+    assert list(saved["horizon"].values) == [1, 3] and saved.attrs["refit"] == "each"
+    for h, rmse in zip((1, 3), saved["rmse"].values[:, 0]):
+        assert re.search(rf"│\s+{h} │ y\s+│\s+{rmse:.4g} │", scores.stdout)
+    bad = cli("evaluate", str(tmp_path / "run"), "--data", str(tmp_path / "series.h5"), "--horizons", "1,x",
+              check=False)
+    assert bad.returncode != 0 and "--horizons expects comma-separated whole numbers" in bad.stderr + bad.stdout

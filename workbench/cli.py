@@ -344,9 +344,10 @@ def fit(data: Path = typer.Argument(..., help="Training data (HDF5 in the workbe
                        precision=precision, compile="auto" if compile_step is None else compile_step,
                        progress=False, callback=epoch_progress(bar, budget), **learner_options)
     last = model.history[-1]
-    best = min(h["val_loss"] for h in model.history)
-    console.print(f"{learner}: {last['epoch']} epochs in {last['elapsed']:.1f} s, validation loss "
-                  f"{model.history[0]['val_loss']:.4g} -> {best:.4g}; saved {out}")
+    scored = [h["val_loss"] for h in model.history if isinstance(h.get("val_loss"), float)]
+    losses = f", validation loss {scored[0]:.4g} -> {min(scored):.4g}" if scored else ""
+    epochs = f"{last['epoch']} epoch{'s' if last['epoch'] != 1 else ''}"
+    console.print(f"{learner}: {epochs} in {last['elapsed']:.1f} s{losses}; saved {out}")
 
 
 def epoch_progress(bar: Any, budget: Optional[float]) -> Callable[[dict[str, Any]], None]:
@@ -359,9 +360,10 @@ def epoch_progress(bar: Any, budget: Optional[float]) -> Callable[[dict[str, Any
             bar.unit = "epoch"
             if budget is not None:
                 bar.bar_format = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
-        train = record["train_loss"]
+        # a closed-form learner's one record may carry neither loss
+        train, val = record.get("train_loss"), record.get("val_loss")
         losses = {"epoch": record["epoch"], "train": "—" if train is None else f"{train:.3g}",
-                  "val": f"{record['val_loss']:.3g}"}
+                  "val": "—" if val is None else f"{val:.3g}"}
         if budget is not None:
             bar.n = min(record["elapsed"], budget)
             losses["left"] = f"{max(0.0, budget - record['elapsed']):.0f} s"
@@ -397,26 +399,64 @@ def evaluate(run: Path = typer.Argument(..., help="Run folder written by `workbe
              data: Path = option(..., "--data", help="Dataset with held-out trajectories.", metavar="FILE"),
              split: str = option("test", "--split", help="Which split to score: train, val or test.", metavar="NAME"),
              samples: int = option(32, "--samples", help="Paths per initial state (stochastic models).", metavar="N"),
+             horizons: str = option("1", "--horizons", help="Forecast steps scored on a time-split series, e.g. "
+                                                            "1,2,4,8 (rolling origins over its test period).",
+                                    metavar="LIST"),
+             refit: Optional[str] = option(None, "--refit", help="'each': refit a closed-form model at every "
+                                                                 "rolling origin.", metavar="WHEN"),
              out: Optional[Path] = option(None, "--out", "-o", help="Also save all metrics to HDF5.", metavar="FILE"),
              seed: int = option(0, "--seed", help="Seed of stochastic rollouts.", metavar="N")) -> None:
-    """Score a fitted model on held-out data and print the headline metrics."""
+    """Score a fitted model on held-out data and print the headline metrics (by horizon for a series
+    split in time)."""
     check_run_folder(run)
     check_file(data, "--data")
     import workbench as wb
+
+    try:
+        steps = [int(h) for h in horizons.split(",") if h.strip()]
+    except ValueError:
+        raise ArgumentError(f"--horizons expects comma-separated whole numbers, got {horizons!r}",
+                            "write e.g. --horizons 1,2,4,8") from None
+    scores = wb.evaluate(wb.load_model(run), wb.load(data), split=split, n_samples=samples, seed=seed,
+                         horizons=steps, refit=refit)
+    console.print(_rolling_table(scores) if scores.attrs.get("mode") == "rolling" else _headline_table(scores, split))
+    if out is not None:
+        from .data.io import write_netcdf
+
+        console.print(f"wrote {write_netcdf(scores, out)}")
+
+
+def _headline_table(scores: Any, split: str) -> Table:
+    """The scalar headline metrics of a trajectory evaluation."""
     from .evaluation.evaluate import summary as headline
 
-    scores = wb.evaluate(wb.load_model(run), wb.load(data), split=split, n_samples=samples, seed=seed)
-    table = Table(title=f"{scores.attrs['learner']} on {scores.attrs['system']} ({split}, "
+    table = Table(title=f"{scores.attrs['learner']} on {scores.attrs.get('system', 'the data')} ({split}, "
                         f"{scores.attrs['n_trajectories']} trajectories)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in headline(scores).items():
         table.add_row(name, f"{value:.4g}")
-    console.print(table)
-    if out is not None:
-        from .data.io import write_netcdf
+    return table
 
-        console.print(f"wrote {write_netcdf(scores, out)}")
+
+# rolling scores printed per horizon, where present (the rest go to --out)
+ROLLING_COLUMNS = ("rmse", "mae", "mase", "crps", "coverage", "rmse_skill_vs_best", "rmse_skill_vs_persistence")
+
+
+def _rolling_table(scores: Any) -> Table:
+    """Rolling-origin scores by horizon and variable, with the skill against the best baseline."""
+    columns = [c for c in ROLLING_COLUMNS if c in scores]
+    table = Table(title=f"{scores.attrs['learner']}: rolling origins over the test period "
+                        f"(refit: {scores.attrs.get('refit', 'none')})")
+    for column in ("horizon", "variable", *columns, "origins"):
+        table.add_column(column, justify="left" if column == "variable" else "right")
+    units = scores["units"].values if "units" in scores.coords else [""] * scores.sizes["variable"]
+    labels = [f"{name} [{unit}]" if str(unit) else str(name) for name, unit in zip(scores["variable"].values, units)]
+    for h in range(scores.sizes["horizon"]):
+        for v, label in enumerate(labels):
+            row = [f"{float(scores[c].values[h, v]):.4g}" for c in columns]
+            table.add_row(str(int(scores["horizon"].values[h])), label, *row, str(int(scores["n_origins"].values[h])))
+    return table
 
 
 @command("learners")
