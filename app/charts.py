@@ -125,6 +125,32 @@ def hidden_readout(times: np.ndarray, truth: np.ndarray, readout: np.ndarray, na
     return fig
 
 
+# the parts of a universal differential equation's drift: what each trace is and how it is drawn
+UDE_PARTS = (("missing", "true drift minus the known terms", TRUE_COLOR, "solid"),
+             ("learned", "network (learned residual)", LEARNED_COLOR, "dash"),
+             ("discovered", "discovered equations", "#2ca02c", "dot"),
+             ("known", "known terms", "#7f7f7f", "solid"))
+
+
+def ude_terms(parts: xr.Dataset, labels: Sequence[str], time_label: str) -> go.Figure:
+    """One panel per variable along a trajectory: the known terms, the network's residual, the
+    equations discovered for it and, where the truth is known, the part of the true drift the known
+    terms miss (:func:`workbench.evaluation.ude_terms`); ``labels`` title the y axes with units."""
+    fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
+    times = parts["time"].values
+    for i, label in enumerate(labels):
+        for name, legend, color, dash in UDE_PARTS:
+            if name in parts:
+                fig.add_trace(go.Scatter(x=times, y=parts[name].values[:, i], name=legend, legendgroup=name,
+                                         showlegend=i == 0, line={"color": color, "dash": dash, "width": 2},
+                                         opacity=0.5 if name == "known" else 1.0), row=i + 1, col=1)
+        fig.update_yaxes(title_text=label, row=i + 1, col=1)
+    fig.update_layout(height=200 * len(labels) + 120, margin={"t": 40, "b": 30}, hovermode="x unified",
+                      legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title_text=time_label, row=len(labels), col=1)
+    return fig
+
+
 def phase(truth: Optional[np.ndarray], pred: Optional[np.ndarray], labels: Sequence[str], i: int, j: int,
           k: Optional[int] = None, title: str = "", pick_grid: Optional[tuple[np.ndarray, np.ndarray]] = None
           ) -> go.Figure:

@@ -48,6 +48,19 @@ def unit_label(name: str, unit: Optional[str]) -> str:
     return f"{name} [{text}]" if text else name
 
 
+def rate_label(name: str, unit: Optional[str], time_unit: Optional[str]) -> str:
+    """``"dx/dt [m/s]"``: a rate of change with the variable's unit over the time axis's unit
+    (``"1"`` counts as no unit; a calendar axis, ``"days since ..."``, gives days); the bare
+    ``"dx/dt"`` where the variable's unit is unknown."""
+    if unit is None or str(unit) == "":
+        return f"d{name}/dt"
+    top = "" if str(unit) == DIMENSIONLESS else str(unit)
+    below = "" if time_unit is None else str(time_unit).split(" since ")[0].strip()
+    below = "" if below in ("", DIMENSIONLESS) else below
+    text = f"{top or '1'}/{below}" if below else (top or "dimensionless")
+    return f"d{name}/dt [{text}]"
+
+
 def observed_values(ds: xr.Dataset) -> np.ndarray:
     """``state`` as a float array ``(trajectory, time, variable)`` with NaN at unobserved samples (``mask``
     False), so a chart draws a gap there instead of a line across a value nobody measured."""

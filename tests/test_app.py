@@ -465,6 +465,23 @@ def test_compare_shows_estimated_parameters_beside_the_truth_and_a_profile(app):
     assert "profile" in trace_names(app)
 
 
+def test_compare_shows_a_ude_s_known_learned_and_discovered_terms_beside_the_missing_truth(app):
+    truth = {"alpha": 1.3, "beta": 0.9, "gamma": 0.8, "delta": 1.8}
+    ds = wb.simulate("lotka_volterra", n=4, t_end=5.0, dt=0.25, seed=1, params=truth, split=(0.5, 0.0, 0.5))
+    model = wb.fit(ds, "ude", system="lotka_volterra", known={"prey": "alpha*prey", "predator": "-gamma*predator"},
+                   fixed=truth, estimate=[], iterations=0, refine_iterations=0, precision="float64")
+    app.session_state["datasets"] = {"lv": ds}
+    app.session_state["models"] = {"ude on lv": model}
+    app.switch_page("views/compare.py").run()
+    show(app, "ude on lv", "lv")
+    assert {"known terms", "network (learned residual)", "discovered equations",
+            "true drift minus the known terms"} <= trace_names(app)
+    test = wb.select_split(ds, "test").isel(trajectory=0)["state"].values
+    np.testing.assert_allclose(trace_values(app, "true drift minus the known terms"),
+                               -0.9 * test[:, 0] * test[:, 1], rtol=1e-9)   # prey's missing term: -beta x y
+    assert {"dprey/dt [dimensionless]", "dpredator/dt [dimensionless]"} <= axis_titles(app)
+
+
 def test_uncertainty_page_shows_a_history_learner_from_the_end_of_its_context(app):
     """A latent SDE forecasts from the end of its context: the fan, calibration and marginal cover the
     times it predicts, not the whole test trajectory (the page indexed past its forecast)."""

@@ -159,3 +159,22 @@ def test_paper_case_residual_is_the_two_interaction_terms():
     late = truth["time"].values > 5.0
     error = np.abs(pred[late] - truth["state"].values[0, late]).max(0) / np.abs(truth["state"].values[0]).max(0)
     assert error.max() < 0.10, error
+
+
+def test_drift_parts_along_a_trajectory_split_known_learned_discovered_and_the_true_missing_part():
+    from workbench.evaluation import ude_terms
+
+    ds = _data()
+    model = wb.fit(ds, "ude", system="lotka_volterra", known=LINEAR, fixed=dict(TRUTH), estimate=[], **UNTRAINED,
+                   precision="float64")
+    parts = ude_terms(model, ds)
+    x = ds["state"].values[0]
+    assert parts["known"].dims == ("time", "variable") and parts["known"].shape == x.shape
+    np.testing.assert_allclose(parts["known"].values, np.stack([1.3 * x[:, 0], -1.8 * x[:, 1]], 1), rtol=1e-12)
+    # what the residual should learn is the two interaction terms (the paper's case)
+    np.testing.assert_allclose(parts["missing"].values, np.stack([-0.9, 0.8]) * (x[:, 0] * x[:, 1])[:, None],
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(parts["learned"].values, model.residual(x), rtol=1e-12)
+    np.testing.assert_allclose(parts["discovered"].values, 0.0)   # nothing trained, nothing found
+    with pytest.raises(wb.WorkbenchError, match="no known/learned split"):
+        ude_terms(wb.fit(ds, "sindy"), ds)

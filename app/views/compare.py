@@ -9,7 +9,8 @@ import format as fmt
 import state
 import workbench as wb
 from workbench.evaluation import (LongRunRecipe, climate_scores, fan_quantiles, has_latent_state, has_term_library,
-                                  long_run_refusal, parameter_comparison, summary, test_period, true_system)
+                                  long_run_refusal, parameter_comparison, summary, test_period, true_system,
+                                  ude_terms)
 
 
 st.title("Learned vs true flow")
@@ -155,6 +156,15 @@ if model.learner.capabilities().has_equations:
     if system is not None:
         true_col.caption(f"true ({system.name})")
         true_col.latex(system.equations)
+    if getattr(model.learner, "drift_parts", None) is not None:
+        parts = state.guarded(lambda: ude_terms(model, test, int(traj)))
+        if parts is not None:
+            st.caption("The drift split into its parts along the test trajectory above: the known terms, the network "
+                       "trained beside them, and the sparse equations found for the network"
+                       + (", against the part of the true drift that the known terms miss (what the network "
+                          "should learn)." if "missing" in parts else "."))
+            rates = [fmt.rate_label(v, units[v], test["time"].attrs.get("units")) for v in variables]
+            st.plotly_chart(charts.ude_terms(parts, rates, time_label), key="ude_terms")
     if system is not None and has_term_library(model):
         comparison = state.guarded(lambda: state.equations_cached(model, ds))
         if comparison is not None and comparison.attrs["representable"]:

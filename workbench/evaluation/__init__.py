@@ -13,7 +13,7 @@ if _TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from .climate import LongRunRecipe, climate_scores, long_run, long_run_refusal
     from .evaluate import evaluate, summary
     from .fields import (calibration_curve, calibration_report, equation_comparison, fan_quantiles, field_on_grid,
-                         has_term_library, parameter_comparison)
+                         has_term_library, parameter_comparison, ude_terms)
     from .hidden import has_latent_state, hidden_r2, hidden_readout
     from .holdout import forecast_horizons, holdout_forecast, test_period
     from .truth import oracle_samples, parameters_per_trajectory, true_drift, true_system
@@ -25,7 +25,7 @@ _EXPORTS = {
     "long_run_refusal": ".climate",
     "field_on_grid": ".fields", "has_term_library": ".fields", "equation_comparison": ".fields",
     "parameter_comparison": ".fields", "calibration_curve": ".fields", "calibration_report": ".fields",
-    "fan_quantiles": ".fields",
+    "fan_quantiles": ".fields", "ude_terms": ".fields",
     "hidden_readout": ".hidden", "hidden_r2": ".hidden", "has_latent_state": ".hidden",
     "test_period": ".holdout", "forecast_horizons": ".holdout", "holdout_forecast": ".holdout",
     "true_system": ".truth", "parameters_per_trajectory": ".truth", "true_drift": ".truth",
@@ -36,7 +36,7 @@ __all__ = [
     "LongRunRecipe", "calibration_curve", "calibration_report", "climate_scores", "equation_comparison",
     "evaluate", "fan_quantiles", "field_on_grid", "forecast_horizons", "has_latent_state",
     "has_term_library", "hidden_r2", "hidden_readout", "holdout_forecast", "long_run", "long_run_refusal", "oracle_samples", "parameter_comparison",
-    "parameters_per_trajectory", "summary", "test_period", "true_drift", "true_system"
+    "parameters_per_trajectory", "summary", "test_period", "true_drift", "true_system", "ude_terms"
 ]
 
 

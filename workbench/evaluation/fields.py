@@ -195,6 +195,52 @@ def parameter_comparison(model: Any, ds: xr.Dataset, level: float = 0.95) -> xr.
     return table
 
 
+def ude_terms(model: Any, ds: xr.Dataset, trajectory: int = 0) -> xr.Dataset:
+    """A universal differential equation's drift split into its parts along one trajectory.
+
+    Arguments:
+        model: a fitted ``ude`` model.
+        ds: data whose trajectory ``trajectory`` (a position) gives the states; its observed samples
+            are used.
+        trajectory: which trajectory.
+
+    Returns:
+        A dataset over ``(time, variable)`` in the data's units per unit time: ``known`` (the known
+        terms), ``learned`` (the network's residual), ``discovered`` (the sparse equations found for
+        it) and, where ``ds`` names the true system, ``missing``: the true drift minus the known
+        terms, what the residual should have learned (Rackauckas et al. 2020, Fig. 3).
+
+    Raises:
+        UnsupportedError: the model is not a universal differential equation.
+        DatasetError: the trajectory has no fully observed sample.
+    """
+    parts_of = getattr(model.learner, "drift_parts", None)
+    if parts_of is None:
+        raise UnsupportedError(f"a {model.name} model has no known/learned split of its drift",
+                               fix="fit learner='ude' with known=... to learn a residual beside known terms")
+    one = ds.isel(trajectory=trajectory)
+    x = np.asarray(one["state"].values, dtype=np.float64)
+    keep = np.isfinite(x).all(-1)
+    if not keep.any():
+        raise DatasetError(f"trajectory {trajectory} has no fully observed sample to evaluate the drift at",
+                           fix="pick another trajectory")
+    x, times = x[keep], np.asarray(one["time"].values, dtype=np.float64)[keep]
+    like = model.learner.scale
+    with torch.no_grad():
+        parts = parts_of(torch.as_tensor(times, dtype=like.dtype), torch.as_tensor(x, dtype=like.dtype))
+    dims = ("time", "variable")
+    out = xr.Dataset({name: (dims, value.double().cpu().numpy()) for name, value in parts.items()},
+                     coords={"time": times, "variable": ds["variable"].values})
+    system = true_system(ds)
+    if system is not None and system.dim == x.shape[1]:
+        position = np.full(len(x), trajectory)
+        out["missing"] = (dims, true_drift(ds, system, position, x) - out["known"].values)
+    if "units" in ds.coords:
+        out = out.assign_coords(units=("variable", ds["units"].values))
+    out.attrs["trajectory"] = int(np.asarray(ds["trajectory"].values)[trajectory])
+    return out
+
+
 # --- calibration -----------------------------------------------------------------------------------
 
 def calibration_curve(pred: metrics.Data, truth: metrics.Data,

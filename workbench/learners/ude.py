@@ -389,6 +389,14 @@ class UniversalDE(ContinuousLearner):
         """The network's part of ``dz/dt`` at standardised states ``z`` (B, D)."""
         return self.rate * self.net(z)
 
+    def drift_parts(self, t: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The drift's parts at physical states ``x`` (B, D) and times ``t`` (B,), in physical units:
+        ``known`` (the known terms with the constants the equations use), ``learned`` (the network's
+        residual) and ``discovered`` (the sparse equations found for it)."""
+        return {"known": self.known_part(t, x, self.params(self.theta_raw_equations)),
+                "learned": self.residual((x - self.offset) / self.scale) * self.scale,
+                "discovered": self.library(x) @ self.coefficients.T.to(x.dtype)}
+
     def library(self, x: torch.Tensor) -> torch.Tensor:
         """The polynomial terms (B, P) of the residual's equations at physical states ``x`` (B, D)."""
         return torch.prod(x.unsqueeze(1) ** self.powers.to(x.dtype), dim=-1)
