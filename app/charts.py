@@ -125,11 +125,12 @@ def hidden_readout(times: np.ndarray, truth: np.ndarray, readout: np.ndarray, na
     return fig
 
 
-# the parts of a universal differential equation's drift: what each trace is and how it is drawn
-UDE_PARTS = (("missing", "true drift minus the known terms", TRUE_COLOR, "solid"),
-             ("learned", "network (learned residual)", LEARNED_COLOR, "dash"),
-             ("discovered", "discovered equations", "#2ca02c", "dot"),
-             ("known", "known terms", "#7f7f7f", "solid"))
+# the parts of a universal differential equation's drift: what each trace is and how it is drawn (the
+# truth as a wide pale band, so equations that found it show as dots on it rather than hiding it)
+UDE_PARTS = (("missing", "true drift minus the known terms", TRUE_COLOR, "solid", 6, 0.35),
+             ("learned", "network (learned residual)", LEARNED_COLOR, "dash", 2, 1.0),
+             ("discovered", "discovered equations", "#2ca02c", "dot", 3, 1.0),
+             ("known", "known terms", "#7f7f7f", "solid", 2, 0.5))
 
 
 def ude_terms(parts: xr.Dataset, labels: Sequence[str], time_label: str) -> go.Figure:
@@ -139,11 +140,11 @@ def ude_terms(parts: xr.Dataset, labels: Sequence[str], time_label: str) -> go.F
     fig = make_subplots(rows=len(labels), cols=1, shared_xaxes=True)
     times = parts["time"].values
     for i, label in enumerate(labels):
-        for name, legend, color, dash in UDE_PARTS:
+        for name, legend, color, dash, width, opacity in UDE_PARTS:
             if name in parts:
                 fig.add_trace(go.Scatter(x=times, y=parts[name].values[:, i], name=legend, legendgroup=name,
-                                         showlegend=i == 0, line={"color": color, "dash": dash, "width": 2},
-                                         opacity=0.5 if name == "known" else 1.0), row=i + 1, col=1)
+                                         showlegend=i == 0, line={"color": color, "dash": dash, "width": width},
+                                         opacity=opacity), row=i + 1, col=1)
         fig.update_yaxes(title_text=label, row=i + 1, col=1)
     fig.update_layout(height=200 * len(labels) + 120, margin={"t": 40, "b": 30}, hovermode="x unified",
                       legend={"orientation": "h", "y": -0.2})
