@@ -138,6 +138,24 @@ def test_auto_fills_the_gaps_of_a_measured_series_for_the_learners_that_need_a_g
     ok = [row for row in model.selection if row["status"] == "ok"]
     assert {"arima", "nvar"} <= {row["learner"] for row in ok}
     assert sum(row.get("chosen", False) for row in model.selection) == 1
+    # the linear AR candidate: a weekly series with a yearly cycle needs a long order
+    linear = [row for row in ok if row["learner"] == "nvar" and row["options"].get("degree") == 1]
+    assert len(linear) == 1 and linear[0]["options"]["delays"] >= 10
+
+
+def test_the_linear_ar_candidate_takes_the_order_aic_picks():
+    from workbench.evaluation.baselines import AR
+    from workbench.training.autoselect import linear_autoregression
+
+    rng = np.random.default_rng(3)
+    y = np.zeros(600)
+    for k in range(3, 600):
+        y[k] = 0.5 * y[k - 1] - 0.3 * y[k - 2] + 0.4 * y[k - 3] + rng.standard_normal()
+    name, options = linear_autoregression([y[:, None]], np.arange(600.0))
+    assert name == "nvar" and options["degree"] == 1
+    assert options["delays"] == AR().fit([y[:, None]], np.arange(600.0)).order
+    assert 3 <= options["delays"] <= 6     # AIC finds the three lags (it may add one or two, never drop one)
+    assert linear_autoregression([y[:3, None]], np.arange(3.0)) == ("nvar", {"degree": 1, "delays": 1})
 
 
 def test_ets_forecasts_the_same_from_a_history_that_starts_later():
