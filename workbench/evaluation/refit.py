@@ -7,8 +7,7 @@ re-estimates a model when a new observation arrives (Tashman 2000, "Out-of-sampl
 forecasting accuracy", IJF 16: the "updating" rolling-origin design). Each refit is the call that
 made the model, on the series cut after the origin: the same learner, options, series recipe and
 training run, with the validation period as long as the original one (at least one training
-chunk, 16 samples: :func:`workbench.data.series.training_layout` pads a shorter one, which the
-complete-data learners refuse) and ending at the origin;
+chunk, 16 samples) and ending at the origin;
 options the data decided (a backbone's ``context``, the history it filters) are decided again on
 the longer series, as a fit by hand on it would. A model from ``learner="auto"`` keeps its learner
 (or combination and weights) and its conformal calibration; the choice is not made again.
@@ -72,7 +71,7 @@ def refit_each(model: Any, ds: xr.Dataset) -> Rollout:
     info = time_split_info(whole) or {}
     test_at = int(np.searchsorted(times, info["test_start"])) if info.get("test_start") is not None else len(times)
     val_length = test_at - int(np.searchsorted(times, info["val_start"])) if info.get("val_start") is not None else 0
-    if val_length:  # a shorter period's chunk would be padded (the first fit's borrowed samples after it)
+    if val_length:  # at least one training chunk (the layout now reaches back for a shorter one; kept as is)
         val_length = max(val_length, MIN_CHUNK)
     fitted: dict[int, Any] = {}
 
