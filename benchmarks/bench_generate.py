@@ -20,6 +20,7 @@ Every implementation runs on the same ``--cores`` CPUs (default 1; see ``pinning
 
     python benchmarks/bench_generate.py [--system lorenz63] [--n 256] [--reps 3] [--tol 1e-10] [--fresh-cache] [--cores 1]
     python benchmarks/bench_generate.py --memory    # simulate's memory estimate against the measured peak
+    python benchmarks/bench_generate.py --ops [--n 16]  # torch operations per eager solver step, by function
 """
 from __future__ import annotations
 
@@ -197,6 +198,62 @@ def memory_table(system: str) -> None:
         print(f"| {n:,} | {estimate / 2**20:.1f} | {peak / 2**20:.1f} | {estimate / max(peak, 1):.2f} |")
 
 
+def count_operations(system: str, n: int, top: int = 15) -> None:
+    """Torch operations per step of the default eager ``wb.simulate(system, n=n)``, counted two ways:
+    the aten operations Python dispatches (a ``TorchDispatchMode``: one per call a step makes, views
+    included), by the innermost workbench or catalog function that made them, and the events
+    ``torch.profiler`` records (nested operations too, e.g. the ``empty`` inside a ``mul``)."""
+    import collections
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from workbench.catalog import get_system
+    from workbench.numerics import adaptive
+
+    roots = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                  for m in (wb, sys.modules[get_system(system).drift.__module__]))
+
+    class Counter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.by_function: collections.Counter = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            frame = sys._getframe(1)
+            while frame is not None and not frame.f_code.co_filename.startswith(roots):
+                frame = frame.f_back
+            where = "?" if frame is None else f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_code.co_name}"
+            self.by_function[where] += 1
+            return func(*args, **(kwargs or {}))
+
+    steps = [0]
+    call = adaptive._Stepper.__call__
+
+    def counted(self, *inputs):
+        steps[0] += 1
+        return call(self, *inputs)
+
+    run = lambda: wb.simulate(system, n=n, split=None, compile=False)  # noqa: E731
+    run()  # warm: first-call work is not a step's
+    adaptive._Stepper.__call__ = counted
+    try:
+        counter = Counter()
+        with counter:
+            run()
+        per_step = steps[0]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run()
+    finally:
+        adaptive._Stepper.__call__ = call
+    events = sum(e.count for e in prof.key_averages())
+    total = sum(counter.by_function.values())
+    print(f"\ndefault eager wb.simulate({system!r}, n={n}): {per_step} steps; per step {total / per_step:.1f} "
+          f"dispatched aten operations, {events / per_step:.1f} profiler events   (load {os.getloadavg()})\n")
+    print("| function | dispatched operations per step |\n|---|---:|")
+    for where, count in counter.by_function.most_common(top):
+        print(f"| {where} | {count / per_step:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", choices=SYSTEMS, default="lorenz63")
@@ -209,10 +266,16 @@ def main() -> None:
     parser.add_argument("--skip-sde", action="store_true")
     parser.add_argument("--memory", action="store_true",
                         help="only compare simulate's memory estimate with the measured peak (n = 256, 4,096, 16,384)")
+    parser.add_argument("--ops", action="store_true",
+                        help="only count torch operations per eager solver step of the default call (use --n 16)")
     add_cores_option(parser)
     args = parser.parse_args()
     if args.memory:
         memory_table(args.system)
+        return
+    if args.ops:
+        torch.set_num_threads(1)
+        count_operations(args.system, args.n)
         return
     print(f"pinned to CPU(s) {CORES}")
     torch.set_num_threads(1)
