@@ -35,8 +35,11 @@ _T, _H, _NEXT, _STEPS, _REJECTED, _STIFF, _CALM, _Y = range(8)
 # Dense outputs read per step at most; a step is shortened so it passes no more output times than
 # this, which keeps every tensor's shape fixed (a compiled step needs that).
 OUTPUTS_PER_STEP = 16
-# Row status after a step, reduced with max() into one host synchronisation per step.
-_DONE, _RUNNING, _DIVERGED, _UNDERFLOW, _OVER_BUDGET, _STIFF_ROW = range(6)
+# Row status after a step, reduced with max() into one host synchronisation per step. A row's status
+# is its highest condition in this order (a divergence overrides a stiffness refusal, ...).
+_DONE, _RUNNING, _UNDERFLOW, _OVER_BUDGET, _STIFF_ROW, _DIVERGED = range(6)
+# which failure is reported when rows fail in different ways on the same step
+_REPORTED_FIRST = (_STIFF_ROW, _OVER_BUDGET, _UNDERFLOW, _DIVERGED)
 # Stiffness test of Hairer's DOP853/DOPRI5 codes (Hairer & Wanner, Solving ODEs II, Sec. IV.2):
 # |h lambda| estimated from the two last stages beyond the method's stability boundary on this many
 # consecutive accepted steps means the step size is held by stability, not accuracy.
@@ -75,24 +78,28 @@ class _Weights:
 
 class _StageBuffer:
     """An eager solve's stage rows, allocated once: (capacity, batch, dim), with the row views and
-    the flattened prefixes that :meth:`_Stages.combine` multiplies precomputed (no slicing per step)."""
+    the flattened prefixes that :meth:`_Stages.combine` multiplies precomputed (no slicing per step),
+    and one slot per stage for the stage states, which the matrix products write into directly."""
 
     def __init__(self, capacity: int, like: torch.Tensor):
         self.rows = like.new_empty(capacity, *like.shape)
         self.row = list(self.rows.unbind(0))
         flat = self.rows.view(capacity, -1)
         self.prefix = [flat[:length] for length in range(capacity + 1)]
+        states = like.new_empty(capacity, *like.shape)
+        self.state = list(states.unbind(0))
+        self.state_flat = list(states.view(capacity, 1, -1).unbind(0))
 
 
 class _Stages:
     """The stage rows of one step, ``[y, h k_0, h k_1, ...]``, and their weighted sums.
 
     With ``y`` as row 0 and each derivative scaled by the row's step, every stage state, the new
-    state, both error estimates and all dense-output coefficients are one fixed linear combination
-    of the rows: eager mode keeps them in a :class:`_StageBuffer` and takes each set of
-    combinations as one matrix product; a compiled step keeps a list and sums scalar-weighted
-    terms, which the compiler fuses into one loop (matrix products there became library calls that
-    cost more than the arithmetic).
+    state, the error estimates, the stiffness test's differences and all dense-output coefficients
+    are fixed linear combinations of the rows: eager mode keeps them in a :class:`_StageBuffer` and
+    takes each set of combinations as one matrix product; a compiled step keeps a list and sums
+    scalar-weighted terms, which the compiler fuses into one loop (matrix products there became
+    library calls that cost more than the arithmetic).
     """
 
     def __init__(self, y: torch.Tensor, buffer: Optional[_StageBuffer]):
@@ -106,13 +113,13 @@ class _Stages:
         else:
             self.items.append(torch.mul(h, k, out=self.buffer.row[len(self.items)]))
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.items[i]
-
     def combine(self, w: _Weights) -> torch.Tensor:
-        """``sum_j w_j row_j`` for a one-row ``w``: (batch, dim)."""
+        """``sum_j w_j row_j`` for a one-row ``w``: (batch, dim), the state of the next stage (eager:
+        written into that stage's slot, valid until the next step)."""
         if self.buffer is not None:
-            return torch.mm(w.tensor, self.buffer.prefix[w.length]).view(self.items[0].shape)
+            slot = len(self.items)
+            torch.mm(w.tensor, self.buffer.prefix[w.length], out=self.buffer.state_flat[slot])
+            return self.buffer.state[slot]
         return self.combine_rows(w)[0]
 
     def combine_rows(self, w: _Weights) -> torch.Tensor:
@@ -131,9 +138,10 @@ class _Stages:
 
 
 class _Method:
-    """A tableau's coefficients as :class:`_Weights` over the stage rows, built once per solve."""
+    """A tableau's coefficients as :class:`_Weights` over the stage rows, and the step's other
+    constants, built once per solve."""
 
-    def __init__(self, tab: Tableau, dtype: torch.dtype, device: torch.device):
+    def __init__(self, tab: Tableau, dim: int, dtype: torch.dtype, device: torch.device):
         def weights(rows: Optional[np.ndarray]) -> _Weights:
             return _Weights(rows, dtype, device)
 
@@ -143,38 +151,72 @@ class _Method:
         # stage s's state y + sum_j a_sj h k_j, and the new state y + sum_j b_j h k_j
         self.a = [None] + [weights(with_state(np.asarray(tab.a[s][:s]), 1.0)) for s in range(1, self.stages)]
         self.b = weights(with_state(tab.b, 1.0))
-        # the error estimates (DOP853: the 5th- and 3rd-order ones) as rows of one product
-        self.errors = weights(with_state(np.vstack([tab.e_high] + ([] if tab.e_low is None else [tab.e_low])), 0.0))
-        self.two_errors = tab.e_low is not None
-        self.c = tuple(float(v) for v in tab.c)
-        self.c_tensor = torch.as_tensor(tab.c, dtype=dtype, device=device)
-        # the last stage taken at t + h: with the FSAL stage it gives the stiffness estimate h |lambda|
-        self.stiff_stage = max(i for i in range(1, self.stages) if self.c[i] == 1.0)
-        self.stability = tab.stability
         self.extra_a = [weights(with_state(row, 1.0)) for row in ([] if tab.extra_a is None else tab.extra_a)]
-        self.extra_c = () if tab.extra_c is None else tuple(float(v) for v in tab.extra_c)
-        self.dense, self.alternating = weights(with_state(dense_rows(tab), 0.0)), tab.dense_p is None
+        # the times of the stages, the first-same-as-last stage (t + h) and DOP853's extra stages
+        self.c = tuple(float(v) for v in tab.c) + (1.0,) + (() if tab.extra_c is None else
+                                                             tuple(float(v) for v in tab.extra_c))
+        self.c_tensor = torch.as_tensor(self.c, dtype=dtype, device=device)
+        self.stability = tab.stability
+        self.two_errors = tab.e_low is not None
+        self.checks = weights(_check_rows(tab, dim))
+        self.dense = weights(_dense_rows_with_state(tab))
+        # y(t + x h) = sum_i Q_i B_i(x), B_i the product of the first i + 1 factors a_i + b_i x:
+        # 1, then x, 1 - x, x, ... (DOP853's alternating nesting) or x, x, ... (dopri5's powers)
+        terms = self.dense.tensor.shape[0]
+        alternating = [tab.dense_p is None and i % 2 == 1 for i in range(terms - 1)]
+        self.factor_a = torch.as_tensor([1.0] + [float(odd) for odd in alternating], dtype=dtype, device=device)
+        self.factor_b = torch.as_tensor([0.0] + [-1.0 if odd else 1.0 for odd in alternating], dtype=dtype,
+                                        device=device)
+        self.slots = torch.arange(OUTPUTS_PER_STEP, device=device)
+        self.ranks = torch.arange(_RUNNING, _DIVERGED + 1, device=device)[:, None]
+
+
+def _check_rows(tab: Tableau, dim: int) -> np.ndarray:
+    """The rows over ``[y, h k_0, ..., h k_last]`` (the last the first-same-as-last stage) whose
+    sums every step's control needs, taken as one product: the error estimates, scaled so that
+    their squared sums are Hairer's norms without further arithmetic (by ``1/sqrt(dim)``, DOP853's
+    3rd-order estimate also by 0.1, its weight 0.01 in the norm squared), then ``y_new - y_last``
+    and ``h f(y_new) - h f(y_last)``, the states and scaled derivatives of the two last stages
+    taken at ``t + h``, whose ratio is the stiffness test's ``h |lambda|``."""
+    stages = len(tab.b)
+    width = stages + 2
+    errors = [tab.e_high] + ([] if tab.e_low is None else [0.1 * np.asarray(tab.e_low)])
+    errors = with_state(np.vstack(errors), 0.0) / np.sqrt(dim)
+    last = max(i for i in range(1, stages) if tab.c[i] == 1.0)
+    spread, slope = np.zeros(width), np.zeros(width)
+    spread[:stages + 1] += with_state(tab.b, 1.0)[0]
+    spread[:last + 1] -= with_state(np.asarray(tab.a[last][:last]), 1.0)[0]
+    slope[stages + 1], slope[last + 1] = 1.0, -1.0
+    return np.vstack([np.pad(errors, ((0, 0), (0, width - errors.shape[1]))), spread, slope])
+
+
+def _dense_rows_with_state(tab: Tableau) -> np.ndarray:
+    """The continuous extension's coefficients (:func:`dense_rows`) over the stage rows, after a
+    first row that is ``y`` itself: the interpolant is then one product of factors and rows."""
+    rows = with_state(dense_rows(tab), 0.0)
+    first = np.zeros((1, rows.shape[1]))
+    first[0, 0] = 1.0
+    return np.vstack([first, rows])
 
 
 def _dense_coefficients(m: _Method, f: Callable[..., torch.Tensor], args: tuple, k: _Stages,
-                        t: torch.Tensor, hb: torch.Tensor) -> torch.Tensor:
-    """Coefficients of the continuous extension on ``[t, t + h]``: (terms, batch, dim); DOP853's
+                        t_stage: list, hb: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``Q`` of the continuous extension on ``[t, t + h]``: (terms, batch, dim); DOP853's
     extra stages are evaluated here, so only for steps that pass an output time."""
-    for row, c in zip(m.extra_a, m.extra_c):
-        k.append(hb, f(t + c * hb[:, 0], k.combine(row), *args))
+    for i, row in enumerate(m.extra_a):
+        k.append(hb, f(t_stage[m.stages + 1 + i], k.combine(row), *args))
     return k.combine_rows(m.dense)
 
 
-def _interpolate(m: _Method, coeffs: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The continuous extension ``y + sum_i q_i B_i(x)`` at step fractions ``x`` (batch, m), from
+def _interpolate(m: _Method, coeffs: torch.Tensor, x: torch.Tensor, eager: bool) -> torch.Tensor:
+    """The continuous extension ``sum_i Q_i B_i(x)`` at step fractions ``x`` (batch, m), from
     coefficients (terms, batch, dim): (batch, m, dim). ``B_i`` is the product of the first ``i + 1``
-    factors of ``x, 1 - x, x, ...`` (DOP853's alternating nesting) or ``x, x, ...`` (dopri5's
-    polynomial ``x^(i+1)``)."""
-    terms = coeffs.shape[0]
-    factors = x[..., None].expand(*x.shape, terms)
-    if m.alternating:
-        factors = torch.where(torch.arange(terms, device=x.device) % 2 == 1, 1 - factors, factors)
-    return y[:, None] + (factors.cumprod(-1)[..., None] * coeffs.transpose(0, 1)[:, None]).sum(2)
+    factors of ``1, x, 1 - x, x, ...`` (DOP853's alternating nesting; ``Q_0 = y``) or ``1, x, x, ...``
+    (dopri5's polynomial)."""
+    basis = torch.addcmul(m.factor_a, x[..., None], m.factor_b).cumprod(-1)
+    if eager:
+        return torch.bmm(basis, coeffs.transpose(0, 1))
+    return (basis[..., None] * coeffs.transpose(0, 1)[:, None]).sum(2)
 
 
 @dataclass
@@ -205,17 +247,6 @@ def _initial_step(f: BatchField, t0: torch.Tensor, y0: torch.Tensor, f0: torch.T
     return torch.minimum(100 * h0, h1)
 
 
-def _error_norm(m: _Method, k: _Stages, scale: torch.Tensor) -> torch.Tensor:
-    """Per-row scaled error of a step, from its stage rows ``k`` including the FSAL stage."""
-    err = k.combine_rows(m.errors) / scale
-    if not m.two_errors:
-        return _rms(err[0])
-    squares = err.pow(2).sum(-1)
-    high2, low2 = squares[0], squares[1]
-    denom = (high2 + 0.01 * low2).clamp_min(1e-300)
-    return torch.where(high2 == 0, torch.zeros_like(high2), high2 / (denom * scale.shape[-1]).sqrt())
-
-
 def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
                differentiable: bool = False) -> Callable[..., tuple[torch.Tensor, ...]]:
     """One step of every row: ``step(state, times, limits, args) -> (state, values, where, status)``.
@@ -228,7 +259,7 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
     outputs the step passed and ``where`` their flat positions in the (batch * T) output rows:
     eager, (passed, 1, dim) and (passed,); compiled, (batch, OUTPUTS_PER_STEP, dim) and (batch,
     OUTPUTS_PER_STEP) with batch * T (a spare row) for the slots no output fell in; ``status`` is
-    each row's ``_DONE`` ... ``_STIFF_ROW``.
+    each row's ``_DONE`` ... ``_DIVERGED``.
     """
     capacity = 1 + m.stages + 1 + m.extra_stages  # y, the stages, the FSAL stage, DOP853's extra stages
     buffers: dict[int, _StageBuffer] = {}  # eager: one per batch size, reused by every step
@@ -237,81 +268,98 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
              args: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         n, n_out = state.shape[0], times.shape[0]
         eager = not torch.compiler.is_compiling()
+        rtol, atol, bound, max_steps, stiff_min = limits.unbind()
         t, h, next_out = state[:, _T], state[:, _H], state[:, _NEXT].long()
         y, fy = state[:, _Y:_Y + dim], state[:, _Y + dim:]
-        active = next_out < n_out
         stop = times[(next_out + (OUTPUTS_PER_STEP - 1)).clamp(max=n_out - 1)]
-        h_step = torch.where(active, torch.minimum(h, stop - t), torch.zeros_like(h))
+        # a running row lies before its next output time (gap > 0); a finished one at or past its
+        # last (gap <= 0), where its step is zero
+        gap = stop - t
+        active = gap > 0
+        h_step = torch.minimum(h, gap).clamp_min(0.0)
         reuse = eager and not differentiable
         if reuse and n not in buffers:
             buffers[n] = _StageBuffer(capacity, y)
         k = _Stages(y, buffers[n] if reuse else None)
-        k.append(h_step[:, None], fy)
-        y_new, f_new, y_last = _take_stages(f, m, args, k, t, h_step, eager)
-        accept, factor = _step_control(m, k, y, y_new, limits, active)
-        t_new = torch.where(h_step >= stop - t, stop, t + h_step)
-        count = torch.where(accept, torch.searchsorted(times, t_new, right=True) - next_out, 0)
-        values, where = _dense_outputs(f, m, args, k, y, t, h_step, next_out, count, times, eager)
-
-        steps = state[:, _STEPS] + active.to(state.dtype)
-        stiff, calm = _stiff_counts(state, accept, _looks_stiff(m, k, y_new, y_last))
+        hb = h_step[:, None]
+        k.append(hb, fy)
+        # every stage's time at once in an eager step (one operation instead of two per stage)
+        t_stage = torch.addcmul(t[:, None], hb, m.c_tensor).unbind(1) if eager else [t + c * h_step for c in m.c]
+        y_new, f_new = _take_stages(f, m, args, k, t_stage, hb)
+        accept, factor, looks_stiff, y_max = _step_control(m, k, y, y_new, rtol, atol, active)
+        t_new = torch.where(h_step >= gap, stop, t + h_step)
+        next_new = torch.where(accept, torch.searchsorted(times, t_new, right=True), next_out)
+        values, where = _dense_outputs(f, m, args, k, t_stage, t, h_step, next_out, next_new - next_out, times,
+                                       eager)
+        steps = state[:, _STEPS] + active
+        rejected = active ^ accept  # accept implies active
+        stiff, calm = _stiff_counts(state, accept, looks_stiff)
         h_next = torch.where(active, h_step * factor, h)
-        status = _row_status(state, limits, n_out, active, accept, next_out + count, (h_step * factor).abs(),
-                             steps, stiff, y_new)
-        control = torch.stack([torch.where(accept, t_new, t), h_next, (next_out + count).to(state.dtype),
-                               steps, state[:, _REJECTED] + (active & ~accept).to(state.dtype), stiff, calm], 1)
+        status = _row_status(m, t, h_next, next_new < n_out, active, rejected, steps, stiff,
+                             accept & (y_max > bound), max_steps, stiff_min)
+        control = torch.stack([torch.where(accept, t_new, t), h_next, next_new.to(state.dtype), steps,
+                               state[:, _REJECTED] + rejected, stiff, calm], 1)
         new_state = torch.cat([control, torch.where(accept[:, None], torch.cat([y_new, f_new], 1), state[:, _Y:])], 1)
         return new_state, values, where, status
 
     return step
 
 
-def _take_stages(f: Callable[..., torch.Tensor], m: _Method, args: tuple, k: _Stages, t: torch.Tensor,
-                 h_step: torch.Tensor, eager: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _take_stages(f: Callable[..., torch.Tensor], m: _Method, args: tuple, k: _Stages, t_stage: list,
+                 hb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The step's stages after ``h f(t, y)`` into ``k``, the FSAL stage last.
 
     Returns:
-        ``(y_new, f_new, y_last)``: the new state, the field there, and the state of the last stage
-        taken at ``t + h`` (with the FSAL stage it gives the stiffness estimate).
+        ``(y_new, f_new)``: the new state and the field there.
     """
-    hb = h_step[:, None]
-    y_last = k[0]
-    # every stage's time at once in an eager step (one operation instead of two per stage)
-    t_stage = torch.addcmul(t[:, None], hb, m.c_tensor).unbind(1) if eager else [t + c * h_step for c in m.c]
     for s in range(1, m.stages):
-        y_stage = k.combine(m.a[s])
-        k.append(hb, f(t_stage[s], y_stage, *args))
-        if s == m.stiff_stage:
-            y_last = y_stage
+        k.append(hb, f(t_stage[s], k.combine(m.a[s]), *args))
     y_new = k.combine(m.b)
-    f_new = f(t + h_step, y_new, *args)
+    f_new = f(t_stage[m.stages], y_new, *args)
     k.append(hb, f_new)
-    return y_new, f_new, y_last
+    return y_new, f_new
 
 
-def _step_control(m: _Method, k: _Stages, y: torch.Tensor, y_new: torch.Tensor, limits: torch.Tensor,
-                  active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accept or reject each row's step by its error estimate, and the factor for its next step size
-    (Hairer et al., Sec. II.4): ``(accept, factor)``, both (batch,)."""
-    rtol, atol = limits[0], limits[1]
-    scale = atol + torch.maximum(y.abs(), y_new.abs()) * rtol
-    err = _error_norm(m, k, scale)
-    finite = torch.isfinite(err) & torch.isfinite(y_new).all(-1)
-    accept = active & finite & (err <= 1.0)
-    expo = -1.0 / (m.tab.error_order + 1)
-    # a zero error gives MAX_FACTOR through the clamp (the floor's power overflows it)
-    factor = torch.where(finite, (SAFETY * err.clamp_min(1e-300) ** expo).clamp(MIN_FACTOR, MAX_FACTOR), MIN_FACTOR)
+def _step_control(m: _Method, k: _Stages, y: torch.Tensor, y_new: torch.Tensor, rtol: torch.Tensor,
+                  atol: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Accept or reject each row's step by its error estimate, the factor for its next step size
+    (Hairer et al., Sec. II.4), and the stiffness test (Hairer & Wanner, Sec. IV.2), from one
+    product of the stage rows (see :func:`_check_rows`).
+
+    Returns:
+        ``(accept, factor, looks_stiff, y_max)``, each (batch,): ``looks_stiff`` where ``h |lambda|``
+        lies beyond the method's stability boundary, ``y_max`` the new state's largest magnitude.
+    """
+    y_abs = y_new.abs()
+    scale = torch.addcmul(atol, torch.maximum(y.abs(), y_abs), rtol)
+    checks = k.combine_rows(m.checks)
+    errors = (checks[:-2] / scale).square().sum(-1)
+    spread, slope = checks[-2:].square().sum(-1).unbind()
+    if m.two_errors:
+        # DOP853's norm |e5|^2 / sqrt(|e5|^2 + 0.01 |e3|^2) (Hairer's code), zero where e5 is (the
+        # floor keeps 0 / 0 away in float32 too)
+        err = errors[0] / errors.sum(0).clamp_min(torch.finfo(errors.dtype).tiny).sqrt()
+    else:
+        err = errors[0].sqrt()
+    y_max = y_abs.amax(-1)
+    # a non-finite new state (times 0: NaN) or estimate counts as an infinite error: rejected, and
+    # the next step as short as allowed
+    err = (err + y_max * 0.0).nan_to_num(nan=float("inf"), posinf=float("inf"))
+    accept = active & (err <= 1.0)
+    # a zero error gives MAX_FACTOR through the clamp (its power is infinite), an infinite one MIN_FACTOR
+    factor = (SAFETY * err ** (-1.0 / (m.tab.error_order + 1))).clamp(MIN_FACTOR, MAX_FACTOR)
     factor = torch.where(accept, factor, factor.clamp(max=1.0))  # no growth after a rejection (II.4)
-    return accept, factor
+    looks_stiff = (spread > 0) & (slope > m.stability ** 2 * spread.clamp_min(1e-300))
+    return accept, factor, looks_stiff, y_max
 
 
-def _dense_outputs(f: Callable[..., torch.Tensor], m: _Method, args: tuple, k: _Stages, y: torch.Tensor,
+def _dense_outputs(f: Callable[..., torch.Tensor], m: _Method, args: tuple, k: _Stages, t_stage: list,
                    t: torch.Tensor, h_step: torch.Tensor, next_out: torch.Tensor, count: torch.Tensor,
                    times: torch.Tensor, eager: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The outputs each row's step passed (``count`` of them from ``next_out``), read off the
     continuous extension: ``(values, where)`` as :func:`_make_step` describes them."""
-    n, n_out, device = y.shape[0], times.shape[0], y.device
-    passed = torch.arange(OUTPUTS_PER_STEP, device=device) < count[:, None]
+    n, n_out = t.shape[0], times.shape[0]
+    passed = m.slots < count[:, None]
     if eager:
         # only the (row, output) pairs the step passed: one to three of a row's outputs on most
         # steps, and on a step that passes none no dense output (DOP853: 3 evaluations saved)
@@ -321,49 +369,35 @@ def _dense_outputs(f: Callable[..., torch.Tensor], m: _Method, args: tuple, k: _
         x = ((times[index] - t[rows]) / h_step[rows])[:, None]  # a row that passed an output has h > 0
     else:
         # compiled: fixed shapes, every row's OUTPUTS_PER_STEP slots, the unused ones to the spare row
-        rows = torch.arange(n, device=device)[:, None]
-        index = (next_out[:, None] + torch.arange(OUTPUTS_PER_STEP, device=device)).clamp(max=n_out - 1)
+        rows = torch.arange(n, device=t.device)[:, None]
+        index = (next_out[:, None] + m.slots).clamp(max=n_out - 1)
         where = torch.where(passed, rows * n_out + index, n * n_out)
         x = (times[index] - t[:, None]) / torch.where(h_step > 0, h_step, 1.0)[:, None]
     if not where.numel():
-        return y.new_empty(0, 1, y.shape[1]), where
-    coeffs = _dense_coefficients(m, f, args, k, t, h_step[:, None])
-    values = _interpolate(m, coeffs[:, rows], y[rows], x) if eager else _interpolate(m, coeffs, y, x)
-    return values, where
-
-
-def _looks_stiff(m: _Method, k: _Stages, y_new: torch.Tensor, y_last: torch.Tensor) -> torch.Tensor:
-    """Rows whose step lies beyond the method's stability boundary (Hairer's test):
-    ``h |lambda| ~ |h f(y_new) - h f(y_last)| / |y_new - y_last|``, both stages at ``t + h``."""
-    spread = (y_new - y_last).pow(2).sum(-1)
-    h_lambda = ((k[m.stages + 1] - k[m.stiff_stage + 1]).pow(2).sum(-1) / spread.clamp_min(1e-300)).sqrt()
-    return (spread > 0) & (h_lambda > m.stability)
+        return t.new_empty(0, 1, k.items[0].shape[1]), where
+    coeffs = _dense_coefficients(m, f, args, k, t_stage, h_step[:, None])
+    return _interpolate(m, coeffs[:, rows] if eager else coeffs, x, eager), where
 
 
 def _stiff_counts(state: torch.Tensor, accept: torch.Tensor,
                   looks_stiff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The stiff and calm step counts after this step: ``(stiff, calm)``; ``CALM_STEPS`` calm steps
     in a row reset the stiff count, one stiff step resets the calm count."""
-    stiff_step, calm_step = accept & looks_stiff, accept & ~looks_stiff
-    calm = torch.where(stiff_step, 0.0, state[:, _CALM] + calm_step.to(state.dtype))
-    stiff = torch.where(stiff_step, state[:, _STIFF] + 1,
-                        torch.where(calm >= CALM_STEPS, 0.0, state[:, _STIFF]))
+    stiff_step = accept & looks_stiff
+    calm = (state[:, _CALM] + (accept ^ stiff_step)).masked_fill(stiff_step, 0.0)
+    stiff = (state[:, _STIFF] + stiff_step).masked_fill(calm >= CALM_STEPS, 0.0)
     return stiff, calm
 
 
-def _row_status(state: torch.Tensor, limits: torch.Tensor, n_out: int, active: torch.Tensor, accept: torch.Tensor,
-                next_out: torch.Tensor, next_h: torch.Tensor, steps: torch.Tensor, stiff: torch.Tensor,
-                y_new: torch.Tensor) -> torch.Tensor:
-    """Each row's ``_DONE`` ... ``_STIFF_ROW`` after this step; a later test overrides an earlier one."""
-    bound, max_steps, stiff_min = limits[2], limits[3], limits[4]
-    t = state[:, _T]
-    status = torch.where(next_out < n_out, _RUNNING, _DONE)
+def _row_status(m: _Method, t: torch.Tensor, h_next: torch.Tensor, running: torch.Tensor, active: torch.Tensor,
+                rejected: torch.Tensor, steps: torch.Tensor, stiff: torch.Tensor, diverged: torch.Tensor,
+                max_steps: torch.Tensor, stiff_min: torch.Tensor) -> torch.Tensor:
+    """Each row's ``_DONE`` ... ``_DIVERGED`` after this step: its highest condition."""
     # only a rejected step can underflow: an accepted tiny step (a zero field's first, in float32) just grows
-    status = torch.where(active & ~accept & (next_h <= 10 * torch.finfo(state.dtype).eps * t.abs().clamp_min(1.0)),
-                         _UNDERFLOW, status)
-    status = torch.where(steps > max_steps, _OVER_BUDGET, status)
-    status = torch.where(active & (stiff >= STIFF_STEPS) & (steps >= stiff_min), _STIFF_ROW, status)
-    return torch.where(accept & (y_new.abs() > bound).any(-1), _DIVERGED, status)
+    underflow = rejected & (h_next <= 10 * torch.finfo(t.dtype).eps * t.abs().clamp_min(1.0))
+    stiff_row = active & (stiff >= STIFF_STEPS) & (steps >= stiff_min)
+    conditions = torch.stack([running, underflow, steps > max_steps, stiff_row, diverged])
+    return (conditions * m.ranks).amax(0)
 
 
 _COMPILED: dict[tuple, Optional[Callable[..., tuple[torch.Tensor, ...]]]] = {}
@@ -512,7 +546,7 @@ def integrate_batch(f: Callable[..., torch.Tensor], y0: torch.Tensor, times: tor
     setting = compile_setting(compile)
     _check_start(y0, bound)
     n, n_out, dim = y0.shape[0], times.shape[0], y0.shape[1]
-    m = _Method(TABLEAUX[method], y0.dtype, y0.device)
+    m = _Method(TABLEAUX[method], dim, y0.dtype, y0.device)
     out = torch.empty(n * n_out + 1, dim, dtype=y0.dtype, device=y0.device)  # + a spare row for unused outputs
     out[:-1].view(n, n_out, dim)[:, 0] = y0
     stats = SolveStats()
@@ -605,7 +639,7 @@ def _march(step: "_Stepper", state: torch.Tensor, times: torch.Tensor, limits: t
         if code == _DONE:
             return state
         if code > _RUNNING:
-            _raise_row_status(status, code, state, bound, max_steps, m.tab.name)
+            _raise_row_status(status, state, bound, max_steps, m.tab.name)
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             _raise_over_time(state, n_out, max_seconds)
         if progress is not None and stats.iterations % 50 == 0:
@@ -639,8 +673,9 @@ def _one_element(args: tuple) -> tuple:
     return tuple(fix(a) for a in args)
 
 
-def _raise_row_status(status: torch.Tensor, code: int, state: torch.Tensor, bound: float, max_steps: int,
+def _raise_row_status(status: torch.Tensor, state: torch.Tensor, bound: float, max_steps: int,
                       method: str) -> None:
+    code = next(code for code in _REPORTED_FIRST if bool((status == code).any()))
     row = _first(status == code)
     t = float(state[row, _T])
     if code == _DIVERGED:
