@@ -63,14 +63,14 @@ def test_arima_learner_forecasts_like_the_arima_baseline_and_survives_save(tmp_p
 
 
 def test_calibrated_samples_are_the_point_plus_residual_quantiles():
-    from workbench.evaluation.forecast import calibrated
+    from workbench.evaluation.conformal import calibrated
 
     table = np.linspace(-1, 1, 4)[None, :, None].repeat(2, axis=0) * np.array([1.0, 2.0])[:, None, None]
     paths = np.full((1, 1, 3, 1), 5.0)
-    out = calibrated(paths, {"quantiles": table.tolist()}, 4)
+    out = calibrated(paths, table, 4)
     np.testing.assert_allclose(out[0, :, 0, 0], 5 + np.linspace(-1, 1, 4))
     np.testing.assert_allclose(out[0, :, 2, 0], 5 + 2 * np.linspace(-1, 1, 4))  # past the table: its last horizon
-    np.testing.assert_allclose(calibrated(paths, {"quantiles": table.tolist()}, 1)[0, 0, :, 0], 5.0)
+    np.testing.assert_allclose(calibrated(paths, table, 1)[0, 0, :, 0], 5.0)
 
 
 def test_auto_chooses_on_validation_records_the_table_and_calibrates():

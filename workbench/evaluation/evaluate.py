@@ -89,6 +89,27 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     lyapunov = system.lyapunov if system is not None and system.lyapunov else model.meta.get("lyapunov")
     out = xr.Dataset(attrs={"learner": model.name, "system": str(test.attrs.get("system")), "split": split,
                             "threshold": threshold, "n_trajectories": int(test.sizes["trajectory"])})
+    _trajectory_errors(out, model, pred, test, threshold, lyapunov)
+    pred = pred.drop_vars("diverged_at")
+    if history:
+        _latent_scores(out, model, ds, full, seed)
+    if system is not None and whole_state:
+        _field_and_energy(out, model, test, pred, system, seed)
+        if attractor and long_run_refusal(model, full) is None:
+            out.update(climate_scores(long_run(model, ds, split=split, seed=seed)))
+    if pred.sizes["sample"] > 1:
+        _stochastic(out, pred, test)
+        # the true SDE starts from each test trajectory's first state: a missing one has none to start from
+        starts_observed = bool(np.isfinite(test["state"].isel(time=0).values).all())
+        if oracle and system is not None and system.kind == "sde" and whole_state and starts_observed:
+            _against_the_true_sde(out, pred, test, system, seed)
+    return out
+
+
+def _trajectory_errors(out: xr.Dataset, model: Model, pred: xr.Dataset, test: xr.Dataset, threshold: float,
+                       lyapunov: Optional[float]) -> None:
+    """Diverged paths, RMSE and normalised error by time, VPT, vector-field evaluations and the
+    extrapolation error (``pred`` with its ``diverged_at``)."""
     out["diverged_trajectories"] = xr.DataArray(int(pred["diverged_at"].notnull().any("sample").sum()), attrs={
         "long_name": "test trajectories with a predicted path that left the finite numbers (its errors and "
                      "scores are infinite from then on)"})
@@ -105,26 +126,18 @@ def evaluate(model: Model, ds: xr.Dataset, *, split: str = "test", n_samples: in
     if nfe is not None:
         out["nfe"] = xr.DataArray(float(nfe), attrs={"long_name": "vector-field evaluations per rollout"})
     _extrapolation(out, test)
-    if history:
-        _latent_scores(out, model, ds, full, seed)
-    if system is not None and whole_state:
-        _field_and_energy(out, model, test, pred, system, seed)
-        if attractor and long_run_refusal(model, full) is None:
-            out.update(climate_scores(long_run(model, ds, split=split, seed=seed)))
-    if pred.sizes["sample"] > 1:
-        _stochastic(out, pred, test)
-        # the true SDE starts from each test trajectory's first state: a missing one has none to start from
-        starts_observed = bool(np.isfinite(test["state"].isel(time=0).values).all())
-        if oracle and system is not None and system.kind == "sde" and whole_state and starts_observed:
-            truth_samples = oracle_samples(test, system, pred.sizes["sample"], seed)
-            for name, score in (("crps", metrics.crps), ("energy_score", metrics.energy_score)):
-                model_score = score(pred, test, per_trajectory=True)
-                oracle_score = score(truth_samples, test, per_trajectory=True)
-                out[f"{name}_oracle"] = oracle_score.mean().assign_attrs(
-                    long_name=f"{name} of samples of the true SDE")
-                out[f"{name}_relative"] = metrics.oracle_relative(model_score.mean(), oracle_score.mean())
-                out[f"{name}_relative_se"] = metrics.oracle_relative_se(model_score, oracle_score)
-    return out
+
+
+def _against_the_true_sde(out: xr.Dataset, pred: xr.Dataset, test: xr.Dataset, system: catalog.System,
+                          seed: int) -> None:
+    """CRPS and energy score of samples of the true SDE from the same starts, and the model's relative to them."""
+    truth_samples = oracle_samples(test, system, pred.sizes["sample"], seed)
+    for name, score in (("crps", metrics.crps), ("energy_score", metrics.energy_score)):
+        model_score = score(pred, test, per_trajectory=True)
+        oracle_score = score(truth_samples, test, per_trajectory=True)
+        out[f"{name}_oracle"] = oracle_score.mean().assign_attrs(long_name=f"{name} of samples of the true SDE")
+        out[f"{name}_relative"] = metrics.oracle_relative(model_score.mean(), oracle_score.mean())
+        out[f"{name}_relative_se"] = metrics.oracle_relative_se(model_score, oracle_score)
 
 
 def _extrapolation(out: xr.Dataset, test: xr.Dataset) -> None:

@@ -31,6 +31,7 @@ import xarray as xr
 
 from ..data import time as timeaxis, transforms
 from .baselines import fill_gaps
+from .conformal import calibrated, online_tables
 from ..data.schema import make_dataset
 from ..data.drivers import driver_names, driver_values
 from ..data.embedding import delay_vectors
@@ -74,7 +75,9 @@ def mark_runaway(paths: np.ndarray, values: np.ndarray, origins: np.ndarray) -> 
 
 def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.ndarray, horizon: int,
                  n_samples: int = 1, seed: int = 0, inputs: Optional[np.ndarray] = None) -> np.ndarray:
-    """Forecasts ``(O, S, horizon, D)`` in physical units from ``origins`` of one series.
+    """Forecasts ``(O, S, horizon, D)`` in physical units from ``origins`` of one series; for a model
+    with a conformal calibration, its point plus the calibrated offsets, updated with the residuals
+    observed since the fit (:mod:`workbench.evaluation.conformal`).
 
     Arguments:
         model: a fitted :class:`workbench.Model`.
@@ -87,6 +90,22 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
         inputs: the series' exogenous inputs ``(T, U)`` when the model has inputs (held at the last
             value past the end of the data, where no target exists).
     """
+    paths = _paths(model, values, times, origins, horizon, n_samples, seed, inputs)
+    calibration = model.meta.get("calibration")
+    if not calibration:
+        return paths
+    origins = np.asarray(origins, dtype=int)
+
+    def points(earlier: np.ndarray, steps: int) -> np.ndarray:
+        return _paths(model, values, times, earlier, steps, 1, seed, inputs).mean(axis=1)
+
+    tables = online_tables(calibration, points, values, times, origins)
+    return calibrated(paths, calibration["quantiles"] if tables is None else tables, n_samples)
+
+
+def _paths(model: Any, values: np.ndarray, times: np.ndarray, origins: np.ndarray, horizon: int,
+           n_samples: int, seed: int, inputs: Optional[np.ndarray]) -> np.ndarray:
+    """The learner's own forecasts ``(O, S, horizon, D)`` (no calibration), see :func:`rollout_from`."""
     rec = recipe(model)
     variables = list(rec.variables)
     context = model.learner.capabilities().context
@@ -116,28 +135,7 @@ def rollout_from(model: Any, values: np.ndarray, times: np.ndarray, origins: np.
     # overflow in a runaway path is expected; mark_runaway turns it into a marked divergence
     with np.errstate(over="ignore", invalid="ignore"):
         observed = rec.inverse(path[:, :, 1:], last=levels)                # (S, O, H, D)
-    paths = np.moveaxis(mark_runaway(observed, values, origins), 0, 1)
-    calibration = model.meta.get("calibration")
-    return calibrated(paths, calibration, n_samples) if calibration else paths
-
-
-def calibrated(paths: np.ndarray, calibration: dict, n_samples: int) -> np.ndarray:
-    """Forecasts ``(O, S, H, D)`` replaced by their point (the paths' mean) plus the conformal
-    residual quantiles of the validation origins at levels ``(s + 1/2) / S`` (split-conformal per
-    horizon, Stankeviciute, Alaa & van der Schaar 2021; horizons past the calibrated ones use the
-    last). A runaway point stays infinite."""
-    table = np.asarray(calibration["quantiles"], dtype=np.float64)       # (Hc, L, D)
-    levels = (np.arange(table.shape[1]) + 0.5) / table.shape[1]
-    samples = max(1, int(n_samples))
-    wanted = (np.arange(samples) + 0.5) / samples if samples > 1 else np.array([0.5])
-    horizon = paths.shape[2]
-    rows = table[np.minimum(np.arange(horizon), len(table) - 1)]          # (H, L, D)
-    offsets = np.stack([[np.interp(wanted, levels, rows[h, :, d]) for d in range(rows.shape[2])]
-                        for h in range(horizon)])                         # (H, D, S)
-    point = paths.mean(axis=1)                                            # (O, H, D)
-    if samples == 1:  # the point forecast itself, not the median residual added to it
-        return point[:, None]
-    return point[:, None] + np.moveaxis(offsets, 2, 0)[None]
+    return np.moveaxis(mark_runaway(observed, values, origins), 0, 1)
 
 
 def _inputs_ahead(inputs: np.ndarray, times: np.ndarray, origin: int, horizon: int, step: float,
@@ -216,12 +214,7 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                            f"model's {list(variables)}")
     series, times = series_arrays(ds)
     merged = merge_segments(ds)
-    if origin is None:
-        cutoff = np.inf
-    elif isinstance(origin, str) and origin == "test":
-        cutoff = np.nextafter(test_start_time(ds, None), -np.inf)
-    else:
-        cutoff = timeaxis.to_numeric(ds, origin, "origin")
+    cutoff = _cutoff(ds, origin)
     out, starts = [], []
     for k, values in enumerate(series):
         seen = np.flatnonzero(np.isfinite(values).all(1) & (times <= cutoff))
@@ -259,19 +252,35 @@ def forecast(model: Any, ds: xr.Dataset, horizon: int, n_samples: int = 1, seed:
                           trajectory=merged["trajectory"].values, attrs=attrs)
     if "calendar" in ds["time"].attrs:
         result["time"].attrs["calendar"] = ds["time"].attrs["calendar"]
-    if state.shape[0] > 1:  # the central interval (conformal where the model was calibrated)
-        tail = (1 - INTERVAL_LEVEL) / 2
-        with np.errstate(invalid="ignore"):
-            bounds = np.quantile(state, [tail, 1 - tail], axis=0)
-        pct = int(round(100 * INTERVAL_LEVEL))
-        for name, b in ((f"lower_{pct}", bounds[0]), (f"upper_{pct}", bounds[1])):
-            result[name] = (("trajectory", "time", "variable"), b,
-                            {"long_name": f"{name.split('_')[0]} bound of the central {pct}% forecast interval",
-                             "units": result["state"].attrs.get("units", "1")})
+    if state.shape[0] > 1:
+        _add_interval(result, state)
     if on_divergence == "mark":
         from ..model import mark_diverged
         mark_diverged(result, lost, t, "time of the first runaway value of each forecast path (NaN: stayed bounded)")
     return result
+
+
+def _cutoff(ds: xr.Dataset, origin: Optional[Any]) -> float:
+    """The latest time a forecast origin may have: the end (None), just before the test period
+    (``"test"``), or ``origin`` as a time or date."""
+    if origin is None:
+        return np.inf
+    if isinstance(origin, str) and origin == "test":
+        return float(np.nextafter(test_start_time(ds, None), -np.inf))
+    return timeaxis.to_numeric(ds, origin, "origin")
+
+
+def _add_interval(result: xr.Dataset, state: np.ndarray) -> None:
+    """``lower_80``/``upper_80``: the central ``INTERVAL_LEVEL`` interval of the samples ``(S, N, H, D)``
+    (conformal where the model was calibrated)."""
+    tail = (1 - INTERVAL_LEVEL) / 2
+    with np.errstate(invalid="ignore"):
+        bounds = np.quantile(state, [tail, 1 - tail], axis=0)
+    pct = int(round(100 * INTERVAL_LEVEL))
+    for name, b in ((f"lower_{pct}", bounds[0]), (f"upper_{pct}", bounds[1])):
+        result[name] = (("trajectory", "time", "variable"), b,
+                        {"long_name": f"{name.split('_')[0]} bound of the central {pct}% forecast interval",
+                         "units": result["state"].attrs.get("units", "1")})
 
 
 def evaluate_rolling(model: Any, ds: xr.Dataset, horizons: Sequence[int] = (1,), *, n_samples: int = 32,

@@ -98,7 +98,8 @@ def refit_each(model: Any, ds: xr.Dataset) -> Rollout:
 
 def refit(model: Any, ds: xr.Dataset) -> Any:
     """``model``'s fit call again on ``ds``: its learner, options (those the data decided undecided),
-    series recipe and training run; a conformal calibration is carried over."""
+    series recipe and training run; a conformal calibration is carried over (as fitted, without the
+    online update of :mod:`workbench.evaluation.conformal`)."""
     from ..data.series import SeriesRecipe
     from ..learners.combination import undecided
     from ..training.config import TrainConfig
@@ -109,8 +110,8 @@ def refit(model: Any, ds: xr.Dataset) -> Any:
                           lag=stored.lag, fill_gaps=stored.fill_gaps)
     again = fit(ds, model.name, train=TrainConfig.from_json(dict(model.meta.get("train_config") or {})),
                 series=recipe, device=model.device, progress=False, **undecided(model.name, model.meta["options"]))
-    if model.meta.get("calibration"):
-        again.meta["calibration"] = model.meta["calibration"]
+    if model.meta.get("calibration"):  # no online update: the refit has seen the residuals' targets
+        again.meta["calibration"] = {**model.meta["calibration"], "fitted_until": None}
     return again
 
 

@@ -19,18 +19,20 @@ al. 2020), and the ``TOP_MEMBERS`` best single candidates weighted per horizon b
 validation MSE (Bates & Granger 1969). The weighted one is scored cross-fitted: the residuals of
 each half of the origins are combined with the weights of the other half, so its score carries no
 in-sample optimism; its stored weights come from all the origins. The lowest score wins, except
-that a single candidate must beat the best combination by more than one standard error of their
-loss difference (:func:`preferred`): selection on a short validation stretch is noisy, and
+that a single candidate must beat the best combination significantly (a small-sample
+Diebold-Mariano test, :func:`preferred`): selection on a short validation stretch is noisy, and
 combinations are the robust choice when the evidence does not separate them.
 
-The winner is refitted on all data before the test period (a combination: each member), and its
-validation residuals by horizon give split-conformal intervals (Stankeviciute, Alaa & van der
-Schaar, "Conformal time-series forecasting", NeurIPS 2021) with the absolute residual as the
-nonconformity score: at level ``q`` the ``ceil((n + 1) q) / n`` empirical quantile of ``|r|``,
-made non-decreasing in the horizon, mirrored about the point (:func:`conformal_table`).
-``forecast`` returns the point plus those quantiles (``model.meta["calibration"]``, with the
-origin count and the binomial standard error of an 80% interval's coverage at that count). The
-table of candidates is ``model.meta["selection"]``.
+The winner is refitted on all data before the test period (a combination: each member). Its
+intervals are split-conformal per horizon (:mod:`workbench.evaluation.conformal`, Stankeviciute,
+Alaa & van der Schaar, NeurIPS 2021) on the residuals of the same learner(s) fitted on the data
+before the last ``CALIBRATION_FRACTION`` of the pre-test data and forecasting from every origin in
+it: several times the selection period's origins, so the quantiles are steadier and see more of
+the series' regimes, at the price of a fit on less data (slightly wide intervals). A forecast
+from later origins updates them with the residuals observed since the fit (a sliding window,
+Xu & Xie 2021). ``model.meta["calibration"]`` holds the residuals, their quantiles, the origin
+count and the binomial standard error of an 80% interval's coverage at that count. The table of
+candidates is ``model.meta["selection"]``.
 """
 from __future__ import annotations
 
@@ -41,10 +43,12 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import xarray as xr
+from scipy.stats import t as student_t
 
 from ..data.series import SERIES_OPTIONS, SeriesRecipe
 from ..data.splits import label_split, merge_segments, time_split_info
 from ..errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
+from ..evaluation.conformal import conformal_table, coverage_error
 from ..evaluation.forecast import rollout_from
 from ..learners.backbones import BACKBONES
 from ..evaluation.rolling import naive_scale, series_arrays, test_start_time
@@ -53,14 +57,19 @@ from ..safety import check_integer
 SELECTION_FRACTION = 0.2
 DEFAULT_HORIZON = 8
 DEFAULT_BUDGET = 180.0
-# the validation residuals are stored at this many quantile levels per horizon
-CALIBRATION_LEVELS = 40
+# the chosen model's intervals are calibrated on forecasts over this last fraction of the data before
+# the test period, from a fit on the data before it: more origins, and more of the series' regimes,
+# than the selection period's (its quantiles come from tens of origins where they need hundreds)
+CALIBRATION_FRACTION = 0.5
 # at least this many samples before the selection period (the backbones need 8 plus a season)
 MIN_FIT_SAMPLES = 16
 # node joins the candidates only with this much budget left (seconds): it trains for a third of it
 NODE_BUDGET = 120.0
 # the weighted combination takes this many of the best single candidates
 TOP_MEMBERS = 3
+# a single candidate replaces the best combination only where the Diebold-Mariano test rejects
+# "no better" at this level (one-sided; :func:`preferred`)
+SELECTION_TEST_LEVEL = 0.05
 # cheapest first: the budget is checked before each candidate, so a long series whose ARIMA order
 # search spends it still has Theta, ETS and the NVARs scored (and the backbones to combine)
 CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -68,13 +77,14 @@ CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
+def selection_split(ds: xr.Dataset, horizon: int, fraction: float = SELECTION_FRACTION) -> tuple[xr.Dataset, int]:
     """The whole series before the test period, labelled with its last part as a selection "test"
     period (not cut into pieces), and the longest horizon that period can score.
 
     Arguments:
         ds: a time-split series, as pieces or as whole series (``attrs["time_split"]``).
         horizon: the longest horizon wanted.
+        fraction: the share of the data before the test period that becomes the selection period.
 
     Raises:
         DatasetError: no time split, or too few samples for one validation origin (naming the length needed).
@@ -86,7 +96,7 @@ def selection_split(ds: xr.Dataset, horizon: int) -> tuple[xr.Dataset, int]:
     whole = merge_segments(ds) if "series" in ds.coords else ds
     before = whole.sel(time=whole["time"] < float(info["test_start"]))
     n = before.sizes["time"]
-    held = max(2, int(round(SELECTION_FRACTION * n)))
+    held = max(2, int(round(fraction * n)))
     needed = MIN_FIT_SAMPLES + 2 + int(np.ceil(1 / SELECTION_FRACTION))
     if n - held < MIN_FIT_SAMPLES or n < needed:
         raise DatasetError(f"the series has {n} samples before its test period, too short for any validation origin "
@@ -169,35 +179,6 @@ def cross_fitted(residuals: Sequence[np.ndarray], scale: np.ndarray, per_horizon
     return np.concatenate(out)
 
 
-def conformal_table(residuals: np.ndarray) -> list:
-    """Symmetric conformal quantiles ``(H, CALIBRATION_LEVELS, D)`` per horizon.
-
-    At level ``(l + 1/2) / L`` the offset is ``sign(level - 1/2)`` times the ``ceil((n + 1) c) / n``
-    empirical quantile of ``|r|`` with ``c = |2 level - 1|`` (the split-conformal finite-sample
-    level; ``n`` origins observed at that horizon), made non-decreasing in the horizon (a longer
-    lead cannot be surer: pooling the horizons steadies the quantiles of short validation stretches).
-    """
-    levels = (np.arange(CALIBRATION_LEVELS) + 0.5) / CALIBRATION_LEVELS
-    signed = np.sign(levels - 0.5)
-    coverage = np.abs(2 * levels - 1)
-    a = np.abs(residuals)                                                            # (O, H, D)
-    n = np.maximum(np.isfinite(a).sum(0), 1)                                         # (H, D)
-    wanted = np.minimum(np.ceil((n[None] + 1) * coverage[:, None, None]) / n[None], 1.0)   # (L, H, D)
-    table = np.empty((len(levels),) + a.shape[1:])
-    for h in range(a.shape[1]):
-        for d in range(a.shape[2]):
-            column = a[:, h, d][np.isfinite(a[:, h, d])]
-            table[:, h, d] = np.quantile(column, wanted[:, h, d], method="inverted_cdf") if column.size else np.nan
-    table = np.fmax.accumulate(table, axis=1) * signed[:, None, None]
-    return np.moveaxis(table, 0, 1).tolist()
-
-
-def coverage_error(origins: int, level: float = 0.8) -> float:
-    """Binomial standard error of an interval's coverage estimated from ``origins`` independent
-    origins (overlapping multi-step errors make the effective count smaller)."""
-    return float(np.sqrt(level * (1 - level) / max(origins, 1)))
-
-
 def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: int = 0,
              horizon: int = DEFAULT_HORIZON, candidates: Optional[Sequence[tuple[str, dict]]] = None,
              series: Optional[SeriesRecipe] = None, fit_options: Optional[dict[str, Any]] = None,
@@ -245,14 +226,54 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
         pool.insert(pool.index(("esn", {})), linear_autoregression([v[:first] for v in values], times[:first]))
     if candidates is None and budget >= NODE_BUDGET:
         pool.append(("node", {"time_budget": budget / 3}))
+
+    def fitted(data: xr.Dataset, name: str, options: dict[str, Any]) -> Any:
+        return _fit_quietly(data, name, seed, recipe, {**fit_options, **options})
+
+    table, scored = score_candidates(pool, sel, fitted, horizon, scale,
+                                     spent=lambda: time.perf_counter() - started > budget)
+    if combine if combine is not None else candidates is None:
+        for entry in combinations(scored, scale, per_horizon=not recipe.difference):
+            table.append({"learner": "combination", "options": {"members": [{"learner": n, "options": o}
+                                                                             for n, o in entry["members"]],
+                                                                 "weights": entry["weights"].tolist()},
+                          "score": entry["score"], "rmse_by_horizon": candidate_score(entry["residuals"], scale)[1],
+                          "status": "ok", "rule": entry["rule"]})
+            scored.append(entry)
+    best = preferred(scored, scale, horizon)
+    why = "the lowest validation score" if best["score"] == min(e["score"] for e in scored) else \
+        "the best combination: no single candidate beat it significantly"
+    for row, entry in zip([r for r in table if r["status"] == "ok"], scored):
+        row["chosen"] = entry is best
+    members = [fitted(whole, n, o) for n, o in best["members"]]
+    model = members[0] if best["weights"] is None else assemble(members, best["weights"])
+    model.meta["selection"] = table
+    calibration_spent = time.perf_counter() - started > budget
+    model.meta["calibration"] = calibration(best, whole, fitted, horizon, None if calibration_spent else sel)
+    model.meta["auto"] = {"learner": model.name, "members": [[n, o] for n, o in best["members"]],
+                          "options": dict(best["members"][0][1]) if best["weights"] is None else
+                          dict(model.learner.options), "why": why, "seconds": time.perf_counter() - started, "budget": budget}
+    return model
+
+
+def score_candidates(pool: Sequence[tuple[str, dict]], sel: xr.Dataset, fitted: Any, horizon: int, scale: np.ndarray,
+                     spent: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fit every candidate of ``pool`` before the selection period and score its forecasts inside it.
+
+    Returns the table rows (one per candidate, rejected and skipped ones with the reason) and the
+    scored entries (score, members, weights None, residuals ``(O, H, D)``, origin keys).
+
+    Raises:
+        UnsupportedError: every candidate refused the data; DivergenceError: every candidate failed.
+    """
     table, scored = [], []
     for name, options in pool:
         row: dict[str, Any] = {"learner": name, "options": dict(options), "score": None, "rmse_by_horizon": None}
-        if time.perf_counter() - started > budget:
+        if spent():
             table.append({**row, "status": "skipped: time budget spent"})
             continue
         try:
-            model = _fit_quietly(sel, name, seed, recipe, {**fit_options, **options})
+            model = fitted(sel, name, options)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 residuals, keys = validation_residuals(model, sel, horizon)
@@ -275,32 +296,45 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
                               + reasons,
                               fix="check the series for gaps, constant stretches or a transform it needs "
                                   "(transform='log1p' for counts), or fit one learner by name")
-    if combine if combine is not None else candidates is None:
-        for entry in combinations(scored, scale, per_horizon=not recipe.difference):
-            table.append({"learner": "combination", "options": {"members": [{"learner": n, "options": o}
-                                                                             for n, o in entry["members"]],
-                                                                 "weights": entry["weights"].tolist()},
-                          "score": entry["score"], "rmse_by_horizon": candidate_score(entry["residuals"], scale)[1],
-                          "status": "ok", "rule": entry["rule"]})
-            scored.append(entry)
-    best = preferred(scored, scale, horizon)
-    why = "the lowest validation score" if best["score"] == min(e["score"] for e in scored) else \
-        "the best combination: no single candidate beat it by one standard error"
-    for row, entry in zip([r for r in table if r["status"] == "ok"], scored):
-        row["chosen"] = entry is best
-    members = [_fit_quietly(whole, n, seed, recipe, {**fit_options, **o}) for n, o in best["members"]]
-    model = members[0] if best["weights"] is None else assemble(members, best["weights"])
-    residuals = best["residuals"]
-    model.meta["selection"] = table
-    model.meta["calibration"] = {"method": "split-conformal per horizon on |residual|, non-decreasing in the "
-                                           "horizon (Stankeviciute et al. 2021)",
-                                 "origins": int(len(residuals)), "coverage80_standard_error":
-                                     coverage_error(len(residuals)),
-                                 "quantiles": conformal_table(residuals)}
-    model.meta["auto"] = {"learner": model.name, "members": [[n, o] for n, o in best["members"]],
-                          "options": dict(best["members"][0][1]) if best["weights"] is None else
-                          dict(model.learner.options), "why": why, "seconds": time.perf_counter() - started, "budget": budget}
-    return model
+    return table, scored
+
+
+def calibration(best: dict[str, Any], whole: xr.Dataset, fitted: Any, horizon: int,
+                sel: Optional[xr.Dataset]) -> dict[str, Any]:
+    """The chosen model's conformal calibration (:mod:`workbench.evaluation.conformal`).
+
+    Its residuals come from forecasts over the last ``CALIBRATION_FRACTION`` of the data before the
+    test period, by the chosen learner(s) fitted on the data before that (a combination: each member,
+    with the chosen weights); they fall back to the selection period's where that period is as long,
+    where ``sel`` is None (the budget is spent) or where the earlier fit fails. Rows are in the
+    order of their origins' times, so the online update's window drops the oldest first.
+    """
+    residuals, keys = best["residuals"], best["keys"]
+    n = int((whole["time"] < time_split_info(whole)["test_start"]).sum())
+    fraction = min(CALIBRATION_FRACTION, 1 - MIN_FIT_SAMPLES / n)
+    if sel is not None and fraction > SELECTION_FRACTION:
+        try:
+            part, steps = selection_split(whole, horizon, fraction)
+            if steps == horizon:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    runs = [validation_residuals(fitted(part, name, options), part, horizon)
+                            for name, options in best["members"]]
+                if all(np.array_equal(k, runs[0][1]) for _, k in runs):
+                    parts = [r for r, _ in runs]
+                    residuals = parts[0] if best["weights"] is None else combined(parts, best["weights"])
+                    keys = runs[0][1]
+        except WorkbenchError:
+            pass  # the selection period's residuals stay
+    residuals = residuals[np.argsort(keys[:, 1], kind="stable")]
+    times = whole["time"].values.astype(np.float64)
+    fitted_until = float(times[times < time_split_info(whole)["test_start"]][-1])
+    return {"method": "split-conformal per horizon on |residual|, non-decreasing in the horizon (Stankeviciute et "
+                      "al. 2021), updated with the residuals observed since the fit over a sliding window (Xu & Xie "
+                      "2021)",
+            "origins": int(len(residuals)), "coverage80_standard_error": coverage_error(len(residuals)),
+            "quantiles": conformal_table(residuals).tolist(), "residuals": residuals.tolist(),
+            "window": int(len(residuals)), "fitted_until": fitted_until}
 
 
 def combinations(scored: list[dict[str, Any]], scale: np.ndarray, per_horizon: bool) -> list[dict[str, Any]]:
@@ -330,11 +364,15 @@ def combinations(scored: list[dict[str, Any]], scale: np.ndarray, per_horizon: b
 
 def preferred(scored: list[dict[str, Any]], scale: np.ndarray, horizon: int) -> dict[str, Any]:
     """The lowest score, except that the best combination is kept unless the best single candidate
-    beats it significantly: by more than one standard error of the mean per-origin loss difference
-    (squared scaled error averaged over horizons and variables; Diebold & Mariano 1995 with
-    Newey-West variance over ``horizon - 1`` lags, since consecutive origins share targets). A
-    winner by noise on a short validation stretch is the failure combinations guard against
-    (the one-standard-error rule, Hastie, Tibshirani & Friedman, ESL 7.10)."""
+    beats it significantly: by the Diebold & Mariano (1995) test on the per-origin loss difference
+    (squared scaled error averaged over horizons and variables) with Newey-West variance over
+    ``horizon - 1`` lags, since consecutive origins share targets, and Harvey, Leybourne &
+    Newbold's (1997) small-sample correction (the statistic times
+    ``sqrt((n + 1 - 2h + h(h - 1)/n) / n)``, compared with Student's t on ``n - 1`` degrees of
+    freedom), one-sided at ``SELECTION_TEST_LEVEL``. A winner by noise on a short validation
+    stretch is the failure combinations guard against: selection among forecasting methods pays
+    only where the data can tell them apart (Fildes & Petropoulos 2015), and a handful of
+    overlapping multi-step origins cannot."""
     best = min(scored, key=lambda e: e["score"])
     combos = [e for e in scored if e["weights"] is not None]
     if best["weights"] is not None or not combos:
@@ -348,11 +386,16 @@ def preferred(scored: list[dict[str, Any]], scale: np.ndarray, horizon: int) -> 
     d = d[np.isfinite(d)]
     if d.size < 2:
         return best
+    n = d.size
     centred = d - d.mean()
-    lags = min(horizon - 1, d.size - 1)
-    variance = centred @ centred / d.size + 2 * sum((1 - k / (lags + 1)) * (centred[k:] @ centred[:-k]) / d.size
-                                                  for k in range(1, lags + 1))
-    return best if d.mean() > np.sqrt(max(variance, 0.0) / d.size) else combo
+    lags = min(horizon - 1, n - 1)
+    variance = centred @ centred / n + 2 * sum((1 - k / (lags + 1)) * (centred[k:] @ centred[:-k]) / n
+                                             for k in range(1, lags + 1))
+    shrink = (n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n     # Harvey, Leybourne & Newbold 1997
+    if shrink <= 0:
+        return combo
+    critical = float(student_t.ppf(1 - SELECTION_TEST_LEVEL, n - 1))
+    return best if d.mean() * np.sqrt(shrink) > critical * np.sqrt(max(variance, 0.0) / n) else combo
 
 
 def assemble(members: Sequence[Any], weights: np.ndarray) -> Any:
@@ -389,4 +432,4 @@ def _recipe(series: Optional[SeriesRecipe], options: dict[str, Any], gappy: bool
     return replace(recipe, fill_gaps=True) if gappy and not chosen else recipe
 
 
-__all__ = ["CANDIDATES", "assemble", "conformal_table", "fit_auto", "inverse_mse_weights", "selection_split"]
+__all__ = ["CANDIDATES", "assemble", "fit_auto", "inverse_mse_weights", "selection_split"]
