@@ -248,8 +248,7 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
     members = [fitted(whole, n, o) for n, o in best["members"]]
     model = members[0] if best["weights"] is None else assemble(members, best["weights"])
     model.meta["selection"] = table
-    calibration_spent = time.perf_counter() - started > budget
-    model.meta["calibration"] = calibration(best, whole, fitted, horizon, None if calibration_spent else sel)
+    model.meta["calibration"] = calibration(best, whole, fitted, horizon)
     model.meta["auto"] = {"learner": model.name, "members": [[n, o] for n, o in best["members"]],
                           "options": dict(best["members"][0][1]) if best["weights"] is None else
                           dict(model.learner.options), "why": why, "seconds": time.perf_counter() - started, "budget": budget}
@@ -299,20 +298,20 @@ def score_candidates(pool: Sequence[tuple[str, dict]], sel: xr.Dataset, fitted: 
     return table, scored
 
 
-def calibration(best: dict[str, Any], whole: xr.Dataset, fitted: Any, horizon: int,
-                sel: Optional[xr.Dataset]) -> dict[str, Any]:
+def calibration(best: dict[str, Any], whole: xr.Dataset, fitted: Any, horizon: int) -> dict[str, Any]:
     """The chosen model's conformal calibration (:mod:`workbench.evaluation.conformal`).
 
     Its residuals come from forecasts over the last ``CALIBRATION_FRACTION`` of the data before the
     test period, by the chosen learner(s) fitted on the data before that (a combination: each member,
-    with the chosen weights); they fall back to the selection period's where that period is as long,
-    where ``sel`` is None (the budget is spent) or where the earlier fit fails. Rows are in the
-    order of their origins' times, so the online update's window drops the oldest first.
+    with the chosen weights): one more fit of the winner, like the final refit outside the time
+    budget, so the intervals do not depend on how busy the machine was. They fall back to the
+    selection period's where that period is as long or the earlier fit fails. Rows are in the order
+    of their origins' times, so the online update's window drops the oldest first.
     """
     residuals, keys = best["residuals"], best["keys"]
     n = int((whole["time"] < time_split_info(whole)["test_start"]).sum())
     fraction = min(CALIBRATION_FRACTION, 1 - MIN_FIT_SAMPLES / n)
-    if sel is not None and fraction > SELECTION_FRACTION:
+    if fraction > SELECTION_FRACTION:
         try:
             part, steps = selection_split(whole, horizon, fraction)
             if steps == horizon:
