@@ -114,7 +114,7 @@ def vdp(budget: float, n: int, seed: int) -> list[tuple[str, float, float]]:
     scale = float(clean_test["state"].values.std())
     rows = []
     window = context + span
-    for name, options in (("latent_ode", {"context": context, "latent": 8, "hidden": 32}),
+    for name, options in (("latent_ode", {"context": context}),  # the learner's default recipe
                           ("gru_baseline", {"context": context}),
                           ("node", {})):
         start = time.perf_counter()
@@ -208,6 +208,9 @@ TOY_OBSERVED = 50  # -s 50: points observed per series; the model reconstructs a
 # are drawn without replacement from this grid instead (250 steps per solve over [0, 5]).
 TOY_TIME_GRID = 0.02
 TOY_OPTIONS = {"latent": 10, "hidden": 32}  # -l 10 as in their README; width 32 (theirs 100) for CPU time
+# The recipe the README's toy table measured: q(z0) at the first time (the interpolation model must
+# reconstruct its history; the extrapolation model was trained the same way) and a learned noise level
+TOY_LATENT_ODE = {"anchor": "first", "noise": None}
 # Their run weighs the KL term 0 for 50 epochs (800 steps, more than a CPU budget here allows), then
 # 1 - 0.993^(epoch - 50); the workbench's weight is fixed, so it stays small throughout
 TOY_KL_WEIGHT = 0.01
@@ -350,8 +353,7 @@ def reconstruct(model, ds: xr.Dataset) -> np.ndarray:
     learner.eval()
     with torch.no_grad():
         if isinstance(learner, latent.LatentODE):
-            mean, _ = learner.posterior_of(z, t, mask)
-            out = learner.decoder(learner.latent_path(mean, t[0] - t[0, 0]))
+            out = learner.reconstruct(z, t, mask)
         else:
             out = learner.run(z, t, mask, torch.zeros_like(mask))
     return (out * learner.scale + learner.offset).double().numpy()[..., 0]
@@ -375,8 +377,9 @@ def toy(budget: float, n: int, seed: int) -> tuple[list[tuple[str, float, float,
     for name in ("latent_ode", "ode_rnn", "rnn_dt"):
         start = time.perf_counter()
         if name == "latent_ode":  # trained per task, as in the paper: the whole series, then its first half
-            interp = wb.fit(sparse, learner=name, context=TOY_POINTS - 2, kl_weight=TOY_KL_WEIGHT, **fit)
-            extrap = wb.fit(sparse, learner=name, context=half - 1, kl_weight=TOY_KL_WEIGHT, **fit)
+            interp = wb.fit(sparse, learner=name, context=TOY_POINTS - 2, kl_weight=TOY_KL_WEIGHT, **TOY_LATENT_ODE,
+                            **fit)
+            extrap = wb.fit(sparse, learner=name, context=half - 1, kl_weight=TOY_KL_WEIGHT, **TOY_LATENT_ODE, **fit)
         else:  # trained on interpolation, extrapolating on their own predictions (the paper's protocol)
             interp = extrap = wb.fit(sparse, learner=name, context=half - 1, **fit)
         inside = float(np.mean((reconstruct(interp, test)[:, 1:] - truth[:, 1:]) ** 2))
