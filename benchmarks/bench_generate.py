@@ -21,6 +21,7 @@ Every implementation runs on the same ``--cores`` CPUs (default 1; see ``pinning
     python benchmarks/bench_generate.py [--system lorenz63] [--n 256] [--reps 3] [--tol 1e-10] [--fresh-cache] [--cores 1]
     python benchmarks/bench_generate.py --memory    # simulate's memory estimate against the measured peak
     python benchmarks/bench_generate.py --ops [--n 16]  # torch operations per eager solver step, by function
+    python benchmarks/bench_generate.py --default-call --sizes 16,64,256,4096 [--before DIR]  # wb.simulate(system, n=n) vs diffrax
 """
 from __future__ import annotations
 
@@ -254,6 +255,62 @@ def count_operations(system: str, n: int, top: int = 15) -> None:
         print(f"| {where} | {count / per_step:.1f} |")
 
 
+# times one warm default call of the workbench found first on sys.path (an earlier source tree, for
+# --before), in its own process: the same core, after a cold call
+BEFORE_PROBE = """
+import sys, time, torch
+sys.path.insert(0, sys.argv[1])
+import workbench as wb
+torch.set_num_threads(1)
+system, n = sys.argv[2], int(sys.argv[3])
+wb.simulate(system, n=n)
+start = time.perf_counter()
+wb.simulate(system, n=n)
+print(time.perf_counter() - start)
+"""
+
+
+def default_call_table(system: str, sizes: list[int], reps: int, ref_tol: float, before: Optional[str]) -> None:
+    """The call a user types, ``wb.simulate(system, n=n)`` (eager below ``COMPILE_MIN_WORK``), against
+    diffrax Dopri8 (``vmap`` + ``jit``) at the same tolerance (1e-10), times and initial states;
+    ``before``: a source tree of an earlier workbench, timed beside them in a process of its own per
+    repetition (its import and cold call not counted). Medians of ``reps`` interleaved warm calls;
+    errors are the max over the first 16 trajectories on t <= 2 against scipy DOP853 at ``ref_tol``."""
+    import subprocess
+
+    tol = 1e-10
+    print(f"\ndefault call wb.simulate({system!r}, n=n) against diffrax Dopri8 (tol {tol:g}), "
+          f"{reps} interleaved repetitions, medians   (load at start {os.getloadavg()})\n")
+    print(f"| n |{' before (s) |' if before else ''} now (s) | diffrax (s) | now / diffrax | error (ours / diffrax) | load |")
+    print(f"|---:|{'---:|' if before else ''}---:|---:|---:|---:|---|")
+    for n in sizes:
+        first = wb.simulate(system, n=n)
+        times = first.time.values
+        x0 = first.state.values[:, 0]
+        run = diffrax_solver(times, tol, system)
+        methods: dict[str, Callable[[], np.ndarray]] = {"now": lambda: wb.simulate(system, n=n).state.values}
+        if run is not None:
+            methods["diffrax"] = lambda: run(x0)
+        earlier: list[float] = []
+        if before:
+            def probe() -> np.ndarray:
+                done = subprocess.run([sys.executable, "-c", BEFORE_PROBE, before, system, str(n)], capture_output=True,
+                                      text=True, check=True)
+                earlier.append(float(done.stdout.split()[-1]))
+                return np.empty(0)
+            methods["before"] = probe
+        results = measure(methods, reps)
+        early = times <= 2.0
+        reference = scipy_loop(x0[:16], times[early], ref_tol, system)
+        error = {name: float(np.abs(results[name]["out"][:16, early] - reference).max())
+                 for name in ("now", "diffrax") if name in results}
+        med = {name: statistics.median(r["warm"]) for name, r in results.items()}
+        before_cell = f" {statistics.median(earlier[1:]):.3g} |" if before else ""  # earlier[0]: the cold round
+        ratio = med["now"] / med["diffrax"] if "diffrax" in med else float("nan")
+        print(f"| {n:,} |{before_cell} {med['now']:.3g} | {med.get('diffrax', float('nan')):.3g} | {ratio:.2f} | "
+              f"{error['now']:.1e} / {error.get('diffrax', float('nan')):.1e} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", choices=SYSTEMS, default="lorenz63")
@@ -266,12 +323,22 @@ def main() -> None:
     parser.add_argument("--skip-sde", action="store_true")
     parser.add_argument("--memory", action="store_true",
                         help="only compare simulate's memory estimate with the measured peak (n = 256, 4,096, 16,384)")
+    parser.add_argument("--default-call", action="store_true",
+                        help="only time the default wb.simulate(system, n=n) against diffrax at --sizes")
+    parser.add_argument("--sizes", default="16,64,256,4096", help="trajectory counts of --default-call")
+    parser.add_argument("--before", default=None,
+                        help="with --default-call: a source tree of an earlier workbench to time beside (git archive)")
     parser.add_argument("--ops", action="store_true",
                         help="only count torch operations per eager solver step of the default call (use --n 16)")
     add_cores_option(parser)
     args = parser.parse_args()
     if args.memory:
         memory_table(args.system)
+        return
+    if args.default_call:
+        print(f"pinned to CPU(s) {CORES}")
+        torch.set_num_threads(1)
+        default_call_table(args.system, [int(v) for v in args.sizes.split(",")], args.reps, args.ref_tol, args.before)
         return
     if args.ops:
         torch.set_num_threads(1)
