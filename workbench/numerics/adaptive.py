@@ -270,7 +270,8 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
         n, n_out = state.shape[0], times.shape[0]
         eager = not torch.compiler.is_compiling()
         rtol, atol, bound, max_steps, stiff_min = limits.unbind()
-        t, h, next_out = state[:, _T], state[:, _H], state[:, _NEXT].long()
+        t, h, next_at, steps, rejections, stiff, calm = state[:, :_Y].unbind(1)
+        next_out = next_at.long()
         y, fy = state[:, _Y:_Y + dim], state[:, _Y + dim:]
         stop = times[(next_out + (OUTPUTS_PER_STEP - 1)).clamp(max=n_out - 1)]
         # a running row lies before its next output time (gap > 0); a finished one at or past its
@@ -292,14 +293,14 @@ def _make_step(f: Callable[..., torch.Tensor], m: _Method, dim: int,
         next_new = torch.where(accept, torch.searchsorted(times, t_new, right=True), next_out)
         values, where = _dense_outputs(f, m, args, k, t_stage, t, h_step, next_out, next_new - next_out, times,
                                        eager)
-        steps = state[:, _STEPS] + active
+        steps = steps + active
         rejected = active ^ accept  # accept implies active
-        stiff, calm = _stiff_counts(state, accept, looks_stiff)
+        stiff, calm = _stiff_counts(stiff, calm, accept, looks_stiff)
         h_next = torch.where(active, h_step * factor, h)
         status = _row_status(m, t, h_next, next_new < n_out, active, rejected, steps, stiff,
                              accept & (y_max > bound), max_steps, stiff_min)
         control = torch.stack([torch.where(accept, t_new, t), h_next, next_new.to(state.dtype), steps,
-                               state[:, _REJECTED] + rejected, stiff, calm], 1)
+                               rejections + rejected, stiff, calm], 1)
         new_state = torch.cat([control, torch.where(accept[:, None], torch.cat([y_new, f_new], 1), state[:, _Y:])], 1)
         return new_state, values, where, status
 
@@ -340,14 +341,16 @@ def _step_control(m: _Method, k: _Stages, y: torch.Tensor, y_new: torch.Tensor, 
     y_abs = y_new.abs()
     scale = torch.addcmul(atol, torch.maximum(y.abs(), y_abs), rtol)
     checks = k.combine_rows(m.checks)
-    errors = _squared_norms(m, checks[:-2] / scale, eager)
-    spread, slope = _squared_norms(m, checks[-2:], eager).unbind()
+    checks[:-2].div_(scale)  # the error estimates only (a fresh tensor: in place saves a copy)
+    norms = _squared_norms(m, checks, eager).unbind()
+    spread, slope = norms[-2:]
     if m.two_errors:
         # DOP853's norm |e5|^2 / sqrt(|e5|^2 + 0.01 |e3|^2) (Hairer's code), zero where e5 is (the
         # floor keeps 0 / 0 away in float32 too)
-        err = errors[0] / errors.sum(0).clamp_min(torch.finfo(errors.dtype).tiny).sqrt()
+        high, low = norms[0], norms[1]
+        err = high / (high + low).clamp_min(torch.finfo(high.dtype).tiny).sqrt()
     else:
-        err = errors[0].sqrt()
+        err = norms[0].sqrt()
     y_max = y_abs.amax(-1)
     # a non-finite new state (times 0: NaN) or estimate counts as an infinite error: rejected, and
     # the next step as short as allowed
@@ -388,13 +391,13 @@ def _dense_outputs(f: Callable[..., torch.Tensor], m: _Method, args: tuple, k: _
     return _interpolate(m, coeffs.index_select(1, rows) if eager else coeffs, x, eager), where
 
 
-def _stiff_counts(state: torch.Tensor, accept: torch.Tensor,
+def _stiff_counts(stiff: torch.Tensor, calm: torch.Tensor, accept: torch.Tensor,
                   looks_stiff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stiff and calm step counts after this step: ``(stiff, calm)``; ``CALM_STEPS`` calm steps
-    in a row reset the stiff count, one stiff step resets the calm count."""
+    """The stiff and calm step counts after this step from those before: ``(stiff, calm)``;
+    ``CALM_STEPS`` calm steps in a row reset the stiff count, one stiff step resets the calm count."""
     stiff_step = accept & looks_stiff
-    calm = (state[:, _CALM] + (accept ^ stiff_step)).masked_fill(stiff_step, 0.0)
-    stiff = (state[:, _STIFF] + stiff_step).masked_fill(calm >= CALM_STEPS, 0.0)
+    calm = (calm + (accept ^ stiff_step)).masked_fill(stiff_step, 0.0)
+    stiff = (stiff + stiff_step).masked_fill(calm >= CALM_STEPS, 0.0)
     return stiff, calm
 
 
