@@ -164,3 +164,37 @@ def test_a_handful_of_overlapping_origins_is_little_or_no_evidence_for_a_single_
     combo, single = entry(noise, np.full((8, 2), 0.5)), entry(0.6 * noise, None)     # better at every origin
     assert autoselect.preferred([single, combo], np.ones(1), 1) is single
     assert autoselect.preferred([single, combo], np.ones(1), 8) is combo
+
+
+def test_a_nonlinear_learner_joins_only_where_it_beats_the_linear_autoregression():
+    def entry(name, options, residuals):
+        keys = np.stack([np.zeros(len(residuals), int), np.arange(len(residuals))], 1)
+        return {"score": float(np.sqrt(np.mean(residuals ** 2))), "residuals": residuals, "keys": keys,
+                "weights": None, "members": [(name, options)]}
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((120, 4, 1))
+    ar = entry("nvar", {"degree": 1, "delays": 3}, base)
+    lucky = entry("nvar", {"delays": 2}, 0.97 * rng.standard_normal((120, 4, 1)))     # lower score by chance
+    real = entry("esn", {}, 0.5 * rng.standard_normal((120, 4, 1)))                   # clearly better
+    theta = entry("theta", {}, 1.2 * base)                                            # linear: always stays
+    scored = [ar, lucky, real, theta]
+    table = [{"learner": e["members"][0][0], "status": "ok"} for e in scored]
+    kept = autoselect.admit_nonlinear(table, scored, np.ones(1), 4)
+    assert lucky["score"] < ar["score"]
+    assert kept == [ar, real, theta]
+    assert table[1]["status"].startswith("not admitted") and table[2]["status"] == "ok"
+    assert autoselect.admit_nonlinear(table[1:], scored[1:], np.ones(1), 4) == scored[1:]   # no AR: all stay
+    # on a series that is not level-stationary no nonlinear learner is admitted, however good
+    table = [{"learner": e["members"][0][0], "status": "ok"} for e in scored]
+    assert autoselect.admit_nonlinear(table, scored, np.ones(1), 4, stationary=False) == [ar, theta]
+    assert "level-stationary" in table[2]["status"]
+
+
+def test_kpss_finds_a_trend_and_a_random_walk_not_level_stationary_and_an_ar1_stationary():
+    rng = np.random.default_rng(0)
+    t = np.arange(200.0)
+    assert autoselect.level_stationary([ar1(200)[:, None]], differenced=False)
+    assert not autoselect.level_stationary([(0.05 * t + rng.standard_normal(200))[:, None]], differenced=False)
+    walk = np.cumsum(rng.standard_normal(400))[:, None]
+    assert not autoselect.level_stationary([walk], differenced=False)
+    assert autoselect.level_stationary([walk], differenced=True)          # its increments are

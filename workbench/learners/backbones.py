@@ -116,7 +116,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _kpss_d(y: np.ndarray) -> int:
+def kpss_order(y: np.ndarray) -> int:
     """1 when KPSS rejects level-stationarity at 5%, else 0."""
     from statsmodels.tsa.stattools import kpss
 
@@ -203,7 +203,7 @@ def _ets_filtered(x: np.ndarray, fitted: Backbone) -> Any:
 
 def _search_arima(x: np.ndarray, m: Optional[int]) -> Backbone:
     """ARIMA(p, d, q) with a constant: d by KPSS, (p, q) by AIC."""
-    d = _kpss_d(x)
+    d = kpss_order(x)
     best = None
     for p in range(MAX_P + 1):
         for q in range(MAX_Q + 1):

@@ -10,7 +10,9 @@ allows) is fitted with the same
 :class:`~workbench.data.series.SeriesRecipe` on the data before it and forecasts from every origin
 inside it; the test period is never seen. A candidate's score is its RMSE at each horizon divided
 by the in-sample naive MAE (MASE's scale), averaged over horizons and variables; candidates whose
-forecasts run away or fail are rejected with the reason.
+forecasts run away or fail are rejected with the reason, and a nonlinear learner (``esn``,
+``node``, ``nvar`` of degree 2 or more) stays only on a level-stationary series and where it
+beats the linear autoregression significantly (:func:`admit_nonlinear`).
 
 Two forecast combinations (:class:`workbench.learners.combination.Combination`) are candidates
 too, scored on the same origins from the members' validation residuals (no extra fits): the
@@ -20,8 +22,8 @@ validation MSE (Bates & Granger 1969). The weighted one is scored cross-fitted: 
 each half of the origins are combined with the weights of the other half, so its score carries no
 in-sample optimism; its stored weights come from all the origins. The lowest score wins, except
 that a single candidate must beat the best combination significantly (a small-sample
-Diebold-Mariano test, :func:`preferred`): selection on a short validation stretch is noisy, and
-combinations are the robust choice when the evidence does not separate them.
+Diebold-Mariano test, :func:`significantly_better`): selection on a short validation stretch is
+noisy, and combinations are the robust choice when the evidence does not separate them.
 
 The winner is refitted on all data before the test period (a combination: each member). Its
 intervals are split-conformal per horizon (:mod:`workbench.evaluation.conformal`, Stankeviciute,
@@ -29,8 +31,8 @@ Alaa & van der Schaar, NeurIPS 2021) on the residuals of the same learner(s) fit
 before the last ``CALIBRATION_FRACTION`` of the pre-test data and forecasting from every origin in
 it: several times the selection period's origins, so the quantiles are steadier and see more of
 the series' regimes, at the price of a fit on less data (slightly wide intervals). A forecast
-from later origins updates them with the residuals observed since the fit (a sliding window,
-Xu & Xie 2021). ``model.meta["calibration"]`` holds the residuals, their quantiles, the origin
+from later origins updates them with the outcomes observed since the fit (a sliding window and an
+adaptive scale). ``model.meta["calibration"]`` holds the residuals, their quantiles, the origin
 count and the binomial standard error of an 80% interval's coverage at that count. The table of
 candidates is ``model.meta["selection"]``.
 """
@@ -50,7 +52,7 @@ from ..data.splits import label_split, merge_segments, time_split_info
 from ..errors import DatasetError, DivergenceError, UnsupportedError, WorkbenchError
 from ..evaluation.conformal import conformal_table, coverage_error
 from ..evaluation.forecast import rollout_from
-from ..learners.backbones import BACKBONES
+from ..learners.backbones import BACKBONES, kpss_order
 from ..evaluation.rolling import naive_scale, series_arrays, test_start_time
 from ..safety import check_integer
 
@@ -67,8 +69,8 @@ MIN_FIT_SAMPLES = 16
 NODE_BUDGET = 120.0
 # the weighted combination takes this many of the best single candidates
 TOP_MEMBERS = 3
-# a single candidate replaces the best combination only where the Diebold-Mariano test rejects
-# "no better" at this level (one-sided; :func:`preferred`)
+# a single candidate replaces the best combination, and a nonlinear one joins the candidates, only
+# where the Diebold-Mariano test rejects "no better" at this level (one-sided; :func:`significantly_better`)
 SELECTION_TEST_LEVEL = 0.05
 # cheapest first: the budget is checked before each candidate, so a long series whose ARIMA order
 # search spends it still has Theta, ETS and the NVARs scored (and the backbones to combine)
@@ -232,6 +234,8 @@ def fit_auto(ds: xr.Dataset, time_budget: Union[None, float, str] = None, seed: 
 
     table, scored = score_candidates(pool, sel, fitted, horizon, scale,
                                      spent=lambda: time.perf_counter() - started > budget)
+    scored = admit_nonlinear(table, scored, scale, horizon,
+                             level_stationary([v[:first] for v in values], recipe.difference))
     if combine if combine is not None else candidates is None:
         for entry in combinations(scored, scale, per_horizon=not recipe.difference):
             table.append({"learner": "combination", "options": {"members": [{"learner": n, "options": o}
@@ -363,12 +367,7 @@ def combinations(scored: list[dict[str, Any]], scale: np.ndarray, per_horizon: b
 
 def preferred(scored: list[dict[str, Any]], scale: np.ndarray, horizon: int) -> dict[str, Any]:
     """The lowest score, except that the best combination is kept unless the best single candidate
-    beats it significantly: by the Diebold & Mariano (1995) test on the per-origin loss difference
-    (squared scaled error averaged over horizons and variables) with Newey-West variance over
-    ``horizon - 1`` lags, since consecutive origins share targets, and Harvey, Leybourne &
-    Newbold's (1997) small-sample correction (the statistic times
-    ``sqrt((n + 1 - 2h + h(h - 1)/n) / n)``, compared with Student's t on ``n - 1`` degrees of
-    freedom), one-sided at ``SELECTION_TEST_LEVEL``. A winner by noise on a short validation
+    beats it significantly (:func:`significantly_better`). A winner by noise on a short validation
     stretch is the failure combinations guard against: selection among forecasting methods pays
     only where the data can tell them apart (Fildes & Petropoulos 2015), and a handful of
     overlapping multi-step origins cannot."""
@@ -379,22 +378,79 @@ def preferred(scored: list[dict[str, Any]], scale: np.ndarray, horizon: int) -> 
     combo = min(combos, key=lambda e: e["score"])
     if not np.array_equal(combo["keys"], best["keys"]):
         return best
+    return best if significantly_better(best, combo, scale, horizon) else combo
+
+
+def significantly_better(first: dict[str, Any], second: dict[str, Any], scale: np.ndarray, horizon: int) -> bool:
+    """Whether ``first``'s validation forecasts beat ``second``'s (same origins) by the Diebold &
+    Mariano (1995) test on the per-origin loss difference (squared scaled error averaged over
+    horizons and variables) with Newey-West variance over ``horizon - 1`` lags, since consecutive
+    origins share targets, and Harvey, Leybourne & Newbold's (1997) small-sample correction (the
+    statistic times ``sqrt((n + 1 - 2h + h(h - 1)/n) / n)``, compared with Student's t on ``n - 1``
+    degrees of freedom), one-sided at ``SELECTION_TEST_LEVEL``."""
     with np.errstate(invalid="ignore", over="ignore"):
-        loss = [np.nanmean((e["residuals"] / scale) ** 2, axis=(1, 2)) for e in (combo, best)]
+        loss = [np.nanmean((e["residuals"] / scale) ** 2, axis=(1, 2)) for e in (second, first)]
     d = loss[0] - loss[1]
     d = d[np.isfinite(d)]
-    if d.size < 2:
-        return best
     n = d.size
+    if n < 2:
+        return bool(n == 1 and d[0] > 0)
     centred = d - d.mean()
     lags = min(horizon - 1, n - 1)
     variance = centred @ centred / n + 2 * sum((1 - k / (lags + 1)) * (centred[k:] @ centred[:-k]) / n
                                              for k in range(1, lags + 1))
-    shrink = (n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n     # Harvey, Leybourne & Newbold 1997
+    shrink = (n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n
     if shrink <= 0:
-        return combo
+        return False
     critical = float(student_t.ppf(1 - SELECTION_TEST_LEVEL, n - 1))
-    return best if d.mean() * np.sqrt(shrink) > critical * np.sqrt(max(variance, 0.0) / n) else combo
+    return bool(d.mean() * np.sqrt(shrink) > critical * np.sqrt(max(variance, 0.0) / n))
+
+
+def linear(name: str, options: dict[str, Any]) -> bool:
+    """A statistical backbone or a linear autoregression (``nvar`` of degree 1)."""
+    return name in BACKBONES or (name == "nvar" and options.get("degree") == 1)
+
+
+def admit_nonlinear(table: list[dict[str, Any]], scored: list[dict[str, Any]], scale: np.ndarray,
+                    horizon: int, stationary: bool = True) -> list[dict[str, Any]]:
+    """The scored candidates without the nonlinear ones (``esn``, ``node``, ``nvar`` of degree 2 or
+    more) that are not admitted; their table rows say why. A nonlinear map learned on a stretch of
+    the series is only trusted inside the range it saw, so
+    1. on a series that is not level-stationary (``stationary`` False: a trend or level shift the
+       forecasts must continue past that range) none is admitted: Box & Jenkins difference first,
+       and the recipe's ``difference=True`` does so for every candidate;
+    2. otherwise each must beat the linear autoregression significantly on the same origins
+       (:func:`significantly_better`): its own linear case, which a short stretch cannot tell apart
+       from it by chance. Without a linear autoregression among the candidates, all stay."""
+    reference = next((e for e in scored if e["members"][0][0] == "nvar" and linear(*e["members"][0])), None)
+    if reference is None and stationary:
+        return scored
+    kept = []
+    rows = [r for r in table if r["status"] == "ok"]
+    for row, entry in zip(rows, scored):
+        if linear(*entry["members"][0]):
+            kept.append(entry)
+        elif not stationary:
+            row["status"] = ("not admitted: a nonlinear learner on a series that is not level-stationary (KPSS); "
+                             "difference=True fits every candidate on the increments")
+        elif reference is None or (np.array_equal(entry["keys"], reference["keys"]) and
+                                   significantly_better(entry, reference, scale, horizon)):
+            kept.append(entry)
+        else:
+            row["status"] = "not admitted: a nonlinear learner no better than the linear AR(p) by the selection test"
+    return kept
+
+
+def level_stationary(series: Sequence[np.ndarray], differenced: bool) -> bool:
+    """Whether KPSS (Kwiatkowski et al. 1992, at the backbones' level) accepts level-stationarity of
+    every variable of every series (of its increments when the recipe differences)."""
+    for values in series:
+        for column in np.asarray(values, dtype=np.float64).T:
+            y = column[np.isfinite(column)]
+            y = np.diff(y) if differenced else y
+            if y.size >= MIN_FIT_SAMPLES and kpss_order(y):
+                return False
+    return True
 
 
 def assemble(members: Sequence[Any], weights: np.ndarray) -> Any:
