@@ -250,6 +250,7 @@ class LatentODE(HistoryLearner):
         self.log_std = nn.Parameter(torch.full((dim,), math.log(o["noise"] if fixed else 0.1)), requires_grad=not fixed)
 
     def anchored_at_last(self) -> bool:
+        """Whether q(z) sits at the history's last time (``anchor="last"``)."""
         return self.options["anchor"] == "last"
 
     def posterior_of(self, z: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
