@@ -163,10 +163,9 @@ class _Method:
         # y(t + x h) = sum_i Q_i B_i(x), B_i the product of the first i + 1 factors a_i + b_i x:
         # 1, then x, 1 - x, x, ... (DOP853's alternating nesting) or x, x, ... (dopri5's powers)
         terms = self.dense.tensor.shape[0]
-        alternating = [tab.dense_p is None and i % 2 == 1 for i in range(terms - 1)]
-        self.factor_a = torch.as_tensor([1.0] + [float(odd) for odd in alternating], dtype=dtype, device=device)
-        self.factor_b = torch.as_tensor([0.0] + [-1.0 if odd else 1.0 for odd in alternating], dtype=dtype,
-                                        device=device)
+        one_minus = [tab.dense_p is None and i % 2 == 1 for i in range(terms - 1)]
+        self.factor_a = torch.as_tensor([1.0] + [float(o) for o in one_minus], dtype=dtype, device=device)
+        self.factor_b = torch.as_tensor([0.0] + [-1.0 if o else 1.0 for o in one_minus], dtype=dtype, device=device)
         self.slots = torch.arange(OUTPUTS_PER_STEP, device=device)
         self.ones = torch.ones(dim, dtype=dtype, device=device)
         self.ranks = torch.arange(_RUNNING, _DIVERGED + 1, device=device)[:, None]
@@ -217,6 +216,7 @@ def _interpolate(m: _Method, coeffs: torch.Tensor, x: torch.Tensor, eager: bool)
     basis = torch.addcmul(m.factor_a, x[..., None], m.factor_b).cumprod(-1)
     if eager:
         return torch.bmm(basis, coeffs.transpose(0, 1))
+    # compiled: products and sums the compiler fuses (see _Stages)
     return (basis[..., None] * coeffs.transpose(0, 1)[:, None]).sum(2)
 
 
