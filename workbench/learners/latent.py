@@ -289,7 +289,11 @@ class LatentODE(HistoryLearner):
         history's reconstruction and the forecast)."""
         z_h, t_h, m_h = self.split_window(batch)
         mean, log_var = self.posterior_of(z_h, t_h, m_h)
-        z0 = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        # validation (eval mode) decodes the posterior mean, as predict does: at the small fixed noise
+        # level the spread of a fresh draw dominated the validation loss, and the early stop and the
+        # best epoch followed the draws (on van der Pol a 60 s run stopped at 24 s, nRMSE 0.086; with
+        # the mean it trained 60 s to 0.021)
+        z0 = mean + torch.randn_like(mean) * (0.5 * log_var).exp() if self.training else mean
         start = z_h.shape[1] - 1 if self.anchored_at_last() else 0
         target, t, observed = batch.z[:, start:], batch.t[0, start:], batch.mask[:, start:]
         x = self.decoder(self.latent_path(z0, t - t[0]))
