@@ -210,7 +210,8 @@ TOY_TIME_GRID = 0.02
 TOY_OPTIONS = {"latent": 10, "hidden": 32}  # -l 10 as in their README; width 32 (theirs 100) for CPU time
 # The recipe of the README's toy table: q(z0) at the first time (the interpolation model must
 # reconstruct its history; the extrapolation model was trained the same way) and a learned noise
-# level. That table was measured with RK4 encoder steps, which latent_ode has since replaced by Euler.
+# level. That table was measured with RK4 encoder steps and a drawn z0 in validation, which
+# latent_ode has since replaced by Euler steps and the posterior mean: rerun before quoting it.
 TOY_LATENT_ODE = {"anchor": "first", "noise": None}
 # Their run weighs the KL term 0 for 50 epochs (800 steps, more than a CPU budget here allows), then
 # 1 - 0.993^(epoch - 50); the workbench's weight is fixed, so it stays small throughout
