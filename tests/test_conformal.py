@@ -92,3 +92,18 @@ def test_auto_calibrates_on_more_origins_than_it_selects_on_and_keeps_the_residu
     assert calibration["origins"] >= 2 * selection_origins          # half of the 240 pre-test samples
     assert np.asarray(calibration["residuals"]).shape == (calibration["origins"], 8, 1)
     assert calibration["fitted_until"] < float(wb.data.splits.time_split_info(ds)["test_start"])
+
+
+def test_a_forecast_far_past_the_fit_replays_a_bounded_stretch_of_outcomes():
+    calibration, _, _, _ = _setting(window=10)
+    values = np.where(np.arange(2000) % 2, 3.0, -3.0)[:, None]
+    times = np.arange(2000.0)
+    asked = []
+
+    def counting_points(origins, steps):
+        asked.append(len(origins))
+        return np.zeros((len(origins), steps, 1))
+
+    tables = online_tables(calibration, counting_points, values, times, np.array([1990]))
+    assert asked == [conformal.LOOKBACK * 10]           # not the 1,970 samples since the fit
+    assert tables[0, :, -1, 0].max() >= 2.9             # the window holds the errors of size 3

@@ -34,6 +34,8 @@ CALIBRATION_LEVELS = 40
 # is multiplied by exp(rate * (missed - (1 - INTERVAL_LEVEL))), +8% after a miss, -2% after a hit;
 # it settles where the central interval misses 1 - INTERVAL_LEVEL of the outcomes.
 ADAPTATION_RATE = 0.1
+# a forecast from far past the fit replays at most this many windows of outcomes before its origin
+LOOKBACK = 4
 
 
 def levels() -> np.ndarray:
@@ -93,8 +95,10 @@ def online_tables(calibration: dict, points: Callable[[np.ndarray, int], np.ndar
     later = origins[origins > last_fit]
     if later.size == 0:
         return None
-    # every sample since the fit is an origin of the update: the scale's misses accumulate from there
-    earlier = np.arange(max(last_fit, 0), int(later.max()))
+    # every sample since the fit is an origin of the update (the scale's misses accumulate from there),
+    # or since LOOKBACK windows before the first origin, which bounds a forecast from far past the fit
+    start = max(last_fit, 0, int(later.min()) - LOOKBACK * window)
+    earlier = np.arange(start, int(later.max()))
     earlier = earlier[np.isfinite(values[earlier]).all(1)]
     padded = np.concatenate([values, np.full((horizon, dim), np.nan)])
     fresh = np.full((len(values), horizon, dim), np.nan)                  # residual of the forecast from j
@@ -104,18 +108,18 @@ def online_tables(calibration: dict, points: Callable[[np.ndarray, int], np.ndar
     steps = np.arange(1, horizon + 1)
     scale = np.ones((horizon, dim))
     radius = np.full((len(values), horizon, dim), np.nan)                # the central interval's radius used
-    radius[last_fit] = upper_radius(static)
+    radius[start] = upper_radius(static)
     wanted = {int(o) for o in later}
     out = {}
-    for k in range(last_fit + 1, int(later.max()) + 1):
+    for k in range(start + 1, int(later.max()) + 1):
         for h in range(horizon):       # forecasts from j = k - h - 1 reach their target at k
             j = k - steps[h]
-            if j >= last_fit and not np.isnan(fresh[j, h]).any() and not np.isnan(radius[j, h]).any():
+            if j >= start and not np.isnan(fresh[j, h]).any() and not np.isnan(radius[j, h]).any():
                 missed = np.abs(fresh[j, h]) > radius[j, h]
                 scale[h] *= np.exp(ADAPTATION_RATE * (missed - (1 - INTERVAL_LEVEL)))
         recent = np.full((window, horizon, dim), np.nan)
         for h in range(horizon):
-            known = fresh[last_fit: k - steps[h] + 1, h]                   # targets observed by k
+            known = fresh[start: k - steps[h] + 1, h]                      # targets observed by k
             column = np.concatenate([scores[:, h], known[~np.isnan(known).any(1)]])[-window:]
             recent[window - len(column):, h] = column
         table = conformal_table(recent) * scale[:, None, :]
