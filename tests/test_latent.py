@@ -260,3 +260,23 @@ def test_the_default_recipe_forecasts_van_der_pol_from_x_alone_after_a_short_fit
     truth = test["state"].values[:, 9:25, 0]
     error = np.sqrt(np.nanmean((pred - truth) ** 2)) / np.nanstd(test["state"].values)
     assert error < 0.15
+
+
+def test_a_file_from_before_the_anchor_option_loads_as_the_reconstruction_model_it_was(tmp_path, vdp):
+    """Files saved before ``anchor`` and ``noise`` existed were trained with q(z0) at the history's
+    first time and a learned noise: they load so, and forecast what that model forecasts."""
+    import json
+
+    from conftest import forge_run_folder
+    from workbench.model import run_files, weights_bytes
+
+    model = wb.fit(vdp, learner="latent_ode", epochs=1, steps_per_epoch=2, window=10, anchor="first", noise=None,
+                   **TINY)
+    config = json.loads(run_files(model)["config.json"])
+    for name in ("anchor", "noise"):
+        del config["options"][name]
+    old = wb.load_model(forge_run_folder(tmp_path / "old", weights_bytes(model.learner.state_dict()), config))
+    assert old.learner.options["anchor"] == "first" and old.learner.options["noise"] is None
+    test = select_split(vdp, "test")
+    np.testing.assert_allclose(latent.history_forecast(old, test, 1, 0)["state"].values,
+                               latent.history_forecast(model, test, 1, 0)["state"].values, rtol=1e-6)

@@ -506,7 +506,7 @@ def load_model(path: PathLike, device: DeviceLike = None) -> Model:
         n_inputs = len(config.get("inputs") or [])
         scaler = Standardiser.from_json(config["scaler"], dim, "state")
         input_scaler = Standardiser.from_json(config["input_scaler"], n_inputs, "input") if n_inputs else None
-        learner = cls(dim, n_inputs, **config["options"])
+        learner = cls(dim, n_inputs, **cls.saved_options(config["options"]))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DatasetError(f"{folder}/config.json is incomplete or malformed ({type(exc).__name__}: {exc}); "
                            "save models with model.save(path)") from None

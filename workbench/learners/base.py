@@ -241,6 +241,12 @@ class Learner(nn.Module):
             options.setdefault("p", info.qp_split[1])
         return options
 
+    @classmethod
+    def saved_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """A model file's options, completed with the values it was trained with where it predates
+        an option whose default differs from them (none here; learners that changed a default say so)."""
+        return dict(options)
+
     def objective(self, has_derivative: bool) -> str:
         """The training objective: the chosen one, or for ``"auto"`` the stored derivatives when
         the data has them and the learner can use them, else the learner's first objective."""

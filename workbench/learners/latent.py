@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -248,6 +248,12 @@ class LatentODE(HistoryLearner):
         self.decoder = nn.Linear(o["latent"], dim)
         fixed = o["noise"] is not None
         self.log_std = nn.Parameter(torch.full((dim,), math.log(o["noise"] if fixed else 0.1)), requires_grad=not fixed)
+
+    @classmethod
+    def saved_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """A file from before ``anchor`` and ``noise`` existed holds the paper's reconstruction model
+        with a learned noise level: it keeps predicting as it was trained."""
+        return {"anchor": "first", "noise": None, **options}
 
     def anchored_at_last(self) -> bool:
         """Whether q(z) sits at the history's last time (``anchor="last"``)."""
