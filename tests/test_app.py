@@ -495,3 +495,23 @@ def test_uncertainty_page_shows_a_history_learner_from_the_end_of_its_context(ap
     assert {"90% band", "learned median", "learned"} <= trace_names(app)
     context = int(model.learner.capabilities().context)
     assert len(trace_values(app, "learned median")) == data.sizes["time"] - context
+
+
+def test_a_series_split_in_time_is_offered_auto_first_and_shows_how_it_chose(app):
+    app.switch_page("views/train.py").run()
+    app.selectbox[0].set_value("real: sunspots (time split)").run()
+    assert app.selectbox[1].value == "auto"                       # the forecaster a newcomer should get
+    app.number_input[0].set_value(20).run()
+    app.button[0].click().run()
+    wait_for_training(app)
+    assert_clean(app)
+    trained = next(k for k in app.session_state["models"] if k.startswith("auto on real: sunspots"))
+    table = app.dataframe[0].value
+    assert {"arima", "ets", "theta"} <= set(table["candidate"]) and table["chosen"].sum() == 1
+    app.switch_page("views/compare.py").run()
+    app.selectbox[0].set_value(trained).run()
+    assert_clean(app)
+    assert {"observed", "forecast from the test start", "learned", "arima"} <= trace_names(app)
+    app.switch_page("views/train.py").run()
+    app.selectbox[0].set_value("demo: lorenz63").run()
+    assert "auto" not in app.selectbox[1].options                 # trajectories, not a series to forecast

@@ -4,6 +4,7 @@ import streamlit as st
 import charts
 import jobs
 import state
+from workbench.data import time_split_info
 from workbench.learners import LEARNERS, compatibility
 
 LOSS_EXPLAINED = (
@@ -12,6 +13,22 @@ LOSS_EXPLAINED = (
     "loss at that same horizon, directly comparable with the blue one; the green dotted curve is the validation "
     "loss over the full window, which selects the best weights and is larger because errors grow with horizon. "
     "Losses are in standardised units (data scaled to unit variance).")
+
+AUTO_LABEL = ("auto — chooses and combines ARIMA, ETS, Theta, AR(p), NVAR and ESN on validation origins "
+              "before the test period; conformal 80% intervals")
+
+
+def selection_table(rows: list) -> list:
+    """``model.selection`` as table rows: candidate, options or members, score, status, chosen."""
+    def options(row: dict) -> str:
+        if row["learner"] == "combination":
+            return ", ".join(m["learner"] + (f" {m['options']}" if m["options"] else "")
+                             for m in row["options"]["members"])
+        return ", ".join(f"{k}={v}" for k, v in row["options"].items())
+    return [{"candidate": row["learner"], "options / members": options(row),
+             "score": None if row["score"] is None else round(float(row["score"]), 4),
+             "status": row["status"], "chosen": bool(row.get("chosen"))} for row in rows]
+
 
 st.title("Train a surrogate")
 job = st.session_state.get("job")  # a finished job was collected by state.collect_training
@@ -31,10 +48,13 @@ if "mask" in ds and not bool(ds["mask"].all()) and st.toggle(
     series_options["fill_gaps"] = True
 verdicts = state.guarded(lambda: compatibility(ds, **series_options)) or {}
 usable = [name for name, reason in sorted(verdicts.items()) if reason is None]
-if not usable:
+# a series split in time can be forecast: learner="auto" chooses (and combines) a forecaster for it
+forecastable = (time_split_info(ds) or {}).get("test_start") is not None
+choices = (["auto"] if forecastable else []) + usable
+if not choices:
     st.error("No learner can fit this dataset; the reasons are listed below.")
-learner = st.selectbox("Learner", usable, index=usable.index("node") if "node" in usable else 0,
-                       format_func=lambda n: f"{n} — {LEARNERS[n].reference}")
+learner = st.selectbox("Learner", choices, index=0 if forecastable else usable.index("node") if "node" in usable else 0,
+                       format_func=lambda n: AUTO_LABEL if n == "auto" else f"{n} — {LEARNERS[n].reference}")
 unusable = {name: reason for name, reason in sorted(verdicts.items()) if reason is not None}
 if unusable:
     st.markdown("Not available for this dataset:\n" + "\n".join(
@@ -53,7 +73,12 @@ with st.form("train"):
     members = c7.number_input("ensemble members", 2, 16, 4, help="only for the ensemble learner")
     start = st.form_submit_button("Train", type="primary", disabled=running or learner is None)
 
-if start and learner is not None and not running:
+if start and learner == "auto" and not running:  # the budget bounds the choice; the network fields do not apply
+    job = jobs.TrainingJob(ds, "auto", data_label, time_budget=float(budget), **series_options).start()
+    st.session_state["job"] = job
+    st.session_state.pop("train_notice", None)
+    st.session_state.pop("train_error", None)
+elif start and learner is not None and not running:
     defaults = LEARNERS[learner].defaults
     network = {k: int(v) for k, v in (("hidden", hidden), ("depth", depth))}
     extra = {k: v for k, v in network.items() if k in defaults}
@@ -116,6 +141,10 @@ if job is None and label in models:
         st.caption("Fitted in closed form (no training epochs): " + ", ".join(
             f"{k.replace('_', ' ')} {v:.4g}{' s' if k == 'elapsed' else ''}"
             for k, v in (model.history[-1] if model.history else {}).items() if isinstance(v, float)))
+    if model.meta.get("selection"):
+        st.markdown(f"**How `auto` chose** ({model.meta['auto']['why']}; scores: validation RMSE over the naive "
+                    "forecast's MAE, averaged over horizons; lower is better)")
+        st.dataframe(selection_table(model.meta["selection"]), hide_index=True)
     st.download_button("Download model (safetensors + JSON, zip)", state.model_zip(model),
                        file_name=f"{model.name}-model.zip", mime="application/zip")
     st.page_link("views/compare.py", label="Compare it with the truth", icon=":material/compare_arrows:")
