@@ -138,9 +138,9 @@ if job is None and label in models:
         st.plotly_chart(charts.loss_curve(model.history), key="final_loss")
         st.markdown(LOSS_EXPLAINED)
     else:
-        st.caption("Fitted in closed form (no training epochs): " + ", ".join(
-            f"{k.replace('_', ' ')} {v:.4g}{' s' if k == 'elapsed' else ''}"
-            for k, v in (model.history[-1] if model.history else {}).items() if isinstance(v, float)))
+        facts = ", ".join(f"{k.replace('_', ' ')} {v:.4g}{' s' if k == 'elapsed' else ''}"
+                          for k, v in (model.history[-1] if model.history else {}).items() if isinstance(v, float))
+        st.caption("Fitted in closed form (no training epochs)" + (f": {facts}" if facts else "."))
     if model.meta.get("selection"):
         st.markdown(f"**How `auto` chose** ({model.meta['auto']['why']}; scores: validation RMSE over the naive "
                     "forecast's MAE, averaged over horizons; lower is better)")
