@@ -195,6 +195,37 @@ def test_a_bar_is_redrawn_while_its_work_gives_no_update(monkeypatch):
     assert not bar._ticker.is_alive()
 
 
+def test_a_forked_child_killed_while_holding_the_bar_lock_does_not_block_the_next_bar():
+    """A writer forked and killed by kill -9 inside a bar's critical section (tqdm's default lock is a
+    multiprocessing lock the child shares) once left the parent waiting forever for its next bar."""
+    import os
+    import signal
+    import threading
+
+    from workbench import progress
+
+    progress.progress_bar(1, "before the fork", False).close()    # the parent's lock exists before the fork
+    ready, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child takes the lock and never lets go
+        try:
+            progress.LiveBar.get_lock().acquire()
+            os.write(writer, b"x")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.read(ready, 1)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    made = []
+    worker = threading.Thread(target=lambda: made.append(progress.progress_bar(3, "after a kill", False)),
+                              daemon=True)
+    worker.start()
+    worker.join(10)
+    assert made, "the parent's next bar waited for a lock held by a dead child"
+    made[0].close()
+
+
 def test_the_package_exports_its_api_and_nothing_else():
     code = ("import sys, workbench as wb; names = set(dir(wb)); "
             "print(sorted(names ^ set(wb.__all__)), 'torch' in sys.modules)")

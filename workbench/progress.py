@@ -52,6 +52,12 @@ class LiveBar(tqdm):
         super().close()
 
 
+# tqdm's default write lock includes a multiprocessing lock that forked children share: a child
+# killed while creating or drawing a bar (kill -9 of a forked writer) left it held, and the next bar
+# in the parent waited forever (a hung test run). These bars only draw from this process's threads.
+LiveBar.set_lock(threading.RLock())
+
+
 def progress_bar(total: Optional[float], desc: str, progress: Optional[bool] = None, unit: str = "it") -> tqdm:
     """A :class:`LiveBar` that is disabled unless :func:`progress_enabled` says otherwise.
 
