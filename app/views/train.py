@@ -53,7 +53,8 @@ forecastable = (time_split_info(ds) or {}).get("test_start") is not None
 choices = (["auto"] if forecastable else []) + usable
 if not choices:
     st.error("No learner can fit this dataset; the reasons are listed below.")
-learner = st.selectbox("Learner", choices, index=0 if forecastable else usable.index("node") if "node" in usable else 0,
+default = "auto" if forecastable else "node"
+learner = st.selectbox("Learner", choices, index=choices.index(default) if default in choices else 0,
                        format_func=lambda n: AUTO_LABEL if n == "auto" else f"{n} — {LEARNERS[n].reference}")
 unusable = {name: reason for name, reason in sorted(verdicts.items()) if reason is not None}
 if unusable:
@@ -73,21 +74,19 @@ with st.form("train"):
     members = c7.number_input("ensemble members", 2, 16, 4, help="only for the ensemble learner")
     start = st.form_submit_button("Train", type="primary", disabled=running or learner is None)
 
-if start and learner == "auto" and not running:  # the budget bounds the choice; the network fields do not apply
-    job = jobs.TrainingJob(ds, "auto", data_label, time_budget=float(budget), **series_options).start()
-    st.session_state["job"] = job
-    st.session_state.pop("train_notice", None)
-    st.session_state.pop("train_error", None)
-elif start and learner is not None and not running:
-    defaults = LEARNERS[learner].defaults
-    network = {k: int(v) for k, v in (("hidden", hidden), ("depth", depth))}
-    extra = {k: v for k, v in network.items() if k in defaults}
-    if "base_options" in defaults:  # a learner built on a base learner (an ensemble) hands the network on
-        extra = {"base_options": network}
-    if "members" in defaults:
-        extra["members"] = int(members)
-    job = jobs.TrainingJob(ds, learner, data_label, time_budget=float(budget), epochs=int(epochs), lr=float(lr),
-                           window=int(window), **extra, **series_options).start()
+if start and learner is not None and not running:
+    if learner == "auto":  # the budget bounds the choice; the training and network fields do not apply
+        options = {}
+    else:
+        defaults = LEARNERS[learner].defaults
+        network = {k: int(v) for k, v in (("hidden", hidden), ("depth", depth))}
+        options = {k: v for k, v in network.items() if k in defaults}
+        if "base_options" in defaults:  # a learner built on a base learner (an ensemble) hands the network on
+            options = {"base_options": network}
+        if "members" in defaults:
+            options["members"] = int(members)
+        options.update(epochs=int(epochs), lr=float(lr), window=int(window))
+    job = jobs.TrainingJob(ds, learner, data_label, time_budget=float(budget), **options, **series_options).start()
     st.session_state["job"] = job
     st.session_state.pop("train_notice", None)
     st.session_state.pop("train_error", None)

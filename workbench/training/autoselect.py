@@ -313,8 +313,9 @@ def calibration(best: dict[str, Any], whole: xr.Dataset, fitted: Any, horizon: i
     of their origins' times, so the online update's window drops the oldest first.
     """
     residuals, keys = best["residuals"], best["keys"]
-    n = int((whole["time"] < time_split_info(whole)["test_start"]).sum())
-    fraction = min(CALIBRATION_FRACTION, 1 - MIN_FIT_SAMPLES / n)
+    times = whole["time"].values.astype(np.float64)
+    before = times[times < time_split_info(whole)["test_start"]]
+    fraction = min(CALIBRATION_FRACTION, 1 - MIN_FIT_SAMPLES / len(before))
     if fraction > SELECTION_FRACTION:
         try:
             part, steps = selection_split(whole, horizon, fraction)
@@ -330,8 +331,7 @@ def calibration(best: dict[str, Any], whole: xr.Dataset, fitted: Any, horizon: i
         except WorkbenchError:
             pass  # the selection period's residuals stay
     residuals = residuals[np.argsort(keys[:, 1], kind="stable")]
-    times = whole["time"].values.astype(np.float64)
-    fitted_until = float(times[times < time_split_info(whole)["test_start"]][-1])
+    fitted_until = float(before[-1])
     return {"method": "split-conformal per horizon on |residual|, non-decreasing in the horizon (Stankeviciute et "
                       "al. 2021), updated with the residuals observed since the fit over a sliding window (Xu & Xie "
                       "2021)",
